@@ -1,0 +1,37 @@
+"""The one error type for problems in what a user handed us (files, keys, values).
+
+The CLI catches :class:`AccelsimError`, prints its single line and exits with status 2.
+Internal bugs raise ordinary exceptions and keep their tracebacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class AccelsimError(Exception):
+    """A user-input error: names the file, the key path inside it, and what is allowed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        key: str | None = None,
+        allowed: str | Iterable[object] | None = None,
+    ) -> None:
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.key = key
+        if allowed is not None and not isinstance(allowed, str):
+            allowed = ", ".join(str(a) for a in allowed)
+        self.allowed = allowed
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = ": ".join(part for part in (self.file, self.key) if part)
+        text = f"{where}: {self.message}" if where else self.message
+        if self.allowed:
+            text += f" (allowed: {self.allowed})"
+        return text
