@@ -35,3 +35,11 @@ class AccelsimError(Exception):
         if self.allowed:
             text += f" (allowed: {self.allowed})"
         return text
+
+
+class Infeasible(AccelsimError):
+    """A valid design that cannot run this workload (a tile does not fit, ...).
+
+    The CLI reports it like any user error (exit 2, naming the key to change); the optimiser
+    catches it and records a violated constraint instead.
+    """

@@ -1,0 +1,184 @@
+"""``python -m accelsim``: the application layer. Parses arguments, calls library functions.
+
+Only this module reaches into faults/, optimizer/ and workloads/ (lazily, inside the
+sub-command), so that ``import accelsim`` stays fast and torch-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich_argparse import RichHelpFormatter
+
+from .errors import AccelsimError
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console, transient=False,
+    )  # fmt: skip
+
+
+def default_out_dir(workload_name: str) -> Path:
+    return Path("out") / workload_name
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .hw.module import Tracer
+    from .jsonio import write_json_atomic
+    from .report import render_simulation
+    from .simulate import simulate
+    from .trace import write_trace
+    from .workload import load_workload
+
+    workload = load_workload(args.workload, args.set)
+    out_dir = Path(args.out) if args.out else default_out_dir(workload.name)
+    samples = len(workload.inputs)
+    tracer = Tracer(enabled=True) if args.trace else None
+    layers = [n for n in workload.graph.nodes]
+    with _progress() as progress:
+        layer_task = progress.add_task("layers (batch 1)", total=len(layers), detail="")
+        batches = max(1, -(-samples // workload.config.batch))
+        batch_task = progress.add_task("batches", total=batches, detail=f"{samples} samples")
+
+        def on_layer(run) -> None:
+            progress.update(
+                layer_task,
+                advance=1,
+                detail=f"{run.node.name}: {int(run.end_cycle - run.start_cycle)} cycles",
+            )
+
+        def on_batch(done: int, total: int) -> None:
+            progress.update(batch_task, completed=done)
+
+        result = simulate(workload, tracer=tracer, on_layer=on_layer, on_batch=on_batch)
+    render_simulation(result, console)
+    document = result.to_dict()
+    if workload.config.faults is not None:
+        from faults.cli import run_campaign_for_cli
+
+        document["faults"] = run_campaign_for_cli(workload, out_dir, console)
+    write_json_atomic(out_dir / "result.json", document)
+    console.print(f"wrote [bold]{out_dir / 'result.json'}[/]")
+    if tracer is not None:
+        write_trace(tracer, args.trace)
+        console.print(
+            f"wrote trace [bold]{args.trace}[/] ({len(tracer.events)} events; open in Perfetto)"
+        )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from workloads.export import export_cli
+
+    path = export_cli(args.model, Path(args.out), input_size=args.input_size, seed=args.seed)
+    console.print(f"wrote [bold]{path}[/]")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .schema_doc import schema_markdown
+
+    print(schema_markdown())
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.run import main as bench_main
+
+    return bench_main(args.which, quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m accelsim",
+        description="Cycle-level DNN accelerator simulator with fault injection and "
+        "cross-layer fault-tolerance optimisation.",
+        formatter_class=RichHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="simulate a workload (and its fault campaign if it has a faults: section)",
+                         formatter_class=RichHelpFormatter)  # fmt: skip
+    run.add_argument("workload", help="workload YAML file")
+    run.add_argument("--out", help="output folder (default out/<name>)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a key, e.g. --set accelerator.array.rows=32")  # fmt: skip
+    run.add_argument(
+        "--trace", metavar="FILE", help="write a Chrome trace (Perfetto) of module activity"
+    )
+    run.set_defaults(func=cmd_run)
+
+    export = sub.add_parser("export", help="export a PyTorch model to an accelsim float graph (needs torch)",
+                            formatter_class=RichHelpFormatter)  # fmt: skip
+    export.add_argument(
+        "model", help="builtin name (digits_cnn, resnet18, ...) or path/to/file.py:factory"
+    )
+    export.add_argument("--out", required=True, help="output .npz file")
+    export.add_argument(
+        "--input-size", type=int, default=None, help="input height/width for image models"
+    )
+    export.add_argument("--seed", type=int, default=0)
+    export.set_defaults(func=cmd_export)
+
+    schema = sub.add_parser("schema", help="print the workload YAML key reference (markdown)",
+                            formatter_class=RichHelpFormatter)  # fmt: skip
+    schema.set_defaults(func=cmd_schema)
+
+    bench = sub.add_parser(
+        "bench", help="speed benchmarks (printed figures)", formatter_class=RichHelpFormatter
+    )
+    bench.add_argument(
+        "which", nargs="?", default="sim", choices=["sim", "faults", "optimizer", "all"]
+    )
+    bench.add_argument(
+        "--quick", action="store_true", help="small sizes (seconds, for smoke tests)"
+    )
+    bench.set_defaults(func=cmd_bench)
+
+    for extra in _extra_commands():
+        extra(sub)
+    return parser
+
+
+def _extra_commands():
+    """Sub-commands contributed by faults/ and optimizer/, registered without importing them
+    at start-up cost beyond their small cli modules."""
+    from importlib import import_module
+
+    for module in ("faults.cli", "optimizer.cli"):
+        try:
+            mod = import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        yield mod.register
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except AccelsimError as exc:
+        err_console.print(
+            f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True
+        )
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""The reference executor: the oracle every other value path is checked against.
+
+Plain numpy, int64 throughout for integer graphs, written as the direct definition of each op
+in docs/semantics.md (speed is not its job; being obviously right is). conv2d and linear loop
+over the reduction index k in ascending order and apply the accumulator's overflow rule after
+every addition, exactly as the contract states; the loop is vectorised only over batch, output
+positions and output channels. Nothing is shared with the simulator's GEMM lowering, so the two
+are independent.
+
+Float graphs run the same ops in float64 (no torch), so a float model can be evaluated anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .errors import AccelsimError
+from .intmath import overflow_array, requantize_array
+from .ir import Graph, Node, TensorSpec, validate_graph
+
+# ---- integer ops -----------------------------------------------------------------------------
+
+
+def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int):
+    """Yield ``(i, j, x[..., i + sh*oh, j + sw*ow])`` for every kernel offset, row-major."""
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, x[..., i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+
+
+def _conv_geometry(node: Node, x: np.ndarray) -> tuple:
+    n_out, c_group, kh, kw = node.params["weight"].shape
+    groups = int(node.attrs["groups"])
+    (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
+    _, _, h, w = x.shape
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    # input channel read by output channel n at local channel c: in_base[n] + c
+    in_base = (np.arange(n_out) // (n_out // groups)) * c_group
+    return n_out, c_group, kh, kw, sh, sw, ph, pw, oh, ow, in_base
+
+
+def _conv2d_int(node: Node, x: np.ndarray) -> np.ndarray:
+    weight = node.params["weight"].astype(np.int64)
+    bias = node.params["bias"].astype(np.int64)
+    acc_bits, overflow = int(node.attrs["acc_bits"]), str(node.attrs["overflow"])
+    n_out, c_group, kh, kw, sh, sw, ph, pw, oh, ow, in_base = _conv_geometry(node, x)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # padding zeros are real zeros
+    acc = np.broadcast_to(bias[None, :, None, None], (x.shape[0], n_out, oh, ow)).copy()
+    for c in range(c_group):  # k = c*KH*KW + i*KW + j, ascending
+        channel = xp[:, in_base + c]  # (B, N, Hp, Wp): each output channel's own input
+        for i, j, patch in _windows(channel, kh, kw, sh, sw, oh, ow):
+            product = patch * weight[:, c, i, j][None, :, None, None]
+            acc = overflow_array(acc + product, acc_bits, overflow)
+    return _requantize_gemm(node, acc, channel_axis=1)
+
+
+def _linear_int(node: Node, x: np.ndarray) -> np.ndarray:
+    weight = node.params["weight"].astype(np.int64)
+    acc_bits, overflow = int(node.attrs["acc_bits"]), str(node.attrs["overflow"])
+    acc = np.broadcast_to(node.params["bias"][None, :], (x.shape[0], weight.shape[0])).copy()
+    for k in range(weight.shape[1]):  # ascending k
+        acc = overflow_array(acc + x[:, k, None] * weight[None, :, k], acc_bits, overflow)
+    return _requantize_gemm(node, acc, channel_axis=1)
+
+
+def _requantize_gemm(node: Node, acc: np.ndarray, channel_axis: int) -> np.ndarray:
+    shape = [1] * acc.ndim
+    shape[channel_axis] = -1
+    a = node.attrs
+    return requantize_array(
+        acc,
+        node.params["multiplier"].reshape(shape),
+        node.params["shift"].reshape(shape),
+        int(a["out_zero_point"]),
+        int(a["out_lo"]),
+        int(a["out_hi"]),
+    )
+
+
+def _maxpool(node: Node, x: np.ndarray, pad_value) -> np.ndarray:
+    (kh, kw), (sh, sw), (ph, pw) = node.attrs["kernel"], node.attrs["stride"], node.attrs["padding"]
+    _, _, h, w = x.shape
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
+    out = None
+    for _, _, patch in _windows(xp, kh, kw, sh, sw, oh, ow):
+        out = patch.copy() if out is None else np.maximum(out, patch)
+    return out
+
+
+def _window_sums(node: Node, x: np.ndarray) -> tuple[np.ndarray, int]:
+    (kh, kw), (sh, sw) = node.attrs["kernel"], node.attrs["stride"]
+    _, _, h, w = x.shape
+    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    total = sum(patch for _, _, patch in _windows(x, kh, kw, sh, sw, oh, ow))
+    return total, kh * kw
+
+
+def _round_half_up_mean(total: np.ndarray, count: int) -> np.ndarray:
+    """``floor((2*sum + count) / (2*count))``: the mean rounded half up, in integers."""
+    return (2 * total + count) // (2 * count)
+
+
+def _integer_op(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    a = node.attrs
+    x = inputs[0]
+    if node.op == "conv2d":
+        return _conv2d_int(node, x)
+    if node.op == "linear":
+        return _linear_int(node, x)
+    if node.op == "maxpool2d":
+        return _maxpool(node, x, np.iinfo(np.int64).min)  # padding never wins
+    if node.op == "avgpool2d":
+        return _round_half_up_mean(*_window_sums(node, x))
+    if node.op == "global_avgpool":
+        total = x.sum(axis=(2, 3), keepdims=True)
+        return _round_half_up_mean(total, x.shape[2] * x.shape[3])
+    if node.op == "add":
+        ma, mb = node.params["multiplier_a"], node.params["multiplier_b"]
+        return requantize_array(x * ma + inputs[1] * mb, 1, int(a["shift"]),
+                                int(a["out_zero_point"]), int(a["out_lo"]), int(a["out_hi"]))  # fmt: skip
+    if node.op == "clamp":
+        return np.clip(x, int(a["lo"]), int(a["hi"]))
+    if node.op == "flatten":
+        return x.reshape(x.shape[0], -1)
+    if node.op == "requantize":
+        return requantize_array(x, node.params["multiplier"], int(a["shift"]),
+                                int(a["out_zero_point"]), int(a["out_lo"]), int(a["out_hi"]))  # fmt: skip
+    raise ValueError(f"integer executor has no op {node.op!r}")
+
+
+# ---- float ops -----------------------------------------------------------------------------
+
+
+def _conv2d_float(node: Node, x: np.ndarray) -> np.ndarray:
+    weight = node.params["weight"].astype(np.float64)
+    n_out, c_group, kh, kw, sh, sw, ph, pw, oh, ow, in_base = _conv_geometry(node, x)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    out = np.broadcast_to(node.params["bias"].astype(np.float64)[None, :, None, None],
+                          (x.shape[0], n_out, oh, ow)).copy()  # fmt: skip
+    for c in range(c_group):
+        channel = xp[:, in_base + c]
+        for i, j, patch in _windows(channel, kh, kw, sh, sw, oh, ow):
+            out += patch * weight[:, c, i, j][None, :, None, None]
+    return out
+
+
+def _float_op(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    x = inputs[0]
+    if node.op == "conv2d":
+        return _conv2d_float(node, x)
+    if node.op == "linear":
+        w = node.params["weight"].astype(np.float64)
+        return x @ w.T + node.params["bias"].astype(np.float64)[None, :]
+    if node.op == "maxpool2d":
+        return _maxpool(node, x, -np.inf)
+    if node.op == "avgpool2d":
+        total, count = _window_sums(node, x)
+        return total / count
+    if node.op == "global_avgpool":
+        return x.mean(axis=(2, 3), keepdims=True)
+    if node.op == "add":
+        return x + inputs[1]
+    if node.op == "clamp":
+        return np.clip(x, float(node.attrs["lo"]), float(node.attrs["hi"]))
+    if node.op == "flatten":
+        return x.reshape(x.shape[0], -1)
+    raise ValueError(f"float executor has no op {node.op!r}")
+
+
+_KIND_OPS: dict[str, Callable[[Graph, Node, list[np.ndarray]], np.ndarray]] = {
+    "integer": _integer_op,
+    "float": _float_op,
+}
+
+
+# ---- public API ----------------------------------------------------------------------------
+
+
+def run_node(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    """Compute one node on batched inputs (leading batch axis).
+
+    Integer graphs: int64 in, int64 out. Float graphs: float64. The simulator uses this as its
+    vector unit for the non-GEMM ops, so the signature is stable. Input shapes are checked
+    against the graph's tensor specs (a mismatch is a caller bug: ValueError).
+    """
+    dtype = np.int64 if graph.kind == "integer" else np.float64
+    arrays = []
+    for name, value in zip(node.inputs, inputs, strict=True):
+        value = np.asarray(value)
+        expected = graph.tensors[name].shape
+        if value.shape[1:] != expected:
+            raise ValueError(
+                f"node {node.name!r}: input {name!r} has shape {value.shape}, "
+                f"expected (batch, *{expected})"
+            )
+        arrays.append(value.astype(dtype, copy=False))
+    out = _KIND_OPS[graph.kind](graph, node, arrays)
+    return np.ascontiguousarray(out, dtype=dtype)
+
+
+def _check_input(graph: Graph, x: np.ndarray) -> np.ndarray:
+    spec = graph.tensors[graph.input]
+    key = f"input ({graph.input})"
+    x = np.asarray(x)
+    if x.shape[1:] != spec.shape or x.ndim != len(spec.shape) + 1:
+        raise AccelsimError(f"input batch has shape {x.shape}", key=key,
+                            allowed=f"(batch, {', '.join(map(str, spec.shape))})")  # fmt: skip
+    if graph.kind == "float":
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise AccelsimError(f"input dtype {x.dtype}", key=key, allowed="real numbers")
+        return x.astype(np.float64)
+    if not np.issubdtype(x.dtype, np.integer):
+        raise AccelsimError(f"input dtype {x.dtype} for an integer graph", key=key,
+                            allowed="integers (use quantize_input for real-valued data)")  # fmt: skip
+    lo, hi = spec.value_range()
+    if x.size and (int(x.min()) < lo or int(x.max()) > hi):
+        raise AccelsimError(f"input values in [{int(x.min())}, {int(x.max())}]", key=key,
+                            allowed=f"[{lo}, {hi}] ({spec.bits}-bit "
+                            f"{'signed' if spec.signed else 'unsigned'})")  # fmt: skip
+    return x.astype(np.int64)
+
+
+def execute(
+    graph: Graph, x: np.ndarray, *, keep_all: bool = False
+) -> np.ndarray | dict[str, np.ndarray]:
+    """Run the whole graph on batch ``x``; the output tensor, or every tensor if ``keep_all``.
+
+    Integer graphs take integers within the input tensor's range; float graphs take reals
+    and compute in float64.
+    """
+    validate_graph(graph)
+    values = {graph.input: _check_input(graph, x)}
+    for node in graph.nodes:
+        values[node.output] = run_node(graph, node, [values[name] for name in node.inputs])
+    return values if keep_all else values[graph.output]
+
+
+def quantize_input(graph: Graph, x_float: np.ndarray) -> np.ndarray:
+    """Real-valued input -> the integer graph's input integers.
+
+    ``q = clamp(floor(x / scale + 0.5) + zero_point, lo, hi)`` (round half up, like every
+    rounding in the datapath).
+    """
+    if graph.kind != "integer":
+        raise ValueError(f"quantize_input needs an integer graph, got a {graph.kind} graph")
+    spec = graph.tensors[graph.input]
+    lo, hi = spec.value_range()
+    q = np.floor(np.asarray(x_float, dtype=np.float64) / spec.scale + 0.5) + spec.zero_point
+    return np.clip(q, lo, hi).astype(np.int64)
+
+
+def dequantize(spec: TensorSpec, q: np.ndarray) -> np.ndarray:
+    """Integers of tensor ``spec`` -> the reals they stand for: ``scale * (q - zero_point)``."""
+    return spec.scale * (np.asarray(q, dtype=np.float64) - spec.zero_point)

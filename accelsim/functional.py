@@ -1,0 +1,54 @@
+"""The array's values without the timing: the same lowering, folds and kernels as the
+simulator, called directly. Fault campaigns use it for golden runs and for recomputing what
+a fault reaches; tests prove it equals both ``simulate()`` and the reference executor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from . import executor
+from .config import AcceleratorConfig
+from .hw.accelerator import GEMM_OPS, gemm_output, lower_operands
+from .hw.pe_array import compute_fold
+from .ir import Graph, Node
+from .mapping import DATAFLOW_CODES
+from .schedule import FoldJob, LayerSchedule, schedule_layer
+
+
+def run_folds(node: Node, sched: LayerSchedule, ops, accel: AcceleratorConfig,
+              folds: list[FoldJob], faults: Mapping[int, np.ndarray] | None = None) -> None:  # fmt: skip
+    """Run ``folds`` of a layer in order, updating ``ops.psum`` in place."""
+    code = DATAFLOW_CODES[accel.array.dataflow]
+    for fold in folds:
+        compute_fold(code, accel.array.rows, accel.array.cols, sched.shape, fold,
+                     ops.a[fold.group], ops.w[fold.group], ops.psum[fold.group],
+                     None if faults is None else faults.get(fold.index))  # fmt: skip
+
+
+def run_layer(graph: Graph, node: Node, x: np.ndarray, accel: AcceleratorConfig,
+              faults: Mapping[int, np.ndarray] | None = None,
+              sched: LayerSchedule | None = None) -> np.ndarray:  # fmt: skip
+    """One node on its input, as the accelerator computes it."""
+    if node.op not in GEMM_OPS:
+        return executor.run_node(graph, node, [x])
+    sched = sched or schedule_layer(graph, node, accel, batch=int(x.shape[0]))
+    ops = lower_operands(node, x, sched)
+    run_folds(node, sched, ops, accel, list(sched.folds), faults)
+    return gemm_output(node, ops, sched)
+
+
+def forward(graph: Graph, x: np.ndarray, accel: AcceleratorConfig,
+            faults: Mapping[str, Mapping[int, np.ndarray]] | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """Every tensor of the network for input batch ``x``."""
+    values = {graph.input: np.asarray(x, dtype=np.int64)}
+    for node in graph.nodes:
+        inputs = [values[name] for name in node.inputs]
+        if node.op in GEMM_OPS:
+            values[node.output] = run_layer(graph, node, inputs[0], accel,
+                                            None if faults is None else faults.get(node.name))  # fmt: skip
+        else:
+            values[node.output] = executor.run_node(graph, node, inputs)
+    return values

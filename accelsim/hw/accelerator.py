@@ -1,0 +1,190 @@
+"""The top module: the netlist of the accelerator, elaborated from AcceleratorConfig.
+
+Reading ``Accelerator.__init__`` is reading the block diagram::
+
+    DRAM ──▶ input buffer ─┐
+         ──▶ weight buffer ─┼─▶ controller ──▶ PE array (rows × cols) ──▶ output buffer ──▶ DRAM
+                            └─▶ redundant units (recompute protected neurons, beside the array)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from .. import executor, mapping
+from ..config import AcceleratorConfig
+from ..intmath import requantize_array
+from ..ir import Graph, Node
+from ..schedule import FoldJob, LayerSchedule, bytes_for, schedule_layer
+from .buffer import SramBuffer
+from .controller import Controller, GemmOperands, LayerCounters, element_prefix
+from .dram import DRAM
+from .module import Module, Tracer
+from .pe_array import PEArray
+
+GEMM_OPS = ("conv2d", "linear")
+
+
+@dataclass
+class LayerRun:
+    """One layer's outcome in one simulation run."""
+
+    node: Node
+    schedule: LayerSchedule | None
+    counters: LayerCounters
+    start_cycle: float
+    end_cycle: float
+
+
+def fold_timing(accel: AcceleratorConfig) -> tuple[Callable, Callable]:
+    """(cycles of a fold, cycles of its stationary preload) for the configured timing mode."""
+    rows, cols, df = accel.array.rows, accel.array.cols, accel.array.dataflow
+    if accel.timing == "scalesim":
+        from ..timing_scalesim import scalesim_fold_cycles
+
+        def cycles(fold: FoldJob) -> int:
+            return scalesim_fold_cycles(df, fold.m1 - fold.m0, fold.k1 - fold.k0,
+                                        fold.n1 - fold.n0, rows, cols)  # fmt: skip
+
+        return cycles, lambda fold: 0
+
+    def cycles(fold: FoldJob) -> int:
+        return mapping.fold_cycles(df, fold.m1 - fold.m0, fold.k1 - fold.k0, fold.n1 - fold.n0,
+                                   rows, cols)  # fmt: skip
+
+    def preload(fold: FoldJob) -> int:
+        return mapping.preload_cycles(df, fold.m1 - fold.m0, fold.k1 - fold.k0,
+                                      fold.n1 - fold.n0, rows, cols)  # fmt: skip
+
+    return cycles, preload
+
+
+class Accelerator(Module):
+    def __init__(self, config: AcceleratorConfig, *, tracer: Tracer | None = None,
+                 redundancy_factory: Callable | None = None) -> None:  # fmt: skip
+        super().__init__("accelerator", env=simpy.Environment(), tracer=tracer)
+        self.config = config
+        scalesim = config.timing == "scalesim"
+        self.dram = DRAM("dram", self, config.dram)
+        self.buffers = {
+            "input": SramBuffer("input_buffer", self, config.buffers.input),
+            "weight": SramBuffer("weight_buffer", self, config.buffers.weight),
+            "output": SramBuffer("output_buffer", self, config.buffers.output),
+        }
+        self.array = PEArray("pe_array", self, config.array)
+        fold_cycles, preload_cycles = fold_timing(config)
+        self.controller = Controller(
+            "controller", self, dram=self.dram, buffers=self.buffers, array=self.array,
+            ideal_memory=scalesim, overlap_preload=config.double_buffer_weights and not scalesim,
+            fold_cycles=fold_cycles, preload_cycles=preload_cycles,
+        )  # fmt: skip
+        self.redundancy = redundancy_factory(self) if redundancy_factory else None
+
+    def run(self, graph: Graph, x: np.ndarray, *,
+            fault_plan: dict[str, dict[int, np.ndarray]] | None = None,
+            on_layer: Callable[[LayerRun], None] | None = None) -> tuple[dict[str, np.ndarray], list[LayerRun]]:  # fmt: skip
+        """Simulate one batch; returns every tensor's integers and per-layer runs."""
+        values: dict[str, np.ndarray] = {graph.input: np.asarray(x, dtype=np.int64)}
+        runs: list[LayerRun] = []
+        batch = int(x.shape[0])
+        env = self.env
+
+        def network():
+            for node in graph.nodes:
+                counters = LayerCounters()
+                start = env.now
+                sched = None
+                inputs = [values[name] for name in node.inputs]
+                if node.op in GEMM_OPS:
+                    sched = schedule_layer(graph, node, self.config, batch=batch)
+                    ops = lower_operands(node, inputs[0], sched)
+                    redundancy = None
+                    if self.redundancy is not None:
+                        redundancy = self.redundancy.for_layer(node, sched, ops)
+                    yield env.process(
+                        self.controller.gemm_layer(
+                            sched, ops, counters,
+                            None if fault_plan is None else fault_plan.get(node.name),
+                            redundancy,
+                        )
+                    )  # fmt: skip
+                    if redundancy is not None:
+                        redundancy.finish(ops)
+                    values[node.output] = gemm_output(node, ops, sched)
+                else:
+                    out = executor.run_node(graph, node, inputs)
+                    spec = graph.tensors[node.output]
+                    in_bytes = sum(
+                        bytes_for(v.size, graph.tensors[n].bits)
+                        for v, n in zip(inputs, node.inputs)
+                    )
+                    out_bytes = bytes_for(out.size, spec.bits) if node.op != "flatten" else 0
+                    if node.op == "flatten":
+                        in_bytes = 0  # a change of view: no data moves
+                    yield env.process(
+                        self.controller.vector_layer(
+                            node.name, in_bytes, out_bytes,
+                            0 if node.op == "flatten" else out.size,
+                            self.config.vector_lanes, counters,
+                        )
+                    )  # fmt: skip
+                    values[node.output] = out
+                run = LayerRun(node, sched, counters, start, env.now)
+                runs.append(run)
+                if on_layer is not None:
+                    on_layer(run)
+
+        env.process(network())
+        env.run()
+        return values, runs
+
+
+def lower_operands(node: Node, x: np.ndarray, sched: LayerSchedule) -> GemmOperands:
+    """Lower a layer's input and weights to the GEMM operands the array streams."""
+    shape = sched.shape
+    weight = node.params["weight"].astype(np.int64)
+    bias = node.params["bias"].astype(np.int64)
+    if node.op == "linear":
+        a_groups = [np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=np.int64)]
+        w_groups = [np.ascontiguousarray(weight.T)]
+        masks = [np.ones_like(a_groups[0])]
+    else:
+        args = (weight.shape, tuple(node.attrs["stride"]), tuple(node.attrs["padding"]),
+                int(node.attrs.get("groups", 1)))  # fmt: skip
+        a_groups = mapping.lower_conv(x, *args)
+        w_groups = mapping.weight_matrices(weight, int(node.attrs.get("groups", 1)))
+        if sched.shape.padding == (0, 0):
+            masks = [np.ones(a.shape, dtype=np.int64) for a in a_groups]
+        else:
+            masks = mapping.lower_conv(np.ones_like(x), *args)
+    n = shape.N
+    psums = [np.tile(bias[g * n : (g + 1) * n], (shape.M, 1)) for g in range(shape.groups)]
+    return GemmOperands(
+        a=[np.ascontiguousarray(a, dtype=np.int64) for a in a_groups],
+        w=[np.ascontiguousarray(w, dtype=np.int64) for w in w_groups],
+        psum=psums,
+        input_elements=[element_prefix(m != 0) for m in masks],
+    )
+
+
+def gemm_output(node: Node, ops: GemmOperands, sched: LayerSchedule) -> np.ndarray:
+    """The output stage: requantise every accumulator and lay the tensor out (N, C, H, W)."""
+    shape = sched.shape
+    n = shape.N
+    attrs = node.attrs
+    outs = []
+    for g, psum in enumerate(ops.psum):
+        channels = slice(g * n, (g + 1) * n)
+        outs.append(
+            requantize_array(
+                psum, node.params["multiplier"][channels], node.params["shift"][channels],
+                int(attrs["out_zero_point"]), int(attrs["out_lo"]), int(attrs["out_hi"]),
+            )
+        )  # fmt: skip
+    if node.op == "linear":
+        return outs[0]
+    return mapping.output_from_gemm(outs, shape.batch, shape.out_h, shape.out_w)

@@ -1,0 +1,115 @@
+"""Architecture-layer protection: redundant dot-product units beside the PE array.
+
+HyCA-style: ``size`` multipliers and an adder tree (a DPPU) recompute the protected neurons
+(output channels) from the same operands the array reads, and overwrite the array's results
+for those neurons (``overwrite``), or compare and count mismatches (``vote``, the recomputed
+value still wins). The recompute is assumed fault-free and reproduces the array's fault-free
+arithmetic bit for bit (same accumulation order and overflow rule).
+
+Timing: when a fold starts, the unit is handed the protected outputs of that fold; it needs
+``ceil(Kt / size)`` cycles per output. Jobs queue in order. An output tile cannot be written
+back before its recomputes are done, so a unit that is too small makes the layer wait: the
+latency cost emerges here, it is not a formula added afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import simpy
+
+from .. import kernels, mapping
+from ..errors import Infeasible
+from ..intmath import OVERFLOW_RULES
+from ..ir import Node
+from ..schedule import FoldJob, LayerSchedule
+from .module import Module
+
+NO_FAULTS = np.zeros((0, 6), dtype=np.int64)
+
+
+class RedundantUnits(Module):
+    def __init__(self, name: str, parent: Module, *, size: int, mode: str,
+                 protected: Mapping[str, np.ndarray]) -> None:  # fmt: skip
+        super().__init__(name, parent)
+        self.size = size
+        self.mode = mode
+        self.protected = {
+            layer: np.unique(np.asarray(ch, dtype=np.int64)) for layer, ch in protected.items()
+        }
+        self.unit = simpy.Resource(self.env, capacity=1)
+        self.busy_cycles = 0
+        self.recomputed_outputs = 0
+        self.mismatches = 0
+
+    def for_layer(self, node: Node, sched: LayerSchedule, ops) -> LayerRedundancy | None:
+        channels = self.protected.get(node.name)
+        if channels is None or channels.size == 0:
+            return None
+        if self.size == 0:
+            raise Infeasible(
+                f"layer {node.name} has protected neurons but there are no redundant units",
+                key="accelerator.protection.redundant_units",
+            )
+        return LayerRedundancy(self, sched, channels)
+
+
+class LayerRedundancy:
+    """The recompute jobs of one layer: per-fold timing, and the overwrite at the end."""
+
+    def __init__(self, units: RedundantUnits, sched: LayerSchedule, channels: np.ndarray) -> None:
+        self.units = units
+        self.sched = sched
+        n = sched.shape.N
+        # protected channels of each group, as group-local column indices
+        self.columns = [channels[(channels >= g * n) & (channels < (g + 1) * n)] - g * n
+                        for g in range(sched.shape.groups)]  # fmt: skip
+        self.pending: dict[tuple[int, int, int, int], list[simpy.Event]] = {}
+
+    def _tile(self, fold: FoldJob) -> tuple[int, int, int, int]:
+        return (fold.group, fold.m0, fold.n0, fold.n1)
+
+    def cycles_for(self, fold: FoldJob) -> int:
+        cols = self.columns[fold.group]
+        protected = int(np.count_nonzero((cols >= fold.n0) & (cols < fold.n1)))
+        return (fold.m1 - fold.m0) * protected * math.ceil((fold.k1 - fold.k0) / self.units.size)
+
+    def submit(self, fold: FoldJob) -> None:
+        """The fold's operands are streaming: queue its recompute job."""
+        cycles = self.cycles_for(fold)
+        if cycles == 0:
+            return
+        done = self.units.env.process(self._job(fold, cycles))
+        self.pending.setdefault(self._tile(fold), []).append(done)
+
+    def _job(self, fold: FoldJob, cycles: int):
+        units = self.units
+        with units.unit.request() as grant:
+            yield grant
+            start = units.env.now
+            yield units.env.timeout(cycles)
+            units.busy_cycles += cycles
+            units.trace("recompute", start, layer=self.sched.shape.layer, fold=fold.index)
+
+    def tile_done(self, fold: FoldJob) -> simpy.Event | None:
+        """An event that fires when every recompute of this output tile has finished."""
+        jobs = self.pending.pop(self._tile(fold), [])
+        return self.units.env.all_of(jobs) if jobs else None
+
+    def finish(self, ops) -> None:
+        """Overwrite the protected neurons' accumulators with the fault-free recompute."""
+        shape = self.sched.shape
+        for g, cols in enumerate(self.columns):
+            if cols.size == 0:
+                continue
+            bias = ops.psum_initial[g][:, cols]
+            clean = kernels.run_gemm(
+                mapping.DATAFLOW_CODES["os"], ops.a[g], ops.w[g][:, cols], bias[0],
+                rows=ops.a[g].shape[0], cols=cols.size, a_bits=shape.a_bits, a_signed=shape.a_signed,
+                w_bits=shape.w_bits, acc_bits=shape.acc_bits, overflow=OVERFLOW_RULES[shape.overflow],
+            )  # fmt: skip
+            self.units.recomputed_outputs += clean.size
+            self.units.mismatches += int(np.count_nonzero(ops.psum[g][:, cols] != clean))
+            ops.psum[g][:, cols] = clean

@@ -1,0 +1,105 @@
+"""A workload: the validated config, the integer graph it runs, and the inputs it runs on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import WorkloadConfig, load_workload_config
+from .errors import AccelsimError
+from .ir import Graph, load_graph
+
+
+@dataclass(frozen=True)
+class Workload:
+    config: WorkloadConfig
+    graph: Graph  # integer graph the accelerator executes
+    float_graph: Graph | None  # before quantisation, when the model was given as a float graph
+    inputs: np.ndarray  # integer inputs, leading sample axis
+    labels: np.ndarray | None  # ground truth for accuracy, when a dataset is given
+    source: Path | None = None  # the workload file
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def with_config(self, config: WorkloadConfig) -> Workload:
+        """The same workload under another config (re-quantises when the graph was float)."""
+        return build_workload(config, base_dir=self._base_dir(), source=self.source)
+
+    def _base_dir(self) -> Path:
+        return self.source.parent if self.source is not None else Path.cwd()
+
+
+def load_workload(path: str | Path, overrides: list[str] | None = None) -> Workload:
+    """Read ``workload.yaml`` (with ``--set`` overrides) and everything it points at."""
+    path = Path(path)
+    config = load_workload_config(path, overrides)
+    return build_workload(config, base_dir=path.parent, source=path)
+
+
+def _resolve(base_dir: Path, relative: str, *, source: Path | None, key: str) -> Path:
+    path = (base_dir / relative) if not Path(relative).is_absolute() else Path(relative)
+    if not path.exists():
+        raise AccelsimError(f"file not found: {relative}", file=source, key=key)
+    return path
+
+
+def load_float_or_integer_model(config: WorkloadConfig, *, base_dir: Path,
+                                source: Path | None) -> Graph:  # fmt: skip
+    model = config.model
+    if isinstance(model, str):
+        return load_graph(_resolve(base_dir, model, source=source, key="model"))
+    if hasattr(model, "scalesim_topology"):
+        from .topology import load_scalesim_topology
+
+        q = config.quantization
+        path = _resolve(base_dir, model.scalesim_topology, source=source,
+                        key="model.scalesim_topology")  # fmt: skip
+        return load_scalesim_topology(
+            path, seed=config.seed, weight_bits=q.weight_bits,
+            activation_bits=q.activation_bits, acc_bits=q.acc_bits,
+        )  # fmt: skip
+    # builtin performance model: exported on first use (needs torch), cached beside the yaml
+    from workloads.export import builtin_graph_cached
+
+    return builtin_graph_cached(model.builtin, input_size=model.input_size, seed=model.seed,
+                                cache_dir=base_dir / ".cache")  # fmt: skip
+
+
+def build_workload(config: WorkloadConfig, *, base_dir: Path, source: Path | None) -> Workload:
+    graph = load_float_or_integer_model(config, base_dir=base_dir, source=source)
+    float_graph = None
+    if graph.kind == "float":
+        from workloads.quantize import quantize, spec_from_config
+
+        float_graph = graph
+        graph = quantize(float_graph, spec_from_config(config.quantization, source=source))
+    from .executor import quantize_input
+
+    labels = None
+    if config.dataset is not None:
+        data_path = _resolve(base_dir, config.dataset.path, source=source, key="dataset.path")
+        try:
+            with np.load(data_path, allow_pickle=False) as data:
+                x, labels = data["x"], data["y"]
+        except (OSError, KeyError, ValueError) as exc:
+            raise AccelsimError(
+                f"not a dataset npz with arrays x and y ({exc})", file=data_path
+            ) from None
+        if config.dataset.samples is not None:
+            x, labels = x[: config.dataset.samples], labels[: config.dataset.samples]
+        inputs = quantize_input(graph, x) if np.issubdtype(x.dtype, np.floating) else x
+    else:
+        rng = np.random.default_rng(config.seed)
+        spec = graph.tensors[graph.input]
+        lo, hi = (
+            (-(1 << (spec.bits - 1)), (1 << (spec.bits - 1)) - 1)
+            if spec.signed
+            else (0, (1 << spec.bits) - 1)
+        )
+        inputs = rng.integers(lo, hi + 1, size=(config.batch, *spec.shape), dtype=np.int64)
+    return Workload(config=config, graph=graph, float_graph=float_graph,
+                    inputs=np.asarray(inputs, dtype=np.int64), labels=labels, source=source)  # fmt: skip

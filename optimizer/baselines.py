@@ -1,0 +1,84 @@
+"""Baselines with the same interface as the Bayesian optimiser: random and exhaustive search.
+
+Both fix their whole sequence of designs in advance (random: a seeded draw without replacement;
+exhaustive: enumeration order), so resuming from a log only has to check the logged prefix and
+carry on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from accelsim.errors import AccelsimError
+
+from .log import Evaluation, ProgressCallback, Recorder, SearchResult
+from .space import DesignSpace
+
+Evaluate = Callable[[dict[str, Any]], Evaluation]
+
+
+def random_search(
+    space: DesignSpace,
+    evaluate: Evaluate,
+    *,
+    budget: int,
+    seed: int,
+    log_path: str | Path | None = None,
+    on_evaluation: ProgressCallback | None = None,
+) -> SearchResult:
+    """Evaluate ``budget`` distinct designs drawn uniformly at random (seeded)."""
+    _check_budget(budget)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x52414E44]))
+    order = space.sample_indices(rng, budget)
+    return _run_sequence(space, evaluate, order, "random", seed, log_path, on_evaluation)
+
+
+def exhaustive_search(
+    space: DesignSpace,
+    evaluate: Evaluate,
+    *,
+    log_path: str | Path | None = None,
+    on_evaluation: ProgressCallback | None = None,
+) -> SearchResult:
+    """Evaluate every design in enumeration order: the ground truth on small spaces."""
+    return _run_sequence(
+        space, evaluate, list(space.iter_indices()), "exhaustive", None, log_path, on_evaluation
+    )
+
+
+def _run_sequence(
+    space: DesignSpace,
+    evaluate: Evaluate,
+    order: list[tuple[int, ...]],
+    method: str,
+    seed: int | None,
+    log_path: str | Path | None,
+    on_evaluation: ProgressCallback | None,
+) -> SearchResult:
+    recorder = Recorder(
+        space,
+        method=method,
+        seed=seed,
+        total=len(order),
+        log_path=log_path,
+        on_evaluation=on_evaluation,
+    )
+    try:
+        done = len(recorder.replay(expected=order))
+        for idx in order[done:]:
+            recorder.evaluate(space.design_at(idx), evaluate)
+        return recorder.result()
+    finally:
+        recorder.close()
+
+
+def _check_budget(budget: int) -> None:
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise AccelsimError(
+            f"budget must be a positive number of evaluations, got {budget!r}",
+            key="optimize.budget",
+        )
