@@ -12,7 +12,7 @@ import numpy as np
 from . import executor
 from .config import AcceleratorConfig
 from .hw.accelerator import GEMM_OPS, gemm_output, lower_operands
-from .hw.pe_array import compute_fold
+from .hw.pe_array import compute_fold, harden, hardened_masks
 from .ir import Graph, Node
 from .mapping import DATAFLOW_CODES
 from .schedule import FoldJob, LayerSchedule, schedule_layer
@@ -22,10 +22,12 @@ def run_folds(node: Node, sched: LayerSchedule, ops, accel: AcceleratorConfig,
               folds: list[FoldJob], faults: Mapping[int, np.ndarray] | None = None) -> None:  # fmt: skip
     """Run ``folds`` of a layer in order, updating ``ops.psum`` in place."""
     code = DATAFLOW_CODES[accel.array.dataflow]
+    masks = hardened_masks(accel.protection.hardened_bits)
     for fold in folds:
+        fold_faults = None if faults is None else faults.get(fold.index)
         compute_fold(code, accel.array.rows, accel.array.cols, sched.shape, fold,
                      ops.a[fold.group], ops.w[fold.group], ops.psum[fold.group],
-                     None if faults is None else faults.get(fold.index))  # fmt: skip
+                     harden(fold_faults, masks))  # fmt: skip
 
 
 def run_layer(graph: Graph, node: Node, x: np.ndarray, accel: AcceleratorConfig,

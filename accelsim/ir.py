@@ -294,7 +294,11 @@ def _is_number(v: Any) -> bool:
 def _int_in(lo: int, hi: int | None = None) -> AttrCheck:
     def check(v: Any) -> str | None:
         ok = _is_int(v) and v >= lo and (hi is None or v <= hi)
-        return None if ok else (f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}")
+        return (
+            None
+            if ok
+            else (f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}")
+        )
 
     return check
 
@@ -411,7 +415,11 @@ def _check_tensor(spec: TensorSpec, kind: str, key: str, file: str | Path | None
         if value is not None and not _is_number(value):
             _fail(f"{bound} {value!r}", file=file, key=f"{key}.{bound}",
                   allowed="a number or null")  # fmt: skip
-    if spec.calib_min is not None and spec.calib_max is not None and spec.calib_min > spec.calib_max:
+    if (
+        spec.calib_min is not None
+        and spec.calib_max is not None
+        and spec.calib_min > spec.calib_max
+    ):
         _fail("calib_min > calib_max", file=file, key=f"{key}.calib_min")
 
 
@@ -451,11 +459,10 @@ def _check_ranges(graph: Graph, node: Node, key: str, file: str | Path | None) -
             _fail(f"out_zero_point {a['out_zero_point']} differs from tensor {out.name!r}'s "
                   f"zero_point {out.zero_point}", file=file, key=f"{key}.attrs.out_zero_point",
                   allowed=str(out.zero_point))  # fmt: skip
-    elif node.op == "clamp":
-        if not lo_out <= a["lo"] <= a["hi"] <= hi_out:
-            _fail(f"[lo, hi] = [{a['lo']}, {a['hi']}] does not fit output tensor {out.name!r}",
-                  file=file, key=f"{key}.attrs.lo",
-                  allowed=f"lo <= hi within [{lo_out}, {hi_out}]")  # fmt: skip
+    elif node.op == "clamp" and not lo_out <= a["lo"] <= a["hi"] <= hi_out:
+        _fail(f"[lo, hi] = [{a['lo']}, {a['hi']}] does not fit output tensor {out.name!r}",
+              file=file, key=f"{key}.attrs.lo",
+              allowed=f"lo <= hi within [{lo_out}, {hi_out}]")  # fmt: skip
     if node.op in ("maxpool2d", "avgpool2d", "global_avgpool", "flatten", "clamp"):
         # value-preserving ops: same real meaning, and every input value must fit the output
         x = graph.tensors[node.inputs[0]]
@@ -768,8 +775,11 @@ def _parse(header: Any, arrays: Callable[[str, str], np.ndarray], file: Path) ->
             Node(
                 op=op,
                 name=n.get("name", _is_str, "a string"),
-                inputs=n.get("inputs", lambda v: isinstance(v, list) and all(map(_is_str, v)),
-                             "a list of tensor names"),  # fmt: skip
+                inputs=n.get(
+                    "inputs",
+                    lambda v: isinstance(v, list) and all(map(_is_str, v)),
+                    "a list of tensor names",
+                ),  # fmt: skip
                 output=n.get("output", _is_str, "a tensor name"),
                 attrs=n.get("attrs", lambda v: isinstance(v, dict), "an object", default={}),
                 params=params,

@@ -19,7 +19,9 @@ def bench_simulator(*, quick: bool) -> Table:
     from accelsim import load_workload, simulate
 
     size = 32 if quick else 224
-    table = Table(title=f"simulator speed: ResNet-18 {size}×{size}, batch 1, int8, 16×16 WS, values computed")
+    table = Table(
+        title=f"simulator speed: ResNet-18 {size}×{size}, batch 1, int8, 16×16 WS, values computed"
+    )
     for col in ("timing", "wall s", "MACs", "sim cycles", "MACs/s", "cycles/s", "folds"):
         table.add_column(col, justify="right")
     for timing in ("accurate", "scalesim"):

@@ -75,7 +75,7 @@ class Accelerator(Module):
             "weight": SramBuffer("weight_buffer", self, config.buffers.weight),
             "output": SramBuffer("output_buffer", self, config.buffers.output),
         }
-        self.array = PEArray("pe_array", self, config.array)
+        self.array = PEArray("pe_array", self, config.array, config.protection.hardened_bits)
         fold_cycles, preload_cycles = fold_timing(config)
         self.controller = Controller(
             "controller", self, dram=self.dram, buffers=self.buffers, array=self.array,
@@ -167,6 +167,7 @@ def lower_operands(node: Node, x: np.ndarray, sched: LayerSchedule) -> GemmOpera
         a=[np.ascontiguousarray(a, dtype=np.int64) for a in a_groups],
         w=[np.ascontiguousarray(w, dtype=np.int64) for w in w_groups],
         psum=psums,
+        bias=[bias[g * n : (g + 1) * n] for g in range(shape.groups)],
         input_elements=[element_prefix(m != 0) for m in masks],
     )
 

@@ -54,6 +54,7 @@ class GemmOperands:
     a: list[np.ndarray]  # (M, K) per group
     w: list[np.ndarray]  # (K, N) per group
     psum: list[np.ndarray]  # (M, N) per group, starts at the bias, updated in place
+    bias: list[np.ndarray]  # (N,) per group: where every accumulator starts
     input_elements: list[np.ndarray]  # 2-D prefix sums of "not a padding zero" over A
 
 

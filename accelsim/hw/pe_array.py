@@ -6,12 +6,32 @@ import numpy as np
 import simpy
 
 from .. import kernels, mapping
-from ..config import ArrayConfig
+from ..config import REGISTER_CLASSES, ArrayConfig, HardenedBitsConfig
 from ..intmath import OVERFLOW_RULES
 from ..schedule import FoldJob, GemmShape
 from .module import Module
 
 EMPTY_FAULTS = np.zeros((0, 6), dtype=np.int64)
+FAULT_MASK_COLUMN = 4  # kernel fault rows: [register_class, row, col, cycle, mask, kind]
+
+
+def hardened_masks(hardened: HardenedBitsConfig | None) -> np.ndarray:
+    """Bit mask of hardened bits per register class code (circuit-layer protection)."""
+    if hardened is None:
+        return np.zeros(len(REGISTER_CLASSES), dtype=np.int64)
+    return np.array([hardened.mask(c) for c in REGISTER_CLASSES], dtype=np.int64)
+
+
+def harden(faults: np.ndarray | None, masks: np.ndarray) -> np.ndarray:
+    """Faults as the hardened array sees them: hardened bits cannot flip or stick.
+
+    Applied at the kernel entry, so no fault source (sampled, explicit, user) bypasses it.
+    """
+    if faults is None or len(faults) == 0:
+        return EMPTY_FAULTS
+    faults = np.array(faults, dtype=np.int64, copy=True).reshape(-1, 6)
+    faults[:, FAULT_MASK_COLUMN] &= ~masks[faults[:, 0]]
+    return faults[faults[:, FAULT_MASK_COLUMN] != 0]
 
 
 class PEArray(Module):
@@ -22,8 +42,10 @@ class PEArray(Module):
     semantics of docs/semantics.md, faults applied inside the kernel.
     """
 
-    def __init__(self, name: str, parent: Module, config: ArrayConfig) -> None:
+    def __init__(self, name: str, parent: Module, config: ArrayConfig,
+                 hardened: HardenedBitsConfig | None = None) -> None:  # fmt: skip
         super().__init__(name, parent)
+        self.hardened = hardened_masks(hardened)
         self.rows = config.rows
         self.cols = config.cols
         self.dataflow = config.dataflow
@@ -43,7 +65,8 @@ class PEArray(Module):
             start = self.env.now
             yield self.env.timeout(cycles)
             self.busy_cycles += cycles
-            compute_fold(self.dataflow_code, self.rows, self.cols, shape, fold, a, w, psum, faults)
+            compute_fold(self.dataflow_code, self.rows, self.cols, shape, fold, a, w, psum,
+                         harden(faults, self.hardened))  # fmt: skip
             self.trace("fold", start, layer=shape.layer, fold=fold.index)
 
 

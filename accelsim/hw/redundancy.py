@@ -20,14 +20,12 @@ from collections.abc import Mapping
 import numpy as np
 import simpy
 
-from .. import kernels, mapping
+from .. import kernels
 from ..errors import Infeasible
 from ..intmath import OVERFLOW_RULES
 from ..ir import Node
 from ..schedule import FoldJob, LayerSchedule
 from .module import Module
-
-NO_FAULTS = np.zeros((0, 6), dtype=np.int64)
 
 
 class RedundantUnits(Module):
@@ -104,11 +102,11 @@ class LayerRedundancy:
         for g, cols in enumerate(self.columns):
             if cols.size == 0:
                 continue
-            bias = ops.psum_initial[g][:, cols]
+            a = ops.a[g]
+            start = np.broadcast_to(ops.bias[g][cols], (a.shape[0], cols.size))
             clean = kernels.run_gemm(
-                mapping.DATAFLOW_CODES["os"], ops.a[g], ops.w[g][:, cols], bias[0],
-                rows=ops.a[g].shape[0], cols=cols.size, a_bits=shape.a_bits, a_signed=shape.a_signed,
-                w_bits=shape.w_bits, acc_bits=shape.acc_bits, overflow=OVERFLOW_RULES[shape.overflow],
+                a, np.ascontiguousarray(ops.w[g][:, cols]), np.ascontiguousarray(start),
+                shape.acc_bits, OVERFLOW_RULES[shape.overflow],
             )  # fmt: skip
             self.units.recomputed_outputs += clean.size
             self.units.mismatches += int(np.count_nonzero(ops.psum[g][:, cols] != clean))
