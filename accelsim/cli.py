@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except AccelsimError as exc:
+        if exc.file is None and getattr(args, "workload", None):
+            exc.file = str(args.workload)  # a config key without a file: it is the workload's
         err_console.print(
             f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True
         )

@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .errors import AccelsimError
+from .jsonio import atomic_file
 
 FORMAT = "accelsim-graph"
 VERSION = 1
@@ -662,15 +661,8 @@ def save_graph(graph: Graph, path: str | Path) -> None:
     validate_graph(graph)
     header, arrays = _to_header(graph)
     blob = np.frombuffer(_dumps(header).encode("utf-8"), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{GRAPH_KEY: blob}, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb") as f:
+        np.savez(f, **{GRAPH_KEY: blob}, **arrays)
 
 
 class _Fields:

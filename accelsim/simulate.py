@@ -7,8 +7,10 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from . import cost
+from .config import ProtectionConfig
 from .hw.accelerator import GEMM_OPS, Accelerator, LayerRun
 from .hw.module import Tracer
+from .hw.redundancy import RedundantUnits
 from .ir import Graph
 from .results import LayerStats, SimResult
 from .workload import Workload
@@ -59,6 +61,21 @@ def layer_stats(run: LayerRun, workload: Workload, widths: cost.RegisterWidths) 
     )
 
 
+def redundant_units_factory(protection: ProtectionConfig,
+                            protected: Mapping[str, np.ndarray] | None) -> Callable | None:  # fmt: skip
+    """How to build the recompute engine of a run, or None when nothing is protected."""
+    if protected is None and protection.protected_neurons is not None:
+        protected = {k: np.asarray(v) for k, v in protection.protected_neurons.items()}
+    if not protected or not any(len(v) for v in protected.values()):
+        return None
+
+    def build(accelerator: Accelerator) -> RedundantUnits:
+        return RedundantUnits("redundant_units", accelerator, size=protection.redundant_units,
+                              mode=protection.redundancy_mode, protected=protected)  # fmt: skip
+
+    return build
+
+
 def simulate(
     workload: Workload,
     *,
@@ -67,7 +84,7 @@ def simulate(
     tracer: Tracer | None = None,
     on_layer: Callable[[LayerRun], None] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
-    redundancy_factory: Callable | None = None,
+    protected: Mapping[str, np.ndarray] | None = None,
 ) -> SimResult:
     """Simulate every batch of the workload's inputs (the first ``samples`` if given).
 
@@ -81,6 +98,7 @@ def simulate(
     batch = cfg.batch
     batches = max(1, -(-len(inputs) // batch))
     widths = register_widths(graph)
+    redundancy_factory = redundant_units_factory(cfg.accelerator.protection, protected)
     outputs = []
     stats: list[LayerStats] = []
     for b in range(batches):

@@ -144,11 +144,12 @@ class Controller(Module):
             weights_at = yield weights_ready[fold.index]
             if fold.first_k:
                 yield from self._acquire("output")
-            cycles = self.fold_cycles(fold)
+            preload = self.preload_cycles(fold)
+            cycles = self.fold_cycles(fold) + preload
             if self.overlap_preload and previous_start is not None:
                 # the stationary tile was shadow-loaded while the previous fold ran
                 hidden = self.env.now - max(weights_at, previous_start)
-                cycles -= int(min(max(hidden, 0), self.preload_cycles(fold)))
+                cycles -= int(min(max(hidden, 0), preload))
             previous_start = self.env.now
             g = fold.group
             if redundancy is not None:

@@ -106,7 +106,7 @@ class LayerRedundancy:
             start = np.broadcast_to(ops.bias[g][cols], (a.shape[0], cols.size))
             clean = kernels.run_gemm(
                 a, np.ascontiguousarray(ops.w[g][:, cols]), np.ascontiguousarray(start),
-                shape.acc_bits, OVERFLOW_RULES[shape.overflow],
+                acc_bits=shape.acc_bits, overflow=OVERFLOW_RULES[shape.overflow],
             )  # fmt: skip
             self.units.recomputed_outputs += clean.size
             self.units.mismatches += int(np.count_nonzero(ops.psum[g][:, cols] != clean))

@@ -1,0 +1,134 @@
+"""Wall time of the real SCALE-Sim against accelsim on three ResNet-18 conv layers (224x224).
+
+SCALE-Sim runs in its own virtualenv (see tools/scalesim_reference.py), one subprocess per
+layer, 16x16 weight-stationary array, CALC mode. Printed per layer: SCALE-Sim's compute cycles
+and wall time, accelsim's SCALE-Sim-compatible count (``timing_scalesim``) and, when the
+simulator runs, the compute cycles and wall time of ``Accelerator`` in ``timing: scalesim``
+(values computed). Without the venv, SCALE-Sim is skipped with a message. Every figure is
+measured by this run; nothing is hard-coded.
+
+    python bench/scalesim_compare.py [--venv /tmp/scalesim-venv] [--no-sim]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from accelsim.timing_scalesim import scalesim_layer_cycles  # noqa: E402
+
+REFERENCE = ROOT / "tools" / "scalesim_reference.py"
+ROWS = COLS = 16
+DATAFLOW = "ws"
+# SCALE-Sim lists the padded ifmap: 224 + 2*3 for conv1, 56 + 2 and 56 + 2 for the 3x3s
+LAYERS = [
+    ("conv1", 230, 230, 7, 7, 3, 64, 2),
+    ("layer1.0.conv1", 58, 58, 3, 3, 64, 64, 1),
+    ("layer2.0.conv1", 58, 58, 3, 3, 64, 128, 2),
+]
+
+
+def gemm_of(layer: tuple) -> tuple[int, int, int]:
+    """SCALE-Sim's GEMM view: ofmap ceil((ifmap - filter) / stride) + 1 (see timing_scalesim)."""
+    _, h, w, kh, kw, c, f, s = layer
+    return (-(-(h - kh) // s) + 1) * (-(-(w - kw) // s) + 1), kh * kw * c, f
+
+
+def run_scalesim(layer: tuple, python: Path) -> dict | str:
+    spec = ",".join(map(str, layer))
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [str(python), str(REFERENCE), "--time-conv", spec, "--dataflow", DATAFLOW,
+         "--array", f"{ROWS}x{COLS}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        return f"SCALE-Sim failed: {proc.stderr.strip().splitlines()[-1:]}"
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["process_wall_s"] = time.perf_counter() - start
+    return result
+
+
+def run_accelsim(layer: tuple) -> dict | str:
+    """accelsim's simulator on the one-layer topology, SCALE-Sim timing, buffers big enough
+    for one m-block (SCALE-Sim streams all of M in a fold)."""
+    import numpy as np
+
+    from accelsim.config import AcceleratorConfig
+    from accelsim.hw.accelerator import Accelerator
+    from accelsim.topology import load_scalesim_topology
+
+    big = {"capacity_kib": 65536.0, "double_buffered": False}
+    config = AcceleratorConfig.model_validate(
+        {"array": {"rows": ROWS, "cols": COLS, "dataflow": DATAFLOW}, "timing": "scalesim",
+         "buffers": {"input": big, "weight": big, "output": big}}
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "layer.csv"
+        csv.write_text(
+            "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+            "Num Filter, Strides,\n" + ", ".join(map(str, layer)) + ",\n"
+        )
+        graph = load_scalesim_topology(csv, seed=0, weight_bits=8, activation_bits=8,
+                                       acc_bits=32)  # fmt: skip
+    x = np.random.default_rng(0).integers(0, 256, size=(1, *graph.tensors[graph.input].shape))
+    start = time.perf_counter()
+    _, runs = Accelerator(config).run(graph, x)
+    wall = time.perf_counter() - start
+    (run,) = [r for r in runs if r.node.name == layer[0]]
+    return {"cycles": int(run.counters.compute_cycles), "span": run.end_cycle - run.start_cycle,
+            "wall_s": wall}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venv", type=Path, default=Path("/tmp/scalesim-venv"))
+    parser.add_argument("--no-sim", action="store_true", help="skip accelsim's simulator")
+    args = parser.parse_args()
+    python = args.venv / "bin" / "python"
+    have_scalesim = python.exists()
+    if not have_scalesim:
+        print(f"SCALE-Sim venv not found at {args.venv}: skipping SCALE-Sim (create it with "
+              f"python3 -m venv {args.venv} && {args.venv}/bin/pip install scalesim==3.0.0 "
+              '"numpy<2.4")')  # fmt: skip
+    print(f"ResNet-18 224x224, {ROWS}x{COLS} {DATAFLOW}, batch 1")
+    for layer in LAYERS:
+        M, K, N = gemm_of(layer)
+        start = time.perf_counter()
+        ours = scalesim_layer_cycles(DATAFLOW, M, K, N, ROWS, COLS)
+        formula_s = time.perf_counter() - start
+        line = f"{layer[0]:16s} M={M:6d} K={K:4d} N={N:4d}  timing_scalesim={ours:9d} " \
+               f"({formula_s * 1e6:.0f} us)"  # fmt: skip
+        if have_scalesim:
+            ref = run_scalesim(layer, python)
+            if isinstance(ref, str):
+                line += f"  {ref}"
+            else:
+                same = "==" if ref["total_cycles"] == ours else "!="
+                line += (f"  SCALE-Sim={ref['total_cycles']:9d} ({same})  "
+                         f"SCALE-Sim wall {ref['wall_s']:.1f} s "
+                         f"(process {ref['process_wall_s']:.1f} s)")  # fmt: skip
+        print(line, flush=True)
+        if not args.no_sim:
+            try:
+                sim = run_accelsim(layer)
+            except Exception as exc:  # the bench reports, it does not stop
+                print(f"{'':16s} accelsim simulator: failed ({type(exc).__name__}: {exc})")
+            else:
+                same = "==" if sim["cycles"] == ours else "!="
+                print(f"{'':16s} accelsim simulator (timing: scalesim): compute cycles "
+                      f"{sim['cycles']} ({same} timing_scalesim), layer span {sim['span']:.0f},"
+                      f" wall {sim['wall_s']:.2f} s")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""Fault campaigns: N faulty inferences over the test set, resumable and parallel.
+
+``campaign(workload)`` runs the golden inference of every campaign sample once, then N
+independent *injections*. Injection ``i`` draws, from its own seed (``SeedSequence(seed)``
+child ``i``, so results never depend on the number of workers), a sample and a fault plan —
+a Poisson number of faults at the configured rate, exactly one fault (``single``: for
+vulnerability studies), or the explicit plan — and runs the faulty inference with
+:func:`faults.inject.faulty_inference`. Each result is appended to ``faults.jsonl`` as it
+completes; a restarted campaign resumes from it and a finished one is never recomputed. The
+summary (``faults.json``) is written atomically.
+
+Outcomes per injection (DESIGN.md "Failure"): *masked* (logits bit-identical), *SDC* (top-1
+differs from the golden run: the failure), *critical SDC* (an SDC of a sample the golden run
+classified correctly), accuracy under faults, and the RMSE of the dequantised logits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from accelsim.config import FaultsConfig
+from accelsim.executor import dequantize
+from accelsim.jsonio import write_json_atomic
+from accelsim.simulate import register_widths
+from accelsim.workload import Workload
+
+from .inject import Golden, InjectionStats, faulty_inference, golden_run
+from .plan import (
+    PE_REGISTERS,
+    Exposure,
+    Fault,
+    LayerExposure,
+    SiteSampler,
+    inference_faults,
+    load_plan,
+)
+from .runner import TaskSpec, run_tasks
+from .stats import Tally
+
+LOG_NAME = "faults.jsonl"
+SUMMARY_NAME = "faults.json"
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    """What each injection draws. ``mode``: ``rate``, ``single`` or ``plan``."""
+
+    mode: str = "rate"
+    rate: float = 0.0
+    unit: str = "bit_cycle"
+    model: str = "seu"
+    mbu_width: int = 2
+    registers: tuple[str, ...] = PE_REGISTERS
+    layers: tuple[str, ...] | None = None  # single mode: restrict the site set
+    bits: tuple[int, ...] | None = None
+    neuron: int | None = None
+    plan: tuple[Fault, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: FaultsConfig, *, source: Path | None = None) -> CampaignSettings:
+        if config.plan is not None:
+            base = source.parent if source is not None else Path.cwd()
+            return cls(mode="plan", plan=tuple(load_plan(base / config.plan)))
+        return cls(rate=config.rate, unit=config.unit, model=config.model,
+                   mbu_width=config.mbu_width, registers=tuple(config.registers))  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "plan"}
+        data["plan"] = [f.to_dict() for f in self.plan]
+        return data
+
+
+@dataclass
+class CampaignContext:
+    """Read-only data every worker receives once: golden run, exposure, labels, settings."""
+
+    golden: Golden
+    exposure: Exposure
+    labels: np.ndarray | None
+    settings: CampaignSettings
+    protected: Mapping[str, np.ndarray] = field(default_factory=dict)
+    _sampler: SiteSampler | None = field(default=None, repr=False)
+
+    def sampler(self) -> SiteSampler:
+        if self._sampler is None:
+            s = self.settings
+            self._sampler = SiteSampler(
+                self.exposure, registers=s.registers, layers=s.layers, bits=s.bits,
+                neuron=s.neuron, unit=s.unit if s.mode == "rate" else "bit_cycle",
+            )  # fmt: skip
+        return self._sampler
+
+
+def exposure_of(golden: Golden) -> Exposure:
+    """What one inference exposes: every GEMM layer's folds on the array, batch 1."""
+    accel = golden.accel
+    layers = tuple(
+        LayerExposure.from_schedule(sched, accel.array.dataflow, accel.array.rows)
+        for sched in golden.schedules.values()
+    )
+    return Exposure(layers, register_widths(golden.graph), accel.protection.hardened_bits)
+
+
+def draw_faults(task: TaskSpec, ctx: CampaignContext) -> tuple[int, list[Fault]]:
+    """Injection ``task.index``'s sample and faults, from its own random stream only."""
+    rng = task.rng()
+    s = ctx.settings
+    sample = int(rng.integers(ctx.golden.samples))
+    if s.mode == "plan":
+        return sample, [f for f in s.plan]
+    sampler = ctx.sampler()
+    if s.mode == "single":
+        count = 1
+    else:
+        count = int(rng.poisson(s.rate * sampler.total)) if sampler.total else 0
+    return sample, sampler.draw(rng, count, model=s.model, mbu_width=s.mbu_width, sample=sample)
+
+
+def run_injection(task: TaskSpec, ctx: CampaignContext) -> dict[str, Any]:
+    """One faulty inference and its outcome (module level: process pools pickle it by name)."""
+    sample, faults = draw_faults(task, ctx)
+    golden = ctx.golden
+    stats = InjectionStats()
+    out = faulty_inference(golden, sample, inference_faults(faults), stats,
+                           protected=ctx.protected)  # fmt: skip
+    reference = golden.tensor(golden.graph.output, sample)
+    spec = golden.graph.tensors[golden.graph.output]
+    diff = dequantize(spec, out) - dequantize(spec, reference)
+    top1, golden_top1 = int(out.reshape(-1).argmax()), int(reference.reshape(-1).argmax())
+    label = None if ctx.labels is None else int(ctx.labels[sample])
+    return {
+        "sample": sample,
+        "faults": len(faults),
+        "registers": sorted({f.register for f in faults}),
+        "layers": sorted({f.layer for f in faults}),
+        "bits": sorted({b for f in faults for b in f.bits}),
+        "masked": bool(np.array_equal(out, reference)),
+        "top1_changed": top1 != golden_top1,
+        "correct": None if label is None else top1 == label,
+        "golden_correct": None if label is None else golden_top1 == label,
+        "rmse": float(np.sqrt(np.mean(diff * diff))),
+        "masked_early": stats.masked_early,
+        "tiles_recomputed": stats.tiles_recomputed,
+        "layers_recomputed": stats.layers_recomputed,
+    }
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    """A campaign's outcome: overall summary with 95% intervals and its breakdowns."""
+
+    workload: str
+    injections: int
+    seed: int
+    settings: CampaignSettings
+    summary: dict[str, Any]
+    per_register: dict[str, dict[str, Any]]
+    per_layer: dict[str, dict[str, Any]]
+    faults_per_inference: float  # mean injected faults
+    expected_faults_per_inference: float | None  # rate x exposed sites (rate mode)
+    masked_early: int
+    tiles_recomputed: int
+    layers_recomputed: int
+    golden_accuracy: float | None
+    results: tuple[dict[str, Any], ...] = field(repr=False, default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workload": self.workload,
+            "injections": self.injections,
+            "seed": self.seed,
+            "settings": self.settings.to_dict(),
+            "summary": self.summary,
+            "per_register": self.per_register,
+            "per_layer": self.per_layer,
+            "faults_per_inference": self.faults_per_inference,
+            "expected_faults_per_inference": self.expected_faults_per_inference,
+            "masked_early": self.masked_early,
+            "tiles_recomputed": self.tiles_recomputed,
+            "layers_recomputed": self.layers_recomputed,
+            "golden_accuracy": self.golden_accuracy,
+        }
+
+
+def _add(tally: Tally, r: Mapping[str, Any]) -> None:
+    tally.add(masked=r["masked"], top1_changed=r["top1_changed"], rmse=r["rmse"],
+              correct=r["correct"], golden_correct=r["golden_correct"])  # fmt: skip
+
+
+def summarize(results: Sequence[Mapping[str, Any]]) -> tuple[Tally, dict, dict]:
+    """Overall tally and per register class / per layer tallies (an injection with faults in
+    several classes or layers counts in each)."""
+    total, per_register, per_layer = Tally(), {}, {}
+    for r in results:
+        _add(total, r)
+        for name in r["registers"]:
+            _add(per_register.setdefault(name, Tally()), r)
+        for name in r["layers"]:
+            _add(per_layer.setdefault(name, Tally()), r)
+    return total, per_register, per_layer
+
+
+def campaign_key(workload: Workload, settings: CampaignSettings, samples: int, seed: int) -> str:
+    """Identifies a campaign: a log written for another key is refused, never mixed in."""
+    blob = json.dumps(
+        {"graph": workload.graph.content_hash(),
+         "accelerator": workload.config.accelerator.model_dump(mode="json"),
+         "settings": settings.to_dict(), "samples": samples, "seed": seed,
+         "inputs": hashlib.sha256(np.ascontiguousarray(workload.inputs[:samples])).hexdigest()},
+        sort_keys=True,
+    )  # fmt: skip
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def prepare(workload: Workload, settings: CampaignSettings, *, samples: int | None = None,
+            protected: Mapping[str, np.ndarray] | None = None) -> CampaignContext:  # fmt: skip
+    """The golden run and exposure that every injection of a campaign shares."""
+    n = len(workload.inputs) if samples is None else min(samples, len(workload.inputs))
+    golden = golden_run(workload.graph, workload.config.accelerator, workload.inputs[:n])
+    labels = None if workload.labels is None else np.asarray(workload.labels[:n])
+    return CampaignContext(golden=golden, exposure=exposure_of(golden), labels=labels,
+                           settings=settings, protected=dict(protected or {}))  # fmt: skip
+
+
+def campaign(
+    workload: Workload,
+    *,
+    injections: int | None = None,
+    settings: CampaignSettings | None = None,
+    samples: int | None = None,
+    seed: int | None = None,
+    workers: int | None = None,
+    out_dir: str | Path | None = None,
+    protected: Mapping[str, np.ndarray] | None = None,
+    on_result: Callable[[int, dict[str, Any]], None] | None = None,
+    context: CampaignContext | None = None,
+    executor: Any = None,
+) -> CampaignResult:
+    """Run (or resume) a fault campaign on ``workload``; defaults come from its ``faults:``.
+
+    ``out_dir``: where ``faults.jsonl`` (appended as injections finish) and ``faults.json``
+    go; without it the log lives in a temporary folder and nothing is kept. ``protected``:
+    neurons (output channels per layer) recomputed by the redundant units.
+    """
+    import tempfile
+
+    cfg = workload.config.faults or FaultsConfig()
+    settings = settings or CampaignSettings.from_config(cfg, source=workload.source)
+    injections = injections if injections is not None else cfg.injections
+    samples = samples if samples is not None else cfg.samples
+    seed = cfg.seed if seed is None else seed
+    workers = cfg.workers if workers is None else workers
+    ctx = context or prepare(workload, settings, samples=samples, protected=protected)
+    n_samples = ctx.golden.samples
+    key = campaign_key(workload, settings, n_samples, seed)
+
+    def execute(log_dir: Path) -> list[dict[str, Any]]:
+        return run_tasks(
+            run_injection, injections, seed=seed, log_path=log_dir / LOG_NAME,
+            workers=workers, context=ctx, run_key=key, on_result=on_result, executor=executor,
+        )  # fmt: skip
+
+    if out_dir is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            results = execute(Path(tmp))
+    else:
+        results = execute(Path(out_dir))
+    result = _result(workload, ctx, settings, seed, results)
+    if out_dir is not None:
+        write_json_atomic(Path(out_dir) / SUMMARY_NAME, result.to_dict())
+    return result
+
+
+def _result(workload: Workload, ctx: CampaignContext, settings: CampaignSettings, seed: int,
+            results: list[dict[str, Any]]) -> CampaignResult:  # fmt: skip
+    total, per_register, per_layer = summarize(results)
+    golden_accuracy = None
+    if ctx.labels is not None:
+        predictions = ctx.golden.outputs.reshape(ctx.golden.samples, -1).argmax(axis=1)
+        golden_accuracy = float(np.mean(predictions == ctx.labels))
+    expected = None
+    if settings.mode == "rate":
+        expected = settings.rate * ctx.sampler().total
+    return CampaignResult(
+        workload=workload.name,
+        injections=len(results),
+        seed=seed,
+        settings=settings,
+        summary=total.summary(),
+        per_register={k: v.summary() for k, v in sorted(per_register.items())},
+        per_layer={k: per_layer[k].summary() for k in ctx.golden.schedules if k in per_layer},
+        faults_per_inference=float(np.mean([r["faults"] for r in results])) if results else 0.0,
+        expected_faults_per_inference=expected,
+        masked_early=sum(r["masked_early"] for r in results),
+        tiles_recomputed=sum(r["tiles_recomputed"] for r in results),
+        layers_recomputed=sum(r["layers_recomputed"] for r in results),
+        golden_accuracy=golden_accuracy,
+        results=tuple(results),
+    )

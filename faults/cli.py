@@ -1,0 +1,82 @@
+"""``python -m accelsim inject``, and the campaign step of ``python -m accelsim run``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich_argparse import RichHelpFormatter
+
+
+def run_campaign_for_cli(workload, out_dir: Path, console: Console, *,
+                         injections: int | None = None, workers: int | None = None,
+                         protected=None) -> dict[str, Any]:  # fmt: skip
+    """Run the workload's campaign with live progress; render and return its summary."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from .campaign import CampaignSettings, campaign, prepare
+    from .report import rate_text, render_campaign
+    from .stats import Tally
+
+    cfg = workload.config.faults
+    settings = CampaignSettings.from_config(cfg, source=workload.source)
+    total = injections if injections is not None else cfg.injections
+    running = Tally()
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("SDC {task.fields[sdc]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("golden run", total=total, sdc="–")
+        context = prepare(workload, settings, samples=cfg.samples, protected=protected)
+        progress.update(task, description="faulty inferences")
+
+        def on_result(index: int, result: dict[str, Any]) -> None:
+            running.add(masked=result["masked"], top1_changed=result["top1_changed"],
+                        rmse=result["rmse"])  # fmt: skip
+            progress.update(task, advance=1, sdc=rate_text(running.summary()["sdc"]))
+
+        result = campaign(workload, injections=total, settings=settings, workers=workers,
+                          out_dir=out_dir, context=context, on_result=on_result)  # fmt: skip
+    console.print(render_campaign(result))
+    console.print(f"wrote [bold]{Path(out_dir) / 'faults.json'}[/] and the per-injection log "
+                  f"[bold]{Path(out_dir) / 'faults.jsonl'}[/]")  # fmt: skip
+    return result.to_dict()
+
+
+def cmd_inject(args: argparse.Namespace) -> int:
+    from accelsim.cli import console, default_out_dir
+    from accelsim.errors import AccelsimError
+    from accelsim.workload import load_workload
+
+    workload = load_workload(args.workload, args.set)
+    if workload.config.faults is None and not any(s.startswith("faults.") for s in args.set):
+        raise AccelsimError("the workload has no faults: section (add one or use --set "
+                            "faults.rate=...)", file=args.workload, key="faults")  # fmt: skip
+    out_dir = Path(args.out) if args.out else default_out_dir(workload.name)
+    run_campaign_for_cli(workload, out_dir, console, injections=args.injections,
+                         workers=args.workers)  # fmt: skip
+    return 0
+
+
+def register(sub) -> None:
+    inject = sub.add_parser(
+        "inject", help="run the workload's fault campaign alone (resumes from its log)",
+        formatter_class=RichHelpFormatter,
+    )  # fmt: skip
+    inject.add_argument("workload", help="workload YAML file")
+    inject.add_argument("--out", help="output folder (default out/<name>)")
+    inject.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key, e.g. --set faults.rate=1e-7")  # fmt: skip
+    inject.add_argument("--injections", type=int, help="override faults.injections")
+    inject.add_argument("--workers", type=int, help="local worker processes")
+    inject.set_defaults(func=cmd_inject)

@@ -1,0 +1,61 @@
+"""Rich rendering of campaign results (the campaign itself never prints)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+
+from .campaign import CampaignResult
+
+
+def rate_text(estimate: dict[str, Any]) -> str:
+    """``12.3% [10.1, 14.8]`` from a rate estimate with its Wilson interval."""
+    if not estimate.get("n"):
+        return "–"
+    return f"{estimate['rate']:.2%} [{estimate['lo']:.2%}, {estimate['hi']:.2%}]"
+
+
+def _breakdown(title: str, rows: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for col in ("", "injections", "masked", "SDC (top-1 changed) [95% CI]", "critical SDC",
+                "RMSE"):  # fmt: skip
+        table.add_column(col, justify="left" if not col else "right")
+    for name, s in rows.items():
+        table.add_row(
+            name, str(s["count"]), rate_text(s["masked"]), rate_text(s["sdc"]),
+            rate_text(s["critical_sdc"]), f"{s['rmse']['mean']:.4g}",
+        )  # fmt: skip
+    return table
+
+
+def render_campaign(result: CampaignResult) -> Group:
+    s = result.summary
+    head = Table(title=f"{result.workload}: fault campaign ({result.settings.mode}, "
+                       f"{result.settings.model}, seed {result.seed})")  # fmt: skip
+    head.add_column("figure")
+    head.add_column("value [95% CI]", justify="right")
+    settings = result.settings
+    if settings.mode == "rate":
+        per = "bit per cycle" if settings.unit == "bit_cycle" else "bit per inference"
+        head.add_row("rate", f"{settings.rate:g} flips per {per}")
+        head.add_row("expected faults / inference", f"{result.expected_faults_per_inference:.4g}")
+    head.add_row("injections", str(result.injections))
+    head.add_row("faults / inference (drawn)", f"{result.faults_per_inference:.4g}")
+    head.add_row("masked", rate_text(s["masked"]))
+    head.add_row("SDC: top-1 differs from fault-free", rate_text(s["sdc"]))
+    head.add_row("critical SDC (correct -> wrong)", rate_text(s["critical_sdc"]))
+    if s["accuracy"].get("n"):
+        head.add_row("accuracy under faults", rate_text(s["accuracy"]))
+    if result.golden_accuracy is not None:
+        head.add_row("accuracy fault-free", f"{result.golden_accuracy:.2%}")
+    head.add_row("logit RMSE", f"{s['rmse']['mean']:.4g} [{s['rmse']['lo']:.4g}, "
+                               f"{s['rmse']['hi']:.4g}]")  # fmt: skip
+    head.add_row("faults masked early (not computed)", str(result.masked_early))
+    parts: list[Any] = [head]
+    if result.per_register:
+        parts.append(_breakdown("per register class", result.per_register))
+    if result.per_layer:
+        parts.append(_breakdown("per layer", result.per_layer))
+    return Group(*parts)

@@ -1,0 +1,354 @@
+"""Resumable, parallel execution of independent, seeded tasks (fault campaigns and sweeps).
+
+``run_tasks(fn, n_tasks, seed=..., log_path=...)`` calls ``fn(task, context)`` once for every
+task index and returns the results in task order. Three promises:
+
+* **Determinism.** Task ``i`` draws its randomness from
+  ``SeedSequence(entropy=seed, spawn_key=(i,))`` (the same as ``SeedSequence(seed).spawn(n)[i]``),
+  so results do not depend on the number of workers, the chunking or the completion order.
+* **Resumability.** Each finished result is appended to ``log_path`` as one JSON line
+  ``{"task": i, "result": ...}``; the file is flushed and fsynced after every chunk. A restart
+  reads the log, ignores a truncated last line (cut off by a crash), and computes only the
+  tasks that are missing — never one that is logged. The first line records the seed and the
+  caller's ``run_key``; resuming with another seed or key is an error, while a larger
+  ``n_tasks`` extends a finished run (task ``i``'s seed does not depend on ``n_tasks``).
+* **One format for fresh and resumed results.** Results pass through JSON in both cases
+  (tuples become lists, numpy scalars become numbers), so a resumed run returns exactly what
+  an uninterrupted one does.
+
+Parallelism is behind the :class:`Executor` seam: anything with ``submit(chunk) -> Future``,
+``max_pending`` and ``shutdown()``. :class:`SerialExecutor` runs in-process;
+:class:`ProcessExecutor` uses a spawn-context ``ProcessPoolExecutor`` and ships the heavy shared
+``context`` once per worker through the pool initializer. A Dask executor can wrap
+``distributed.Client.get_executor()`` (it returns ``concurrent.futures`` futures) with a
+worker plugin holding the context. ``fn`` must be a module-level function (picklable by
+reference) and should return JSON-serialisable data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from accelsim.errors import AccelsimError
+
+LOG_FORMAT = "accelsim-tasks/1"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: its index and the run's seed; ``rng()`` is its private random stream."""
+
+    index: int
+    seed: int
+
+    @property
+    def seed_sequence(self) -> np.random.SeedSequence:
+        return task_seed_sequence(self.seed, self.index)
+
+    def rng(self) -> np.random.Generator:
+        """A fresh Generator for this task (same seed and index: same stream, anywhere)."""
+        return np.random.default_rng(self.seed_sequence)
+
+
+def task_seed_sequence(seed: int, index: int) -> np.random.SeedSequence:
+    """Seed of task ``index``: child ``index`` of ``SeedSequence(seed)``, built directly."""
+    if seed < 0 or index < 0:
+        raise ValueError(f"seed and task index must be >= 0, got seed={seed}, index={index}")
+    return np.random.SeedSequence(entropy=seed, spawn_key=(index,))
+
+
+TaskFn = Callable[[TaskSpec, Any], Any]
+ChunkResult = list[tuple[int, str]]  # (task index, result as JSON text)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"task result is not JSON serialisable: {type(value).__name__}")
+
+
+def _run_chunk_with(fn: TaskFn, context: Any, seed: int, chunk: Sequence[int]) -> ChunkResult:
+    return [
+        (index, json.dumps(fn(TaskSpec(index, seed), context), default=_json_default))
+        for index in chunk
+    ]
+
+
+# ---- executors ---------------------------------------------------------------------------------
+
+
+class Executor(Protocol):
+    """Runs chunks of task indices; the runner keeps ``max_pending`` chunks in flight."""
+
+    max_pending: int
+
+    def submit(self, chunk: Sequence[int]) -> Future[ChunkResult]:
+        """Start computing ``chunk``; the future yields ``[(index, result JSON text), ...]``."""
+        ...
+
+    def shutdown(self, *, cancel_pending: bool = False) -> None: ...
+
+
+class SerialExecutor:
+    """Computes each chunk in this process at submission (one chunk in flight)."""
+
+    max_pending = 1
+
+    def __init__(self, fn: TaskFn, *, seed: int, context: Any = None) -> None:
+        self.fn, self.seed, self.context = fn, seed, context
+
+    def submit(self, chunk: Sequence[int]) -> Future[ChunkResult]:
+        future: Future[ChunkResult] = Future()
+        try:
+            future.set_result(_run_chunk_with(self.fn, self.context, self.seed, chunk))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, *, cancel_pending: bool = False) -> None:
+        pass
+
+
+# per-worker state, set once by the pool initializer (the context is not re-sent per task)
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(fn: TaskFn, context: Any, seed: int) -> None:
+    _WORKER.update(fn=fn, context=context, seed=seed)
+
+
+def _run_chunk_in_worker(chunk: Sequence[int]) -> ChunkResult:
+    return _run_chunk_with(_WORKER["fn"], _WORKER["context"], _WORKER["seed"], chunk)
+
+
+class ProcessExecutor:
+    """A local process pool (spawn start method by default: safe with threads and Numba)."""
+
+    def __init__(
+        self,
+        fn: TaskFn,
+        *,
+        seed: int,
+        workers: int,
+        context: Any = None,
+        start_method: str = "spawn",
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.max_pending = 2 * workers  # keeps every worker busy while results are logged
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context(start_method),
+            initializer=_init_worker,
+            initargs=(fn, context, seed),
+        )
+
+    def submit(self, chunk: Sequence[int]) -> Future[ChunkResult]:
+        return self._pool.submit(_run_chunk_in_worker, tuple(chunk))
+
+    def shutdown(self, *, cancel_pending: bool = False) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=cancel_pending)
+
+
+# ---- the log -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogState:
+    """What a task log holds: its header, the results by task index, the valid byte length."""
+
+    header: dict[str, Any] | None
+    results: dict[int, Any]
+    valid_bytes: int
+
+
+def read_task_log(path: str | Path) -> LogState:
+    """Read a task log; a last line without its newline (a crash mid-write) is ignored.
+
+    A damaged line anywhere else is an :class:`AccelsimError` naming the line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return LogState(None, {}, 0)
+    data = path.read_bytes()
+    header: dict[str, Any] | None = None
+    results: dict[int, Any] = {}
+    position = 0
+    line_number = 0
+    while position < len(data):
+        end = data.find(b"\n", position)
+        if end < 0:
+            break  # truncated last line: never completed, so never counted
+        line_number += 1
+        text = data[position:end]
+        position = end + 1
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise AccelsimError(
+                "damaged line in a task log (remove the file to start over)",
+                file=path,
+                key=f"line {line_number}",
+            ) from None
+        if not isinstance(record, dict):
+            raise AccelsimError("not a task record", file=path, key=f"line {line_number}")
+        if "header" in record:
+            header = record["header"]
+            continue
+        index = record.get("task")
+        if not isinstance(index, int) or index < 0 or "result" not in record:
+            raise AccelsimError("not a task record", file=path, key=f"line {line_number}")
+        results.setdefault(index, record["result"])  # first record wins
+    if results and header is None:
+        raise AccelsimError("task records without a header: not a task log", file=path)
+    return LogState(header, results, position)
+
+
+def _check_header(header: dict[str, Any] | None, expected: dict[str, Any], path: Path) -> None:
+    if header is None:
+        return
+    for key in ("format", "seed", "run_key"):
+        if header.get(key) != expected[key]:
+            raise AccelsimError(
+                f"the log was written with {key}={header.get(key)!r}, this run has "
+                f"{expected[key]!r}; use the same settings or another log file",
+                file=path,
+                key=key,
+            )
+
+
+# ---- the runner --------------------------------------------------------------------------------
+
+
+def _auto_chunk(remaining: int, workers: int) -> int:
+    # several chunks per worker balance the load; at most 64 tasks lost per crash
+    return max(1, min(64, math.ceil(remaining / (4 * workers))))
+
+
+def run_tasks(
+    fn: TaskFn,
+    n_tasks: int,
+    *,
+    seed: int,
+    log_path: str | Path,
+    workers: int = 1,
+    chunk: int | None = None,
+    on_result: Callable[[int, Any], None] | None = None,
+    context: Any = None,
+    run_key: Any = None,
+    max_new: int | None = None,
+    executor: Executor | None = None,
+) -> list[Any]:
+    """Run ``fn(TaskSpec(i, seed), context)`` for ``i`` in ``range(n_tasks)``, resumably.
+
+    ``log_path``: the JSON-lines log (created, or resumed if it exists). ``workers``: 1 runs
+    serially in this process, more use a :class:`ProcessExecutor`; ``executor`` overrides both
+    (e.g. a Dask-backed one). ``chunk``: tasks per submission and per fsync (auto if None).
+    ``on_result(i, result)``: called for every task as its result becomes available — first
+    the logged ones in task order, then new ones as they finish (drive a progress bar with it).
+    ``context``: shared read-only data for ``fn`` (sent once per worker). ``run_key``: any
+    JSON data identifying the run (e.g. a config hash); a log written under another key or
+    seed is refused. ``max_new``: compute at most this many new tasks, then return (for
+    budgets and tests); unfinished tasks are ``None`` in the returned list.
+
+    Returns the results in task order, each as read back from JSON.
+    """
+    if n_tasks < 0:
+        raise ValueError(f"n_tasks must be >= 0, got {n_tasks}")
+    task_seed_sequence(seed, 0)  # validates the seed before any work
+    log_path = Path(log_path)
+    run_key = json.loads(json.dumps(run_key, default=_json_default))
+    expected_header = {"format": LOG_FORMAT, "seed": seed, "run_key": run_key}
+    state = read_task_log(log_path)
+    _check_header(state.header, expected_header, log_path)
+
+    results: list[Any] = [None] * n_tasks
+    for index in sorted(i for i in state.results if i < n_tasks):
+        results[index] = state.results[index]
+        if on_result is not None:
+            on_result(index, results[index])
+    pending = [i for i in range(n_tasks) if i not in state.results]
+    if max_new is not None:
+        pending = pending[: max(0, max_new)]
+    if not pending:
+        return results
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        log.truncate(state.valid_bytes)  # drop a torn last line before appending after it
+        if state.header is None:
+            log.write((json.dumps({"header": expected_header}) + "\n").encode())
+            log.flush()
+            os.fsync(log.fileno())
+        _drive(fn, pending, seed, log, results, on_result, context, workers, chunk, executor)
+    return results
+
+
+def _drive(
+    fn: TaskFn,
+    pending: list[int],
+    seed: int,
+    log: Any,
+    results: list[Any],
+    on_result: Callable[[int, Any], None] | None,
+    context: Any,
+    workers: int,
+    chunk: int | None,
+    executor: Executor | None,
+) -> None:
+    """Submit chunks of ``pending``, log each as it completes, fill ``results``."""
+    size = chunk or _auto_chunk(len(pending), workers)
+    if size < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    chunks = deque(pending[i : i + size] for i in range(0, len(pending), size))
+    own_executor = executor is None
+    if executor is None:
+        if workers > 1:
+            executor = ProcessExecutor(fn, seed=seed, workers=workers, context=context)
+        else:
+            executor = SerialExecutor(fn, seed=seed, context=context)
+    in_flight: set[Future[ChunkResult]] = set()
+    finished = False
+    try:
+        while chunks or in_flight:
+            while chunks and len(in_flight) < executor.max_pending:
+                in_flight.add(executor.submit(chunks.popleft()))
+            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                _record(future.result(), log, results, on_result)
+        finished = True
+    finally:
+        if own_executor:
+            executor.shutdown(cancel_pending=not finished)
+
+
+def _record(
+    pairs: ChunkResult, log: Any, results: list[Any], on_result: Callable[[int, Any], None] | None
+) -> None:
+    lines = "".join(f'{{"task": {index}, "result": {text}}}\n' for index, text in pairs)
+    log.write(lines.encode())
+    log.flush()
+    os.fsync(log.fileno())  # a chunk is durable before anyone is told it is done
+    for index, text in pairs:
+        results[index] = json.loads(text)
+        if on_result is not None:
+            on_result(index, results[index])

@@ -1,0 +1,292 @@
+"""Statistics of fault campaigns: confidence intervals, sample sizes and the outcome tally.
+
+Pure Python on the standard library (no scipy): the normal quantile is
+:class:`statistics.NormalDist`, the Student-t quantile inverts the t CDF, which is computed
+from the regularised incomplete beta function (continued fraction, Numerical Recipes §6.4).
+
+Conventions: ``confidence`` is two-sided (0.95 gives the 2.5 % and 97.5 % quantiles); every
+interval is returned as ``(lo, hi)``; rates are fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from statistics import NormalDist
+from typing import Any
+
+_STANDARD_NORMAL = NormalDist()
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+
+
+def normal_quantile(confidence: float) -> float:
+    """Two-sided standard-normal critical value: 1.959964 for ``confidence=0.95``."""
+    _check_confidence(confidence)
+    return _STANDARD_NORMAL.inv_cdf(0.5 + confidence / 2.0)
+
+
+def _beta_continued_fraction(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz's method)."""
+    tiny, eps = 1e-300, 1e-15
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        m2 = 2 * m
+        for numerator in (m * (b - m) * x / ((qam + m2) * (a + m2)),
+                          -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):  # fmt: skip
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < eps:
+            break
+    return h
+
+
+def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
+    """I_x(a, b) for a, b > 0 and 0 <= x <= 1."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    front = math.exp(log_front)
+    # the continued fraction converges fast only on this side of the mean; use symmetry
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _beta_continued_fraction(a, b, x) / a
+    return 1.0 - front * _beta_continued_fraction(b, a, 1.0 - x) / b
+
+
+def student_t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with ``df`` degrees of freedom."""
+    if df <= 0:
+        raise ValueError(f"degrees of freedom must be positive, got {df}")
+    tail = 0.5 * regularized_incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+def student_t_quantile(confidence: float, df: float) -> float:
+    """Two-sided Student-t critical value: 12.706 for ``confidence=0.95, df=1``."""
+    _check_confidence(confidence)
+    target = 0.5 + confidence / 2.0
+    lo, hi = 0.0, max(2.0 * normal_quantile(confidence), 1.0)
+    while student_t_cdf(hi, df) < target:
+        hi *= 2.0
+    for _ in range(200):  # bisection: the CDF is monotone, 200 halvings exhaust float precision
+        mid = 0.5 * (lo + hi)
+        if student_t_cdf(mid, df) < target:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    return 0.5 * (lo + hi)
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion ``successes / n``.
+
+    Well behaved at 0 and n successes (unlike the Wald interval); ``n == 0`` gives (0, 1).
+    """
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    if n == 0:
+        return 0.0, 1.0
+    z = normal_quantile(confidence)
+    p = successes / n
+    z2n = z * z / n
+    centre = (p + z2n / 2.0) / (1.0 + z2n)
+    half = z * math.sqrt(p * (1.0 - p) / n + z2n / (4.0 * n)) / (1.0 + z2n)
+    # the bounds are exactly 0 / 1 at the extremes; clamp float round-off
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return lo, hi
+
+
+def mean_interval_from_moments(
+    count: int, mean: float, m2: float, confidence: float = 0.95, *, method: str = "t"
+) -> tuple[float, float]:
+    """Confidence interval of a mean from (count, mean, sum of squared deviations ``m2``).
+
+    ``method="t"`` uses Student's t with ``count - 1`` degrees of freedom, ``"normal"`` the
+    normal quantile. Fewer than two values say nothing about the spread: (-inf, inf).
+    """
+    if method not in ("t", "normal"):
+        raise ValueError(f"method must be 't' or 'normal', got {method!r}")
+    if count < 2:
+        return -math.inf, math.inf
+    std_error = math.sqrt(max(m2, 0.0) / (count - 1) / count)
+    if method == "t":
+        critical = student_t_quantile(confidence, count - 1)
+    else:
+        critical = normal_quantile(confidence)
+    return mean - critical * std_error, mean + critical * std_error
+
+
+def mean_interval(
+    values: Iterable[float], confidence: float = 0.95, *, method: str = "t"
+) -> tuple[float, float, float]:
+    """``(mean, lo, hi)``: the sample mean and its confidence interval (t by default)."""
+    data = [float(v) for v in values]
+    if not data:
+        return math.nan, -math.inf, math.inf
+    mean = math.fsum(data) / len(data)
+    m2 = math.fsum((v - mean) ** 2 for v in data)
+    lo, hi = mean_interval_from_moments(len(data), mean, m2, confidence, method=method)
+    return mean, lo, hi
+
+
+def leveugle_sample_size(
+    population: int, margin: float = 0.01, confidence: float = 0.95, p: float = 0.5
+) -> int:
+    """Fault injections needed for ``margin`` error at ``confidence`` (Leveugle et al., DATE 2009).
+
+    ``n = N / (1 + e^2 (N - 1) / (t^2 p (1 - p)))`` with N the population of possible faults
+    (sites x bits x cycles), e the margin, t the normal critical value and p the a-priori
+    failure probability (0.5 is the conservative choice). Rounded up, never above N.
+    """
+    if population < 1:
+        raise ValueError(f"population must be at least 1, got {population}")
+    if not 0.0 < margin < 1.0:
+        raise ValueError(f"margin must lie in (0, 1), got {margin}")
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must lie in (0, 1), got {p}")
+    t = normal_quantile(confidence)
+    n = population / (1.0 + margin * margin * (population - 1) / (t * t * p * (1.0 - p)))
+    # round-off must not turn an exact integer into the next one up
+    return min(population, math.ceil(n - 1e-9))
+
+
+def rate_estimate(successes: int, n: int, confidence: float = 0.95) -> dict[str, float | int]:
+    """``{"count", "n", "rate", "lo", "hi"}``: a proportion with its Wilson interval."""
+    lo, hi = wilson_interval(successes, n, confidence)
+    return {
+        "count": successes,
+        "n": n,
+        "rate": successes / n if n else math.nan,
+        "lo": lo,
+        "hi": hi,
+    }
+
+
+@dataclass
+class Tally:
+    """Outcomes of faulty inferences, mergeable across workers and resumed runs.
+
+    Each faulty inference is compared with its fault-free (golden) run:
+
+    * ``masked``: final logits bit-identical to the golden run;
+    * ``corrupted``: logits differ (by any amount), so ``masked + corrupted = count``;
+    * ``sdc``: the top-1 prediction differs from the golden run — the *failure* of DESIGN.md;
+      a subset of ``corrupted``;
+    * ``critical_sdc``: an SDC that turns a correct golden prediction into a wrong one
+      (counted over labelled samples);
+    * ``correct``: the top-1 prediction under fault equals the label, counted over the
+      ``labelled`` inferences only (accuracy under faults);
+    * RMSE of the logits against the golden run, kept as (mean, ``rmse_m2`` = sum of squared
+      deviations) and merged with Chan et al.'s parallel formula, which stays accurate where
+      a raw sum of squares would cancel.
+    """
+
+    count: int = 0
+    masked: int = 0
+    corrupted: int = 0
+    sdc: int = 0
+    critical_sdc: int = 0
+    labelled: int = 0
+    correct: int = 0
+    rmse_mean: float = 0.0
+    rmse_m2: float = 0.0
+
+    def add(
+        self,
+        *,
+        masked: bool,
+        top1_changed: bool,
+        rmse: float,
+        correct: bool | None = None,
+        golden_correct: bool | None = None,
+    ) -> None:
+        """Record one faulty inference (``correct``/``golden_correct`` None without a label)."""
+        if masked and (top1_changed or rmse != 0.0):
+            raise ValueError("a masked outcome cannot change the top-1 class or have RMSE > 0")
+        self.count += 1
+        self.masked += int(masked)
+        self.corrupted += int(not masked)
+        self.sdc += int(top1_changed)
+        self.critical_sdc += int(top1_changed and bool(golden_correct))
+        if correct is not None:
+            self.labelled += 1
+            self.correct += int(correct)
+        delta = float(rmse) - self.rmse_mean  # Welford update
+        self.rmse_mean += delta / self.count
+        self.rmse_m2 += delta * (float(rmse) - self.rmse_mean)
+
+    def merge(self, other: Tally) -> Tally:
+        """A new tally holding both; neither operand changes."""
+        count = self.count + other.count
+        if count == 0:
+            return Tally()
+        delta = other.rmse_mean - self.rmse_mean
+        mean = self.rmse_mean + delta * other.count / count
+        m2 = self.rmse_m2 + other.rmse_m2 + delta * delta * self.count * other.count / count
+        return Tally(
+            count=count,
+            masked=self.masked + other.masked,
+            corrupted=self.corrupted + other.corrupted,
+            sdc=self.sdc + other.sdc,
+            critical_sdc=self.critical_sdc + other.critical_sdc,
+            labelled=self.labelled + other.labelled,
+            correct=self.correct + other.correct,
+            rmse_mean=mean,
+            rmse_m2=m2,
+        )
+
+    @classmethod
+    def merge_all(cls, tallies: Iterable[Tally]) -> Tally:
+        """Merge in the given order (fixed order gives bit-identical float results)."""
+        total = cls()
+        for tally in tallies:
+            total = total.merge(tally)
+        return total
+
+    def summary(self, confidence: float = 0.95) -> dict[str, Any]:
+        """Rates with Wilson intervals and the mean RMSE with its t interval, JSON-ready.
+
+        ``failure`` is the ``sdc`` rate (top-1 differs from the golden run).
+        """
+        rmse_lo, rmse_hi = mean_interval_from_moments(
+            self.count, self.rmse_mean, self.rmse_m2, confidence
+        )
+        return {
+            "count": self.count,
+            "confidence": confidence,
+            "masked": rate_estimate(self.masked, self.count, confidence),
+            "corrupted": rate_estimate(self.corrupted, self.count, confidence),
+            "sdc": rate_estimate(self.sdc, self.count, confidence),
+            "failure": rate_estimate(self.sdc, self.count, confidence),
+            "critical_sdc": rate_estimate(self.critical_sdc, self.labelled, confidence),
+            "accuracy": rate_estimate(self.correct, self.labelled, confidence),
+            "rmse": {
+                "mean": self.rmse_mean if self.count else math.nan,
+                "lo": rmse_lo,
+                "hi": rmse_hi,
+            },
+        }
+
+    def to_dict(self) -> dict[str, int | float]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tally:
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__})

@@ -1,0 +1,39 @@
+"""Package boundaries (DESIGN.md): accelsim/ never imports torch, and only its CLI reaches
+into faults/ and optimizer/."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_simulator_core_never_imports_torch_faults_or_optimizer():
+    offenders = []
+    for path in sorted((ROOT / "accelsim").rglob("*.py")):
+        forbidden = {"torch"} if path.name == "cli.py" else {"torch", "faults", "optimizer"}
+        bad = imported_modules(path) & forbidden
+        if bad:
+            offenders.append(f"{path.relative_to(ROOT)}: {sorted(bad)}")
+    assert offenders == []
+
+
+def test_quantisation_needs_no_torch():
+    assert "torch" not in imported_modules(ROOT / "workloads" / "quantize.py")
+
+
+def test_faults_never_import_optimizer():
+    for path in sorted((ROOT / "faults").rglob("*.py")):
+        assert "optimizer" not in imported_modules(path), path

@@ -1,0 +1,154 @@
+"""The task runner: per-task seeds, resumable JSONL log, serial == parallel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from accelsim.errors import AccelsimError
+from faults.runner import TaskSpec, read_task_log, run_tasks, task_seed_sequence
+
+
+def noisy_task(task: TaskSpec, context) -> dict:
+    """A task whose result depends on its own random stream and on the shared context."""
+    rng = task.rng()
+    offset = 0 if context is None else context.offset
+    return {"value": float(rng.normal()) + offset, "draws": rng.integers(0, 100, 3)}
+
+
+class CountingContext:
+    """Shared context that counts how often this process unpickled it."""
+
+    loads = 0
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+    def __getstate__(self) -> dict:
+        return {"offset": self.offset}
+
+    def __setstate__(self, state: dict) -> None:
+        self.offset = state["offset"]
+        CountingContext.loads += 1
+
+
+def context_probe_task(task: TaskSpec, context: CountingContext) -> dict:
+    return {**noisy_task(task, context), "loads_in_this_process": CountingContext.loads}
+
+
+def failing_task(task: TaskSpec, context) -> dict:
+    if task.index == 5:
+        raise RuntimeError("task 5 broke")
+    return {"index": task.index}
+
+
+def logged_tasks(path: Path) -> list[int]:
+    lines = path.read_text().splitlines()
+    return [json.loads(line)["task"] for line in lines if '"task"' in line]
+
+
+def test_task_seed_is_the_spawned_child_whatever_the_count():
+    children = np.random.SeedSequence(1234).spawn(10)
+    for i in (0, 3, 9):
+        direct = np.random.default_rng(task_seed_sequence(1234, i)).random(4)
+        spawned = np.random.default_rng(children[i]).random(4)
+        assert np.array_equal(direct, spawned)
+        assert np.array_equal(TaskSpec(i, 1234).rng().random(4), direct)
+
+
+def test_results_come_back_in_task_order_and_every_task_is_logged_once(tmp_path):
+    log = tmp_path / "log.jsonl"
+    seen = []
+    results = run_tasks(noisy_task, 23, seed=5, log_path=log, chunk=4,
+                        on_result=lambda i, r: seen.append(i))  # fmt: skip
+    assert len(results) == 23
+    assert results[7] == json.loads(
+        json.dumps(noisy_task(TaskSpec(7, 5), None), default=np.ndarray.tolist)
+    )
+    assert isinstance(results[0]["draws"], list)  # passed through JSON, like a resumed result
+    assert sorted(logged_tasks(log)) == list(range(23))
+    assert sorted(seen) == list(range(23))
+    assert read_task_log(log).header["seed"] == 5
+
+
+def test_an_interrupted_run_resumes_without_recomputing(tmp_path):
+    reference = run_tasks(noisy_task, 30, seed=9, log_path=tmp_path / "ref.jsonl", chunk=4)
+    log = tmp_path / "log.jsonl"
+    partial = run_tasks(noisy_task, 30, seed=9, log_path=log, chunk=4, max_new=11)
+    assert partial[:11] == reference[:11] and partial[11:] == [None] * 19
+    assert sorted(logged_tasks(log)) == list(range(11))
+    reported = []
+    resumed = run_tasks(noisy_task, 30, seed=9, log_path=log, chunk=4,
+                        on_result=lambda i, r: reported.append(i))  # fmt: skip
+    assert resumed == reference
+    assert sorted(logged_tasks(log)) == list(range(30))  # each task computed exactly once
+    assert sorted(reported) == list(range(30))  # logged ones are reported too, for progress
+    again = run_tasks(noisy_task, 30, seed=9, log_path=log)
+    assert again == reference and len(logged_tasks(log)) == 30
+
+
+def test_a_torn_last_line_is_dropped_and_only_that_task_recomputed(tmp_path):
+    log = tmp_path / "log.jsonl"
+    reference = run_tasks(noisy_task, 12, seed=3, log_path=log, chunk=5)
+    text = log.read_text()
+    last_line_start = text.rstrip("\n").rfind("\n") + 1
+    torn_task = json.loads(text[last_line_start:])["task"]
+    log.write_text(text[: last_line_start + 9])  # a crash cut the last line short
+    assert torn_task not in read_task_log(log).results
+    assert run_tasks(noisy_task, 12, seed=3, log_path=log, chunk=5) == reference
+    tasks = logged_tasks(log)
+    assert sorted(tasks) == list(range(12)) and tasks[-1] == torn_task
+
+
+def test_a_larger_task_count_extends_a_finished_run(tmp_path):
+    log = tmp_path / "log.jsonl"
+    first = run_tasks(noisy_task, 8, seed=1, log_path=log)
+    more = run_tasks(noisy_task, 20, seed=1, log_path=log)
+    assert more[:8] == first
+    assert more == run_tasks(noisy_task, 20, seed=1, log_path=tmp_path / "fresh.jsonl")
+    assert sorted(logged_tasks(log)) == list(range(20))
+
+
+def test_resuming_under_another_seed_or_key_is_refused(tmp_path):
+    log = tmp_path / "log.jsonl"
+    run_tasks(noisy_task, 4, seed=1, log_path=log, run_key={"config": "abc"})
+    with pytest.raises(AccelsimError, match="seed"):
+        run_tasks(noisy_task, 4, seed=2, log_path=log, run_key={"config": "abc"})
+    with pytest.raises(AccelsimError, match="run_key"):
+        run_tasks(noisy_task, 4, seed=1, log_path=log, run_key={"config": "xyz"})
+
+
+def test_a_damaged_line_inside_the_log_is_a_user_error(tmp_path):
+    log = tmp_path / "log.jsonl"
+    run_tasks(noisy_task, 6, seed=1, log_path=log, chunk=2)
+    lines = log.read_text().splitlines(keepends=True)
+    lines[2] = '{"task": 1, "res\n'
+    log.write_text("".join(lines))
+    with pytest.raises(AccelsimError, match="line 3"):
+        run_tasks(noisy_task, 6, seed=1, log_path=log)
+
+
+def test_a_failing_task_raises_and_finished_chunks_stay_logged(tmp_path):
+    log = tmp_path / "log.jsonl"
+    with pytest.raises(RuntimeError, match="task 5 broke"):
+        run_tasks(failing_task, 10, seed=0, log_path=log, chunk=2)
+    assert sorted(logged_tasks(log)) == [0, 1, 2, 3]
+
+
+def test_two_worker_processes_give_the_serial_results_and_load_the_context_once(tmp_path):
+    context = CountingContext(offset=100)
+    serial = run_tasks(context_probe_task, 24, seed=77, log_path=tmp_path / "serial.jsonl",
+                       context=context, chunk=3)  # fmt: skip
+    parallel = run_tasks(context_probe_task, 24, seed=77, log_path=tmp_path / "par.jsonl",
+                         context=context, chunk=3, workers=2)  # fmt: skip
+
+    def values(results):
+        return [(r["value"], r["draws"]) for r in results]
+
+    assert values(parallel) == values(serial)
+    assert all(r["value"] > 50 for r in parallel)  # the context reached the workers
+    # 8 chunks over 2 workers, yet each worker unpickled the context exactly once
+    assert {r["loads_in_this_process"] for r in parallel} == {1}

@@ -1,0 +1,180 @@
+"""GEMM lowering, fold plans, cycle formulas and fault reach (accelsim/mapping.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accelsim import mapping, refmodel
+
+DATAFLOWS = ("ws", "os", "is")
+
+
+def direct_conv(x, weight, stride, padding, groups):
+    """Textbook integer convolution, one output at a time."""
+    batch, channels, height, width = x.shape
+    n_out, c_per_group, kh, kw = weight.shape
+    sh, sw = stride
+    ph, pw = padding
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    oh = (height + 2 * ph - kh) // sh + 1
+    ow = (width + 2 * pw - kw) // sw + 1
+    out = np.zeros((batch, n_out, oh, ow), dtype=np.int64)
+    n_per_group = n_out // groups
+    for b in range(batch):
+        for n in range(n_out):
+            g = n // n_per_group
+            chans = slice(g * c_per_group, (g + 1) * c_per_group)
+            for i in range(oh):
+                for j in range(ow):
+                    window = padded[b, chans, i * sh : i * sh + kh, j * sw : j * sw + kw]
+                    out[b, n, i, j] = int(np.sum(window * weight[n]))
+    return out
+
+
+@st.composite
+def conv_cases(draw):
+    groups = draw(st.sampled_from([1, 2, 3]))
+    depthwise = draw(st.booleans())
+    c_per_group = 1 if depthwise else draw(st.integers(1, 3))
+    n_per_group = 1 if depthwise else draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    height = draw(st.integers(max(1, kh - 2 * ph), 7))
+    width = draw(st.integers(max(1, kw - 2 * pw), 7))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    batch = draw(st.integers(1, 2))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-8, 8, (batch, groups * c_per_group, height, width))
+    weight = rng.integers(-8, 8, (groups * n_per_group, c_per_group, kh, kw))
+    return x, weight, stride, (ph, pw), groups
+
+
+@settings(max_examples=80, deadline=None)
+@given(conv_cases())
+def test_lowered_conv_equals_direct_convolution(case):
+    x, weight, stride, padding, groups = case
+    a_groups = mapping.lower_conv(x, weight.shape, stride, padding, groups)
+    w_groups = mapping.weight_matrices(weight, groups)
+    batch = x.shape[0]
+    oh = mapping.conv_output_size(x.shape[2], weight.shape[2], stride[0], padding[0])
+    ow = mapping.conv_output_size(x.shape[3], weight.shape[3], stride[1], padding[1])
+    for a, w in zip(a_groups, w_groups):
+        assert a.dtype == np.int64 and w.dtype == np.int64
+        assert a.shape == (batch * oh * ow, weight.shape[1] * weight.shape[2] * weight.shape[3])
+    outs = [a @ w for a, w in zip(a_groups, w_groups)]
+    got = mapping.output_from_gemm(outs, batch, oh, ow)
+    np.testing.assert_array_equal(got, direct_conv(x, weight, stride, padding, groups))
+
+
+def test_lowering_orders_m_and_k_as_the_contract_says():
+    x = np.arange(2 * 2 * 3 * 3).reshape(2, 2, 3, 3)
+    (a,) = mapping.lower_conv(x, (1, 2, 2, 2), (1, 1), (0, 0), 1)
+    b, oh, ow, c, kh, kw = 1, 0, 1, 1, 1, 0
+    m = ((b * 2) + oh) * 2 + ow
+    k = c * 4 + kh * 2 + kw
+    assert a[m, k] == x[b, c, oh + kh, ow + kw]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(DATAFLOWS),
+    st.integers(1, 9),
+    st.integers(1, 9),
+    st.integers(1, 9),
+    st.integers(1, 4),
+    st.integers(1, 4),
+)
+def test_folds_cover_every_mac_exactly_once(dataflow, M, K, N, rows, cols):
+    count = np.zeros((M, K, N), dtype=np.int64)
+    folds = mapping.plan_folds(dataflow, M, K, N, rows, cols)
+    for f in folds:
+        mt, kt, nt = f.m1 - f.m0, f.k1 - f.k0, f.n1 - f.n0
+        fits = {"ws": (kt, nt), "os": (mt, nt), "is": (kt, mt)}[dataflow]
+        assert fits[0] <= rows and fits[1] <= cols
+        count[f.m0 : f.m1, f.k0 : f.k1, f.n0 : f.n1] += 1
+    assert np.all(count == 1)
+    # the k-folds of one output tile run consecutively, in ascending k
+    tiles: dict[tuple[int, int, int, int], list[int]] = {}
+    for i, f in enumerate(folds):
+        tiles.setdefault((f.m0, f.m1, f.n0, f.n1), []).append(i)
+    for indices in tiles.values():
+        assert indices == list(range(indices[0], indices[0] + len(indices)))
+        assert [folds[i].k0 for i in indices] == sorted(folds[i].k0 for i in indices)
+
+
+def test_fold_order_is_scalesims():
+    ws = mapping.plan_folds("ws", 5, 4, 4, 2, 2)
+    assert [(f.k0, f.n0) for f in ws] == [(0, 0), (2, 0), (0, 2), (2, 2)]
+    os_ = mapping.plan_folds("os", 4, 5, 4, 2, 2)
+    assert [(f.m0, f.n0) for f in os_] == [(0, 0), (0, 2), (2, 0), (2, 2)]
+    is_ = mapping.plan_folds("is", 4, 4, 5, 2, 2)
+    assert [(f.m0, f.k0) for f in is_] == [(0, 0), (0, 2), (2, 0), (2, 2)]
+
+
+def test_fold_cycle_formulas():
+    assert mapping.fold_cycles("ws", 10, 3, 4, 8, 8) == 10 + 8 + 4
+    assert mapping.fold_cycles("os", 3, 10, 4, 8, 8) == 10 + 3 + 4
+    assert mapping.fold_cycles("is", 4, 3, 10, 8, 8) == 10 + 8 + 4
+    assert mapping.preload_cycles("ws", 10, 3, 4, 8, 8) == 8
+    assert mapping.preload_cycles("is", 4, 3, 10, 8, 8) == 8
+    assert mapping.preload_cycles("os", 3, 10, 4, 8, 8) == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(DATAFLOWS), st.integers(1, 4), st.integers(1, 4), st.data())
+def test_fold_cycles_equal_the_reference_model(dataflow, rows, cols, data):
+    mt, kt, nt = _tile_shape(data, dataflow, rows, cols)
+    a = np.ones((mt, kt), dtype=np.int64)
+    w = np.ones((kt, nt), dtype=np.int64)
+    psum = np.zeros((mt, nt), dtype=np.int64)
+    out, cycles = refmodel.simulate_fold(dataflow, a, w, psum, rows, cols, 4, True, 4, 16, "wrap")
+    assert cycles == mapping.fold_cycles(dataflow, mt, kt, nt, rows, cols)
+    np.testing.assert_array_equal(out, np.full((mt, nt), kt))
+
+
+def _tile_shape(data, dataflow, rows, cols):
+    free = data.draw(st.integers(1, 6))
+    a, b = data.draw(st.integers(1, rows)), data.draw(st.integers(1, cols))
+    return {"ws": (free, a, b), "os": (a, free, b), "is": (b, a, free)}[dataflow]
+
+
+def _outputs(pairs):
+    return sorted(zip(*(p.tolist() for p in pairs)))
+
+
+def test_affected_outputs_hand_worked_ws():
+    # 2x2 array, Mt=3, Kt=2, Nt=2: input (r, c) holds m = t-r-c, product t-r-c-1, acc t-r-c-2
+    args = (3, 2, 2, 2, 2)
+    assert _outputs(mapping.affected_outputs("ws", 1, 0, 0, 1, *args)) == [(1, 0), (2, 0)]
+    assert _outputs(mapping.affected_outputs("ws", 0, 1, 0, 2, *args)) == [(1, 0), (1, 1)]
+    assert _outputs(mapping.affected_outputs("ws", 2, 0, 1, 3, *args)) == [(1, 1)]
+    assert _outputs(mapping.affected_outputs("ws", 3, 1, 1, 4, *args)) == [(0, 1)]
+    assert _outputs(mapping.affected_outputs("ws", 1, 0, 0, 3, *args)) == []  # after last read
+    assert _outputs(mapping.affected_outputs("ws", 3, 1, 1, 7, *args)) == []  # after the fold
+    stuck = mapping.affected_outputs("ws", 1, 0, 1, 0, *args, kind=2)
+    assert _outputs(stuck) == [(0, 1), (1, 1), (2, 1)]
+
+
+def test_affected_outputs_hand_worked_os_and_is():
+    # os 2x2, Mt=2, Kt=3, Nt=2: PE(r, c) completes in cycle Kt+r+c+1
+    args = (2, 3, 2, 2, 2)
+    assert _outputs(mapping.affected_outputs("os", 0, 0, 0, 1, *args)) == [(0, 0), (0, 1)]
+    assert _outputs(mapping.affected_outputs("os", 1, 0, 1, 3, *args)) == [(0, 1), (1, 1)]
+    assert _outputs(mapping.affected_outputs("os", 2, 1, 1, 0, *args)) == [(1, 1)]
+    assert _outputs(mapping.affected_outputs("os", 3, 1, 0, 5, *args)) == [(1, 0)]
+    assert _outputs(mapping.affected_outputs("os", 3, 1, 0, 6, *args)) == []
+    # is 2x2, Kt=2, Mt=2, Nt=3: inputs stationary, weights stream with slot n = t-r-c
+    args = (2, 2, 3, 2, 2)
+    assert _outputs(mapping.affected_outputs("is", 0, 1, 0, 2, *args)) == [(0, 1), (0, 2)]
+    assert _outputs(mapping.affected_outputs("is", 1, 0, 0, 0, *args)) == [(0, 0), (1, 0)]
+    assert _outputs(mapping.affected_outputs("is", 2, 1, 1, 3, *args)) == [(1, 0)]
+    assert _outputs(mapping.affected_outputs("is", 3, 0, 1, 4, *args)) == [(1, 1)]
+
+
+def test_idle_pes_are_masked():
+    # ws tile uses 1 of 3 columns; os tile uses 1x1 of a 3x3 array
+    assert _outputs(mapping.affected_outputs("ws", 3, 0, 2, 2, 4, 2, 1, 3, 3)) == []
+    assert _outputs(mapping.affected_outputs("os", 2, 1, 0, 1, 1, 4, 1, 3, 3)) == []

@@ -1,0 +1,151 @@
+"""Example workloads, built-in models, the digits data and reproducible training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from accelsim.config import load_workload_config
+from accelsim.errors import AccelsimError
+from accelsim.executor import dequantize, execute, quantize_input
+from accelsim.ir import load_graph
+from workloads.data import digits_split, load_digits_test, write_digits_test
+from workloads.quantize import QuantSpec, quantize
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKLOADS = ROOT / "workloads"
+YAMLS = sorted(WORKLOADS.glob("*.yaml"))
+
+
+def test_all_example_yamls_are_present():
+    names = {p.name for p in YAMLS}
+    assert {"digits_cnn.yaml", "digits_mlp.yaml", "resnet18.yaml", "vgg16.yaml",
+            "mobilenet_block.yaml"} <= names  # fmt: skip
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: p.name)
+def test_example_yaml_validates(path):
+    config = load_workload_config(path)
+    if isinstance(config.model, str):
+        assert (path.parent / config.model).is_file()
+    if config.dataset is not None:
+        assert (path.parent / config.dataset.path).is_file()
+
+
+def test_digits_yaml_builds_a_workload():
+    from accelsim.workload import load_workload
+
+    workload = load_workload(WORKLOADS / "digits_cnn.yaml")
+    assert workload.graph.kind == "integer" and workload.float_graph is not None
+    assert workload.inputs.dtype == np.int64 and len(workload.inputs) == len(workload.labels)
+    assert workload.config.accelerator.array.rows == 8
+
+
+def test_digits_split_is_seeded_stratified_and_matches_the_shipped_file():
+    x_train, y_train, x_test, y_test = digits_split(0)
+    assert x_train.shape[1:] == (1, 8, 8) and x_train.dtype == np.float32
+    assert len(x_test) == 540 and len(x_train) + len(x_test) == 1797
+    assert x_train.min() >= 0.0 and x_train.max() <= 1.0 and y_test.dtype == np.int64
+    assert (
+        np.abs(np.bincount(y_test) / len(y_test) - np.bincount(y_train) / len(y_train)).max() < 0.01
+    )
+    x_shipped, y_shipped = load_digits_test()
+    np.testing.assert_array_equal(x_shipped, x_test)
+    np.testing.assert_array_equal(y_shipped, y_test)
+    assert not np.array_equal(digits_split(1)[3], y_test)
+
+
+def test_write_digits_test_roundtrip(tmp_path):
+    path = write_digits_test(tmp_path / "d.npz", seed=0)
+    x, y = load_digits_test(path)
+    assert x.shape == (540, 1, 8, 8) and y.shape == (540,)
+
+
+def test_shipped_zoo_graphs_carry_accuracy_and_calibration():
+    for name in ("digits_cnn", "digits_mlp"):
+        graph = load_graph(WORKLOADS / "zoo" / f"{name}.npz")
+        assert graph.kind == "float" and graph.metadata["float_test_accuracy"] > 0.95
+        assert graph.metadata["calibration_samples"] == 1257
+        assert all(s.calib_min is not None for s in graph.tensors.values())
+
+
+torch_needed = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("torch") is None, reason="needs torch"
+)
+
+
+@torch_needed
+@pytest.mark.parametrize("name", ["resnet18", "vgg16", "mobilenet_block"])
+def test_performance_models_export_quantise_and_execute(name):
+    from workloads.export import export_builtin
+
+    graph = export_builtin(name, input_size=32, seed=0)
+    ops = [n.op for n in graph.nodes]
+    if name == "resnet18":
+        assert ops.count("conv2d") == 20 and ops.count("add") == 8 and ops.count("linear") == 1
+        assert graph.tensors[graph.output].shape == (1000,)
+    elif name == "vgg16":
+        assert (
+            ops.count("conv2d") == 13 and ops.count("linear") == 3 and ops.count("maxpool2d") == 5
+        )
+    else:
+        depthwise = graph.node("depthwise")
+        assert depthwise.attrs["groups"] == 32 and depthwise.params["weight"].shape == (32, 1, 3, 3)
+        assert graph.node("relu1").attrs == {"lo": 0.0, "hi": 6.0}
+    integer = quantize(graph, QuantSpec())
+    x = np.random.default_rng(0).normal(size=(1, *graph.tensors["input"].shape))
+    got = dequantize(integer.tensors[integer.output], execute(integer, quantize_input(integer, x)))
+    expected = execute(graph, x)
+    assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.99
+
+
+@torch_needed
+def test_builtin_graph_cache(tmp_path):
+    from workloads.export import builtin_graph_cached
+
+    first = builtin_graph_cached("mobilenet_block", 8, 3, tmp_path)
+    files = list(tmp_path.glob("*.npz"))
+    assert len(files) == 1 and "mobilenet_block-8-s3" in files[0].name
+    again = builtin_graph_cached("mobilenet_block", 8, 3, tmp_path)
+    assert again.content_hash() == first.content_hash()
+    files[0].write_bytes(b"damaged")  # a broken cache entry is rebuilt
+    assert (
+        builtin_graph_cached("mobilenet_block", 8, 3, tmp_path).content_hash()
+        == first.content_hash()
+    )
+    other_seed = builtin_graph_cached("mobilenet_block", 8, 4, tmp_path)
+    assert other_seed.content_hash() != first.content_hash()
+    with pytest.raises(AccelsimError, match="multiple of 32"):
+        builtin_graph_cached("resnet18", 40, 0, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def rebuilt_zoo(tmp_path_factory):
+    from workloads.train import build_zoo
+
+    base = tmp_path_factory.mktemp("zoo")
+    return build_zoo(base / "a", base / "a"), build_zoo(base / "b", base / "b")
+
+
+@torch_needed
+def test_training_is_bit_identical(rebuilt_zoo):
+    first, second = rebuilt_zoo
+    for name in ("digits_mlp", "digits_cnn"):
+        assert load_graph(first[name]).content_hash() == load_graph(second[name]).content_hash()
+    x_a, y_a = load_digits_test(first["digits_test"])
+    x_b, y_b = load_digits_test(second["digits_test"])
+    np.testing.assert_array_equal(x_a, x_b)
+    np.testing.assert_array_equal(y_a, y_b)
+
+
+@torch_needed
+@pytest.mark.slow  # float kernels may round differently on another CPU; the same machine agrees
+def test_shipped_zoo_is_what_training_produces(rebuilt_zoo):
+    first, _ = rebuilt_zoo
+    for name in ("digits_mlp", "digits_cnn"):
+        shipped = load_graph(WORKLOADS / "zoo" / f"{name}.npz")
+        assert shipped.content_hash() == load_graph(first[name]).content_hash(), (
+            f"workloads/zoo/{name}.npz is stale: run python -m workloads.train"
+        )

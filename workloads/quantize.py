@@ -1,0 +1,402 @@
+"""Float graph -> integer graph (numpy only; never imports torch).
+
+The scheme (docs/semantics.md §1):
+
+* **Weights**: symmetric, per output channel, signed ``w_bits``:
+  ``s_w[n] = max|W[n]| / (2**(w_bits-1) - 1)``, ``q = round(W / s_w)`` in
+  ``[-(2**(w_bits-1) - 1), 2**(w_bits-1) - 1]`` (the most negative code is unused, so the
+  scheme is symmetric).
+* **Activations**: per tensor, zero point 0, scale from the calibration min/max of the float
+  graph. A conv2d/linear/add followed by a clamp (ReLU, ReLU6) that alone reads its output is
+  fused: the layer's ``out_lo/out_hi`` do the clamp and the tensor is unsigned. Every other
+  requantised tensor is signed.
+* **Reserved MSBs r** (algorithm-layer constraint): a requantised tensor of b bits is confined
+  to ``[-2**(b-1-r), 2**(b-1-r) - 1]`` (signed) or ``[0, 2**(b-r) - 1]`` (unsigned) by the
+  saturating clamp; its declared width stays b. The scale maps the calibrated range onto this
+  confined range (``scale = max|x| / hi``), so r trades resolution for a bound on values.
+* **Bias**: ``round(b / (s_in * s_w[n]))`` in the accumulator (acc_bits, saturated to fit).
+* **Requantisation**: ``s_in * s_w[n] / s_out`` as ``multiplier * 2**-shift`` with a 31-bit
+  multiplier (:func:`accelsim.intmath.quantize_multiplier`), shift in [0, 62].
+* **Residual add**: ``y = clamp(rshift(a*ma + b*mb, shift))`` with
+  ``ma = round(s_a / s_y * 2**shift)``, ``mb`` likewise, shift as large as keeps both below 2**31.
+* **Pooling and flatten** keep their input's scale, width and signedness.
+* **Graph input**: quantised with the activation bits of the first layer (per-layer override
+  included), unsigned when its calibration minimum is >= 0, signed otherwise, over the full
+  range of that width (r confines requantised tensors only; the input is not requantised).
+  Use :func:`accelsim.executor.quantize_input` to turn real inputs into its integers.
+
+Per-layer overrides (``per_layer``) name conv2d/linear layers; a layer's ``activation_bits`` and
+``reserved_msbs`` apply to the tensor it writes, ``weight_bits`` and ``acc_bits`` to itself.
+Add nodes use the global settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from accelsim.config import QuantizationConfig
+from accelsim.errors import AccelsimError
+from accelsim.intmath import quantize_multiplier
+from accelsim.ir import (
+    GEMM_OPS,
+    MULTIPLIER_LIMIT,
+    SHIFT_RANGE,
+    Graph,
+    Node,
+    TensorSpec,
+    validate_graph,
+)
+
+SCHEME_VERSION = 1  # part of quantization_key: bump when the arithmetic below changes
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Overrides for one layer; None keeps the global value."""
+
+    weight_bits: int | None = None
+    activation_bits: int | None = None
+    acc_bits: int | None = None
+    reserved_msbs: int | None = None
+
+
+@dataclass(frozen=True)
+class LayerSettings:
+    """The resolved settings of one layer."""
+
+    weight_bits: int
+    activation_bits: int
+    acc_bits: int
+    reserved_msbs: int
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """How to quantise a float graph (see the module docstring)."""
+
+    weight_bits: int = 8
+    activation_bits: int = 8
+    acc_bits: int = 32
+    overflow: str = "wrap"
+    reserved_msbs: int = 0
+    per_layer: Mapping[str, LayerSpec] = field(default_factory=dict)
+    source: str | None = field(default=None, compare=False)  # file named in errors
+
+    def settings(self, layer: str | None = None) -> LayerSettings:
+        """Global settings, with ``layer``'s overrides applied."""
+        o = self.per_layer.get(layer, LayerSpec()) if layer is not None else LayerSpec()
+
+        def pick(name: str) -> int:
+            value = getattr(o, name)
+            return int(getattr(self, name) if value is None else value)
+
+        return LayerSettings(pick("weight_bits"), pick("activation_bits"), pick("acc_bits"),
+                             pick("reserved_msbs"))  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        """Canonical description (no source file): what the result depends on."""
+        return {
+            "weight_bits": self.weight_bits,
+            "activation_bits": self.activation_bits,
+            "acc_bits": self.acc_bits,
+            "overflow": self.overflow,
+            "reserved_msbs": self.reserved_msbs,
+            "per_layer": {
+                name: {k: v for k, v in vars(o).items() if v is not None}
+                for name, o in sorted(self.per_layer.items())
+            },
+        }
+
+
+def spec_from_config(cfg: QuantizationConfig, source: str | Path | None = None) -> QuantSpec:
+    """The workload YAML's ``quantization:`` section as a :class:`QuantSpec`.
+
+    Layer names in ``per_layer`` are checked by :func:`quantize`, which knows the graph.
+    """
+    per_layer = {
+        name: LayerSpec(o.weight_bits, o.activation_bits, o.acc_bits, o.reserved_msbs)
+        for name, o in cfg.per_layer.items()
+    }
+    return QuantSpec(
+        weight_bits=cfg.weight_bits,
+        activation_bits=cfg.activation_bits,
+        acc_bits=cfg.acc_bits,
+        overflow=cfg.overflow,
+        reserved_msbs=cfg.reserved_msbs,
+        per_layer=per_layer,
+        source=str(source) if source is not None else None,
+    )
+
+
+def quantization_key(float_graph: Graph, spec: QuantSpec) -> str:
+    """sha256 of the float graph's content hash, the spec and the scheme version (cache key)."""
+    text = json.dumps(
+        {"graph": float_graph.content_hash(), "spec": spec.to_json(), "scheme": SCHEME_VERSION},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ---- arithmetic helpers --------------------------------------------------------------------
+
+
+def _round_half_up(x: np.ndarray) -> np.ndarray:
+    return np.floor(np.asarray(x, dtype=np.float64) + 0.5)
+
+
+def confined_range(bits: int, signed: bool, reserved_msbs: int) -> tuple[int, int]:
+    """Integer range of a requantised tensor of ``bits`` bits with ``reserved_msbs`` reserved."""
+    if signed:
+        magnitude = bits - 1 - reserved_msbs
+        return -(1 << magnitude), (1 << magnitude) - 1
+    return 0, (1 << (bits - reserved_msbs)) - 1
+
+
+def fixed_point(real: float) -> tuple[int, int]:
+    """``real ≈ multiplier * 2**-shift`` with ``0 <= multiplier < 2**31``, shift in [0, 62]."""
+    if not real > 0.0:
+        return 0, 0
+    multiplier, shift = quantize_multiplier(real)
+    if shift < SHIFT_RANGE[0] or shift > SHIFT_RANGE[1]:
+        shift = min(max(shift, SHIFT_RANGE[0]), SHIFT_RANGE[1])
+        multiplier = int(_round_half_up(math.ldexp(real, shift)))
+    if multiplier >= MULTIPLIER_LIMIT:
+        raise AccelsimError(
+            f"requantisation factor {real:.4g} is too large for a 31-bit multiplier",
+            allowed="output scales at least 2**-31 of the product scale",
+        )
+    return multiplier, shift
+
+
+def _range_of(spec: TensorSpec, where: str) -> tuple[float, float]:
+    if spec.calib_min is None or spec.calib_max is None:
+        raise AccelsimError(
+            f"tensor {spec.name!r} has no calibration statistics ({where})",
+            allowed="a float graph exported with calibration data",
+        )
+    return float(spec.calib_min), float(spec.calib_max)
+
+
+def _scale_for(lo: float, hi: float, q_hi: int) -> float:
+    amax = max(abs(lo), abs(hi))
+    if not math.isfinite(amax) or amax <= 0.0:
+        amax = 1.0  # a constant-zero tensor: any scale represents it exactly
+    return amax / q_hi
+
+
+# ---- the quantiser -------------------------------------------------------------------------
+
+
+class _Quantizer:
+    def __init__(self, graph: Graph, spec: QuantSpec) -> None:
+        self.graph, self.spec = graph, spec
+        self.specs: dict[str, TensorSpec] = {}
+        self.nodes: list[Node] = []
+        readers: dict[str, list[Node]] = {}
+        for node in graph.nodes:
+            for name in node.inputs:
+                readers.setdefault(name, []).append(node)
+        self.readers = readers
+
+    def check_spec(self) -> None:
+        spec, graph = self.spec, self.graph
+        layers = [n.name for n in graph.layers()]
+        if not layers:
+            raise AccelsimError(f"graph {graph.name!r} has no conv2d/linear layer to quantise")
+        for name in spec.per_layer:
+            if name not in layers:
+                raise AccelsimError(f"no layer named {name!r} in graph {graph.name!r}",
+                                    file=spec.source, key=f"quantization.per_layer.{name}",
+                                    allowed=layers)  # fmt: skip
+        if spec.overflow not in ("wrap", "saturate"):
+            raise AccelsimError(f"overflow {spec.overflow!r}", file=spec.source,
+                                key="quantization.overflow", allowed="wrap, saturate")  # fmt: skip
+        for name in [None, *spec.per_layer]:
+            s = spec.settings(name)
+            key = "quantization" if name is None else f"quantization.per_layer.{name}"
+            checks = (("weight_bits", s.weight_bits, 2, 16), ("activation_bits",
+                      s.activation_bits, 2, 16), ("acc_bits", s.acc_bits, 4, 32),
+                      ("reserved_msbs", s.reserved_msbs, 0, s.activation_bits - 2))  # fmt: skip
+            for what, value, lo, hi in checks:
+                if not lo <= value <= hi:
+                    raise AccelsimError(f"{what} = {value}", file=spec.source,
+                                        key=f"{key}.{what}", allowed=f"[{lo}, {hi}]"
+                                        + (" (r < activation_bits - 1)"
+                                           if what == "reserved_msbs" else ""))  # fmt: skip
+
+    def fused_clamp(self, node: Node) -> Node | None:
+        """The clamp that alone reads ``node``'s output (fused into its out_lo/out_hi)."""
+        readers = self.readers.get(node.output, [])
+        if node.output == self.graph.output or len(readers) != 1 or readers[0].op != "clamp":
+            return None
+        return readers[0]
+
+    def requantised_spec(self, node: Node, clamp: Node | None, settings: LayerSettings):
+        """Output spec and [out_lo, out_hi] of a requantising node (GEMM or add)."""
+        out_name = clamp.output if clamp is not None else node.output
+        float_spec = self.graph.tensors[out_name]
+        lo_real, hi_real = _range_of(float_spec, f"output of {node.name!r}")
+        signed = not (clamp is not None and float(clamp.attrs["lo"]) >= 0.0)
+        bits, r = settings.activation_bits, settings.reserved_msbs
+        q_lo, q_hi = confined_range(bits, signed, r)
+        scale = _scale_for(lo_real, hi_real, q_hi)
+        out_lo, out_hi = q_lo, q_hi
+        if clamp is not None:
+            out_lo, out_hi = _clamp_codes(clamp, scale, q_lo, q_hi)
+        spec = TensorSpec(out_name, float_spec.shape, bits, signed, scale, 0,
+                          float_spec.calib_min, float_spec.calib_max)  # fmt: skip
+        return spec, out_lo, out_hi
+
+    def input_spec(self) -> TensorSpec:
+        graph = self.graph
+        float_spec = graph.tensors[graph.input]
+        lo, hi = _range_of(float_spec, "graph input")
+        bits = self.spec.settings(graph.layers()[0].name).activation_bits
+        signed = lo < 0.0
+        q_hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+        return TensorSpec(graph.input, float_spec.shape, bits, signed, _scale_for(lo, hi, q_hi),
+                          0, float_spec.calib_min, float_spec.calib_max)  # fmt: skip
+
+    def run(self) -> Graph:
+        self.check_spec()
+        graph = self.graph
+        self.specs[graph.input] = self.input_spec()
+        skipped: set[str] = set()
+        for node in graph.nodes:
+            if node.name in skipped:
+                continue
+            if node.op in GEMM_OPS:
+                clamp = self.fused_clamp(node)
+                self.gemm(node, clamp)
+            elif node.op == "add":
+                clamp = self.fused_clamp(node)
+                self.add(node, clamp)
+            elif node.op == "clamp":
+                self.clamp(node)
+                clamp = None
+            elif node.op in ("maxpool2d", "avgpool2d", "global_avgpool", "flatten"):
+                self.pass_through(node)
+                clamp = None
+            else:
+                raise AccelsimError(f"cannot quantise op {node.op!r} (node {node.name!r})")
+            if clamp is not None:
+                skipped.add(clamp.name)
+        out_name = graph.output
+        metadata = dict(graph.metadata)
+        metadata.update({
+            "quantization": self.spec.to_json(),
+            "quantization_scheme": SCHEME_VERSION,
+            "float_graph_hash": graph.content_hash(),
+        })  # fmt: skip
+        return Graph("integer", graph.name, graph.input, out_name, self.specs, self.nodes,
+                     metadata)  # fmt: skip
+
+    def gemm(self, node: Node, clamp: Node | None) -> None:
+        settings = self.spec.settings(node.name)
+        x_spec = self.specs[node.inputs[0]]
+        out_spec, out_lo, out_hi = self.requantised_spec(node, clamp, settings)
+        weight = node.params["weight"].astype(np.float64)
+        bias = node.params["bias"].astype(np.float64)
+        n_out = weight.shape[0]
+        w_max = (1 << (settings.weight_bits - 1)) - 1
+        w_absmax = np.abs(weight.reshape(n_out, -1)).max(axis=1)
+        w_scale = np.where(w_absmax > 0, w_absmax / w_max, 1.0)
+        w_shape = (n_out,) + (1,) * (weight.ndim - 1)
+        q_weight = np.clip(_round_half_up(weight / w_scale.reshape(w_shape)), -w_max, w_max)
+        acc_scale = x_spec.scale * w_scale
+        acc_limit = (1 << (settings.acc_bits - 1)) - 1
+        q_bias = np.clip(_round_half_up(bias / acc_scale), -acc_limit - 1, acc_limit)
+        pairs = [fixed_point(float(s) / out_spec.scale) for s in acc_scale]
+        attrs: dict[str, Any] = {}
+        if node.op == "conv2d":
+            attrs.update({k: node.attrs[k] for k in ("stride", "padding", "groups")})
+        attrs.update({"acc_bits": settings.acc_bits, "overflow": self.spec.overflow,
+                      "w_bits": settings.weight_bits, "out_lo": out_lo, "out_hi": out_hi,
+                      "out_zero_point": 0})  # fmt: skip
+        params = {
+            "weight": q_weight.astype(np.int64),
+            "bias": q_bias.astype(np.int64),
+            "multiplier": np.array([m for m, _ in pairs], dtype=np.int64),
+            "shift": np.array([s for _, s in pairs], dtype=np.int64),
+        }
+        self.emit(Node(node.op, node.name, node.inputs, out_spec.name, attrs, params), out_spec)
+
+    def add(self, node: Node, clamp: Node | None) -> None:
+        settings = self.spec.settings(None)
+        a_spec, b_spec = (self.specs[name] for name in node.inputs)
+        out_spec, out_lo, out_hi = self.requantised_spec(node, clamp, settings)
+        ratio_a, ratio_b = a_spec.scale / out_spec.scale, b_spec.scale / out_spec.scale
+        largest = max(ratio_a, ratio_b)
+        # the largest shift that keeps both multipliers below 2**31
+        shift = int(math.floor(math.log2((MULTIPLIER_LIMIT - 1) / largest)))
+        while (
+            shift > SHIFT_RANGE[0]
+            and _round_half_up(math.ldexp(largest, shift)) >= MULTIPLIER_LIMIT
+        ):
+            shift -= 1
+        shift = min(max(shift, SHIFT_RANGE[0]), SHIFT_RANGE[1])
+        multipliers = [int(_round_half_up(math.ldexp(r, shift))) for r in (ratio_a, ratio_b)]
+        if max(multipliers) >= MULTIPLIER_LIMIT:
+            raise AccelsimError(f"add {node.name!r}: input/output scale ratio {largest:.4g} "
+                                "is too large for a 31-bit multiplier")  # fmt: skip
+        attrs = {"out_lo": out_lo, "out_hi": out_hi, "out_zero_point": 0, "shift": shift}
+        params = {
+            "multiplier_a": np.array(multipliers[0], dtype=np.int64),
+            "multiplier_b": np.array(multipliers[1], dtype=np.int64),
+        }
+        self.emit(Node("add", node.name, node.inputs, out_spec.name, attrs, params), out_spec)
+
+    def clamp(self, node: Node) -> None:
+        x_spec = self.specs[node.inputs[0]]
+        lo, hi = x_spec.value_range()
+        q_lo, q_hi = _clamp_codes(node, x_spec.scale, lo, hi)
+        out_spec = self._like(x_spec, node.output)
+        self.emit(Node("clamp", node.name, node.inputs, node.output, {"lo": q_lo, "hi": q_hi}),
+                  out_spec)  # fmt: skip
+
+    def pass_through(self, node: Node) -> None:
+        x_spec = self.specs[node.inputs[0]]
+        self.emit(Node(node.op, node.name, node.inputs, node.output, dict(node.attrs)),
+                  self._like(x_spec, node.output))  # fmt: skip
+
+    def _like(self, x_spec: TensorSpec, name: str) -> TensorSpec:
+        float_spec = self.graph.tensors[name]
+        return TensorSpec(name, float_spec.shape, x_spec.bits, x_spec.signed, x_spec.scale,
+                          x_spec.zero_point, float_spec.calib_min, float_spec.calib_max)  # fmt: skip
+
+    def emit(self, node: Node, spec: TensorSpec) -> None:
+        self.nodes.append(node)
+        self.specs[spec.name] = spec
+
+
+def _clamp_codes(clamp: Node, scale: float, lo: int, hi: int) -> tuple[int, int]:
+    """A float clamp [lo, hi] as integer codes at ``scale``, within [lo, hi] of the register."""
+    real_lo, real_hi = float(clamp.attrs["lo"]), float(clamp.attrs["hi"])
+    q_lo = lo if real_lo == -math.inf else max(lo, math.ceil(real_lo / scale - 1e-9))
+    q_hi = hi if real_hi == math.inf else min(hi, math.floor(real_hi / scale + 1e-9))
+    q_lo, q_hi = min(q_lo, hi), max(q_hi, lo)
+    return q_lo, max(q_lo, q_hi)
+
+
+def quantize(float_graph: Graph, spec: QuantSpec) -> Graph:
+    """The integer graph of ``float_graph`` under ``spec`` (see the module docstring).
+
+    Raises :class:`AccelsimError` naming ``spec.source`` and the key when ``per_layer`` names
+    a layer the graph does not have, or a per-layer combination is invalid.
+    """
+    if float_graph.kind != "float":
+        raise AccelsimError(f"quantize needs a float graph, got a {float_graph.kind} graph",
+                            allowed="a float graph (python -m accelsim export)")  # fmt: skip
+    graph = _Quantizer(float_graph, spec).run()
+    graph.metadata["quantization_key"] = quantization_key(float_graph, spec)
+    validate_graph(graph)
+    return graph
