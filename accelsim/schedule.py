@@ -210,35 +210,43 @@ def schedule_layer(
         else:
             hi = mid - 1
 
-    blocks: list[MBlock] = []
-    folds: list[FoldJob] = []
+    # m-blocks as (m0, m1, input bytes, units); SCALE-Sim streams all of M through every fold
+    # with ideal memory, so its timing mode uses one block per group
     items = shape.batch if shape.op == "conv2d" else 1
     total_units = units_per_item if shape.op == "conv2d" else shape.batch
-    for g in range(shape.groups):
+    spans: list[tuple[int, int, int, int]] = []
+    if accel.timing == "scalesim":
+        whole = row_in_bytes * shape.in_h * shape.batch if shape.op == "conv2d" else bytes_for(
+            shape.in_channels * shape.batch, shape.a_bits)  # fmt: skip
+        spans.append((0, shape.M, whole, total_units))
+    else:
         for item in range(items):
             for u0 in range(0, total_units, per_block):
                 u1 = min(u0 + per_block, total_units)
                 m0 = (item * units_per_item + u0) * unit if shape.op == "conv2d" else u0
-                m1 = m0 + (u1 - u0) * unit
                 if shape.op == "conv2d":
                     in_bytes = row_in_bytes * shape.input_rows_for(u0, u1)
                 else:
                     in_bytes = bytes_for(shape.in_channels * (u1 - u0), shape.a_bits)
-                block = MBlock(
-                    group=g, index=len(blocks), m0=m0, m1=m1, input_bytes=in_bytes,
-                    output_tile_bytes=block_cost(u1 - u0)[1],
+                spans.append((m0, m0 + (u1 - u0) * unit, in_bytes, u1 - u0))
+
+    blocks: list[MBlock] = []
+    folds: list[FoldJob] = []
+    for g in range(shape.groups):
+        for m0, m1, in_bytes, n_units in spans:
+            block = MBlock(
+                group=g, index=len(blocks), m0=m0, m1=m1, input_bytes=in_bytes,
+                output_tile_bytes=block_cost(n_units)[1],
+            )  # fmt: skip
+            blocks.append(block)
+            for fold in mapping.plan_folds(dataflow, m1 - m0, shape.K, shape.N, rows, cols):
+                folds.append(
+                    FoldJob(
+                        index=len(folds), group=g, block=block.index,
+                        m0=m0 + fold.m0, m1=m0 + fold.m1, k0=fold.k0, k1=fold.k1,
+                        n0=fold.n0, n1=fold.n1, first_k=fold.k0 == 0, last_k=fold.k1 == shape.K,
+                    )
                 )  # fmt: skip
-                blocks.append(block)
-                planned = mapping.plan_folds(dataflow, m1 - m0, shape.K, shape.N, rows, cols)
-                for fold in planned:
-                    last_k = fold.k1 == shape.K
-                    folds.append(
-                        FoldJob(
-                            index=len(folds), group=g, block=block.index,
-                            m0=m0 + fold.m0, m1=m0 + fold.m1, k0=fold.k0, k1=fold.k1,
-                            n0=fold.n0, n1=fold.n1, first_k=fold.k0 == 0, last_k=last_k,
-                        )
-                    )  # fmt: skip
     return LayerSchedule(
         shape=shape,
         blocks=tuple(blocks),

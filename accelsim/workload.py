@@ -60,7 +60,7 @@ def load_float_or_integer_model(config: WorkloadConfig, *, base_dir: Path,
                         key="model.scalesim_topology")  # fmt: skip
         return load_scalesim_topology(
             path, seed=config.seed, weight_bits=q.weight_bits,
-            activation_bits=q.activation_bits, acc_bits=q.acc_bits,
+            activation_bits=q.activation_bits, acc_bits=q.acc_bits, overflow=q.overflow,
         )  # fmt: skip
     # builtin performance model: exported on first use (needs torch), cached beside the yaml
     from workloads.export import builtin_graph_cached

@@ -74,7 +74,7 @@ class CampaignSettings:
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "plan"}
         data["plan"] = [f.to_dict() for f in self.plan]
-        return data
+        return json.loads(json.dumps(data))  # JSON-native: tuples become lists
 
 
 @dataclass
@@ -252,7 +252,9 @@ def campaign(
     import tempfile
 
     cfg = workload.config.faults or FaultsConfig()
-    settings = settings or CampaignSettings.from_config(cfg, source=workload.source)
+    if settings is None:
+        settings = context.settings if context is not None else (
+            CampaignSettings.from_config(cfg, source=workload.source))  # fmt: skip
     injections = injections if injections is not None else cfg.injections
     samples = samples if samples is not None else cfg.samples
     seed = cfg.seed if seed is None else seed

@@ -168,3 +168,32 @@ def test_run_writes_result_json_and_trace(tmp_path):
     assert result["layers"][0]["name"] == "conv1"
     events = json.loads(trace.read_text())["traceEvents"]
     assert {e["name"] for e in events} >= {"fold"}
+
+
+SCALESIM_CASES = [
+    c
+    for c in json.loads((ROOT / "tests" / "data" / "scalesim_expected.json").read_text())["cases"]
+    if c["kind"] == "conv" and c["groups"] == 1
+][::4]
+
+
+@pytest.mark.parametrize("case", SCALESIM_CASES, ids=lambda c: f"{c['name']}-{c['dataflow']}-"
+                         f"{c['rows']}x{c['cols']}")  # fmt: skip
+def test_simulator_in_scalesim_mode_reports_scalesims_cycles(tmp_path, case):
+    """The whole path — topology CSV, graph, schedule, SimPy model — gives SCALE-Sim 3.0.0's
+    own "Total Cycles" (numbers stored from the real package, tools/scalesim_reference.py)."""
+    p = case["params"]
+    csv = tmp_path / "layer.csv"
+    csv.write_text(
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+        "Num Filter, Strides,\n"
+        f"{case['name']}, {p['ifmap_h']}, {p['ifmap_w']}, {p['filter_h']}, {p['filter_w']}, "
+        f"{p['channels']}, {p['num_filter']}, {p['stride']},\n"
+    )
+    raw = {"name": "scalesim", "model": {"scalesim_topology": "layer.csv"},
+           "accelerator": {"timing": "scalesim", "array": {
+               "rows": case["rows"], "cols": case["cols"], "dataflow": case["dataflow"]}}}  # fmt: skip
+    workload = build_workload(parse_workload(raw), base_dir=tmp_path, source=tmp_path / "w.yaml")
+    layer = next(s for s in simulate(workload).layers if s.op == "conv2d")
+    assert layer.compute_cycles == case["total_cycles"]
+    assert layer.total_cycles == case["total_cycles"]

@@ -47,8 +47,10 @@ def fold_timing(accel: AcceleratorConfig) -> tuple[Callable, Callable]:
         from ..timing_scalesim import scalesim_fold_cycles
 
         def cycles(fold: FoldJob) -> int:
+            # SCALE-Sim reports the 0-based index of a layer's (group's) last cycle
+            first = (fold.m0, fold.k0, fold.n0) == (0, 0, 0)
             return scalesim_fold_cycles(df, fold.m1 - fold.m0, fold.k1 - fold.k0,
-                                        fold.n1 - fold.n0, rows, cols)  # fmt: skip
+                                        fold.n1 - fold.n0, rows, cols, first_fold=first)  # fmt: skip
 
         return cycles, lambda fold: 0
 
