@@ -15,7 +15,8 @@ from rich_argparse import RichHelpFormatter
 
 from .errors import AccelsimError
 
-console = Console(stderr=False)
+# a pipe or CI log gets a report wide enough for the per-layer table (a terminal keeps its own)
+console = Console(stderr=False, width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True)
 
 
