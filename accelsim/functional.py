@@ -12,22 +12,17 @@ import numpy as np
 from . import executor
 from .config import AcceleratorConfig
 from .hw.accelerator import GEMM_OPS, gemm_output, lower_operands
-from .hw.pe_array import compute_fold, harden, hardened_masks
+from .hw.pe_array import compute_layer, hardened_masks
 from .ir import Graph, Node
 from .mapping import DATAFLOW_CODES
-from .schedule import FoldJob, LayerSchedule, schedule_layer
+from .schedule import LayerSchedule, schedule_layer
 
 
 def run_folds(node: Node, sched: LayerSchedule, ops, accel: AcceleratorConfig,
-              folds: list[FoldJob], faults: Mapping[int, np.ndarray] | None = None) -> None:  # fmt: skip
-    """Run ``folds`` of a layer in order, updating ``ops.psum`` in place."""
-    code = DATAFLOW_CODES[accel.array.dataflow]
-    masks = hardened_masks(accel.protection.hardened_bits)
-    for fold in folds:
-        fold_faults = None if faults is None else faults.get(fold.index)
-        compute_fold(code, accel.array.rows, accel.array.cols, sched.shape, fold,
-                     ops.a[fold.group], ops.w[fold.group], ops.psum[fold.group],
-                     harden(fold_faults, masks))  # fmt: skip
+              faults: Mapping[int, np.ndarray] | None = None) -> None:  # fmt: skip
+    """Run every fold of a layer, updating ``ops.psum`` in place (faults per fold index)."""
+    compute_layer(DATAFLOW_CODES[accel.array.dataflow], accel.array.rows, accel.array.cols,
+                  sched, ops, faults, hardened_masks(accel.protection.hardened_bits))  # fmt: skip
 
 
 def run_layer(graph: Graph, node: Node, x: np.ndarray, accel: AcceleratorConfig,
@@ -38,7 +33,7 @@ def run_layer(graph: Graph, node: Node, x: np.ndarray, accel: AcceleratorConfig,
         return executor.run_node(graph, node, [x])
     sched = sched or schedule_layer(graph, node, accel, batch=int(x.shape[0]))
     ops = lower_operands(node, x, sched)
-    run_folds(node, sched, ops, accel, list(sched.folds), faults)
+    run_folds(node, sched, ops, accel, faults)
     return gemm_output(node, ops, sched)
 
 

@@ -24,7 +24,7 @@ from .buffer import SramBuffer
 from .controller import Controller, GemmOperands, LayerCounters, element_prefix
 from .dram import DRAM
 from .module import Module, Tracer
-from .pe_array import PEArray
+from .pe_array import PEArray, compute_layer
 
 GEMM_OPS = ("conv2d", "linear")
 
@@ -114,6 +114,10 @@ class Accelerator(Module):
                             redundancy,
                         )
                     )  # fmt: skip
+                    array = self.array
+                    compute_layer(array.dataflow_code, array.rows, array.cols, sched, ops,
+                                  None if fault_plan is None else fault_plan.get(node.name),
+                                  array.hardened)  # fmt: skip
                     if redundancy is not None:
                         redundancy.finish(ops)
                     values[node.output] = gemm_output(node, ops, sched)

@@ -154,10 +154,7 @@ class Controller(Module):
             g = fold.group
             if redundancy is not None:
                 redundancy.submit(fold)
-            yield from self.array.fold(
-                fold, cycles, shape, ops.a[g], ops.w[g], ops.psum[g],
-                None if fault_plan is None else fault_plan.get(fold.index),
-            )  # fmt: skip
+            yield from self.array.fold(fold, cycles, shape.layer)
             c.compute_cycles += cycles
             c.folds += 1
             c.pe_fraction_sum += self.array.pes_used(fold) / (self.array.rows * self.array.cols)

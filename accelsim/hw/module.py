@@ -48,7 +48,8 @@ class Module:
 
     def trace(self, what: str, start: float, **args: object) -> None:
         """Record that this module was busy with ``what`` from ``start`` until now."""
-        self.tracer.span(self.path, what, start, self.env.now, **args)
+        if self.tracer.enabled:
+            self.tracer.span(self.path, what, start, self.env.now, **args)
 
     def walk(self):
         yield self

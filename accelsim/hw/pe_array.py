@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
-import simpy
 
 from .. import kernels, mapping
 from ..config import REGISTER_CLASSES, ArrayConfig, HardenedBitsConfig
 from ..intmath import OVERFLOW_RULES
-from ..schedule import FoldJob, GemmShape
+from ..schedule import FoldJob, GemmShape, LayerSchedule
 from .module import Module
 
 EMPTY_FAULTS = np.zeros((0, 6), dtype=np.int64)
@@ -50,24 +51,59 @@ class PEArray(Module):
         self.cols = config.cols
         self.dataflow = config.dataflow
         self.dataflow_code = mapping.DATAFLOW_CODES[config.dataflow]
-        self.lock = simpy.Resource(self.env, capacity=1)
         self.busy_cycles = 0
 
     def pes_used(self, fold: FoldJob) -> int:
         m, k, n = fold.m1 - fold.m0, fold.k1 - fold.k0, fold.n1 - fold.n0
         return {"ws": k * n, "os": m * n, "is": k * m}[self.dataflow]
 
-    def fold(self, fold: FoldJob, cycles: int, shape: GemmShape, a: np.ndarray, w: np.ndarray,
-             psum: np.ndarray, faults: np.ndarray | None):  # fmt: skip
-        """Run one fold: occupy the array ``cycles`` cycles, then update ``psum`` in place."""
-        with self.lock.request() as grant:
-            yield grant
-            start = self.env.now
-            yield self.env.timeout(cycles)
-            self.busy_cycles += cycles
-            compute_fold(self.dataflow_code, self.rows, self.cols, shape, fold, a, w, psum,
-                         harden(faults, self.hardened))  # fmt: skip
-            self.trace("fold", start, layer=shape.layer, fold=fold.index)
+    def fold(self, fold: FoldJob, cycles: int, layer: str):
+        """Occupy the array for one fold's ``cycles`` (its values: :func:`compute_layer`).
+
+        The controller issues folds one at a time, so the array needs no arbitration.
+        """
+        start = self.env.now
+        yield self.env.timeout(cycles)
+        self.busy_cycles += cycles
+        self.trace("fold", start, layer=layer, fold=fold.index)
+
+
+def tile_key(fold: FoldJob) -> tuple[int, int, int, int, int]:
+    """The output tile a fold accumulates into: its k-chain shares this key."""
+    return (fold.group, fold.m0, fold.m1, fold.n0, fold.n1)
+
+
+def compute_layer(dataflow_code: int, rows: int, cols: int, sched: LayerSchedule, ops,
+                  faults: Mapping[int, np.ndarray] | None, hardened: np.ndarray) -> None:  # fmt: skip
+    """Every fold's values of one layer, ``ops.psum`` updated in place.
+
+    Fault-free arithmetic is the same whatever the tiling (ascending k, overflow at every add:
+    docs/semantics.md), so the tiles without faults are computed in one Numba call per group;
+    each output tile holding a fault is then recomputed fold by fold along its k-chain, from
+    the bias, with the faults applied inside the fold kernel. Tests prove both paths equal the
+    reference model and the reference executor.
+    """
+    shape = sched.shape
+    overflow = OVERFLOW_RULES[shape.overflow]
+    for g in range(shape.groups):
+        ops.psum[g][:] = kernels.run_gemm(ops.a[g], ops.w[g], ops.psum[g],
+                                          acc_bits=shape.acc_bits, overflow=overflow)  # fmt: skip
+    live = {}
+    for index, rows_ in (faults or {}).items():
+        hardened_rows = harden(rows_, hardened)
+        if len(hardened_rows):
+            live[int(index)] = hardened_rows
+    if not live:
+        return
+    tiles = {tile_key(sched.folds[index]) for index in live}
+    for fold in sched.folds:  # schedule order: a tile's k-folds come in ascending k
+        if tile_key(fold) not in tiles:
+            continue
+        g = fold.group
+        if fold.first_k:
+            ops.psum[g][fold.m0 : fold.m1, fold.n0 : fold.n1] = ops.bias[g][fold.n0 : fold.n1]
+        compute_fold(dataflow_code, rows, cols, shape, fold, ops.a[g], ops.w[g], ops.psum[g],
+                     live.get(fold.index))  # fmt: skip
 
 
 def compute_fold(dataflow_code: int, rows: int, cols: int, shape: GemmShape, fold: FoldJob,
