@@ -12,8 +12,13 @@ from rich_argparse import RichHelpFormatter
 
 def run_campaign_for_cli(workload, out_dir: Path, console: Console, *,
                          injections: int | None = None, workers: int | None = None,
-                         protected=None) -> dict[str, Any]:  # fmt: skip
-    """Run the workload's campaign with live progress; render and return its summary."""
+                         protected=None, scheduler: str | None = None,
+                         dask_workers: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run the workload's campaign with live progress; render and return its summary.
+
+    ``scheduler`` (or ``DASK_SCHEDULER_ADDRESS``) sends the injections to that Dask cluster,
+    ``dask_workers`` starts a local one; otherwise the local process pool runs them.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -45,8 +50,18 @@ def run_campaign_for_cli(workload, out_dir: Path, console: Console, *,
                         rmse=result["rmse"])  # fmt: skip
             progress.update(task, advance=1, sdc=rate_text(running.summary()["sdc"]))
 
-        result = campaign(workload, injections=total, settings=settings, workers=workers,
-                          out_dir=out_dir, context=context, on_result=on_result)  # fmt: skip
+        from .campaign import run_injection
+        from .dask_executor import executor_from_options
+
+        executor = executor_from_options(run_injection, cfg.seed, context, scheduler=scheduler,
+                                         workers=dask_workers)  # fmt: skip
+        try:
+            result = campaign(workload, injections=total, settings=settings, workers=workers,
+                              out_dir=out_dir, context=context, on_result=on_result,
+                              executor=executor)  # fmt: skip
+        finally:
+            if executor is not None:
+                executor.shutdown()
     console.print(render_campaign(result))
     console.print(f"wrote [bold]{Path(out_dir) / 'faults.json'}[/] and the per-injection log "
                   f"[bold]{Path(out_dir) / 'faults.jsonl'}[/]")  # fmt: skip
@@ -64,7 +79,8 @@ def cmd_inject(args: argparse.Namespace) -> int:
                             "faults.rate=...)", file=args.workload, key="faults")  # fmt: skip
     out_dir = Path(args.out) if args.out else default_out_dir(workload.name)
     run_campaign_for_cli(workload, out_dir, console, injections=args.injections,
-                         workers=args.workers)  # fmt: skip
+                         workers=args.workers, scheduler=args.scheduler,
+                         dask_workers=args.dask_workers)  # fmt: skip
     return 0
 
 
@@ -79,4 +95,8 @@ def register(sub) -> None:
                         help="override a key, e.g. --set faults.rate=1e-7")  # fmt: skip
     inject.add_argument("--injections", type=int, help="override faults.injections")
     inject.add_argument("--workers", type=int, help="local worker processes")
+    inject.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="run on this Dask cluster (default: $DASK_SCHEDULER_ADDRESS)")  # fmt: skip
+    inject.add_argument("--dask-workers", type=int, metavar="N",
+                        help="start a local Dask cluster of N worker processes")  # fmt: skip
     inject.set_defaults(func=cmd_inject)

@@ -62,6 +62,7 @@ from emukit.core.optimization import AcquisitionOptimizerBase
 from emukit.core.optimization.context_manager import ContextManager
 from emukit.experimental_design.acquisitions import ModelVariance
 from emukit.model_wrappers import GPyModelWrapper
+from threadpoolctl import threadpool_limits
 
 from accelsim.errors import AccelsimError
 
@@ -207,7 +208,10 @@ def _make_gp(X: np.ndarray, Y: np.ndarray, restarts: int) -> GPyModelWrapper:
         gp = GPy.models.GPRegression(X, Y, kernel, normalizer=True, noise_var=1e-4)
     gp.Gaussian_noise.variance.constrain_bounded(1e-6, 0.25, warning=False)
     model = GPyModelWrapper(gp, n_restarts=max(1, restarts))
-    model.optimize()
+    # matrices of a few dozen points: BLAS threads only contend (measured 2-3x slower with
+    # the default thread pool on 2 cores), so the fit runs single-threaded
+    with threadpool_limits(limits=1, user_api="blas"):
+        model.optimize()
     return model
 
 
