@@ -100,3 +100,7 @@ def register(sub) -> None:
     inject.add_argument("--dask-workers", type=int, metavar="N",
                         help="start a local Dask cluster of N worker processes")  # fmt: skip
     inject.set_defaults(func=cmd_inject)
+
+    from .vulnerability_cli import register as register_vulnerability
+
+    register_vulnerability(sub)

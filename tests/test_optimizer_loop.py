@@ -114,6 +114,7 @@ def test_same_seed_gives_identical_sequence_and_other_seed_differs():
     assert designs(first) != designs(other)
 
 
+@pytest.mark.slow  # a long BO run; CI covers the same paths with shorter ones
 def test_result_does_not_depend_on_the_callers_global_rng_state():
     # 160 000 points: the local-search optimiser draws its start points from numpy's global RNG
     big = DesignSpace.from_mapping({name: list(range(20)) for name in "wxyz"})
@@ -138,7 +139,9 @@ def test_bo_leaves_the_callers_global_rng_untouched():
     np.testing.assert_array_equal(np.random.random_sample(3), expected)
 
 
-@pytest.mark.parametrize("crash_at", [3, 11])  # inside the initial design / inside the BO phase
+@pytest.mark.parametrize(
+    "crash_at", [pytest.param(3, marks=pytest.mark.slow), 11]
+)  # inside the initial design / inside the BO phase
 def test_resumed_bo_gives_the_same_answer_as_an_uninterrupted_run(tmp_path, crash_at):
     kwargs = {"budget": 16, "n_initial": 6, "seed": 2}
     uninterrupted = bayesian_optimize(SPACE, problem, **kwargs)
@@ -255,6 +258,7 @@ def test_nothing_runs_ends_with_the_reason_not_a_crash():
     assert "redundant units can never keep up" in result.message
 
 
+@pytest.mark.slow  # a long BO run; CI covers the same paths with shorter ones
 def test_designs_that_cannot_run_are_violations_and_bo_still_finds_the_optimum():
     result = bayesian_optimize(SPACE, nothing_runs_above_a7, budget=24, n_initial=8, seed=1)
     cannot = [e for e in result.evaluations if not e.ran]

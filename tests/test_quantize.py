@@ -98,6 +98,7 @@ def test_residual_graph_integer_output_tracks_float():
 
 @pytest.mark.parametrize("bits,r", [(8, 0), (8, 2), (6, 1), (4, 2), (3, 1)])
 def test_reserved_msbs_confine_every_requantised_tensor(bits, r):
+    r_hidden = r
     float_graph = residual_float_graph()
     graph = quantize(float_graph, QuantSpec(weight_bits=bits, activation_bits=bits,
                                             reserved_msbs=r))  # fmt: skip
@@ -106,13 +107,20 @@ def test_reserved_msbs_confine_every_requantised_tensor(bits, r):
         out = graph.tensors[node.output]
         assert out.bits == bits
         if node.op in ("conv2d", "linear", "add"):
+            # hidden activations are clipped; the network output keeps its full range
+            r = 0 if node.output == graph.output else r_hidden
             lo, hi = confined_range(bits, out.signed, r)
             if out.signed:
                 assert (lo, hi) == (-(2 ** (bits - 1 - r)), 2 ** (bits - 1 - r) - 1)
             else:
                 assert (lo, hi) == (0, 2 ** (bits - r) - 1)
             assert lo <= node.attrs["out_lo"] <= node.attrs["out_hi"] <= hi
-            assert node.attrs["out_hi"] == hi  # the calibrated max maps onto the bound
+            assert node.attrs["out_hi"] == hi
+            # the scale spans the calibrated range over the full width: r is a real clip at
+            # calib_max / 2**r, not a coarser resolution
+            full_hi = confined_range(bits, out.signed, 0)[1]
+            amax = max(abs(out.calib_min), abs(out.calib_max))
+            assert out.scale == pytest.approx(amax / full_hi, rel=1e-6)
             assert lo <= values[node.output].min() and values[node.output].max() <= hi
         if node.op in ("conv2d", "linear"):
             w_max = 2 ** (bits - 1) - 1

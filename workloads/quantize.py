@@ -12,8 +12,12 @@ The scheme (docs/semantics.md §1):
   requantised tensor is signed.
 * **Reserved MSBs r** (algorithm-layer constraint): a requantised tensor of b bits is confined
   to ``[-2**(b-1-r), 2**(b-1-r) - 1]`` (signed) or ``[0, 2**(b-r) - 1]`` (unsigned) by the
-  saturating clamp; its declared width stays b. The scale maps the calibrated range onto this
-  confined range (``scale = max|x| / hi``), so r trades resolution for a bound on values.
+  saturating clamp; its declared width stays b and so does its scale (the calibrated range
+  over the full b bits), so r is a real *clip bound*: values above ``calib_max / 2**r`` are
+  clipped. A fault that corrupts an accumulator or product can then push an activation no
+  higher than the bound — the algorithm-layer lever of the method (DESIGN.md): r trades a
+  little accuracy (clipped outliers) for smaller damage from high-order flips. The network's
+  output (the logits) is not clipped.
 * **Bias**: ``round(b / (s_in * s_w[n]))`` in the accumulator (acc_bits, saturated to fit).
 * **Requantisation**: ``s_in * s_w[n] / s_out`` as ``multiplier * 2**-shift`` with a 31-bit
   multiplier (:func:`accelsim.intmath.quantize_multiplier`), shift in [0, 62].
@@ -247,8 +251,10 @@ class _Quantizer:
         lo_real, hi_real = _range_of(float_spec, f"output of {node.name!r}")
         signed = not (clamp is not None and float(clamp.attrs["lo"]) >= 0.0)
         bits, r = settings.activation_bits, settings.reserved_msbs
+        if out_name == self.graph.output:
+            r = 0  # the clip bound is for hidden activations; the logits keep their range
         q_lo, q_hi = confined_range(bits, signed, r)
-        scale = _scale_for(lo_real, hi_real, q_hi)
+        scale = _scale_for(lo_real, hi_real, confined_range(bits, signed, 0)[1])
         out_lo, out_hi = q_lo, q_hi
         if clamp is not None:
             out_lo, out_hi = _clamp_codes(clamp, scale, q_lo, q_hi)

@@ -1,0 +1,83 @@
+"""First-order reliability from vulnerability factors against direct Monte-Carlo campaigns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from accelsim.config import HardenedBitsConfig
+from accelsim.errors import AccelsimError
+from accelsim.workload import load_workload
+from faults.reliability import first_order_failure, monte_carlo_failure, protected_share
+from faults.vulnerability import VulnerabilityFactors, vulnerability_factors
+
+DIGITS = Path(__file__).resolve().parents[1] / "workloads" / "digits_cnn.yaml"
+SAMPLES = 32
+
+
+@pytest.fixture(scope="module")
+def workload():
+    return load_workload(DIGITS, [f"dataset.samples={SAMPLES}"])
+
+
+@pytest.fixture(scope="module")
+def vf(workload) -> VulnerabilityFactors:
+    return vulnerability_factors(workload, injections_per_bit=200, injections_per_neuron=0,
+                                 cache_dir=None, seed=0)  # fmt: skip
+
+
+def _sites(vf: VulnerabilityFactors) -> int:
+    return sum(e["pe_cycles"] for e in vf.exposure.values()) * sum(vf.widths.values())
+
+
+def test_first_order_agrees_with_a_direct_campaign(workload, vf):
+    # 15 faults per inference: P(failure) ~ 0.05. Failures concentrate on a few fragile test
+    # samples, so at more faults per inference the campaign saturates below 1 - exp(-Λ)
+    # (faults/reliability.py "Multiple faults"); here failing faults are still rare
+    rate = 15.0 / _sites(vf)
+    first = first_order_failure(vf, rate=rate)
+    assert first["expected_faults"] == pytest.approx(15.0)
+    assert 0.02 < first["failure"] < 0.4
+    assert first["lo"] <= first["failure"] <= first["hi"]
+    assert first["lo_bound"] <= first["lo"] and first["hi"] <= first["hi_bound"]
+    mc = monte_carlo_failure(workload, rate, injections=600, samples=SAMPLES, seed=3)
+    assert mc["faults_per_inference"] == pytest.approx(15.0, rel=0.1)
+    assert mc["lo"] <= first["failure"] <= mc["hi"]
+
+
+def test_hardening_and_protection_lower_the_estimate(vf):
+    rate = 30.0 / _sites(vf)
+    bare = first_order_failure(vf, rate=rate)
+    top = HardenedBitsConfig(accumulator=list(range(14, 32)), weight=[7])
+    hardened = first_order_failure(vf, rate=rate, hardened=top)
+    assert hardened["failure"] < bare["failure"]
+    assert hardened["expected_faults"] < bare["expected_faults"]
+    everything = HardenedBitsConfig(**{c: list(range(w)) for c, w in vf.widths.items()})
+    none_left = first_order_failure(vf, rate=rate, hardened=everything)
+    assert none_left == {"failure": 0.0, "lo": 0.0, "hi": 0.0, "lo_bound": 0.0,
+                         "hi_bound": 0.0, "expected_faults": 0.0, "expected_failures": 0.0}  # fmt: skip
+    # the ber unit prices register loads, not bit-cycles
+    ber = first_order_failure(vf, rate=rate, unit="ber")
+    assert ber["expected_faults"] < bare["expected_faults"]
+    # NVF is needed to remove protected neurons' failures
+    with pytest.raises(AccelsimError):
+        first_order_failure(vf, rate=rate, protected={"fc": [0]})
+
+
+def test_protected_share_removes_exactly_the_neurons_failures(workload):
+    vf = vulnerability_factors(workload, registers=("accumulator",), bits=(24,),
+                               injections_per_bit=50, injections_per_neuron=40,
+                               cache_dir=None)  # fmt: skip
+    channels = len(vf.nvf["fc"]["rate"])
+    assert protected_share(vf, "fc", range(channels)) == (1.0, 1.0, 1.0)
+    point, lo, hi = protected_share(vf, "fc", [0, 1])
+    assert 0.0 <= lo <= point <= hi <= 1.0
+    rate = 1e-6
+    every = {layer: list(range(len(vf.nvf[layer]["rate"]))) for layer in vf.layers}
+    protected = first_order_failure(vf, rate=rate, registers=("accumulator",), protected=every)
+    assert protected["failure"] == 0.0
+    some = first_order_failure(vf, rate=rate, registers=("accumulator",),
+                               protected={"conv1": [0, 1, 2, 3]})  # fmt: skip
+    bare = first_order_failure(vf, rate=rate, registers=("accumulator",))
+    assert some["failure"] <= bare["failure"]
