@@ -61,8 +61,9 @@ class Golden:
     accel: AcceleratorConfig
     values: dict[str, np.ndarray]  # every tensor, leading axis = sample
     schedules: dict[str, LayerSchedule]  # batch-1 schedule of each GEMM layer
-    cache_size: int = 64
+    cache_bytes: int = 512 * 2**20  # lowered operands kept per (layer, sample), LRU
     _operands: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _cached_bytes: int = field(default=0, repr=False)
     _chains: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -87,8 +88,10 @@ class Golden:
         ops = lower_operands(node, self.tensor(node.inputs[0], sample), sched)
         functional.run_folds(node, sched, ops, self.accel)
         self._operands[key] = ops
-        if len(self._operands) > self.cache_size:
-            self._operands.popitem(last=False)
+        self._cached_bytes += _nbytes(ops)
+        while self._cached_bytes > self.cache_bytes and len(self._operands) > 1:
+            _, evicted = self._operands.popitem(last=False)
+            self._cached_bytes -= _nbytes(evicted)
         return ops
 
     def chain(self, layer: str, fold: FoldJob) -> list[FoldJob]:
@@ -102,6 +105,11 @@ class Golden:
                 folds.sort(key=lambda f: f.k0)
             self._chains[layer] = chains
         return chains[_tile_key(fold)]
+
+
+def _nbytes(ops: GemmOperands) -> int:
+    arrays = (*ops.a, *ops.w, *ops.psum, *ops.bias, *ops.input_elements)
+    return sum(a.nbytes for a in arrays)
 
 
 def _tile_key(fold: FoldJob) -> tuple[int, int, int, int, int]:
