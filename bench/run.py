@@ -47,7 +47,19 @@ def bench_simulator(*, quick: bool) -> Table:
     return table
 
 
-BENCHES = {"sim": bench_simulator}
+def bench_optimizer(*, quick: bool) -> Table:
+    from bench.optimizer_quality import bench_optimizer as run
+
+    return run(quick=quick)
+
+
+def bench_faults(*, quick: bool) -> None:
+    from bench.faults_speed import main as run  # prints its own tables
+
+    run(["--no-resnet", "--injections", "200"] if quick else [])
+
+
+BENCHES = {"sim": bench_simulator, "optimizer": bench_optimizer, "faults": bench_faults}
 
 
 def main(which: str = "sim", *, quick: bool = False) -> int:
@@ -56,5 +68,7 @@ def main(which: str = "sim", *, quick: bool = False) -> int:
         if name not in BENCHES:
             console.print(f"benchmark {name!r} is not available yet")
             continue
-        console.print(BENCHES[name](quick=quick))
+        table = BENCHES[name](quick=quick)
+        if table is not None:
+            console.print(table)
     return 0

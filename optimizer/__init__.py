@@ -6,13 +6,18 @@ The evaluation of one design is a plain callable ``evaluate(design: dict) -> Eva
 """
 
 from .baselines import exhaustive_search, random_search
+from .config import OptimizeConfig, parse_optimize
+from .evaluate import DesignEvaluator, OptimizeResult, optimize
 from .log import Evaluation, EvaluationLog, Progress, SearchResult, summarise
 from .loop import bayesian_optimize
 from .quality import evaluations_to_reach
 from .space import DesignSpace, Variable
 
 __all__ = [
+    "DesignEvaluator",
     "DesignSpace",
+    "OptimizeConfig",
+    "OptimizeResult",
     "Evaluation",
     "EvaluationLog",
     "Progress",
@@ -21,6 +26,8 @@ __all__ = [
     "bayesian_optimize",
     "evaluations_to_reach",
     "exhaustive_search",
+    "optimize",
+    "parse_optimize",
     "random_search",
     "summarise",
 ]

@@ -1,0 +1,88 @@
+"""``python -m accelsim optimize workload.yaml``: search the ``optimize:`` design space.
+
+Kept light: ``register`` only adds the sub-command; the optimiser (Emukit, GPy) is imported
+when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich_argparse import RichHelpFormatter
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from accelsim.cli import console, default_out_dir
+    from accelsim.errors import AccelsimError
+    from accelsim.workload import load_workload
+
+    from .evaluate import optimize
+    from .report import binding_constraints, render_optimize, status_text
+
+    workload = load_workload(args.workload, args.set)
+    if workload.config.optimize is None:
+        raise AccelsimError("the workload has no optimize: section", file=args.workload,
+                            key="optimize")  # fmt: skip
+    out_dir = Path(args.out) if args.out else default_out_dir(workload.name) / "optimize"
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console,
+    ) as progress:  # fmt: skip
+        task = None
+
+        def on_phase(name: str, total: int) -> None:
+            nonlocal task
+            if task is not None:
+                progress.update(task, detail="")
+            task = progress.add_task(name, total=total or None, detail="")
+
+        def on_evaluation(p) -> None:
+            best = "no feasible design yet"
+            if p.best is not None:
+                binding = binding_constraints(p.best)
+                best = f"best {p.best.objective:.5g}" + (
+                    f" (binding: {', '.join(binding)})" if binding else "")  # fmt: skip
+            last = ("replayed" if p.replayed else "last") + ": " + status_text(p.evaluation)
+            progress.update(task, completed=p.index + 1, detail=f"{best} | {last[:60]}")
+
+        result = optimize(workload, out_dir=out_dir, on_evaluation=on_evaluation,
+                          budget=args.budget, method=args.method, compare=args.compare,
+                          with_fixed=not args.no_fixed, on_phase=on_phase)  # fmt: skip
+    console.print(render_optimize(result))
+    console.print(f"wrote [bold]{out_dir / 'optimize.json'}[/]")
+    if args.plot:
+        from .plots import write_plots
+
+        for path in write_plots(result, args.plot):
+            console.print(f"wrote [bold]{path}[/]")
+    return 0
+
+
+def register(sub) -> None:
+    """Add the ``optimize`` sub-command to ``python -m accelsim``."""
+    parser = sub.add_parser(
+        "optimize", help="find the cheapest design meeting the optimize: constraints "
+        "(Bayesian optimisation; resumes from its log)", formatter_class=RichHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("workload", help="workload YAML file with an optimize: section")
+    parser.add_argument("--out", help="output folder (default out/<name>/optimize)")
+    parser.add_argument("--budget", type=int, help="override optimize.budget (evaluations)")
+    parser.add_argument("--method", choices=["bo", "random", "exhaustive"],
+                        help="override optimize.method")  # fmt: skip
+    parser.add_argument("--compare", action="store_true",
+                        help="also run random search (BO if --method random) at the same budget")  # fmt: skip
+    parser.add_argument("--no-fixed", action="store_true",
+                        help="skip the fixed protection designs (none, full TMR, ...)")  # fmt: skip
+    parser.add_argument("--plot", metavar="DIR", help="write convergence.png and pareto.png here")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key, e.g. --set optimize.constraints.min_accuracy=0.9")  # fmt: skip
+    parser.set_defaults(func=cmd_optimize)

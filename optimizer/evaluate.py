@@ -1,0 +1,628 @@
+"""Evaluate one accelerator design on a workload: the ``evaluate(design) -> Evaluation`` the
+search methods call.
+
+A design (a point of the ``optimize:`` space) is applied to the workload's config — array size
+and dataflow, bit widths, accumulator width, reserved MSBs r, hardened bits per register class,
+protected fraction p, redundant units S — and then:
+
+1. the float model is re-quantised (cached per :func:`workloads.quantize.quantization_key`:
+   every design that shares a quantisation shares its integer graph and inputs);
+2. the accelerator is simulated: latency (cycles of one batch), area breakdown, energy, clean
+   accuracy;
+3. reliability at the workload's fault rate is estimated to first order (DESIGN.md "First-order
+   reliability"): P(failure) = 1 - exp(-rate x exposed sites x AVF), see the estimators below.
+
+Objective and constraints (DESIGN.md "Optimisation"), normalised so that ``<= 0`` is feasible:
+
+* ``accuracy``: ``A - accuracy`` (fractions);
+* ``reliability``: ``log10(P_fail / (1 - R))``, with ``P_fail`` floored at ``(1 - R) / 1000``:
+  failure probabilities span orders of magnitude, and a log keeps the GP's surface smooth;
+* ``latency``: ``cycles / L - 1``.
+
+A design that cannot run (a tile does not fit the buffers, protected neurons without redundant
+units, an invalid bit-width combination) is a result: an :class:`Evaluation` with its
+``infeasible_reason``, never an exception.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from accelsim.config import REGISTER_CLASSES, WorkloadConfig, validation_error
+from accelsim.errors import AccelsimError, Infeasible
+from accelsim.jsonio import write_json_atomic
+from accelsim.simulate import register_widths, simulate
+from accelsim.workload import Workload
+
+from .baselines import exhaustive_search, random_search
+from .config import OptimizeConfig, parse_optimize
+from .log import Evaluation, Progress, ProgressCallback, SearchResult
+from .loop import bayesian_optimize
+
+RELIABILITY_FLOOR = 1e-3  # P_fail below (1 - R) x this counts as "this much better", no more
+
+
+class DesignEvaluator:
+    """``evaluator(design) -> Evaluation`` for one workload and its ``optimize:`` section.
+
+    ``vf_provider``: how to get vulnerability factors for a quantised workload (default: the
+    faults package's, cached under ``cache_dir``); ``estimator``: the reliability estimator
+    itself (overrides ``vf_provider``). Quantised workloads are cached in memory for the
+    evaluator's lifetime.
+    """
+
+    def __init__(
+        self,
+        workload: Workload,
+        opt_config: OptimizeConfig,
+        *,
+        vf_provider: Callable[[Workload], Any] | None = None,
+        cache_dir: str | Path | None = None,
+        estimator: ReliabilityEstimator | None = None,
+    ) -> None:
+        self.workload = workload
+        self.opt = opt_config
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        faults = workload.config.faults
+        self.rate = 0.0 if faults is None else float(faults.rate)
+        self.unit = "bit_cycle" if faults is None else faults.unit
+        needs_vf = self.rate > 0 or any(
+            name.startswith("hardened_bits.") or name == "protected_fraction"
+            for name in opt_config.space.names
+        )
+        self.estimator = estimator or (
+            make_estimator(workload, opt_config, vf_provider=vf_provider, cache_dir=self.cache_dir)
+            if needs_vf
+            else None
+        )
+        self._quantised: dict[str, Workload] = {}
+        self._memo: dict[str, Evaluation] = {}  # one evaluation per design, shared by searches
+        self.evaluations = 0  # designs actually evaluated (memo misses)
+
+    # ------------------------------------------------------------------ applying a design
+    def base_config(self, design: Mapping[str, Any]) -> WorkloadConfig:
+        """The workload config with the design's array, dataflow and quantisation applied
+        (protection comes later: it depends on the quantised graph). ValidationError if the
+        combination is invalid (e.g. r >= activation_bits - 1)."""
+        d = self.opt.readable(design)
+        data = self.workload.config.model_dump()
+        array = data["accelerator"]["array"]
+        quant = data["quantization"]
+        for name, target, key in (
+            ("array_rows", array, "rows"),
+            ("array_cols", array, "cols"),
+            ("dataflow", array, "dataflow"),
+            ("weight_bits", quant, "weight_bits"),
+            ("activation_bits", quant, "activation_bits"),
+            ("acc_bits", quant, "acc_bits"),
+            ("reserved_msbs", quant, "reserved_msbs"),
+        ):
+            if name in d:
+                target[key] = d[name]
+        if "redundant_units" in d:
+            data["accelerator"]["protection"]["redundant_units"] = int(d["redundant_units"])
+        return WorkloadConfig.model_validate(data)
+
+    def quantised(self, config: WorkloadConfig) -> Workload:
+        """The workload under ``config``; re-quantised only once per quantisation."""
+        key = self._quantisation_key(config)
+        cached = self._quantised.get(key)
+        if cached is None:
+            cached = self.workload.with_config(config)
+            self._quantised[key] = cached
+        return dataclasses.replace(cached, config=config)
+
+    def _quantisation_key(self, config: WorkloadConfig) -> str:
+        float_graph = self.workload.float_graph
+        if float_graph is None:  # an integer graph: nothing to re-quantise
+            return "integer"
+        from workloads.quantize import quantization_key, spec_from_config
+
+        return quantization_key(float_graph, spec_from_config(config.quantization))
+
+    def protection(
+        self, workload: Workload, design: Mapping[str, Any]
+    ) -> tuple[dict[str, list[int]], dict[str, np.ndarray] | None]:
+        """(hardened bit positions per register class, protected neurons per layer or None)."""
+        widths = register_widths(workload.graph).as_dict()
+        configured = workload.config.accelerator.protection.hardened_bits
+        hardened = {c: sorted(set(getattr(configured, c))) for c in REGISTER_CLASSES}
+        counts = {  # "harden k bits" of a register narrower than k hardens all of it
+            c: min(int(design[f"hardened_bits.{c}"]), widths[c])
+            for c in REGISTER_CLASSES
+            if f"hardened_bits.{c}" in design
+        }
+        if counts:
+            if self.opt.hardening == "msb":
+                chosen = _msb_bits(widths, counts)
+            else:
+                chosen = self.estimator.select_bits(workload, counts)
+            hardened.update({c: sorted(int(b) for b in bits) for c, bits in chosen.items()})
+        protected = None
+        fraction = float(design.get("protected_fraction", 0.0))
+        if fraction > 0:
+            protected = self.estimator.select_neurons(workload, fraction)
+        return hardened, protected
+
+    # ------------------------------------------------------------------ evaluation
+    def __call__(self, design: dict[str, Any]) -> Evaluation:
+        key = json.dumps(design, sort_keys=True)
+        if key not in self._memo:
+            self.evaluations += 1
+            self._memo[key] = self._evaluate(dict(design))
+        return self._memo[key]
+
+    def _evaluate(self, design: dict[str, Any]) -> Evaluation:
+        readable = self.opt.readable(design)
+        try:
+            config = self.base_config(design)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            return Evaluation.cannot_run(design, f"invalid combination: {first['msg']}",
+                                         {"design": readable})  # fmt: skip
+        try:
+            workload = self.quantised(config)
+            hardened, protected = self.protection(workload, design)
+            data = config.model_dump()
+            data["accelerator"]["protection"]["hardened_bits"] = hardened
+            workload = dataclasses.replace(workload, config=WorkloadConfig.model_validate(data))
+            result = simulate(workload, protected=protected)
+        except Infeasible as exc:
+            return Evaluation.cannot_run(design, exc.message, {"design": readable})
+        totals = result.totals()
+        latency = int(totals["total_cycles"])
+        area = float(result.area["total_um2"])
+        energy_per_inference = float(totals["energy_pj"]) / max(workload.config.batch, 1)
+        metrics: dict[str, Any] = {
+            "design": readable,
+            "area_um2": dict(result.area),
+            "latency_cycles": latency,
+            "latency_us": float(totals["latency_us"]),
+            "energy_pj_per_inference": energy_per_inference,
+            "accuracy": result.accuracy,
+            "hardened_bits": hardened,
+            "protected_neurons": 0 if protected is None
+            else int(sum(len(v) for v in protected.values())),
+        }  # fmt: skip
+        constraints: dict[str, float] = {}
+        limits = self.opt.constraints
+        if limits.min_accuracy is not None:
+            if result.accuracy is None:
+                raise AccelsimError("an accuracy constraint needs a labelled dataset",
+                                    key="optimize.constraints.min_accuracy")  # fmt: skip
+            constraints["accuracy"] = float(limits.min_accuracy - result.accuracy)
+        if self.rate > 0:
+            reliability = self.estimator.reliability(workload, protected, self.rate, self.unit)
+            metrics["reliability"] = reliability
+            if limits.min_reliability is not None:
+                target = 1.0 - limits.min_reliability
+                failure = max(reliability["failure"], target * RELIABILITY_FLOOR)
+                constraints["reliability"] = math.log10(failure / target)
+        if limits.max_latency_cycles is not None:
+            constraints["latency"] = latency / limits.max_latency_cycles - 1.0
+        objective = {
+            "area": area,
+            "energy": energy_per_inference,
+            "area_latency": area * latency,
+        }[self.opt.objective]
+        return Evaluation(dict(design), float(objective), constraints, metrics)
+
+
+# --------------------------------------------------------------------------- reliability
+class ReliabilityEstimator:
+    """What the evaluator needs from the fault side: which bits to harden, which neurons to
+    protect, and the failure probability of a configured design."""
+
+    method = "none"
+
+    def select_bits(self, workload: Workload, counts: Mapping[str, int]) -> dict[str, list[int]]:
+        """The ``counts[c]`` most vulnerable bit positions of each register class ``c``."""
+        raise NotImplementedError
+
+    def select_neurons(self, workload: Workload, fraction: float) -> dict[str, np.ndarray]:
+        """The top ``fraction`` of neurons (output channels) by vulnerability, per layer."""
+        raise NotImplementedError
+
+    def reliability(self, workload: Workload, protected: Mapping[str, np.ndarray] | None,
+                    rate: float, unit: str) -> dict[str, Any]:  # fmt: skip
+        """``{"reliability", "lo", "hi", "failure", "failure_lo", "failure_hi",
+        "expected_faults", "method"}`` per inference at ``rate`` (95% intervals)."""
+        raise NotImplementedError
+
+
+def _reliability_record(failure: float, lo: float, hi: float, expected: float,
+                        method: str) -> dict[str, Any]:  # fmt: skip
+    return {
+        "reliability": 1.0 - failure,
+        "lo": 1.0 - hi,
+        "hi": 1.0 - lo,
+        "failure": failure,
+        "failure_lo": lo,
+        "failure_hi": hi,
+        "expected_faults": expected,
+        "method": method,
+    }
+
+
+def _msb_bits(widths: Mapping[str, int], counts: Mapping[str, int]) -> dict[str, list[int]]:
+    return {c: list(range(max(widths[c] - int(k), 0), widths[c])) for c, k in counts.items()}
+
+
+class CampaignEstimator(ReliabilityEstimator):
+    """First-order reliability from a direct single-fault Monte-Carlo campaign per design.
+
+    ``AVF`` = P(failure | one flip uniform over the design's exposed register bits and cycles,
+    hardened bits excluded, protected neurons recomputed), measured with ``injections``
+    single-fault inferences (Wilson interval); ``P(failure) = 1 - exp(-rate x sites x AVF)``.
+    No vulnerability ranking is available here, so ``select_bits`` hardens MSBs and
+    ``select_neurons`` protects, per layer, the channels with the largest weight L1 norm
+    (their faults carry furthest).
+    """
+
+    method = "single-fault campaign"
+
+    def __init__(self, injections: int = 300, seed: int = 0) -> None:
+        self.injections = injections
+        self.seed = seed
+
+    def select_bits(self, workload: Workload, counts: Mapping[str, int]) -> dict[str, list[int]]:
+        return _msb_bits(register_widths(workload.graph).as_dict(), counts)
+
+    def select_neurons(self, workload: Workload, fraction: float) -> dict[str, np.ndarray]:
+        from accelsim.hw.accelerator import GEMM_OPS
+
+        chosen = {}
+        for node in workload.graph.nodes:
+            if node.op not in GEMM_OPS:
+                continue
+            weights = np.asarray(node.params["weight"], dtype=np.int64)
+            norms = np.abs(weights.reshape(weights.shape[0], -1)).sum(axis=1)
+            count = math.ceil(fraction * len(norms) - 1e-9)
+            chosen[node.name] = np.sort(np.argsort(-norms, kind="stable")[:count])
+        return chosen
+
+    def reliability(self, workload: Workload, protected: Mapping[str, np.ndarray] | None,
+                    rate: float, unit: str) -> dict[str, Any]:  # fmt: skip
+        from faults.campaign import CampaignSettings, campaign, prepare
+        from faults.plan import exposed_bit_cycles
+
+        faults = workload.config.faults
+        registers = tuple(faults.registers)
+        settings = CampaignSettings(mode="single", registers=registers)
+        context = prepare(workload, settings, samples=faults.samples, protected=protected)
+        sites = exposed_bit_cycles(context.exposure, registers, unit=unit)
+        expected = rate * sites
+        if sites == 0:
+            return _reliability_record(0.0, 0.0, 0.0, 0.0, self.method)
+        result = campaign(workload, injections=self.injections, settings=settings,
+                          seed=self.seed, workers=1, context=context)  # fmt: skip
+        avf = result.summary["sdc"]
+
+        def failure(p: float) -> float:
+            return -math.expm1(-expected * p)
+
+        return _reliability_record(failure(avf["rate"]), failure(avf["lo"]), failure(avf["hi"]),
+                                   expected, self.method)  # fmt: skip
+
+
+class VulnerabilityEstimator(ReliabilityEstimator):
+    """First-order reliability from vulnerability factors (:mod:`faults.vulnerability`).
+
+    BVF and NVF are measured once per quantisation, on the workload's own array (the VF
+    campaigns are the expensive part; cached in memory and under ``cache_dir``). A design then
+    costs only its exposure: the bit-cycles (or register loads, unit ``ber``) of each layer on
+    the design's own array, from its schedule, so a faster array is exposed for fewer cycles.
+
+    :func:`faults.reliability.first_order_failure` turns them into ``P(failure)`` with its
+    95% interval (hardened bits are no sites; protected neurons remove their NVF share).
+    Bits are hardened by descending BVF, k per register class, and neurons protected by
+    descending NVF over all layers (:mod:`faults.protection`).
+    """
+
+    method = "first order (vulnerability factors)"
+
+    def __init__(self, *, vf_provider: Callable[[Workload], Any] | None = None,
+                 cache_dir: Path | None = None, reference: WorkloadConfig | None = None,
+                 injections_per_bit: int = 64, injections_per_neuron: int = 32,
+                 seed: int = 0) -> None:  # fmt: skip
+        # ImportError (faults/ without them): the caller falls back to the campaign estimator
+        from faults import protection, reliability, vulnerability
+
+        self._vulnerability = vulnerability
+        self._reliability = reliability
+        self._protection = protection
+        self.vf_provider = vf_provider
+        self.cache_dir = cache_dir
+        self.reference = reference
+        self.injections_per_bit = injections_per_bit
+        self.injections_per_neuron = injections_per_neuron
+        self.seed = seed
+        self._vfs: dict[str, Any] = {}
+
+    def vf(self, workload: Workload) -> Any:
+        """The vulnerability factors of ``workload``'s quantised graph on the reference array."""
+        key = workload.graph.content_hash()
+        if key not in self._vfs:
+            if self.reference is not None:
+                config = workload.config.model_copy(
+                    update={"accelerator": self.reference.accelerator}
+                )
+                workload = dataclasses.replace(workload, config=config)
+            if self.vf_provider is not None:
+                self._vfs[key] = self.vf_provider(workload)
+            else:
+                self._vfs[key] = self._vulnerability.vulnerability_factors(
+                    workload, injections_per_bit=self.injections_per_bit,
+                    injections_per_neuron=self.injections_per_neuron, seed=self.seed,
+                    cache_dir=self.cache_dir,
+                )  # fmt: skip
+        return self._vfs[key]
+
+    def select_bits(self, workload: Workload, counts: Mapping[str, int]) -> dict[str, list[int]]:
+        vf = self.vf(workload)
+        return {c: list(getattr(self._protection.select_bits(vf, int(k)), c))
+                for c, k in counts.items()}  # fmt: skip
+
+    def select_neurons(self, workload: Workload, fraction: float) -> dict[str, np.ndarray]:
+        vf = self.vf(workload)
+        if vf.nvf is None:  # input-stationary reference array: no NVF to rank by
+            return CampaignEstimator().select_neurons(workload, fraction)
+        chosen = self._protection.select_neurons(vf, fraction)
+        return {layer: np.asarray(v, dtype=np.int64) for layer, v in chosen.items()}
+
+    def reliability(self, workload: Workload, protected: Mapping[str, np.ndarray] | None,
+                    rate: float, unit: str) -> dict[str, Any]:  # fmt: skip
+        vf = self.vf(workload)
+        faults = workload.config.faults
+        registers = [c for c in REGISTER_CLASSES if faults is None or c in faults.registers]
+        exposure = self._vulnerability.exposure_info(design_exposure(workload), neurons=False)
+        result = self._reliability.first_order_failure(
+            vf, exposure, rate=rate, unit=unit, registers=registers,
+            hardened=workload.config.accelerator.protection.hardened_bits, protected=protected,
+        )  # fmt: skip
+        return _reliability_record(result["failure"], result["lo"], result["hi"],
+                                   result["expected_faults"], self.method)  # fmt: skip
+
+
+def design_exposure(workload: Workload) -> Any:
+    """What one inference (batch 1) exposes on the workload's own array: the schedule of each
+    GEMM layer, its register widths and hardening (no golden run needed). Infeasible if a
+    layer does not fit."""
+    from accelsim.hw.accelerator import GEMM_OPS
+    from accelsim.schedule import schedule_layer
+    from faults.plan import Exposure, LayerExposure
+
+    accel = workload.config.accelerator
+    graph = workload.graph
+    layers = [
+        LayerExposure.from_schedule(schedule_layer(graph, node, accel, batch=1),
+                                    accel.array.dataflow, accel.array.rows)
+        for node in graph.nodes if node.op in GEMM_OPS
+    ]  # fmt: skip
+    return Exposure(layers, register_widths(graph), accel.protection.hardened_bits)
+
+
+def make_estimator(workload: Workload, opt: OptimizeConfig, *,
+                   vf_provider: Callable[[Workload], Any] | None = None,
+                   cache_dir: Path | None = None) -> ReliabilityEstimator:  # fmt: skip
+    """The vulnerability-factor estimator when faults/ provides it, else the campaign one."""
+    seed = 0 if workload.config.faults is None else workload.config.faults.seed
+    try:
+        sizes = opt.section.reliability
+        return VulnerabilityEstimator(vf_provider=vf_provider, cache_dir=cache_dir,
+                                      reference=workload.config, seed=seed,
+                                      injections_per_bit=sizes.injections_per_bit,
+                                      injections_per_neuron=sizes.injections_per_neuron)  # fmt: skip
+    except ImportError:
+        return CampaignEstimator(seed=seed)
+
+
+# --------------------------------------------------------------------------- the search driver
+PROTECTION_VARIABLES = (*(f"hardened_bits.{c}" for c in REGISTER_CLASSES), "protected_fraction",
+                        "redundant_units")  # fmt: skip
+FULL_WIDTH = 64  # "harden every bit": more than any register class has
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizeResult:
+    """A finished ``optimize`` run: the search, the optional comparison search at the same
+    budget, and the fixed protection designs evaluated on the best design's hardware."""
+
+    workload: str
+    config: OptimizeConfig
+    search: SearchResult
+    comparison: SearchResult | None
+    fixed: dict[str, Evaluation]
+    evaluated: int  # designs simulated by this process (the rest came from logs or memo)
+    reliability_method: str
+    log_paths: dict[str, str]
+
+    @property
+    def best(self) -> Evaluation | None:
+        return self.search.best
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workload": self.workload,
+            "optimize": self.config.to_dict(),
+            "reliability_method": self.reliability_method,
+            "best": None if self.best is None else self.best.to_dict(),
+            "best_design": None if self.best is None else self.config.readable(self.best.design),
+            "message": self.search.message,
+            "search": self.search.to_dict(),
+            "comparison": None if self.comparison is None else self.comparison.to_dict(),
+            "fixed_designs": {name: ev.to_dict() for name, ev in self.fixed.items()},
+            "logs": dict(self.log_paths),
+        }
+
+
+def run_key(workload: Workload, opt: OptimizeConfig) -> str:
+    """Names a search's log: everything the evaluations depend on except budget and method, so
+    a changed constraint or workload starts a fresh log while a larger budget resumes."""
+    config = workload.config.model_dump(mode="json", exclude={"optimize"})
+    section = opt.section.model_dump(mode="json", exclude={"budget", "method"})
+    blob = json.dumps({"config": config, "optimize": section, "space": opt.space.to_dict(),
+                       "graph": workload.graph.content_hash()}, sort_keys=True)  # fmt: skip
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def run_search(method: str, opt: OptimizeConfig, evaluate: Callable[[dict[str, Any]], Evaluation],
+               *, budget: int, log_path: Path | None,
+               on_evaluation: ProgressCallback | None) -> SearchResult:  # fmt: skip
+    """One search of ``opt.space`` with ``method`` (bo, random, exhaustive)."""
+    if method == "bo":
+        return bayesian_optimize(opt.space, evaluate, budget=budget, n_initial=opt.n_initial,
+                                 seed=opt.seed, log_path=log_path,
+                                 on_evaluation=on_evaluation)  # fmt: skip
+    if method == "random":
+        return random_search(opt.space, evaluate, budget=min(budget, opt.space.size),
+                             seed=opt.seed, log_path=log_path,
+                             on_evaluation=on_evaluation)  # fmt: skip
+    return exhaustive_search(opt.space, evaluate, log_path=log_path, on_evaluation=on_evaluation)
+
+
+def workload_units(workload: Workload) -> int:
+    """Redundant units for a neuron-only design when the space does not vary them: the
+    workload's own, else one per array column (a DPPU as wide as the array's output row)."""
+    protection = workload.config.accelerator.protection
+    return protection.redundant_units or workload.config.accelerator.array.cols
+
+
+def fixed_designs(
+    opt: OptimizeConfig, reference: Mapping[str, Any], *, default_units: int = 16
+) -> dict[str, dict[str, Any]]:
+    """The fixed protection schemes on ``reference``'s array and quantisation: no protection,
+    full TMR (every register bit hardened), neuron-only (the space's largest protected fraction
+    and redundant units, no hardening), bit-only (the space's largest hardening, no neurons)."""
+    values = {v.name: v.values for v in opt.space.variables}
+    base = {k: v for k, v in reference.items() if k not in PROTECTION_VARIABLES}
+    nothing = {name: 0 for name in PROTECTION_VARIABLES}
+    nothing["protected_fraction"] = 0.0
+    designs = {
+        "none": {**base, **nothing},
+        "full TMR": {**base, **nothing, **{f"hardened_bits.{c}": FULL_WIDTH
+                                            for c in REGISTER_CLASSES}},
+    }  # fmt: skip
+    fractions = values.get("protected_fraction", (1.0,))
+    units = values.get("redundant_units", ())
+    if max(fractions) > 0:
+        designs["neuron-only"] = {**base, **nothing, "protected_fraction": max(fractions),
+                                  "redundant_units": max(units) if units else default_units}  # fmt: skip
+    hardening = {n: max(v) for n, v in values.items() if n.startswith("hardened_bits.")}
+    if any(hardening.values()):
+        designs["bit-only"] = {**base, **nothing, **hardening}
+    return designs
+
+
+def optimize(
+    workload: Workload,
+    *,
+    out_dir: str | Path | None = None,
+    on_evaluation: ProgressCallback | None = None,
+    budget: int | None = None,
+    method: str | None = None,
+    compare: bool = False,
+    with_fixed: bool = True,
+    estimator: ReliabilityEstimator | None = None,
+    on_phase: Callable[[str, int], None] | None = None,
+) -> OptimizeResult:
+    """Search the workload's ``optimize:`` space for the cheapest feasible design.
+
+    ``out_dir``: the JSONL logs (appended as evaluations finish; a rerun resumes) and
+    ``optimize.json`` (written atomically at the end). ``compare``: also run random search at
+    the same budget (BO when ``method`` is random). ``with_fixed``: evaluate the fixed
+    protection designs on the best design's hardware. ``on_phase(name, total)`` announces each
+    search before it starts (for progress bars).
+    """
+    opt = parse_optimize(workload.config.optimize, workload=workload.config, file=workload.source)
+    changes = {k: v for k, v in (("budget", budget), ("method", method)) if v is not None}
+    if changes:
+        try:
+            opt = opt.with_updates(**changes)
+        except ValidationError as exc:
+            raise validation_error(exc, file=str(workload.source or "<workload>"),
+                                   prefix="optimize") from None  # fmt: skip
+    out = None if out_dir is None else Path(out_dir)
+    evaluator = DesignEvaluator(workload, opt, cache_dir=None if out is None else out / "cache",
+                                estimator=estimator)  # fmt: skip
+    key = run_key(workload, opt)
+    logs: dict[str, str] = {}
+
+    def search(name: str) -> SearchResult:
+        stem = f"optimize-{name}-{key}"
+        initial = min(opt.n_initial, opt.budget, opt.space.size)
+        if name == "bo" and initial < opt.n_initial:
+            # a budget below n_initial draws a smaller Latin hypercube: another sequence,
+            # which a larger budget cannot continue; keep it out of the main log
+            stem += f"-initial{initial}"
+        log_path = None if out is None else out / f"{stem}.jsonl"
+        if log_path is not None:
+            logs[name] = str(log_path)
+        total = opt.space.size if name == "exhaustive" else min(opt.budget, opt.space.size)
+        if on_phase is not None:
+            on_phase(name, total)
+        return run_search(name, opt, evaluator, budget=opt.budget, log_path=log_path,
+                          on_evaluation=on_evaluation)  # fmt: skip
+
+    result = search(opt.method)
+    comparison = None
+    if compare:
+        comparison = search("random" if opt.method != "random" else "bo")
+    fixed: dict[str, Evaluation] = {}
+    if with_fixed:
+        reference = (
+            result.best.design if result.best is not None else _workload_design(opt, workload)
+        )
+        designs = fixed_designs(opt, reference, default_units=workload_units(workload))
+        if on_phase is not None:
+            on_phase("fixed designs", len(designs))
+        for i, (name, design) in enumerate(designs.items()):
+            fixed[name] = evaluator(design)
+            if on_evaluation is not None:
+                on_evaluation(Progress(i, len(designs), fixed[name], result.best, False))
+    outcome = OptimizeResult(
+        workload=workload.name,
+        config=opt,
+        search=result,
+        comparison=comparison,
+        fixed=fixed,
+        evaluated=evaluator.evaluations,
+        reliability_method=evaluator.estimator.method if evaluator.estimator else "none",
+        log_paths=logs,
+    )
+    if out is not None:
+        write_json_atomic(out / "optimize.json", outcome.to_dict())
+    return outcome
+
+
+def _workload_design(opt: OptimizeConfig, workload: Workload) -> dict[str, Any]:
+    """The design closest to the workload's own config (when no feasible design was found)."""
+    cfg = workload.config
+    own = {
+        "array_rows": cfg.accelerator.array.rows,
+        "array_cols": cfg.accelerator.array.cols,
+        "weight_bits": cfg.quantization.weight_bits,
+        "activation_bits": cfg.quantization.activation_bits,
+        "acc_bits": cfg.quantization.acc_bits,
+        "reserved_msbs": cfg.quantization.reserved_msbs,
+    }
+    design = {}
+    for var in opt.space.variables:
+        if var.name == "dataflow":
+            names = opt.categories["dataflow"]
+            flow = cfg.accelerator.array.dataflow
+            design[var.name] = names.index(flow) if flow in names else 0
+        elif var.name in own:
+            design[var.name] = min(var.values, key=lambda v, t=own[var.name]: abs(v - t))
+        else:
+            design[var.name] = var.values[0]
+    return design

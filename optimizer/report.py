@@ -1,0 +1,145 @@
+"""Rich rendering of an ``optimize`` run (the search itself never prints).
+
+The end report: the best design with every metric (and the reliability interval), the
+comparison with the other search at the same budget, and the fixed protection designs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+
+from .log import Evaluation, SearchResult
+
+# How close to its limit a satisfied constraint must be to count as binding (normalised units:
+# accuracy in fraction points, reliability in decades of failure probability, latency relative).
+BINDING_MARGIN = {"accuracy": 0.01, "reliability": 0.1, "latency": 0.05}
+OBJECTIVE_UNITS = {"area": "µm²", "energy": "pJ/inference", "area_latency": "µm²·cycles"}
+
+
+def binding_constraints(evaluation: Evaluation | None) -> list[str]:
+    """Satisfied constraints within :data:`BINDING_MARGIN` of their limit (the ones that stop
+    the design from getting cheaper)."""
+    if evaluation is None:
+        return []
+    return [name for name, value in sorted(evaluation.constraints.items())
+            if -BINDING_MARGIN.get(name, 0.05) <= value <= 0.0]  # fmt: skip
+
+
+def status_text(evaluation: Evaluation) -> str:
+    """``feasible``, ``cannot run: ...`` or ``violates reliability, latency``."""
+    if not evaluation.ran:
+        return f"cannot run: {evaluation.infeasible_reason}"
+    violated = evaluation.violations()
+    if violated:
+        return "violates " + ", ".join(sorted(violated))
+    return "feasible" if evaluation.feasible else "no objective"
+
+
+def reliability_text(metrics: Mapping[str, Any]) -> str:
+    rel = metrics.get("reliability")
+    if not rel:
+        return "–"
+    return f"{rel['reliability']:.6f} [{rel['lo']:.6f}, {rel['hi']:.6f}]"
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}g}"
+
+
+def best_table(result: Any) -> Table:
+    """Every metric of the best feasible design."""
+    best = result.best
+    table = Table(title=f"{result.workload}: best design ({result.search.method}, "
+                        f"{len(result.search.evaluations)} evaluations)", show_header=False)  # fmt: skip
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    if best is None:
+        table.add_row("result", result.search.message)
+        return table
+    m = best.metrics
+    for name, value in result.config.readable(best.design).items():
+        table.add_row(name, str(value))
+    unit = OBJECTIVE_UNITS[result.config.objective]
+    table.add_row(f"objective ({result.config.objective})", f"{best.objective:.6g} {unit}")
+    for name, value in m["area_um2"].items():
+        if value or name == "total_um2":
+            table.add_row(f"area: {name.removesuffix('_um2')}", f"{value:,.0f} µm²")
+    table.add_row("latency", f"{m['latency_cycles']:,} cycles ({m['latency_us']:.3f} µs)")
+    table.add_row("energy", f"{m['energy_pj_per_inference']:,.0f} pJ/inference")
+    table.add_row("clean accuracy", "–" if m["accuracy"] is None else f"{m['accuracy']:.2%}")
+    if m.get("reliability"):
+        rel = m["reliability"]
+        table.add_row("reliability [95% CI]", reliability_text(m))
+        table.add_row("P(failure)/inference", f"{rel['failure']:.3g} "
+                      f"[{rel['failure_lo']:.3g}, {rel['failure_hi']:.3g}]")  # fmt: skip
+        table.add_row("expected faults/inference", f"{rel['expected_faults']:.3g}")
+    table.add_row("hardened bits", ", ".join(f"{c}: {v}" for c, v in m["hardened_bits"].items()
+                                              if v) or "none")  # fmt: skip
+    table.add_row("protected neurons", str(m["protected_neurons"]))
+    binding = binding_constraints(best)
+    table.add_row("binding constraints", ", ".join(binding) or "none")
+    return table
+
+
+def _reached(search: SearchResult) -> str:
+    if search.best_index is None:
+        return "–"
+    return str(search.best_index + 1)
+
+
+def comparison_table(result: Any) -> Table:
+    """The search against the comparison search at the same budget."""
+    table = Table(title="search methods at equal budget")
+    for col in ("method", "evaluations", "feasible", "cannot run", "best objective",
+                "evaluations to best"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for search in (result.search, result.comparison):
+        if search is None:
+            continue
+        evs = search.evaluations
+        table.add_row(
+            search.method, str(len(evs)), str(sum(e.feasible for e in evs)),
+            str(sum(not e.ran for e in evs)),
+            "–" if search.best is None else f"{search.best.objective:.6g}", _reached(search),
+        )  # fmt: skip
+    return table
+
+
+def fixed_table(result: Any) -> Table:
+    """The fixed protection designs on the best design's hardware, against the optimum."""
+    table = Table(title="fixed protection designs (same array and quantisation)")
+    for col in ("design", "objective", "area µm²", "latency", "accuracy",
+                "reliability [95% CI]", "status"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("design", "status") else "right")
+    rows: list[tuple[str, Evaluation]] = []
+    if result.best is not None:
+        rows.append(("optimised", result.best))
+    rows.extend(result.fixed.items())
+    for name, ev in rows:
+        m = ev.metrics
+        if not ev.ran:
+            table.add_row(name, "–", "–", "–", "–", "–", status_text(ev))
+            continue
+        table.add_row(
+            name, _num(ev.objective, 6), f"{m['area_um2']['total_um2']:,.0f}",
+            f"{m['latency_cycles']:,}",
+            "–" if m["accuracy"] is None else f"{m['accuracy']:.2%}",
+            reliability_text(m), status_text(ev),
+        )  # fmt: skip
+    return table
+
+
+def render_optimize(result: Any) -> Group:
+    """The end report of ``python -m accelsim optimize``."""
+    parts: list[Any] = [best_table(result)]
+    if result.comparison is not None:
+        parts.append(comparison_table(result))
+    if result.fixed:
+        parts.append(fixed_table(result))
+    parts.append(f"{result.search.message}\nreliability estimated by: {result.reliability_method}"
+                 f"; designs simulated by this run: {result.evaluated}")  # fmt: skip
+    return Group(*parts)
