@@ -197,3 +197,23 @@ def test_simulator_in_scalesim_mode_reports_scalesims_cycles(tmp_path, case):
     layer = next(s for s in simulate(workload).layers if s.op == "conv2d")
     assert layer.compute_cycles == case["total_cycles"]
     assert layer.total_cycles == case["total_cycles"]
+
+
+WORKLOAD_FILES = sorted((ROOT / "workloads").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", WORKLOAD_FILES, ids=lambda p: p.stem)
+def test_every_shipped_workload_simulates_to_the_executors_integers(path):
+    from accelsim import load_workload
+    from accelsim.config import load_workload_config
+
+    config = load_workload_config(path)
+    overrides = ["batch=2"]
+    if config.dataset is not None:
+        overrides.append("dataset.samples=4")
+    if not isinstance(config.model, str) and hasattr(config.model, "builtin"):
+        overrides.append("model.input_size=32")  # the same network at a test-sized input
+    workload = load_workload(path, overrides)
+    inputs = workload.inputs[:4]
+    result = simulate(workload, samples=4)
+    np.testing.assert_array_equal(result.outputs, execute(workload.graph, inputs))
