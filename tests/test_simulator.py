@@ -217,3 +217,21 @@ def test_every_shipped_workload_simulates_to_the_executors_integers(path):
     inputs = workload.inputs[:4]
     result = simulate(workload, samples=4)
     np.testing.assert_array_equal(result.outputs, execute(workload.graph, inputs))
+
+
+def test_redundant_unit_stall_matches_a_hand_computed_case(tmp_path):
+    """conv1 of the tiny graph, batch 1: M = 36 pixels, K = 18, N = 4 on an 8x8 ws array with
+    ideal memory (scalesim timing). Folds: k-tiles 8, 8, 2; SCALE-Sim cycles 2R + C + M - 2 =
+    58 each, the first reported one less: the array works over [0, 57), [57, 115), [115, 173).
+    One protected channel on S = 1 multiplier: a fold's recompute job is M x ceil(Kt / S)
+    cycles, 288, 288 and 72, queued in order at each fold's start: [0, 288), [288, 576),
+    [576, 648). The tile is written back only when its recomputes are done: at 648, so the
+    layer waits 648 - 173 = 475 cycles for the redundant unit."""
+    workload = make_workload(tmp_path, batch=1, timing="scalesim", array={"rows": 8, "cols": 8},
+                             protection={"redundant_units": 1,
+                                         "protected_neurons": {"conv1": [0]}})  # fmt: skip
+    conv1 = next(s for s in simulate(workload, samples=1).layers if s.name == "conv1")
+    assert (conv1.folds, conv1.compute_cycles) == (3, 173)
+    assert conv1.total_cycles == 648
+    assert conv1.redundancy_wait_cycles == 475
+    assert conv1.stall_cycles == 648 - 173
