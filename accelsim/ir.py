@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .errors import AccelsimError
-from .jsonio import atomic_file
+from .jsonio import atomic_file, json_default
 
 FORMAT = "accelsim-graph"
 VERSION = 1
@@ -592,22 +592,10 @@ def validate_graph(graph: Graph, *, file: str | Path | None = None) -> None:
 # ---- file format ---------------------------------------------------------------------------
 
 
-def _json_default(value: object) -> object:
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def _dumps(data: object, *, canonical: bool = False) -> str:
     if canonical:
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), default=_json_default)
-    return json.dumps(data, indent=1, default=_json_default)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), default=json_default)
+    return json.dumps(data, indent=1, default=json_default)
 
 
 def _to_header(graph: Graph) -> tuple[dict, dict[str, np.ndarray]]:

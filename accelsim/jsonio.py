@@ -39,16 +39,21 @@ def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
 def write_json_atomic(path: str | Path, data: object) -> None:
     """Write JSON so that a reader never sees half a file (temp file + rename)."""
     with atomic_file(path, "w") as f:
-        json.dump(data, f, indent=1, default=_json_default)
+        json.dump(data, f, indent=1, default=json_default)
 
 
-def _json_default(value: object) -> object:
+def json_default(value: object) -> object:
+    """``json.dump(default=...)`` for the numpy scalars and arrays (and sets) results carry."""
     import numpy as np
 
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
         return float(value)
     if isinstance(value, np.ndarray):
         return value.tolist()
+    if isinstance(value, set | frozenset):
+        return sorted(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from accelsim.errors import AccelsimError
+from accelsim.jsonio import json_default
 
 LOG_FORMAT = "accelsim-tasks/1"
 
@@ -72,21 +73,9 @@ TaskFn = Callable[[TaskSpec, Any], Any]
 ChunkResult = list[tuple[int, str]]  # (task index, result as JSON text)
 
 
-def _json_default(value: object) -> object:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"task result is not JSON serialisable: {type(value).__name__}")
-
-
 def _run_chunk_with(fn: TaskFn, context: Any, seed: int, chunk: Sequence[int]) -> ChunkResult:
     return [
-        (index, json.dumps(fn(TaskSpec(index, seed), context), default=_json_default))
+        (index, json.dumps(fn(TaskSpec(index, seed), context), default=json_default))
         for index in chunk
     ]
 
@@ -276,7 +265,7 @@ def run_tasks(
         raise ValueError(f"n_tasks must be >= 0, got {n_tasks}")
     task_seed_sequence(seed, 0)  # validates the seed before any work
     log_path = Path(log_path)
-    run_key = json.loads(json.dumps(run_key, default=_json_default))
+    run_key = json.loads(json.dumps(run_key, default=json_default))
     expected_header = {"format": LOG_FORMAT, "seed": seed, "run_key": run_key}
     state = read_task_log(log_path)
     _check_header(state.header, expected_header, log_path)

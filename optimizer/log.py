@@ -29,6 +29,7 @@ from typing import IO, Any
 import numpy as np
 
 from accelsim.errors import AccelsimError, Infeasible
+from accelsim.jsonio import json_default
 
 from .space import DesignSpace
 
@@ -113,7 +114,7 @@ class Evaluation:
                 raise ValueError(
                     f"constraint {name!r} is {value}; constraint values must be finite"
                 )
-        return Evaluation.from_dict(json.loads(json.dumps(data, default=_json_default)))
+        return Evaluation.from_dict(json.loads(json.dumps(data, default=json_default)))
 
 
 @dataclass(frozen=True)
@@ -206,18 +207,6 @@ def _fmt_design(design: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{k}={v}" for k, v in design.items()) + "}"
 
 
-def _json_default(value: object) -> object:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, tuple | set | frozenset):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 # --------------------------------------------------------------------------- the log
 class EvaluationLog:
     """An append-only JSONL log of one search; ``previous`` holds what an earlier run logged."""
@@ -239,7 +228,7 @@ class EvaluationLog:
             "format": LOG_FORMAT,
             "method": method,
             "seed": seed,
-            "settings": json.loads(json.dumps(dict(settings or {}), default=_json_default)),
+            "settings": json.loads(json.dumps(dict(settings or {}), default=json_default)),
             "space": space.to_dict(),
         }
         self.previous: list[Evaluation] = self._read_or_create()
@@ -302,7 +291,7 @@ class EvaluationLog:
         index = len(self.previous)
         record = {"kind": "evaluation", "index": index, "method": self.method, "seed": self.seed}
         record.update(evaluation.to_dict())
-        self._file.write(json.dumps(record, default=_json_default) + "\n")
+        self._file.write(json.dumps(record, default=json_default) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
         self.previous.append(evaluation)
