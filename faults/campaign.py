@@ -42,6 +42,7 @@ from .plan import (
     load_plan,
 )
 from .runner import TaskSpec, run_tasks
+from .sram import sram_word_bits, sram_words
 from .stats import Tally
 
 LOG_NAME = "faults.jsonl"
@@ -99,10 +100,17 @@ class CampaignContext:
 
 
 def exposure_of(golden: Golden) -> Exposure:
-    """What one inference exposes: every GEMM layer's folds on the array, batch 1."""
+    """What one inference exposes: every GEMM layer's folds on the array, batch 1, and its
+    words in the input, weight and output buffers (:mod:`faults.sram`)."""
     accel = golden.accel
     layers = tuple(
-        LayerExposure.from_schedule(sched, accel.array.dataflow, accel.array.rows)
+        LayerExposure.from_schedule(
+            sched,
+            accel.array.dataflow,
+            accel.array.rows,
+            sram_words=sram_words(sched),
+            sram_word_bits=sram_word_bits(sched),
+        )  # fmt: skip
         for sched in golden.schedules.values()
     )
     return Exposure(layers, register_widths(golden.graph), accel.protection.hardened_bits)
@@ -128,8 +136,10 @@ def run_injection(task: TaskSpec, ctx: CampaignContext) -> dict[str, Any]:
     sample, faults = draw_faults(task, ctx)
     golden = ctx.golden
     stats = InjectionStats()
-    out = faulty_inference(golden, sample, inference_faults(faults), stats,
-                           protected=ctx.protected)  # fmt: skip
+    pe = [f for f in faults if not f.is_sram]
+    sram = [f for f in faults if f.is_sram]
+    out = faulty_inference(golden, sample, inference_faults(pe), stats,
+                           protected=ctx.protected, sram=sram)  # fmt: skip
     reference = golden.tensor(golden.graph.output, sample)
     spec = golden.graph.tensors[golden.graph.output]
     diff = dequantize(spec, out) - dequantize(spec, reference)

@@ -12,6 +12,11 @@ its faulty inference:
 3. requantises; if the layer's output equals the golden one the fault was masked and nothing
    more is computed, otherwise the later layers are recomputed for that sample only.
 
+SRAM faults (``sram:input`` / ``sram:weight`` / ``sram:output``, model in :mod:`faults.sram`)
+change buffer words rather than PE registers: the layer's output tiles whose folds read a
+flipped word are recomputed fold by fold with the flipped operands or psums, then the later
+layers as above.
+
 Campaigns simulate each sample as its own inference (batch 1, a latency-oriented accelerator),
 so fold numbering and exposure are those of the batch-1 schedule.
 """
@@ -19,7 +24,7 @@ so fold numbering and exposure are those of the batch-1 schedule.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +36,9 @@ from accelsim.hw.controller import GemmOperands
 from accelsim.hw.pe_array import compute_fold, harden, hardened_masks
 from accelsim.ir import Graph, Node
 from accelsim.schedule import FoldJob, LayerSchedule, schedule_layer
+
+from .plan import Fault
+from .sram import layer_effects, lowered_index, recompute_psums
 
 FLIP = 0  # kernel fault kind: transient flip (stuck-at faults act for the whole fold)
 LayerFaults = Mapping[int, np.ndarray]  # fold index -> kernel fault rows (F, 6)
@@ -65,6 +73,7 @@ class Golden:
     _operands: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _cached_bytes: int = field(default=0, repr=False)
     _chains: dict = field(default_factory=dict, repr=False)
+    _input_index: dict = field(default_factory=dict, repr=False)
 
     @property
     def samples(self) -> int:
@@ -105,6 +114,13 @@ class Golden:
                 folds.sort(key=lambda f: f.k0)
             self._chains[layer] = chains
         return chains[_tile_key(fold)]
+
+    def input_index(self, node: Node) -> list[np.ndarray]:
+        """Per group, which input element (address + 1, 0 = padding) each A entry holds."""
+        index = self._input_index.get(node.name)
+        if index is None:
+            index = self._input_index[node.name] = lowered_index(node, self.schedules[node.name])
+        return index
 
 
 def _nbytes(ops: GemmOperands) -> int:
@@ -196,24 +212,94 @@ def faulty_layer_from_golden(golden: Golden, node: Node, sample: int, faults: La
     return out
 
 
+def sram_faulty_layer(golden: Golden, node: Node, sample: int, sram: Sequence[Fault],
+                      stats: InjectionStats, *, pe_faults: LayerFaults | None = None,
+                      x: np.ndarray | None = None,
+                      channels: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """The layer's output under its SRAM faults ``sram`` (and PE faults ``pe_faults``).
+
+    ``x``: the layer's input when it differs from the golden run (None: golden, and the cached
+    fault-free psums are the starting point). ``channels``: protected output channels (see
+    :mod:`faults.sram`: the redundant units read the same operand words, and overwrite the
+    output-buffer psums of those channels).
+    """
+    sched = golden.schedules[node.name]
+    accel = golden.accel
+    array = accel.array
+    effects = layer_effects(node, sched, sram, golden.input_index(node))
+    stats.faults += len(sram)
+    stats.masked_early += effects.masked
+    live = reachable_faults(golden, node, pe_faults or {}, stats)
+    if x is None:
+        ops = golden.operands(node, sample)
+        pe_tiles = {_tile_key(sched.folds[index]) for index in live}
+    else:  # a dirty input: every tile differs already; PE faults act in the full run
+        ops = lower_operands(node, x, sched)
+        functional.run_folds(node, sched, ops, accel, live)
+        pe_tiles = set()
+    psum, tiles = recompute_psums(sched, array.dataflow, array.rows, array.cols, ops, effects,
+                                  pe_faults=live, extra_tiles=pe_tiles)  # fmt: skip
+    stats.tiles_recomputed += tiles
+    out = gemm_output(node, _with_psum(ops, psum), sched)
+    if channels is not None and len(channels):
+        clean = ops
+        if x is not None:  # the redundant units see the operands, not the array's PE faults
+            clean = lower_operands(node, x, sched)
+            functional.run_folds(node, sched, clean, accel)
+        psum, _ = recompute_psums(sched, array.dataflow, array.rows, array.cols, clean, effects,
+                                  psum_flips=False)  # fmt: skip
+        out[:, channels] = gemm_output(node, _with_psum(ops, psum), sched)[:, channels]
+    return out
+
+
+def _with_psum(ops: GemmOperands, psum: list[np.ndarray]) -> GemmOperands:
+    return GemmOperands(a=ops.a, w=ops.w, psum=psum, bias=ops.bias,
+                        input_elements=ops.input_elements)  # fmt: skip
+
+
+def _sram_by_layer(golden: Golden, sram: Sequence[Fault]) -> dict[str, list[Fault]]:
+    by_layer: dict[str, list[Fault]] = {}
+    for fault in sram:
+        if not fault.is_sram:
+            raise ValueError(f"{fault.register} is a PE register: pass it as kernel rows")
+        if fault.layer not in golden.schedules:
+            raise ValueError(f"SRAM fault in {fault.layer!r}, not a conv2d/linear layer")
+        by_layer.setdefault(fault.layer, []).append(fault)
+    return by_layer
+
+
 def faulty_inference(golden: Golden, sample: int, faults: InferenceFaults,
                      stats: InjectionStats | None = None, *,
-                     protected: Mapping[str, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
+                     protected: Mapping[str, np.ndarray] | None = None,
+                     sram: Sequence[Fault] = ()) -> np.ndarray:  # fmt: skip
     """The network output of ``sample`` (shape (1, ...)) with ``faults`` injected.
 
-    ``protected``: output channels per layer that the redundant units recompute fault-free
-    from the operands the array read, overwriting the array's values (architecture layer).
+    ``faults``: PE faults as kernel rows per layer and fold (:func:`faults.plan.inference_faults`).
+    ``sram``: buffer-word faults (:mod:`faults.sram`), applied to ``sample`` whatever their
+    ``sample`` field says (as for the kernel rows). ``protected``: output channels per layer
+    that the redundant units recompute fault-free from the operands the array read,
+    overwriting the array's values (architecture layer).
     """
     stats = stats if stats is not None else InjectionStats()
     protected = protected or {}
+    sram_faults = _sram_by_layer(golden, sram)
     graph = golden.graph
     changed: dict[str, np.ndarray] = {}  # only tensors that differ from the golden run
     for node in graph.nodes:
         layer_faults = faults.get(node.name)
+        layer_sram = sram_faults.get(node.name)
         dirty = any(name in changed for name in node.inputs)
-        if not dirty and not layer_faults:
+        if not dirty and not layer_faults and not layer_sram:
             continue
         channels = protected.get(node.name)
+        if layer_sram:
+            x = changed.get(node.inputs[0]) if dirty else None
+            stats.layers_recomputed += dirty
+            out = sram_faulty_layer(golden, node, sample, layer_sram, stats,
+                                    pe_faults=layer_faults, x=x, channels=channels)  # fmt: skip
+            if not np.array_equal(out, golden.tensor(node.output, sample)):
+                changed[node.output] = out
+            continue
         if node.op in GEMM_OPS and not dirty:
             out = faulty_layer_from_golden(golden, node, sample, layer_faults, stats)
             if out is not None and channels is not None and len(channels):
@@ -237,16 +323,24 @@ def faulty_inference(golden: Golden, sample: int, faults: InferenceFaults,
     return changed.get(graph.output, golden.tensor(graph.output, sample))
 
 
-def full_faulty_inference(golden: Golden, sample: int, faults: InferenceFaults) -> np.ndarray:
+def full_faulty_inference(golden: Golden, sample: int, faults: InferenceFaults,
+                          sram: Sequence[Fault] = ()) -> np.ndarray:  # fmt: skip
     """The same result the slow way: every layer of the sample re-run with its faults.
 
-    The oracle for :func:`faulty_inference` in tests and the baseline in benchmarks.
+    The oracle for :func:`faulty_inference` in tests and the baseline in benchmarks. A layer
+    with SRAM faults is run in full and then recomputed from its (possibly faulty) input.
     """
     graph = golden.graph
+    sram_faults = _sram_by_layer(golden, sram)
     values = {graph.input: golden.tensor(graph.input, sample)}
     for node in graph.nodes:
         inputs = [values[name] for name in node.inputs]
-        if node.op in GEMM_OPS:
+        if node.name in sram_faults:
+            values[node.output] = sram_faulty_layer(
+                golden, node, sample, sram_faults[node.name], InjectionStats(),
+                pe_faults=faults.get(node.name), x=inputs[0],
+            )  # fmt: skip
+        elif node.op in GEMM_OPS:
             values[node.output] = functional.run_layer(
                 graph, node, inputs[0], golden.accel, faults.get(node.name),
                 sched=golden.schedules[node.name],

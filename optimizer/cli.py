@@ -13,6 +13,40 @@ from rich_argparse import RichHelpFormatter
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
+    from accelsim.cli import console, default_out_dir
+    from accelsim.errors import AccelsimError
+    from accelsim.workload import load_workload
+
+    from .evaluate import optimize, pool_from_options
+    from .report import render_optimize
+
+    workload = load_workload(args.workload, args.set)
+    if workload.config.optimize is None:
+        raise AccelsimError("the workload has no optimize: section", file=args.workload,
+                            key="optimize")  # fmt: skip
+    out_dir = Path(args.out) if args.out else default_out_dir(workload.name) / "optimize"
+    if args.batch_size < 1:
+        raise AccelsimError(f"must be a positive integer, got {args.batch_size}",
+                            key="--batch-size")  # fmt: skip
+    pool = pool_from_options(workers=args.workers, scheduler=args.scheduler,
+                             dask_workers=args.dask_workers)  # fmt: skip
+    try:
+        result = _run(args, workload, out_dir, pool, console, optimize)
+    finally:
+        if pool is not None:
+            pool.close()
+    console.print(render_optimize(result))
+    console.print(f"wrote [bold]{out_dir / 'optimize.json'}[/]")
+    if args.plot:
+        from .plots import write_plots
+
+        for path in write_plots(result, args.plot):
+            console.print(f"wrote [bold]{path}[/]")
+    return 0
+
+
+def _run(args: argparse.Namespace, workload, out_dir: Path, pool, console, optimize):
+    """The search with a progress bar per phase."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -21,18 +55,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         TimeElapsedColumn,
     )
 
-    from accelsim.cli import console, default_out_dir
-    from accelsim.errors import AccelsimError
-    from accelsim.workload import load_workload
+    from .report import binding_constraints, status_text
 
-    from .evaluate import optimize
-    from .report import binding_constraints, render_optimize, status_text
-
-    workload = load_workload(args.workload, args.set)
-    if workload.config.optimize is None:
-        raise AccelsimError("the workload has no optimize: section", file=args.workload,
-                            key="optimize")  # fmt: skip
-    out_dir = Path(args.out) if args.out else default_out_dir(workload.name) / "optimize"
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console,
@@ -54,17 +78,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             last = ("replayed" if p.replayed else "last") + ": " + status_text(p.evaluation)
             progress.update(task, completed=p.index + 1, detail=f"{best} | {last[:60]}")
 
-        result = optimize(workload, out_dir=out_dir, on_evaluation=on_evaluation,
-                          budget=args.budget, method=args.method, compare=args.compare,
-                          with_fixed=not args.no_fixed, on_phase=on_phase)  # fmt: skip
-    console.print(render_optimize(result))
-    console.print(f"wrote [bold]{out_dir / 'optimize.json'}[/]")
-    if args.plot:
-        from .plots import write_plots
-
-        for path in write_plots(result, args.plot):
-            console.print(f"wrote [bold]{path}[/]")
-    return 0
+        return optimize(workload, out_dir=out_dir, on_evaluation=on_evaluation,
+                        budget=args.budget, method=args.method, compare=args.compare,
+                        with_fixed=not args.no_fixed, on_phase=on_phase,
+                        batch_size=args.batch_size, evaluator_pool=pool)  # fmt: skip
 
 
 def register(sub) -> None:
@@ -85,4 +102,13 @@ def register(sub) -> None:
     parser.add_argument("--plot", metavar="DIR", help="write convergence.png and pareto.png here")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key, e.g. --set optimize.constraints.min_accuracy=0.9")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=1, metavar="Q",
+                        help="BO designs proposed and evaluated together per iteration")  # fmt: skip
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="evaluate designs on N local worker processes")  # fmt: skip
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="Dask scheduler (tcp://HOST:PORT) to evaluate designs on "
+                        "(default: $DASK_SCHEDULER_ADDRESS)")  # fmt: skip
+    parser.add_argument("--dask-workers", type=int, metavar="N",
+                        help="start a local Dask cluster of N workers to evaluate designs")  # fmt: skip
     parser.set_defaults(func=cmd_optimize)

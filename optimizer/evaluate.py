@@ -30,7 +30,11 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping
+import multiprocessing
+import os
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +50,7 @@ from accelsim.workload import Workload
 from .baselines import exhaustive_search, random_search
 from .config import OptimizeConfig, parse_optimize
 from .log import Evaluation, Progress, ProgressCallback, SearchResult
-from .loop import bayesian_optimize
+from .loop import EvaluatorPool, bayesian_optimize, evaluate_design
 
 RELIABILITY_FLOOR = 1e-3  # P_fail below (1 - R) x this counts as "this much better", no more
 
@@ -87,6 +91,12 @@ class DesignEvaluator:
         self._quantised: dict[str, Workload] = {}
         self._memo: dict[str, Evaluation] = {}  # one evaluation per design, shared by searches
         self.evaluations = 0  # designs actually evaluated (memo misses)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # shipped once to each worker: per-process caches stay behind and are rebuilt there
+        state = dict(self.__dict__)
+        state.update(_quantised={}, _memo={}, evaluations=0)
+        return state
 
     # ------------------------------------------------------------------ applying a design
     def base_config(self, design: Mapping[str, Any]) -> WorkloadConfig:
@@ -348,6 +358,21 @@ class VulnerabilityEstimator(ReliabilityEstimator):
         self.seed = seed
         self._vfs: dict[str, Any] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        # modules do not pickle; the worker imports them again
+        state = dict(self.__dict__)
+        for name in ("_vulnerability", "_reliability", "_protection"):
+            state.pop(name)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from faults import protection, reliability, vulnerability
+
+        self.__dict__.update(state)
+        self._vulnerability = vulnerability
+        self._reliability = reliability
+        self._protection = protection
+
     def vf(self, workload: Workload) -> Any:
         """The vulnerability factors of ``workload``'s quantised graph on the reference array."""
         key = workload.graph.content_hash()
@@ -477,12 +502,15 @@ def run_key(workload: Workload, opt: OptimizeConfig) -> str:
 
 def run_search(method: str, opt: OptimizeConfig, evaluate: Callable[[dict[str, Any]], Evaluation],
                *, budget: int, log_path: Path | None,
-               on_evaluation: ProgressCallback | None) -> SearchResult:  # fmt: skip
-    """One search of ``opt.space`` with ``method`` (bo, random, exhaustive)."""
+               on_evaluation: ProgressCallback | None, batch_size: int = 1,
+               evaluator_pool: EvaluatorPool | None = None) -> SearchResult:  # fmt: skip
+    """One search of ``opt.space`` with ``method`` (bo, random, exhaustive). ``batch_size`` and
+    ``evaluator_pool`` apply to BO (the baselines evaluate one design at a time)."""
     if method == "bo":
         return bayesian_optimize(opt.space, evaluate, budget=budget, n_initial=opt.n_initial,
-                                 seed=opt.seed, log_path=log_path,
-                                 on_evaluation=on_evaluation)  # fmt: skip
+                                 seed=opt.seed, log_path=log_path, on_evaluation=on_evaluation,
+                                 batch_size=batch_size,
+                                 evaluator_pool=evaluator_pool)  # fmt: skip
     if method == "random":
         return random_search(opt.space, evaluate, budget=min(budget, opt.space.size),
                              seed=opt.seed, log_path=log_path,
@@ -534,6 +562,8 @@ def optimize(
     with_fixed: bool = True,
     estimator: ReliabilityEstimator | None = None,
     on_phase: Callable[[str, int], None] | None = None,
+    batch_size: int = 1,
+    evaluator_pool: EvaluatorPool | None = None,
 ) -> OptimizeResult:
     """Search the workload's ``optimize:`` space for the cheapest feasible design.
 
@@ -541,7 +571,10 @@ def optimize(
     ``optimize.json`` (written atomically at the end). ``compare``: also run random search at
     the same budget (BO when ``method`` is random). ``with_fixed``: evaluate the fixed
     protection designs on the best design's hardware. ``on_phase(name, total)`` announces each
-    search before it starts (for progress bars).
+    search before it starts (for progress bars). ``batch_size`` q: BO proposes and evaluates q
+    designs per iteration (its log is named ``...-q<q>``); ``evaluator_pool``: where designs
+    are evaluated (BO batches and the fixed designs; see :class:`ProcessEvaluatorPool`,
+    :class:`DaskEvaluatorPool`, :func:`pool_from_options`), default this process.
     """
     opt = parse_optimize(workload.config.optimize, workload=workload.config, file=workload.source)
     changes = {k: v for k, v in (("budget", budget), ("method", method)) if v is not None}
@@ -556,6 +589,13 @@ def optimize(
                                 estimator=estimator)  # fmt: skip
     key = run_key(workload, opt)
     logs: dict[str, str] = {}
+    remote = [0]  # designs evaluated by the pool's workers (not counted by this evaluator)
+
+    def count_remote(progress: Progress) -> None:
+        if not progress.replayed:
+            remote[0] += 1
+        if on_evaluation is not None:
+            on_evaluation(progress)
 
     def search(name: str) -> SearchResult:
         stem = f"optimize-{name}-{key}"
@@ -564,14 +604,18 @@ def optimize(
             # a budget below n_initial draws a smaller Latin hypercube: another sequence,
             # which a larger budget cannot continue; keep it out of the main log
             stem += f"-initial{initial}"
+        if name == "bo" and batch_size > 1:  # another sequence: its own log
+            stem += f"-q{batch_size}"
         log_path = None if out is None else out / f"{stem}.jsonl"
         if log_path is not None:
             logs[name] = str(log_path)
         total = opt.space.size if name == "exhaustive" else min(opt.budget, opt.space.size)
         if on_phase is not None:
             on_phase(name, total)
+        pooled = name == "bo" and evaluator_pool is not None
         return run_search(name, opt, evaluator, budget=opt.budget, log_path=log_path,
-                          on_evaluation=on_evaluation)  # fmt: skip
+                          on_evaluation=count_remote if pooled else on_evaluation,
+                          batch_size=batch_size, evaluator_pool=evaluator_pool)  # fmt: skip
 
     result = search(opt.method)
     comparison = None
@@ -585,8 +629,13 @@ def optimize(
         designs = fixed_designs(opt, reference, default_units=workload_units(workload))
         if on_phase is not None:
             on_phase("fixed designs", len(designs))
-        for i, (name, design) in enumerate(designs.items()):
-            fixed[name] = evaluator(design)
+        if evaluator_pool is None:
+            outcomes: Iterator[Evaluation] = (evaluator(d) for d in designs.values())
+        else:
+            outcomes = iter(evaluator_pool.map(evaluator, list(designs.values())))
+            remote[0] += len(designs)
+        for i, name in enumerate(designs):
+            fixed[name] = next(outcomes)
             if on_evaluation is not None:
                 on_evaluation(Progress(i, len(designs), fixed[name], result.best, False))
     outcome = OptimizeResult(
@@ -595,7 +644,7 @@ def optimize(
         search=result,
         comparison=comparison,
         fixed=fixed,
-        evaluated=evaluator.evaluations,
+        evaluated=evaluator.evaluations + remote[0],
         reliability_method=evaluator.estimator.method if evaluator.estimator else "none",
         log_paths=logs,
     )
@@ -626,3 +675,152 @@ def _workload_design(opt: OptimizeConfig, workload: Workload) -> dict[str, Any]:
         else:
             design[var.name] = var.values[0]
     return design
+
+
+# --------------------------------------------------------------------------- evaluator pools
+# per worker process: the evaluators installed by the pool initializer, by token (each is
+# unpickled, and so builds its caches, once per worker)
+_WORKER_EVALUATORS: dict[str, Callable[[dict[str, Any]], Evaluation]] = {}
+
+
+def _install_evaluator(token: str, evaluate: Callable[[dict[str, Any]], Evaluation]) -> None:
+    _WORKER_EVALUATORS[token] = evaluate
+
+
+def _evaluate_in_worker(token: str, design: dict[str, Any]) -> Evaluation:
+    return evaluate_design(_WORKER_EVALUATORS[token], design)
+
+
+class ProcessEvaluatorPool:
+    """An :class:`~optimizer.loop.EvaluatorPool` on a local process pool (spawn start method:
+    safe with threads and Numba, like :class:`faults.runner.ProcessExecutor`).
+
+    The evaluation callable (e.g. a :class:`DesignEvaluator`) must be picklable; it is sent once
+    per worker through the pool initializer, so each worker builds its evaluator once and keeps
+    its caches across designs. A different callable restarts the workers.
+    """
+
+    def __init__(self, workers: int, *, start_method: str = "spawn") -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        self.start_method = start_method
+        self._pool: ProcessPoolExecutor | None = None
+        self._evaluate: Callable[[dict[str, Any]], Evaluation] | None = None
+        self._token = ""
+
+    def map(self, evaluate: Callable[[dict[str, Any]], Evaluation],
+            designs: Sequence[dict[str, Any]]) -> Iterator[Evaluation]:  # fmt: skip
+        """Start every design now; yield the evaluations in the order of ``designs``."""
+        if self._pool is None or self._evaluate is not evaluate:
+            self.close()
+            self._token = uuid.uuid4().hex
+            self._evaluate = evaluate
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context(self.start_method),
+                initializer=_install_evaluator,
+                initargs=(self._token, evaluate),
+            )
+        return self._pool.map(_evaluate_in_worker, [self._token] * len(designs),
+                              [dict(d) for d in designs])  # fmt: skip
+
+    def close(self) -> None:
+        """Stop the workers (pending designs are cancelled)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            self._evaluate = None
+
+    def __enter__(self) -> ProcessEvaluatorPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DaskEvaluatorPool:
+    """An :class:`~optimizer.loop.EvaluatorPool` on a Dask cluster (``distributed``, optional).
+
+    Exactly one of ``client`` (left open by :meth:`close`), ``scheduler`` (``tcp://HOST:PORT``)
+    or ``workers`` (a local cluster of that many single-threaded worker processes). The
+    evaluation callable is scattered to every worker once (``broadcast``): each worker holds
+    one copy, with its caches, for every design it evaluates. Designs go out with
+    ``client.map`` and come back in order.
+    """
+
+    def __init__(self, *, client: Any = None, scheduler: str | None = None,
+                 workers: int | None = None) -> None:  # fmt: skip
+        from distributed import Client, LocalCluster
+
+        sources = [name for name, value in
+                   (("client", client), ("scheduler", scheduler), ("workers", workers))
+                   if value is not None]  # fmt: skip
+        if len(sources) != 1:
+            raise ValueError(f"give exactly one of client, scheduler, workers; got {sources}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self._cluster = None
+        self._own_client = client is None
+        if scheduler is not None:
+            client = Client(scheduler)
+        elif client is None:
+            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                         processes=True, dashboard_address=None)  # fmt: skip
+            client = Client(self._cluster)
+        self.client = client
+        self._evaluate: Callable[[dict[str, Any]], Evaluation] | None = None
+        self._scattered: Any = None
+
+    def map(self, evaluate: Callable[[dict[str, Any]], Evaluation],
+            designs: Sequence[dict[str, Any]]) -> Iterator[Evaluation]:  # fmt: skip
+        """Submit every design now; yield the evaluations in the order of ``designs``."""
+        if self._evaluate is not evaluate:
+            if self._scattered is not None:
+                self._scattered.release()
+            # a one-item list: scatter would split a list or dict into pieces
+            [self._scattered] = self.client.scatter([evaluate], broadcast=True, hash=False)
+            self._evaluate = evaluate
+        futures = self.client.map(evaluate_design, [self._scattered] * len(designs),
+                                  [dict(d) for d in designs], pure=False)  # fmt: skip
+        return self._in_order(futures)
+
+    def _in_order(self, futures: list[Any]) -> Iterator[Evaluation]:
+        try:
+            for future in futures:
+                yield future.result()
+        finally:  # stopped early (an error, a crash): do not leave work running
+            self.client.cancel([f for f in futures if not f.done()])
+
+    def close(self) -> None:
+        """Release the scattered evaluator; close the client and cluster this pool started."""
+        if self._scattered is not None:
+            self._scattered.release()
+            self._scattered = None
+            self._evaluate = None
+        if self._own_client:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    def __enter__(self) -> DaskEvaluatorPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def pool_from_options(*, workers: int | None = None, scheduler: str | None = None,
+                      dask_workers: int | None = None) -> Any:  # fmt: skip
+    """The pool a command line asks for: a Dask scheduler (``scheduler``, else the
+    ``DASK_SCHEDULER_ADDRESS`` environment variable), else a local Dask cluster of
+    ``dask_workers``, else a process pool of ``workers`` (> 1), else None (this process)."""
+    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    if address:
+        return DaskEvaluatorPool(scheduler=address)
+    if dask_workers:
+        return DaskEvaluatorPool(workers=dask_workers)
+    if workers is not None and workers > 1:
+        return ProcessEvaluatorPool(workers)
+    return None

@@ -16,6 +16,21 @@ with several constraints, so the loop is assembled from Emukit's building blocks
   the grid: exactly (every point) on spaces up to ``exhaustive_limit`` points, by multi-start
   one-exchange local search beyond. A design is never evaluated twice.
 - The first ``n_initial`` designs are a Latin hypercube over the ordinal indices.
+- Batches (``batch_size`` q > 1): each iteration proposes q distinct designs by the *Kriging
+  believer* rule on the discrete grid, then evaluates them concurrently on an
+  :class:`EvaluatorPool`. Pick the acquisition's maximiser, add it to every surrogate (objective
+  and constraints) as a pending observation equal to that surrogate's predicted mean, with the
+  hyper-parameters held (conditioning, no refit), rebuild the acquisition and pick again, q
+  times; the incumbent ``best`` stays the best *observed* feasible value. Conditioning on a
+  point shrinks the posterior variance around it, so EI there falls and the next pick moves
+  away. (Emukit's ``LocalPenalizationPointCalculator`` was not used: it estimates a Lipschitz
+  constant by gradient-based optimisation over a continuous box and needs acquisition
+  gradients, neither of which exists for our product acquisition on a discrete grid.)
+  The schedule of batches is fixed by the evaluation count alone: the initial designs in
+  chunks of q, then batches starting at ``n_initial + k q`` (the last one cut to the budget),
+  each proposed from the evaluations before its start. Results are recorded in proposal order,
+  whatever order they complete in and however many workers there are; q = 1 is exactly the
+  sequential loop.
 
 Modelling choices:
 
@@ -28,19 +43,22 @@ Modelling choices:
   "cannot run" and -1 for "ran". Its probability of feasibility steers the search away from
   regions that do not run. So such a design counts as violating, as the contract requires.
 - Determinism and resume: Emukit and GPy draw from numpy's *global* RNG. It is seeded in one place,
-  :func:`_seed_global_rng`, at every step from (run seed, number of evaluations so far), and the
-  GPs are refitted from the same initial hyper-parameters each step. So the choice of the k-th
-  design depends only on the seed and the first k evaluations: a run resumed from its log makes
-  exactly the choices of an uninterrupted one, and extending the budget continues the sequence.
-  The caller's global RNG state is restored afterwards.
+  :func:`_seed_global_rng`, at every step from (run seed, number of evaluations before the
+  batch), and the GPs are refitted from the same initial hyper-parameters each step. So the
+  choice of the k-th design depends only on the seed and the evaluations before its batch: a
+  run resumed from its log makes exactly the choices of an uninterrupted one, and extending the
+  budget continues the sequence. Evaluations are committed to the log one by one in proposal
+  order as they arrive, so a crash mid-batch keeps the batch's completed prefix; the resumed run
+  re-proposes that batch from the same evaluations, checks the logged part against it, and
+  evaluates the rest. The caller's global RNG state is restored afterwards.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import GPy
 import numpy as np
@@ -51,10 +69,10 @@ from emukit.bayesian_optimization.acquisitions import (
 from emukit.core.acquisition import Acquisition
 from emukit.core.loop import (
     CandidatePointCalculator,
-    FixedIterationsStoppingCondition,
     LoopState,
     ModelUpdater,
     OuterLoop,
+    StoppingCondition,
     UserFunction,
     UserFunctionResult,
 )
@@ -64,7 +82,7 @@ from emukit.experimental_design.acquisitions import ModelVariance
 from emukit.model_wrappers import GPyModelWrapper
 from threadpoolctl import threadpool_limits
 
-from accelsim.errors import AccelsimError
+from accelsim.errors import AccelsimError, Infeasible
 
 from .log import Evaluation, ProgressCallback, Recorder, SearchResult
 from .space import DesignSpace
@@ -73,6 +91,37 @@ DEFAULT_EXHAUSTIVE_LIMIT = 5000
 RUNNABLE = "runnable"
 
 Evaluate = Callable[[dict[str, Any]], Evaluation]
+
+
+def evaluate_design(evaluate: Evaluate, design: dict[str, Any]) -> Evaluation:
+    """``evaluate(design)``, with :class:`~accelsim.errors.Infeasible` turned into a record (as
+    :meth:`Recorder.run` does). Pools call this where the evaluation runs, so a design that
+    cannot run comes back as a result instead of aborting the rest of the batch."""
+    try:
+        return evaluate(dict(design))
+    except Infeasible as exc:
+        return Evaluation.cannot_run(design, str(exc))
+
+
+class EvaluatorPool(Protocol):
+    """Evaluates designs, possibly concurrently.
+
+    ``map(evaluate, designs)`` returns an iterable of ``evaluate_design(evaluate, design)`` *in
+    the order of* ``designs`` (it may start them all at once and yield each as soon as it and
+    all before it are done). An exception is raised at the position of the design that failed.
+    """
+
+    def map(self, evaluate: Evaluate, designs: Sequence[dict[str, Any]]) -> Iterable[Evaluation]:
+        """The evaluations of ``designs``, in order."""
+        ...
+
+
+class SerialPool:
+    """Evaluates one design after another in this process, each when the caller asks for it."""
+
+    def map(self, evaluate: Evaluate, designs: Sequence[dict[str, Any]]) -> Iterator[Evaluation]:
+        """The evaluations of ``designs``, in order, computed lazily."""
+        return (evaluate_design(evaluate, design) for design in designs)
 
 
 def bayesian_optimize(
@@ -86,21 +135,29 @@ def bayesian_optimize(
     on_evaluation: ProgressCallback | None = None,
     gp_restarts: int = 2,
     exhaustive_limit: int = DEFAULT_EXHAUSTIVE_LIMIT,
+    batch_size: int = 1,
+    evaluator_pool: EvaluatorPool | None = None,
 ) -> SearchResult:
     """Minimise the objective subject to every constraint ``<= 0`` within ``budget`` evaluations.
 
     ``evaluate(design) -> Evaluation`` is called once per design, never twice for the same one.
     With ``log_path``, evaluations are appended as they complete and a rerun resumes from them.
+    ``batch_size`` q: designs proposed per iteration (Kriging believer, see the module
+    docstring) and evaluated together on ``evaluator_pool`` (default: serially in this
+    process); the sequence depends on the seed and q, never on the pool or its workers.
     """
     _check_positive("optimize.budget", budget)
     _check_positive("optimize.n_initial", n_initial)
+    _check_positive("optimize.batch_size", batch_size)
     budget = min(budget, space.size)
     n_initial = min(n_initial, budget)
-    settings = {
+    settings: dict[str, Any] = {
         "n_initial": n_initial,
         "gp_restarts": gp_restarts,
         "exhaustive_limit": exhaustive_limit,
     }
+    if batch_size > 1:  # absent for q = 1, so logs of sequential runs keep their header
+        settings["batch_size"] = batch_size
     recorder = Recorder(
         space,
         method="bayesian",
@@ -118,20 +175,55 @@ def bayesian_optimize(
         recorder.replay(expected=None)
         _check_initial_prefix(recorder, initial)
 
-        user_function = _DesignFunction(space, recorder, evaluate)
+        schedule = BatchSchedule(n_initial=n_initial, batch_size=batch_size, budget=budget)
+        user_function = _DesignFunction(space, recorder, evaluate, evaluator_pool or SerialPool())
         models = ConstrainedModels(space, recorder, seed=seed, gp_restarts=gp_restarts)
+        models.schedule = schedule
         optimizer = DiscreteAcquisitionOptimizer(space, exhaustive_limit=exhaustive_limit)
         calculator = SpaceFillingThenAcquisition(initial, models, optimizer, recorder)
+        calculator.schedule = schedule
         state = LoopState(user_function.results_for(recorder.history))
         state.iteration = len(recorder.history)
         loop = OuterLoop(calculator, [models], state)
-        loop.iteration_end_event.append(user_function.commit_pending)
         models.stop_after = budget
-        loop.run_loop(user_function, FixedIterationsStoppingCondition(budget))
+        loop.run_loop(user_function, EvaluationBudget(recorder, budget))
         return recorder.result()
     finally:
         np.random.set_state(saved_rng)
         recorder.close()
+
+
+class BatchSchedule:
+    """Where each batch starts and how many designs it holds, from the evaluation count alone
+    (so a resumed run cuts its batches exactly where the uninterrupted one did)."""
+
+    def __init__(self, *, n_initial: int, batch_size: int, budget: int) -> None:
+        self.n_initial = n_initial
+        self.batch_size = batch_size
+        self.budget = budget
+
+    def start(self, n: int) -> int:
+        """First evaluation of the batch that evaluation ``n`` belongs to. Initial designs are
+        fixed in advance, so their chunks need no alignment: a batch starts wherever ``n`` is."""
+        if n < self.n_initial:
+            return n
+        return self.n_initial + (n - self.n_initial) // self.batch_size * self.batch_size
+
+    def end(self, start: int) -> int:
+        """One past the last evaluation of the batch starting at ``start``."""
+        limit = self.n_initial if start < self.n_initial else self.budget
+        return min(start + self.batch_size, limit, self.budget)
+
+
+class EvaluationBudget(StoppingCondition):
+    """Stop once ``budget`` designs are evaluated (Emukit counts iterations, which hold a batch)."""
+
+    def __init__(self, recorder: Recorder, budget: int) -> None:
+        self.recorder = recorder
+        self.budget = budget
+
+    def should_stop(self, loop_state: LoopState) -> bool:
+        return len(self.recorder.history) >= self.budget
 
 
 def _check_positive(key: str, value: int) -> None:
@@ -156,22 +248,28 @@ def _seed_global_rng(seed: int, step: int) -> None:
 
 # --------------------------------------------------------------------------- user function
 class _DesignFunction(UserFunction):
-    """Emukit ``UserFunction``: decodes each point, runs the user's evaluation, and holds the
-    record until the loop's iteration-end event commits it (log + progress)."""
+    """Emukit ``UserFunction``: decodes the batch's points, evaluates them on the pool, and
+    commits each record (log + history + progress) in proposal order as soon as it and every
+    record before it have arrived."""
 
-    def __init__(self, space: DesignSpace, recorder: Recorder, evaluate: Evaluate) -> None:
+    def __init__(
+        self, space: DesignSpace, recorder: Recorder, evaluate: Evaluate, pool: EvaluatorPool
+    ) -> None:
         self.space = space
         self.recorder = recorder
         self.user_evaluate = evaluate
-        self.pending: list[Evaluation] = []
+        self.pool = pool
 
     def evaluate(self, X: np.ndarray) -> list[UserFunctionResult]:
+        indices = self.space.decode_indices(np.atleast_2d(X))
+        designs = [self.space.design_at(idx) for idx in indices]
         results = []
-        for row in np.atleast_2d(X):
-            idx = self.space.decode_indices(row.reshape(1, -1))[0]
-            evaluation = self.recorder.run(self.space.design_at(idx), self.user_evaluate)
-            position = len(self.recorder.history) + len(self.pending)
-            self.pending.append(evaluation)
+        outcomes = iter(self.pool.map(self.user_evaluate, designs))
+        for idx, design in zip(indices, designs):
+            outcome = next(outcomes)
+            evaluation = self.recorder.run(design, lambda _design, found=outcome: found)
+            position = len(self.recorder.history)
+            self.recorder.commit(evaluation)
             results.append(self._result(idx, evaluation, position))
         return results
 
@@ -188,12 +286,6 @@ class _DesignFunction(UserFunction):
             self._result(np.asarray(self.space.index(ev.design)), ev, i)
             for i, ev in enumerate(history)
         ]
-
-    def commit_pending(self, loop: object, loop_state: object) -> None:
-        """``iteration_end_event`` handler: log the iteration's evaluations, report progress."""
-        for evaluation in self.pending:
-            self.recorder.commit(evaluation)
-        self.pending.clear()
 
 
 # --------------------------------------------------------------------------- models
@@ -233,14 +325,23 @@ class ConstrainedModels(ModelUpdater):
         self.best: float | None = None
         self.constraints: dict[str, GPyModelWrapper] = {}
         self.fitted_at: int | None = None
+        self.schedule: BatchSchedule | None = None
+        self._believed: list[tuple[GPyModelWrapper, np.ndarray, np.ndarray]] = []
 
     def update(self, loop_state: Any) -> None:
-        history = self.recorder.history
-        n = len(history)
+        """Refit on the evaluations before the current batch's start (all of them when q = 1)."""
+        n = len(self.recorder.history)
         if n == 0 or (self.stop_after is not None and n >= self.stop_after):
             return  # nothing to learn from, or no further point will be chosen
-        if n < self.n_initial or self.fitted_at == n:
+        start = n if self.schedule is None else self.schedule.start(n)
+        if start < self.n_initial or self.fitted_at == start:
             return
+        self.fit(start)
+
+    def fit(self, n: int) -> None:
+        """Fit every surrogate to the first ``n`` evaluations."""
+        self.forget_beliefs()
+        history = self.recorder.history[:n]
         _seed_global_rng(self.seed, n)
         X = self.space.encode_indices(np.asarray([self.space.index(e.design) for e in history]))
 
@@ -269,6 +370,27 @@ class ConstrainedModels(ModelUpdater):
             y = np.where(ran, -1.0, 1.0).reshape(-1, 1)
             self.constraints[RUNNABLE] = _make_gp(X, y, self.gp_restarts)
         self.fitted_at = n
+
+    def surrogates(self) -> list[GPyModelWrapper]:
+        """Every fitted GP: the objective's (if any), then the constraints' by name."""
+        models = [] if self.objective is None else [self.objective]
+        return models + [self.constraints[name] for name in sorted(self.constraints)]
+
+    def believe(self, idx: tuple[int, ...]) -> None:
+        """Kriging believer: condition every surrogate on a pending observation at ``idx`` equal
+        to its own predicted mean there, hyper-parameters held. ``best`` is left alone."""
+        x = self.space.encode_indices(np.asarray([idx]))
+        if not self._believed:  # the first belief of this batch: remember the fitted data
+            self._believed = [(m, m.X.copy(), m.Y.copy()) for m in self.surrogates()]
+        for model in self.surrogates():
+            mean, _ = model.predict(x)
+            model.set_data(np.vstack([model.X, x]), np.vstack([model.Y, mean]))
+
+    def forget_beliefs(self) -> None:
+        """Drop the pending observations: back to the surrogates as fitted."""
+        for model, X, Y in self._believed:
+            model.set_data(X, Y)
+        self._believed = []
 
     def acquisition(self) -> Acquisition | None:
         """EI over the best feasible objective x one probability of feasibility per constraint."""
@@ -418,33 +540,68 @@ class SpaceFillingThenAcquisition(CandidatePointCalculator):
         self.models = models
         self.optimizer = optimizer
         self.recorder = recorder
+        # one design at a time unless bayesian_optimize sets a batch schedule
+        self.schedule = BatchSchedule(n_initial=len(initial), batch_size=1,
+                                      budget=recorder.space.size)  # fmt: skip
         models.n_initial = len(initial)
 
     def compute_next_points(self, loop_state: Any, context: dict | None = None) -> np.ndarray:
+        """The rest of the current batch (see :class:`BatchSchedule`): initial designs, or the
+        batch proposed from the evaluations before its start, minus what the log already has."""
         space = self.recorder.space
-        n = len(self.recorder.history)
+        history = self.recorder.history
+        n = len(history)
+        start = self.schedule.start(n)
+        end = self.schedule.end(start)
         if n < len(self.initial):
-            return space.encode_indices(np.asarray([self.initial[n]]))
-        self.optimizer.excluded = set(self.recorder.evaluated)
-        self.optimizer.anchors = self._anchors()
-        acquisition = self.models.acquisition()
-        if acquisition is None:  # nothing to model (e.g. no objective and no constraint seen)
-            idx = self._random_unevaluated()
-            return space.encode_indices(np.asarray([idx]))
-        x, _ = self.optimizer.optimize(acquisition, context)
-        chosen = tuple(int(i) for i in space.decode_indices(x)[0])
-        if chosen in self.recorder.evaluated:
-            raise RuntimeError(f"acquisition optimiser proposed an evaluated design {chosen}")
-        return x
+            return space.encode_indices(np.asarray(self.initial[n:end]))
+        batch = self.propose(start, end - start, context)
+        for i in range(start, n):  # resumed mid-batch: the logged part must be this batch's
+            if space.index(history[i].design) != batch[i - start]:
+                raise AccelsimError(
+                    f"evaluation {i} in the log is not the design this search would try; "
+                    "the log belongs to another run",
+                    file=None if self.recorder.log is None else self.recorder.log.path,
+                )
+        return space.encode_indices(np.asarray(batch[n - start :]))
 
-    def _anchors(self) -> list[tuple[int, ...]]:
-        feasible = [e for e in self.recorder.history if e.feasible]
+    def propose(self, start: int, size: int, context: dict | None = None) -> list[tuple[int, ...]]:
+        """``size`` distinct unevaluated designs from the first ``start`` evaluations (the models
+        are fitted to them): the acquisition's maximiser, then Kriging-believer picks."""
+        space = self.recorder.space
+        history = self.recorder.history[:start]
+        excluded = {space.index(e.design) for e in history}
+        self.optimizer.anchors = self._anchors(history)
+        batch: list[tuple[int, ...]] = []
+        try:
+            for _ in range(size):
+                acquisition = self.models.acquisition()
+                if acquisition is None:  # nothing to model (no objective, no constraint seen)
+                    chosen = self._random_unevaluated(excluded)
+                else:
+                    self.optimizer.excluded = set(excluded)
+                    x, _ = self.optimizer.optimize(acquisition, context)
+                    chosen = tuple(int(i) for i in space.decode_indices(x)[0])
+                if chosen in excluded:
+                    raise RuntimeError(
+                        f"acquisition optimiser proposed an evaluated design {chosen}"
+                    )
+                batch.append(chosen)
+                excluded.add(chosen)
+                if len(batch) < size and acquisition is not None:
+                    self.models.believe(chosen)
+        finally:
+            self.models.forget_beliefs()
+        return batch
+
+    def _anchors(self, history: list[Evaluation]) -> list[tuple[int, ...]]:
+        feasible = [e for e in history if e.feasible]
         feasible.sort(key=lambda e: e.objective)
         return [self.recorder.space.index(e.design) for e in feasible[:3]]
 
-    def _random_unevaluated(self) -> tuple[int, ...]:
+    def _random_unevaluated(self, excluded: set[tuple[int, ...]]) -> tuple[int, ...]:
         space = self.recorder.space
         while True:
             idx = tuple(int(np.random.randint(0, n)) for n in space.shape)
-            if idx not in self.recorder.evaluated:
+            if idx not in excluded:
                 return idx
