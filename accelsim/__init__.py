@@ -19,7 +19,7 @@ _EXPORTS = {
     "load_workload_config": "config",
     "LayerStats": "results",
     "SimResult": "results",
-    "simulate": "simulate",
+    "simulate": "simulation",
     "Workload": "workload",
     "load_workload": "workload",
     "load_graph": "ir",
@@ -59,5 +59,5 @@ if TYPE_CHECKING:  # pragma: no cover
     from .executor import execute
     from .ir import load_graph, save_graph
     from .results import LayerStats, SimResult
-    from .simulate import simulate
+    from .simulation import simulate
     from .workload import Workload, load_workload

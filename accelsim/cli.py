@@ -37,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .hw.module import Tracer
     from .jsonio import write_json_atomic
     from .report import render_simulation
-    from .simulate import simulate
+    from .simulation import simulate
     from .trace import write_trace
     from .workload import load_workload
 

@@ -28,7 +28,7 @@ import numpy as np
 from accelsim.config import FaultsConfig
 from accelsim.executor import dequantize
 from accelsim.jsonio import write_json_atomic
-from accelsim.simulate import register_widths
+from accelsim.simulation import register_widths
 from accelsim.workload import Workload
 
 from .inject import Golden, InjectionStats, faulty_inference, golden_run

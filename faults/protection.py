@@ -19,7 +19,7 @@ import numpy as np
 
 from accelsim.config import AcceleratorConfig, HardenedBitsConfig
 from accelsim.errors import AccelsimError, Infeasible
-from accelsim.simulate import register_widths, simulate
+from accelsim.simulation import register_widths, simulate
 from accelsim.workload import Workload
 
 from .plan import PE_REGISTERS

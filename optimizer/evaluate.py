@@ -44,7 +44,7 @@ from pydantic import ValidationError
 from accelsim.config import REGISTER_CLASSES, WorkloadConfig, validation_error
 from accelsim.errors import AccelsimError, Infeasible
 from accelsim.jsonio import write_json_atomic
-from accelsim.simulate import register_widths, simulate
+from accelsim.simulation import register_widths, simulate
 from accelsim.workload import Workload
 
 from .baselines import exhaustive_search, random_search

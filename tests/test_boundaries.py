@@ -37,3 +37,17 @@ def test_quantisation_needs_no_torch():
 def test_faults_never_import_optimizer():
     for path in sorted((ROOT / "faults").rglob("*.py")):
         assert "optimizer" not in imported_modules(path), path
+
+
+def test_public_names_stay_functions_after_every_package_is_imported():
+    """``from accelsim import simulate`` must be the function even once another package has
+    imported the module that defines it (a module named like the function would shadow it)."""
+    import importlib
+
+    import accelsim
+    import faults.campaign  # noqa: F401  (imports accelsim's simulation module)
+    import optimizer.evaluate  # noqa: F401
+
+    for name in accelsim.__all__:
+        value = getattr(importlib.import_module("accelsim"), name)
+        assert not isinstance(value, type(accelsim)), f"accelsim.{name} is a module"
