@@ -16,7 +16,7 @@ from accelsim import functional
 from accelsim.config import parse_workload
 from accelsim.executor import execute
 from accelsim.ir import save_graph
-from accelsim.simulate import simulate
+from accelsim.simulation import simulate
 from accelsim.workload import build_workload
 from tests.conftest import tiny_integer_graph
 
