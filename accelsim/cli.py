@@ -46,8 +46,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     samples = len(workload.inputs)
     tracer = Tracer(enabled=True) if args.trace else None
     layers = [n for n in workload.graph.nodes]
+    protection = workload.config.accelerator.protection
+    vf = protected = None
+    needs_nvf = protection.protected_neurons is None and protection.protected_fraction > 0
+    if args.reliability or needs_nvf:
+        # protection by NVF and the first-order estimate both need the vulnerability factors
+        from faults.cli import protected_neurons_for_run, vulnerability_for_run
+
+        vf = vulnerability_for_run(workload, console)
+        protected = protected_neurons_for_run(workload, vf)
     with _progress() as progress:
-        layer_task = progress.add_task("layers (batch 1)", total=len(layers), detail="")
+        layer_task = progress.add_task("layers (first batch)", total=len(layers), detail="")
         batches = max(1, -(-samples // workload.config.batch))
         batch_task = progress.add_task("batches", total=batches, detail=f"{samples} samples")
 
@@ -61,13 +70,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         def on_batch(done: int, total: int) -> None:
             progress.update(batch_task, completed=done)
 
-        result = simulate(workload, tracer=tracer, on_layer=on_layer, on_batch=on_batch)
+        result = simulate(workload, tracer=tracer, on_layer=on_layer, on_batch=on_batch,
+                          protected=protected)  # fmt: skip
     render_simulation(result, console)
     document = result.to_dict()
+    if protected is not None:
+        document["protected_neurons"] = {k: [int(c) for c in v] for k, v in protected.items()}
     if workload.config.faults is not None:
         from faults.cli import run_campaign_for_cli
 
-        document["faults"] = run_campaign_for_cli(workload, out_dir, console)
+        document["faults"] = run_campaign_for_cli(workload, out_dir, console, protected=protected)
+    if args.reliability:
+        from faults.cli import reliability_for_run
+
+        document["reliability"] = reliability_for_run(workload, vf, protected, console)
     write_json_atomic(out_dir / "result.json", document)
     console.print(f"wrote [bold]{out_dir / 'result.json'}[/]")
     if tracer is not None:
@@ -117,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--trace", metavar="FILE", help="write a Chrome trace (Perfetto) of module activity"
     )
+    run.add_argument("--reliability", action="store_true",
+                     help="also report the first-order P(failure) from the vulnerability "
+                          "factors (measured once per quantisation, cached)")  # fmt: skip
     run.set_defaults(func=cmd_run)
 
     export = sub.add_parser("export", help="export a PyTorch model to an accelsim float graph (needs torch)",

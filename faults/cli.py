@@ -68,6 +68,60 @@ def run_campaign_for_cli(workload, out_dir: Path, console: Console, *,
     return result.to_dict()
 
 
+def vulnerability_for_run(workload, console: Console):
+    """The workload's vulnerability factors (measured once per quantisation, then cached)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from .vulnerability import vulnerability_factors
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=console) as progress:  # fmt: skip
+        task = progress.add_task("vulnerability factors", total=None)
+
+        def on_progress(phase: str, done: int, total: int) -> None:
+            progress.update(task, description=f"vulnerability factors ({phase.upper()} cells)",
+                            completed=done, total=total)  # fmt: skip
+
+        return vulnerability_factors(workload, on_progress=on_progress)
+
+
+def protected_neurons_for_run(workload, vf) -> dict[str, list[int]] | None:
+    """Neurons the redundant units recompute: the config's list, or its top fraction by NVF."""
+    from .protection import select_neurons
+
+    protection = workload.config.accelerator.protection
+    if protection.protected_neurons is not None:
+        return {k: list(v) for k, v in protection.protected_neurons.items()}
+    if protection.protected_fraction > 0 and vf is not None:
+        return select_neurons(vf, protection.protected_fraction)
+    return None
+
+
+def reliability_for_run(workload, vf, protected, console: Console) -> dict[str, Any]:
+    """First-order P(failure) of the configured design at the configured fault rate."""
+    from rich.table import Table
+
+    from accelsim.config import FaultsConfig
+
+    from .reliability import first_order_failure
+
+    cfg = workload.config.faults or FaultsConfig()
+    estimate = first_order_failure(
+        vf, rate=cfg.rate, unit=cfg.unit, protected=protected,
+        hardened=workload.config.accelerator.protection.hardened_bits,
+    )  # fmt: skip
+    table = Table(title=f"first-order reliability at {cfg.rate:g} flips per bit per "
+                        f"{'cycle' if cfg.unit == 'bit_cycle' else 'inference'}")  # fmt: skip
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("P(failure) per inference [95% CI]",
+                  f"{estimate['failure']:.4%} [{estimate['lo']:.4%}, {estimate['hi']:.4%}]")  # fmt: skip
+    table.add_row("expected faults per inference", f"{estimate['expected_faults']:.4g}")
+    table.add_row("protected neurons", str(sum(len(v) for v in (protected or {}).values())))
+    console.print(table)
+    return {k: float(v) for k, v in estimate.items()}
+
+
 def cmd_inject(args: argparse.Namespace) -> int:
     from accelsim.cli import console, default_out_dir
     from accelsim.errors import AccelsimError
