@@ -83,3 +83,13 @@ def test_overrides_apply_before_validation():
 def test_builtin_and_topology_models_are_sections():
     assert parse("model: {builtin: resnet18, input_size: 32}").model.builtin == "resnet18"
     assert "model.builtin" in error_of("model: {builtin: alexnet}")
+
+
+def test_key_reference_in_docs_is_generated_from_the_schema():
+    """docs/workload-keys.md is the schema's own output, so docs and code cannot drift."""
+    from pathlib import Path
+
+    from accelsim.schema_doc import schema_markdown
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "workload-keys.md").read_text()
+    assert schema_markdown().strip() in doc, "regenerate: python -m accelsim schema"
