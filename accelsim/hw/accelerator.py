@@ -40,8 +40,33 @@ class LayerRun:
     end_cycle: float
 
 
+def _memoised(cycles_of: Callable[[FoldJob], int], key: Callable[[FoldJob], tuple]) -> Callable:
+    """Folds of a layer share a handful of shapes: compute each shape's cycles once."""
+    table: dict[tuple, int] = {}
+
+    def cycles(fold: FoldJob) -> int:
+        k = key(fold)
+        value = table.get(k)
+        if value is None:
+            value = table[k] = cycles_of(fold)
+        return value
+
+    return cycles
+
+
+def _shape(fold: FoldJob) -> tuple[int, int, int]:
+    return (fold.m1 - fold.m0, fold.k1 - fold.k0, fold.n1 - fold.n0)
+
+
 def fold_timing(accel: AcceleratorConfig) -> tuple[Callable, Callable]:
     """(cycles of a fold, cycles of its stationary preload) for the configured timing mode."""
+    cycles, preload = _fold_timing(accel)
+    first = (lambda f: (*_shape(f), (f.m0, f.k0, f.n0) == (0, 0, 0))) if (
+        accel.timing == "scalesim") else _shape  # fmt: skip
+    return _memoised(cycles, first), _memoised(preload, _shape)
+
+
+def _fold_timing(accel: AcceleratorConfig) -> tuple[Callable, Callable]:
     rows, cols, df = accel.array.rows, accel.array.cols, accel.array.dataflow
     if accel.timing == "scalesim":
         from ..timing_scalesim import scalesim_fold_cycles

@@ -58,6 +58,27 @@ class GemmOperands:
     input_elements: list[np.ndarray]  # 2-D prefix sums of "not a padding zero" over A
 
 
+def weight_tile(fold: FoldJob) -> tuple[int, int, int, int, int]:
+    """Which weight tile a fold needs (group, k-range, n-range)."""
+    return (fold.group, fold.k0, fold.k1, fold.n0, fold.n1)
+
+
+class WeightTiles:
+    """The weight DMA's handshake with the compute process: an event per load, made when
+    first asked for, and the time each tile arrived."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.loaded_at: dict[tuple[int, int, int, int, int], float] = {}
+        self._events: dict[int, simpy.Event] = {}
+
+    def event(self, fold_index: int) -> simpy.Event:
+        event = self._events.get(fold_index)
+        if event is None:
+            event = self._events[fold_index] = self.env.event()
+        return event
+
+
 class Controller(Module):
     def __init__(self, name: str, parent: Module, *, dram: DRAM, buffers: dict[str, SramBuffer],
                  array: PEArray, ideal_memory: bool, overlap_preload: bool,
@@ -96,20 +117,18 @@ class Controller(Module):
             c.sram_writes["input"] += block.input_bytes
             ready[block.index].succeed(self.env.now)
 
-    def weight_dma(self, sched: LayerSchedule, ready: dict[int, simpy.Event], c: LayerCounters):
-        loaded: dict[tuple[int, int, int, int, int], float] = {}
+    def weight_dma(self, sched: LayerSchedule, ready: WeightTiles, c: LayerCounters):
         for fold in sched.folds:
-            key = (fold.group, fold.k0, fold.k1, fold.n0, fold.n1)
-            if sched.weights_resident and key in loaded:
-                ready[fold.index].succeed(loaded[key])
-                continue
+            key = weight_tile(fold)
+            if sched.weights_resident and key in ready.loaded_at:
+                continue  # already in the buffer for the whole layer
             tile = bytes_for((fold.k1 - fold.k0) * (fold.n1 - fold.n0), sched.shape.w_bits)
             if not sched.weights_resident:
                 yield from self._acquire("weight")
             yield from self._dram(tile, write=False, what="weights", counters=c)
             c.sram_writes["weight"] += tile
-            loaded[key] = self.env.now
-            ready[fold.index].succeed(self.env.now)
+            ready.loaded_at[key] = self.env.now
+            ready.event(fold.index).succeed(self.env.now)
 
     def writeback(self, sched: LayerSchedule, finished: simpy.Store, c: LayerCounters):
         shape = sched.shape
@@ -131,17 +150,18 @@ class Controller(Module):
 
     # -- the array's side -----------------------------------------------------------------
     def compute(self, sched: LayerSchedule, ops: GemmOperands, blocks_ready: list[simpy.Event],
-                weights_ready: dict[int, simpy.Event], finished: simpy.Store, c: LayerCounters,
+                weights_ready: WeightTiles, finished: simpy.Store, c: LayerCounters,
                 fault_plan: dict[int, np.ndarray] | None, redundancy=None):  # fmt: skip
         shape = sched.shape
-        a_bytes_per = shape.a_bits / 8
-        last_fold_of_block = {}
-        for fold in sched.folds:
-            last_fold_of_block[fold.block] = fold.index
+        last_fold_of_block = {fold.block: fold.index for fold in sched.folds}
         previous_start: float | None = None
         for fold in sched.folds:
             yield blocks_ready[fold.block]
-            weights_at = yield weights_ready[fold.index]
+            key = weight_tile(fold)
+            if sched.weights_resident and key in weights_ready.loaded_at:
+                weights_at = weights_ready.loaded_at[key]  # resident since an earlier fold
+            else:
+                weights_at = yield weights_ready.event(fold.index)
             if fold.first_k:
                 yield from self._acquire("output")
             preload = self.preload_cycles(fold)
@@ -151,20 +171,10 @@ class Controller(Module):
                 hidden = self.env.now - max(weights_at, previous_start)
                 cycles -= int(min(max(hidden, 0), preload))
             previous_start = self.env.now
-            g = fold.group
             if redundancy is not None:
                 redundancy.submit(fold)
             yield from self.array.fold(fold, cycles, shape.layer)
             c.compute_cycles += cycles
-            c.folds += 1
-            c.pe_fraction_sum += self.array.pes_used(fold) / (self.array.rows * self.array.cols)
-            mt, kt, nt = fold.m1 - fold.m0, fold.k1 - fold.k0, fold.n1 - fold.n0
-            real = _prefix_count(ops.input_elements[g], fold.m0, fold.m1, fold.k0, fold.k1)
-            c.sram_reads["input"] += math.ceil(real * a_bytes_per)
-            c.sram_reads["weight"] += bytes_for(kt * nt, shape.w_bits)
-            c.sram_writes["output"] += bytes_for(mt * nt, shape.acc_bits)
-            if not fold.first_k:
-                c.sram_reads["output"] += bytes_for(mt * nt, shape.acc_bits)
             if not sched.weights_resident:
                 yield from self._release("weight")
             if last_fold_of_block[fold.block] == fold.index:
@@ -173,12 +183,39 @@ class Controller(Module):
                 recomputed = None if redundancy is None else redundancy.tile_done(fold)
                 yield finished.put((fold, recomputed))
         yield finished.put(None)
+        self.count_array_traffic(sched, ops, c)
+
+    def count_array_traffic(self, sched: LayerSchedule, ops: GemmOperands,
+                            c: LayerCounters) -> None:  # fmt: skip
+        """SRAM traffic of the array and PE occupancy: fixed by the schedule, not by timing,
+        so tallied for all folds at once."""
+        shape = sched.shape
+        f = np.array([(x.group, x.m0, x.m1, x.k0, x.k1, x.n0, x.n1, x.first_k) for x in sched.folds],
+                     dtype=np.int64).reshape(-1, 8)  # fmt: skip
+        group, m0, m1, k0, k1, n0, n1, first_k = f.T
+        mt, kt, nt = m1 - m0, k1 - k0, n1 - n0
+        real = np.zeros(len(f), dtype=np.int64)  # operands that are not padding zeros
+        for g, prefix in enumerate(ops.input_elements):
+            sel = group == g
+            real[sel] = (prefix[m1[sel], k1[sel]] - prefix[m0[sel], k1[sel]]
+                         - prefix[m1[sel], k0[sel]] + prefix[m0[sel], k0[sel]])  # fmt: skip
+
+        def packed(elements: np.ndarray, bits: int) -> int:
+            return int(np.sum(-(-(elements * bits) // 8)))
+
+        c.sram_reads["input"] += packed(real, shape.a_bits)
+        c.sram_reads["weight"] += packed(kt * nt, shape.w_bits)
+        c.sram_writes["output"] += packed(mt * nt, shape.acc_bits)
+        c.sram_reads["output"] += packed((mt * nt)[first_k == 0], shape.acc_bits)
+        used = {"ws": kt * nt, "os": mt * nt, "is": kt * mt}[self.array.dataflow]
+        c.pe_fraction_sum += float(np.sum(used)) / (self.array.rows * self.array.cols)
+        c.folds += len(f)
 
     def gemm_layer(self, sched: LayerSchedule, ops: GemmOperands, c: LayerCounters,
                    fault_plan: dict[int, np.ndarray] | None = None, redundancy=None):  # fmt: skip
         env = self.env
         blocks_ready = [env.event() for _ in sched.blocks]
-        weights_ready = {fold.index: env.event() for fold in sched.folds}
+        weights_ready = WeightTiles(env)
         finished = simpy.Store(env)
         env.process(self.input_dma(sched, blocks_ready, c))
         env.process(self.weight_dma(sched, weights_ready, c))
@@ -199,11 +236,6 @@ class Controller(Module):
         c.compute_cycles += cycles
         self.trace("vector", start, layer=name)
         yield from self._dram(out_bytes, write=True, what=f"{name} out", counters=c)
-
-
-def _prefix_count(prefix: np.ndarray, m0: int, m1: int, k0: int, k1: int) -> int:
-    """Sum of a 0/1 matrix over [m0, m1) × [k0, k1) from its 2-D prefix sums."""
-    return int(prefix[m1, k1] - prefix[m0, k1] - prefix[m1, k0] + prefix[m0, k0])
 
 
 def element_prefix(mask: np.ndarray) -> np.ndarray:
