@@ -189,9 +189,14 @@ def lower_operands(node: Node, x: np.ndarray, sched: LayerSchedule) -> GemmOpera
         a_groups = mapping.lower_conv(x, *args)
         w_groups = mapping.weight_matrices(weight, int(node.attrs.get("groups", 1)))
         if sched.shape.padding == (0, 0):
-            masks = [np.ones(a.shape, dtype=np.int64) for a in a_groups]
+            masks = [np.ones(a_groups[0].shape, dtype=np.int64)]
         else:
-            masks = mapping.lower_conv(np.ones_like(x), *args)
+            # where padding zeros sit depends on the pixel and the kernel offset only: lower
+            # one channel of ones and repeat it for the group's channels (k = c*KH*KW + ...)
+            kh, kw = weight.shape[2], weight.shape[3]
+            one_channel = mapping.lower_conv(np.ones((x.shape[0], 1, *x.shape[2:]), np.int64),
+                                             (1, 1, kh, kw), args[1], args[2], 1)[0]  # fmt: skip
+            masks = [np.tile(one_channel, (1, weight.shape[1]))]
     n = shape.N
     psums = [np.tile(bias[g * n : (g + 1) * n], (shape.M, 1)) for g in range(shape.groups)]
     return GemmOperands(
@@ -199,7 +204,7 @@ def lower_operands(node: Node, x: np.ndarray, sched: LayerSchedule) -> GemmOpera
         w=[np.ascontiguousarray(w, dtype=np.int64) for w in w_groups],
         psum=psums,
         bias=[bias[g * n : (g + 1) * n] for g in range(shape.groups)],
-        input_elements=[element_prefix(m != 0) for m in masks],
+        input_elements=[element_prefix(masks[0] != 0)] * shape.groups,  # same in every group
     )
 
 
