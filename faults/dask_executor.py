@@ -63,6 +63,43 @@ def _fn_name(fn: TaskFn) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
+class DaskConnection:
+    """A Dask client from exactly one of: a ``client`` (left open on close), a ``scheduler``
+    address, or ``workers`` (a local cluster this object starts and closes).
+
+    Local workers are processes (a dying task must not take the client with it) with one
+    thread each (the Numba kernels are single-threaded per task).
+    """
+
+    def __init__(self, *, client: Any = None, scheduler: str | None = None,
+                 workers: int | None = None) -> None:  # fmt: skip
+        from distributed import Client, LocalCluster
+
+        sources = [name for name, value in
+                   (("client", client), ("scheduler", scheduler), ("workers", workers))
+                   if value is not None]  # fmt: skip
+        if len(sources) != 1:
+            raise ValueError(f"give exactly one of client, scheduler, workers; got {sources}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.cluster = None
+        self.own_client = client is None
+        if scheduler is not None:
+            client = Client(scheduler)
+        elif client is None:
+            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                        processes=True, dashboard_address=None)  # fmt: skip
+            client = Client(self.cluster)
+        self.client = client
+
+    def close(self) -> None:
+        if self.own_client:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+
+
 class DaskExecutor:
     """Runs task chunks as shards on a Dask cluster (see the module docstring).
 
@@ -83,27 +120,9 @@ class DaskExecutor:
         workers: int | None = None,
         run_key: str | None = None,
     ) -> None:
-        from distributed import Client, LocalCluster
-
-        sources = [name for name, value in
-                   (("client", client), ("scheduler", scheduler), ("workers", workers))
-                   if value is not None]  # fmt: skip
-        if len(sources) != 1:
-            raise ValueError(f"give exactly one of client, scheduler, workers; got {sources}")
-        if workers is not None and workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
         self.fn, self.seed, self.run_key = fn, seed, run_key
-        self._cluster = None
-        self._own_client = client is None
-        if client is None and scheduler is not None:
-            client = Client(scheduler)
-        elif client is None:
-            # processes: the kernels hold the GIL in places and a dying task must not take the
-            # client with it; one thread each: Numba kernels are single-threaded per task
-            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                         processes=True, dashboard_address=None)  # fmt: skip
-            client = Client(self._cluster)
-        self.client = client
+        self._connection = DaskConnection(client=client, scheduler=scheduler, workers=workers)
+        client = self.client = self._connection.client
         try:
             # a one-item list: scatter would split a list or dict context into pieces
             [self._context] = client.scatter([context], broadcast=True, hash=False)
@@ -213,11 +232,7 @@ class DaskExecutor:
         self._close()
 
     def _close(self) -> None:
-        if self._own_client:
-            self.client.close()
-        if self._cluster is not None:
-            self._cluster.close()
-            self._cluster = None
+        self._connection.close()
 
     def __enter__(self) -> DaskExecutor:
         return self

@@ -751,24 +751,10 @@ class DaskEvaluatorPool:
 
     def __init__(self, *, client: Any = None, scheduler: str | None = None,
                  workers: int | None = None) -> None:  # fmt: skip
-        from distributed import Client, LocalCluster
+        from faults.dask_executor import DaskConnection
 
-        sources = [name for name, value in
-                   (("client", client), ("scheduler", scheduler), ("workers", workers))
-                   if value is not None]  # fmt: skip
-        if len(sources) != 1:
-            raise ValueError(f"give exactly one of client, scheduler, workers; got {sources}")
-        if workers is not None and workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        self._cluster = None
-        self._own_client = client is None
-        if scheduler is not None:
-            client = Client(scheduler)
-        elif client is None:
-            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                         processes=True, dashboard_address=None)  # fmt: skip
-            client = Client(self._cluster)
-        self.client = client
+        self._connection = DaskConnection(client=client, scheduler=scheduler, workers=workers)
+        self.client = self._connection.client
         self._evaluate: Callable[[dict[str, Any]], Evaluation] | None = None
         self._scattered: Any = None
 
@@ -798,11 +784,7 @@ class DaskEvaluatorPool:
             self._scattered.release()
             self._scattered = None
             self._evaluate = None
-        if self._own_client:
-            self.client.close()
-        if self._cluster is not None:
-            self._cluster.close()
-            self._cluster = None
+        self._connection.close()
 
     def __enter__(self) -> DaskEvaluatorPool:
         return self
