@@ -33,16 +33,32 @@ def default_out_dir(workload_name: str) -> Path:
     return Path("out") / workload_name
 
 
+def add_workload_arguments(parser: argparse.ArgumentParser, *, set_example: str,
+                           out_default: str = "out/<name>") -> None:  # fmt: skip
+    """The arguments every workload command shares: the YAML, ``--out`` and ``--set``."""
+    parser.add_argument("workload", help="workload YAML file")
+    parser.add_argument("--out", help=f"output folder (default {out_default})")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a key, e.g. --set {set_example}")  # fmt: skip
+
+
+def workload_and_out_dir(args: argparse.Namespace, subfolder: str = ""):
+    """Load the command's workload (with its ``--set`` overrides) and its output folder."""
+    from .workload import load_workload
+
+    workload = load_workload(args.workload, args.set)
+    out_dir = Path(args.out) if args.out else default_out_dir(workload.name) / subfolder
+    return workload, out_dir
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .hw.module import Tracer
     from .jsonio import write_json_atomic
     from .report import render_simulation
     from .simulation import simulate
     from .trace import write_trace
-    from .workload import load_workload
 
-    workload = load_workload(args.workload, args.set)
-    out_dir = Path(args.out) if args.out else default_out_dir(workload.name)
+    workload, out_dir = workload_and_out_dir(args)
     samples = len(workload.inputs)
     tracer = Tracer(enabled=True) if args.trace else None
     layers = [n for n in workload.graph.nodes]
@@ -126,10 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="simulate a workload (and its fault campaign if it has a faults: section)",
                          formatter_class=RichHelpFormatter)  # fmt: skip
-    run.add_argument("workload", help="workload YAML file")
-    run.add_argument("--out", help="output folder (default out/<name>)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a key, e.g. --set accelerator.array.rows=32")  # fmt: skip
+    add_workload_arguments(run, set_example="accelerator.array.rows=32")
     run.add_argument(
         "--trace", metavar="FILE", help="write a Chrome trace (Perfetto) of module activity"
     )

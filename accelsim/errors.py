@@ -43,3 +43,14 @@ class Infeasible(AccelsimError):
     The CLI reports it like any user error (exit 2, naming the key to change); the optimiser
     catches it and records a violated constraint instead.
     """
+
+
+def read_user_text(path: str | Path, *, what: str = "file", encoding: str = "utf-8") -> str:
+    """The text of a file a user named; a missing or unreadable file is an AccelsimError."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding=encoding)
+    except FileNotFoundError:
+        raise AccelsimError(f"{what} not found", file=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AccelsimError(f"cannot read {what}: {exc}", file=path) from None

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AccelsimError
+from .errors import AccelsimError, read_user_text
 from .intmath import quantize_multiplier
 from .ir import Graph, Node, TensorSpec, validate_graph
 
@@ -173,12 +173,7 @@ def _unique(name: str, taken: set[str]) -> str:
 def parse_scalesim_topology(path: str | Path) -> tuple[str, list[TopologyLayer]]:
     """Read a SCALE-Sim conv or GEMM topology CSV: ``(format, layers)``; AccelsimError if bad."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise AccelsimError("topology file not found", file=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AccelsimError(f"unreadable topology file ({exc})", file=path) from None
+    text = read_user_text(path, what="topology file", encoding="utf-8-sig")
     lines = [(i, _fields(line)) for i, line in enumerate(text.splitlines(), start=1)]
     lines = [(i, f) for i, f in lines if f]
     if not lines:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .errors import AccelsimError
+from .errors import AccelsimError, read_user_text
 
 
 class StrictLoader(yaml.SafeLoader):
@@ -80,13 +80,7 @@ def parse_yaml(text: str, *, source: str | Path = "<string>") -> Any:
 
 def load_yaml(path: str | Path) -> Any:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AccelsimError("file not found", file=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AccelsimError(f"cannot read file: {exc}", file=path) from None
-    return parse_yaml(text, source=path)
+    return parse_yaml(read_user_text(path), source=path)
 
 
 def parse_scalar(text: str) -> Any:

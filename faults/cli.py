@@ -123,15 +123,13 @@ def reliability_for_run(workload, vf, protected, console: Console) -> dict[str, 
 
 
 def cmd_inject(args: argparse.Namespace) -> int:
-    from accelsim.cli import console, default_out_dir
+    from accelsim.cli import console, workload_and_out_dir
     from accelsim.errors import AccelsimError
-    from accelsim.workload import load_workload
 
-    workload = load_workload(args.workload, args.set)
+    workload, out_dir = workload_and_out_dir(args)
     if workload.config.faults is None and not any(s.startswith("faults.") for s in args.set):
         raise AccelsimError("the workload has no faults: section (add one or use --set "
                             "faults.rate=...)", file=args.workload, key="faults")  # fmt: skip
-    out_dir = Path(args.out) if args.out else default_out_dir(workload.name)
     run_campaign_for_cli(workload, out_dir, console, injections=args.injections,
                          workers=args.workers, scheduler=args.scheduler,
                          dask_workers=args.dask_workers)  # fmt: skip
@@ -139,14 +137,13 @@ def cmd_inject(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    from accelsim.cli import add_workload_arguments
+
     inject = sub.add_parser(
         "inject", help="run the workload's fault campaign alone (resumes from its log)",
         formatter_class=RichHelpFormatter,
     )  # fmt: skip
-    inject.add_argument("workload", help="workload YAML file")
-    inject.add_argument("--out", help="output folder (default out/<name>)")
-    inject.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a key, e.g. --set faults.rate=1e-7")  # fmt: skip
+    add_workload_arguments(inject, set_example="faults.rate=1e-7")
     inject.add_argument("--injections", type=int, help="override faults.injections")
     inject.add_argument("--workers", type=int, help="local worker processes")
     inject.add_argument("--scheduler", metavar="tcp://HOST:PORT",

@@ -13,18 +13,16 @@ from rich_argparse import RichHelpFormatter
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from accelsim.cli import console, default_out_dir
+    from accelsim.cli import console, workload_and_out_dir
     from accelsim.errors import AccelsimError
-    from accelsim.workload import load_workload
 
     from .evaluate import optimize, pool_from_options
     from .report import render_optimize
 
-    workload = load_workload(args.workload, args.set)
+    workload, out_dir = workload_and_out_dir(args, "optimize")
     if workload.config.optimize is None:
         raise AccelsimError("the workload has no optimize: section", file=args.workload,
                             key="optimize")  # fmt: skip
-    out_dir = Path(args.out) if args.out else default_out_dir(workload.name) / "optimize"
     if args.batch_size < 1:
         raise AccelsimError(f"must be a positive integer, got {args.batch_size}",
                             key="--batch-size")  # fmt: skip
@@ -86,12 +84,14 @@ def _run(args: argparse.Namespace, workload, out_dir: Path, pool, console, optim
 
 def register(sub) -> None:
     """Add the ``optimize`` sub-command to ``python -m accelsim``."""
+    from accelsim.cli import add_workload_arguments
+
     parser = sub.add_parser(
         "optimize", help="find the cheapest design meeting the optimize: constraints "
         "(Bayesian optimisation; resumes from its log)", formatter_class=RichHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("workload", help="workload YAML file with an optimize: section")
-    parser.add_argument("--out", help="output folder (default out/<name>/optimize)")
+    add_workload_arguments(parser, set_example="optimize.constraints.min_accuracy=0.9",
+                           out_default="out/<name>/optimize")  # fmt: skip
     parser.add_argument("--budget", type=int, help="override optimize.budget (evaluations)")
     parser.add_argument("--method", choices=["bo", "random", "exhaustive"],
                         help="override optimize.method")  # fmt: skip
@@ -100,8 +100,6 @@ def register(sub) -> None:
     parser.add_argument("--no-fixed", action="store_true",
                         help="skip the fixed protection designs (none, full TMR, ...)")  # fmt: skip
     parser.add_argument("--plot", metavar="DIR", help="write convergence.png and pareto.png here")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a key, e.g. --set optimize.constraints.min_accuracy=0.9")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=1, metavar="Q",
                         help="BO designs proposed and evaluated together per iteration")  # fmt: skip
     parser.add_argument("--workers", type=int, metavar="N",

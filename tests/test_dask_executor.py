@@ -18,24 +18,9 @@ from accelsim import load_workload  # noqa: E402
 from faults.campaign import CampaignSettings, campaign, prepare, run_injection  # noqa: E402
 from faults.dask_executor import DaskExecutor, Shard, executor_from_options  # noqa: E402
 from faults.runner import TaskSpec, read_task_log, run_tasks  # noqa: E402
+from tests.helpers import CountingContext  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class CountingContext:
-    """Shared context that counts how often the current process unpickled it."""
-
-    loads = 0
-
-    def __init__(self, offset: int) -> None:
-        self.offset = offset
-
-    def __getstate__(self) -> dict:
-        return {"offset": self.offset}
-
-    def __setstate__(self, state: dict) -> None:
-        self.offset = state["offset"]
-        CountingContext.loads += 1
 
 
 def context_probe_task(task: TaskSpec, context: CountingContext) -> dict:

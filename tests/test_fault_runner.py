@@ -10,6 +10,7 @@ import pytest
 
 from accelsim.errors import AccelsimError
 from faults.runner import TaskSpec, read_task_log, run_tasks, task_seed_sequence
+from tests.helpers import CountingContext
 
 
 def noisy_task(task: TaskSpec, context) -> dict:
@@ -17,22 +18,6 @@ def noisy_task(task: TaskSpec, context) -> dict:
     rng = task.rng()
     offset = 0 if context is None else context.offset
     return {"value": float(rng.normal()) + offset, "draws": rng.integers(0, 100, 3)}
-
-
-class CountingContext:
-    """Shared context that counts how often this process unpickled it."""
-
-    loads = 0
-
-    def __init__(self, offset: int) -> None:
-        self.offset = offset
-
-    def __getstate__(self) -> dict:
-        return {"offset": self.offset}
-
-    def __setstate__(self, state: dict) -> None:
-        self.offset = state["offset"]
-        CountingContext.loads += 1
 
 
 def context_probe_task(task: TaskSpec, context: CountingContext) -> dict:
