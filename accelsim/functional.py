@@ -12,10 +12,10 @@ import numpy as np
 from . import executor
 from .config import AcceleratorConfig
 from .hw.accelerator import GEMM_OPS, gemm_output, lower_operands
-from .hw.pe_array import compute_layer, hardened_masks
+from .hw.pe_array import compute_fault_free, compute_layer, hardened_masks
 from .ir import Graph, Node
 from .mapping import DATAFLOW_CODES
-from .schedule import LayerSchedule, schedule_layer
+from .schedule import LayerSchedule, gemm_shape, schedule_layer
 
 
 def run_folds(node: Node, sched: LayerSchedule, ops, accel: AcceleratorConfig,
@@ -31,10 +31,15 @@ def run_layer(graph: Graph, node: Node, x: np.ndarray, accel: AcceleratorConfig,
     """One node on its input, as the accelerator computes it."""
     if node.op not in GEMM_OPS:
         return executor.run_node(graph, node, [x])
+    if not faults:  # fault-free values do not depend on the tiling: no schedule needed
+        shape = sched.shape if sched is not None else gemm_shape(graph, node, int(x.shape[0]))
+        ops = lower_operands(node, x, shape)
+        compute_fault_free(shape, ops)
+        return gemm_output(node, ops, shape)
     sched = sched or schedule_layer(graph, node, accel, batch=int(x.shape[0]))
-    ops = lower_operands(node, x, sched)
+    ops = lower_operands(node, x, sched.shape)
     run_folds(node, sched, ops, accel, faults)
-    return gemm_output(node, ops, sched)
+    return gemm_output(node, ops, sched.shape)
 
 
 def forward(graph: Graph, x: np.ndarray, accel: AcceleratorConfig,

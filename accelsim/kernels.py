@@ -7,8 +7,11 @@ Two paths, one semantics (docs/semantics.md sections 3-4, docs/dataflows.md):
   the fold is a GEMM with the overflow rule. A tight m-k-n loop (n contiguous) does it.
 * **faulty** — the fold is emulated register by register and cycle by cycle over the block of
   PEs that can influence its outputs (``mapping.emulated_extent``), with exactly the clocking
-  of ``accelsim/refmodel.py``. ``run_fold`` restricts ws/is emulation to the streamed slots a
-  transient fault can reach (slots never interact in those dataflows).
+  of ``accelsim/refmodel.py``. ws/is emulation with transient flips only is restricted to the
+  streamed slots the flips can reach (slots never interact in those dataflows).
+
+``run_fold`` checks its arguments and calls ``fold_values``, which does the rest inside Numba;
+``chain_values`` recomputes one output tile's whole k-chain (with faults) in one Numba call.
 """
 
 from __future__ import annotations
@@ -19,10 +22,15 @@ from numba import njit
 from . import mapping
 from .intmath import OVERFLOW_WRAP, accumulate, flip_bits, force_bits, wrap
 
-WS, OS, IS = 0, 1, 2
-INPUT, WEIGHT, PRODUCT, ACCUMULATOR = 0, 1, 2, 3
+WS, OS, IS = mapping.WS, mapping.OS, mapping.IS
+INPUT, WEIGHT, PRODUCT, ACCUMULATOR = (
+    mapping.INPUT,
+    mapping.WEIGHT,
+    mapping.PRODUCT,
+    mapping.ACCUMULATOR,
+)
 FLIP, STUCK0, STUCK1 = 0, 1, 2
-_DATAFLOW_NAMES = {code: name for name, code in mapping.DATAFLOW_CODES.items()}
+FAULT_COLUMNS = 6  # kernel fault rows: [register_class, row, col, cycle, mask, kind]
 
 
 # ---- fault-free GEMM --------------------------------------------------------------------
@@ -247,38 +255,175 @@ def _emulate_os(a, w, psum_in, flips, stuck, a_bits, a_signed, w_bits, w_signed,
     return out
 
 
-def _split_faults(faults: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(transient flips sorted by cycle, stuck-at faults in plan order)."""
-    flips = faults[faults[:, 5] == FLIP]
-    flips = np.ascontiguousarray(flips[np.argsort(flips[:, 3], kind="stable")])
-    stuck = np.ascontiguousarray(faults[faults[:, 5] != FLIP])
+@njit(cache=True, inline="always")
+def _fault_row_invalid(register_class, row, col, cycle, kind, rows, cols):
+    return (register_class < 0 or register_class > ACCUMULATOR or row < 0 or row >= rows
+            or col < 0 or col >= cols or kind < FLIP or kind > STUCK1
+            or (kind == FLIP and cycle < 0))  # fmt: skip
+
+
+@njit(cache=True)
+def _invalid_fault_rows(faults, rows, cols):
+    """Which (F, 6) kernel fault rows name no register of a ``rows`` x ``cols`` array."""
+    bad = np.zeros(faults.shape[0], dtype=np.bool_)
+    for i in range(faults.shape[0]):
+        f = faults[i]
+        bad[i] = _fault_row_invalid(f[0], f[1], f[2], f[3], f[5], rows, cols)
+    return bad
+
+
+def _check_faults(faults: np.ndarray, rows: int, cols: int) -> None:
+    bad = _invalid_fault_rows(faults, rows, cols)
+    if np.any(bad):
+        raise ValueError(f"fault rows outside a {rows}x{cols} array: {faults[bad].tolist()}")
+
+
+@njit(cache=True)
+def _rows_where(faults, keep):
+    """The rows of ``faults`` with ``keep`` set, in order, as a new C-contiguous array."""
+    out = np.empty((np.count_nonzero(keep), faults.shape[1]), dtype=np.int64)
+    j = 0
+    for i in range(faults.shape[0]):
+        if keep[i]:
+            out[j] = faults[i]
+            j += 1
+    return out
+
+
+@njit(cache=True)
+def _split_faults(faults):
+    """(transient flips stably sorted by cycle, stuck-at faults in plan order).
+
+    Insertion sort: a fold has few fault rows, and the sort is stable (flips of one cycle keep
+    their plan order).
+    """
+    n_flips = 0
+    for i in range(faults.shape[0]):
+        n_flips += faults[i, 5] == FLIP
+    flips = np.empty((n_flips, faults.shape[1]), dtype=np.int64)
+    stuck = np.empty((faults.shape[0] - n_flips, faults.shape[1]), dtype=np.int64)
+    n_sorted = n_stuck = 0
+    for i in range(faults.shape[0]):
+        if faults[i, 5] != FLIP:
+            stuck[n_stuck] = faults[i]
+            n_stuck += 1
+            continue
+        j = n_sorted
+        while j > 0 and flips[j - 1, 3] > faults[i, 3]:
+            flips[j] = flips[j - 1]
+            j -= 1
+        flips[j] = faults[i]
+        n_sorted += 1
     return flips, stuck
 
 
-def _emulate_fold(dataflow, a, w, psum_in, rows, cols, a_bits, a_signed, w_bits, acc_bits, ovf,
+@njit(cache=True)
+def _emulate_fold(dataflow, a, w, psum_in, rows, a_bits, a_signed, w_bits, acc_bits, ovf,
                   faults):  # fmt: skip
     """Register-level emulation of one fold; faults outside the live block are masked."""
-    name = _DATAFLOW_NAMES[dataflow]
     Mt, Kt = a.shape
     Nt = w.shape[1]
-    ext_rows, ext_cols = mapping.emulated_extent(name, Mt, Kt, Nt, rows)
-    if dataflow == IS:  # is == ws transposed: weights stream, inputs stay; classes swap
-        faults = faults.copy()
-        swap = faults[:, 0] <= WEIGHT
-        faults[swap, 0] = 1 - faults[swap, 0]
-    live = (faults[:, 1] < ext_rows) & (faults[:, 2] < ext_cols)
-    flips, stuck = _split_faults(faults[live])
-    args = (a_bits, a_signed, w_bits, True, acc_bits, ovf)
+    ext_rows, ext_cols = mapping.emulated_extent_by_code(dataflow, Mt, Kt, Nt, rows)
+    faults = faults.copy()
+    live = np.empty(faults.shape[0], dtype=np.bool_)
+    for i in range(faults.shape[0]):
+        if dataflow == IS and faults[i, 0] <= WEIGHT:
+            # is == ws transposed: weights stream, inputs stay; the two classes swap
+            faults[i, 0] = 1 - faults[i, 0]
+        live[i] = faults[i, 1] < ext_rows and faults[i, 2] < ext_cols
+    flips, stuck = _split_faults(_rows_where(faults, live))
     if dataflow == OS:
-        return _emulate_os(a, w, psum_in, flips, stuck, *args)
+        return _emulate_os(a, w, psum_in, flips, stuck, a_bits, a_signed, w_bits, True,
+                           acc_bits, ovf)  # fmt: skip
     if dataflow == WS:
-        return _emulate_stream(a, w, psum_in, rows, flips, stuck, *args)
+        return _emulate_stream(a, w, psum_in, rows, flips, stuck, a_bits, a_signed, w_bits, True,
+                               acc_bits, ovf)  # fmt: skip
     # is: stream W^T through a ws array whose "inputs" have the weight register's width
     out_t = _emulate_stream(
         np.ascontiguousarray(w.T), np.ascontiguousarray(a.T), np.ascontiguousarray(psum_in.T),
         rows, flips, stuck, w_bits, True, a_bits, a_signed, acc_bits, ovf,
     )  # fmt: skip
     return np.ascontiguousarray(out_t.T)
+
+
+@njit(cache=True)
+def _reached_slots(dataflow, faults, Mt, Kt, Nt, rows, cols):
+    """[s0, s1): the streamed slots (ws: m, is: n) that ws/is transient flips can reach."""
+    slot0, slot1 = 0, 0
+    for i in range(faults.shape[0]):
+        f = faults[i]
+        m0, m1, n0, n1 = mapping.affected_box(dataflow, f[0], f[1], f[2], f[3], Mt, Kt, Nt,
+                                              rows, cols, FLIP)  # fmt: skip
+        if m1 <= m0:
+            continue  # masked flip
+        lo, hi = (m0, m1) if dataflow == WS else (n0, n1)
+        if slot1 <= slot0:
+            slot0, slot1 = lo, hi
+        else:
+            slot0, slot1 = min(slot0, lo), max(slot1, hi)
+    return slot0, slot1
+
+
+@njit(cache=True)
+def _emulate_reached_slots(dataflow, a, w, psum_in, rows, cols, a_bits, a_signed, w_bits,
+                           acc_bits, ovf, faults):  # fmt: skip
+    """ws/is with transient flips only: emulate just the streamed slots the flips can reach.
+
+    Slots (ws: m, is: n) never exchange values, so slot range [s0, s1) emulated alone, with
+    every fault cycle shifted by -s0, gives the same values for those slots: the slot s of
+    the full fold sits in PE(r, c) in cycle s+r+c+delta, in the sub-fold in cycle s-s0+r+c+delta.
+    A shifted cycle below 0 is a flip of a slot before s0 (dropped), except for the stationary
+    register, whose flip is then present from the sub-fold's start (cycle 0).
+    """
+    Mt, Kt = a.shape
+    Nt = w.shape[1]
+    slot0, slot1 = _reached_slots(dataflow, faults, Mt, Kt, Nt, rows, cols)
+    out = _gemm_overflow(a, w, psum_in, acc_bits, ovf)
+    if slot1 <= slot0:
+        return out  # every flip is masked
+    stationary = WEIGHT if dataflow == WS else INPUT
+    shifted = faults.copy()
+    keep = np.empty(faults.shape[0], dtype=np.bool_)
+    for i in range(faults.shape[0]):
+        shifted[i, 3] -= slot0
+        keep[i] = shifted[i, 3] >= 0 or shifted[i, 0] == stationary
+        shifted[i, 3] = max(shifted[i, 3], 0)
+    shifted = _rows_where(shifted, keep)
+    args = (rows, a_bits, a_signed, w_bits, acc_bits, ovf, shifted)
+    if dataflow == WS:
+        a_part = np.ascontiguousarray(a[slot0:slot1])
+        psum_part = np.ascontiguousarray(psum_in[slot0:slot1])
+        out[slot0:slot1] = _emulate_fold(dataflow, a_part, w, psum_part, *args)
+    else:
+        w_part = np.ascontiguousarray(w[:, slot0:slot1])
+        psum_part = np.ascontiguousarray(psum_in[:, slot0:slot1])
+        out[:, slot0:slot1] = _emulate_fold(dataflow, a, w_part, psum_part, *args)
+    return out
+
+
+@njit(cache=True)
+def fold_values(dataflow, a, w, psum_in, rows, cols, a_bits, a_signed, w_bits, acc_bits,
+                overflow, faults):  # fmt: skip
+    """One fold's ``psum_out`` (Mt, Nt) int64: :func:`run_fold` without the checks, in Numba.
+
+    ``dataflow`` is a ``mapping.DATAFLOW_CODES`` code; ``a`` (Mt, Kt), ``w`` (Kt, Nt),
+    ``psum_in`` (Mt, Nt) int64 (C-contiguous avoids extra compiled variants); ``faults``
+    int64 (F, 6) kernel rows, which the caller has checked (:func:`run_fold` does).
+    No faults: the overflow-accumulated GEMM. Otherwise register-level emulation, for ws/is
+    with transient flips only restricted to the streamed slots the flips can reach.
+    """
+    if faults.shape[0] == 0:
+        return _gemm_overflow(a, w, psum_in, acc_bits, overflow)
+    if dataflow != WS and dataflow != OS and dataflow != IS:
+        raise ValueError("unknown dataflow code")
+    flips_only = True
+    for i in range(faults.shape[0]):
+        flips_only &= faults[i, 5] == FLIP
+    args = (rows, a_bits, a_signed, w_bits, acc_bits, overflow, faults)
+    if dataflow == OS or not flips_only:
+        return _emulate_fold(dataflow, a, w, psum_in, *args)
+    return _emulate_reached_slots(dataflow, a, w, psum_in, rows, cols, a_bits, a_signed, w_bits,
+                                  acc_bits, overflow, faults)  # fmt: skip
 
 
 def run_fold(
@@ -306,59 +451,65 @@ def run_fold(
     a = np.ascontiguousarray(a_tile, dtype=np.int64)
     w = np.ascontiguousarray(w_tile, dtype=np.int64)
     psum = np.ascontiguousarray(psum_in, dtype=np.int64)
-    if faults.shape[0] == 0:
-        return _gemm_overflow(a, w, psum, int(acc_bits), int(overflow))
-    faults = np.asarray(faults, dtype=np.int64).reshape(-1, 6)
-    Mt, Kt = a.shape
-    Nt = w.shape[1]
-    _check_faults(faults, rows, cols)
-    args = (int(rows), int(cols), int(a_bits), bool(a_signed), int(w_bits), int(acc_bits),
-            int(overflow))  # fmt: skip
-    if dataflow == OS or np.any(faults[:, 5] != FLIP):
-        return _emulate_fold(dataflow, a, w, psum, *args, faults)
-    return _emulate_reached_slots(dataflow, a, w, psum, args, faults, Mt, Kt, Nt)
+    faults = np.ascontiguousarray(faults, dtype=np.int64).reshape(-1, FAULT_COLUMNS)
+    if faults.shape[0]:
+        _check_faults(faults, rows, cols)
+    return fold_values(int(dataflow), a, w, psum, int(rows), int(cols), int(a_bits),
+                       bool(a_signed), int(w_bits), int(acc_bits), int(overflow), faults)  # fmt: skip
 
 
-def _emulate_reached_slots(dataflow, a, w, psum, args, faults, Mt, Kt, Nt):
-    """ws/is with transient flips only: emulate just the streamed slots the flips can reach.
+# ---- one output tile's k-chain ----------------------------------------------------------
 
-    Slots (ws: m, is: n) never exchange values, so slot range [s0, s1) emulated alone, with
-    every fault cycle shifted by -s0, gives the same values for those slots: the slot s of
-    the full fold sits in PE(r, c) in cycle s+r+c+delta, in the sub-fold in cycle s-s0+r+c+delta.
-    A shifted cycle below 0 is a flip of a slot before s0 (dropped), except for the stationary
-    register, whose flip is then present from the sub-fold's start (cycle 0).
-    """
-    name = _DATAFLOW_NAMES[dataflow]
-    rows, cols = args[0], args[1]
-    reached = [
-        mapping.affected_outputs(
-            name, int(f[0]), int(f[1]), int(f[2]), int(f[3]), Mt, Kt, Nt, rows, cols
-        )[0 if dataflow == WS else 1]  # fmt: skip
-        for f in faults
-    ]
-    slots = np.concatenate(reached) if reached else np.zeros(0, np.int64)
-    out = _gemm_overflow(a, w, psum, args[5], args[6])
-    if slots.size == 0:
-        return out  # every flip is masked
-    s0, s1 = int(slots.min()), int(slots.max()) + 1
-    stationary = WEIGHT if dataflow == WS else INPUT
-    shifted = faults.copy()
-    shifted[:, 3] -= s0
-    keep = (shifted[:, 3] >= 0) | (shifted[:, 0] == stationary)
-    shifted = shifted[keep]
-    shifted[:, 3] = np.maximum(shifted[:, 3], 0)
-    if dataflow == WS:
-        part = _emulate_fold(dataflow, a[s0:s1], w, psum[s0:s1], *args, shifted)
-        out[s0:s1] = part
-    else:
-        part = _emulate_fold(dataflow, a, w[:, s0:s1], psum[:, s0:s1], *args, shifted)
-        out[:, s0:s1] = part
+
+@njit(cache=True)
+def _link_faults(faults, link):
+    """The (F, 6) kernel rows of the chain faults (F, 7) at chain position ``link``."""
+    n = 0
+    for i in range(faults.shape[0]):
+        n += faults[i, 0] == link
+    out = np.empty((n, FAULT_COLUMNS), dtype=np.int64)
+    j = 0
+    for i in range(faults.shape[0]):
+        if faults[i, 0] == link:
+            out[j] = faults[i, 1:]
+            j += 1
     return out
 
 
-def _check_faults(faults: np.ndarray, rows: int, cols: int) -> None:
-    cls, r, c, kind = faults[:, 0], faults[:, 1], faults[:, 2], faults[:, 5]
-    bad = (cls < 0) | (cls > 3) | (r < 0) | (r >= rows) | (c < 0) | (c >= cols)
-    bad |= (kind < 0) | (kind > 2) | ((kind == FLIP) & (faults[:, 3] < 0))
-    if np.any(bad):
-        raise ValueError(f"fault rows outside a {rows}x{cols} array: {faults[bad].tolist()}")
+@njit(cache=True)
+def chain_values(dataflow, rows, cols, a_bits, a_signed, w_bits, acc_bits, overflow, a, w, bias,
+                 m0, m1, n0, n1, k_bounds, faults):  # fmt: skip
+    """One output tile's psum (m1-m0, n1-n0) int64 recomputed along its k-chain from the bias.
+
+    ``a`` (M, K), ``w`` (K, N), ``bias`` (N,): a group's lowered GEMM, int64 C-contiguous.
+    ``k_bounds`` int64 (L, 2): the chain's folds ``[k0, k1)`` in accumulation order (ascending
+    k). ``faults`` int64 (F, 7) rows ``[chain_position, register_class, row, col, cycle, mask,
+    kind]``; link ``i`` runs :func:`fold_values` with the rows whose position is ``i``, so the
+    result equals ``run_fold`` fold by fold from ``bias[n0:n1]``. Faults are taken as given
+    (hardened bits already removed by the caller). ValueError on rows outside the array or
+    chain, or a tile outside the GEMM.
+    """
+    if not (0 <= m0 <= m1 <= a.shape[0] and 0 <= n0 <= n1 <= w.shape[1]
+            and a.shape[1] == w.shape[0] and bias.shape[0] == w.shape[1]):  # fmt: skip
+        raise ValueError("chain_values: tile outside the GEMM")
+    links = k_bounds.shape[0]
+    for i in range(links):
+        if not (0 <= k_bounds[i, 0] <= k_bounds[i, 1] <= a.shape[1]):
+            raise ValueError("chain_values: k bounds outside the GEMM")
+    if faults.shape[1] != FAULT_COLUMNS + 1:
+        raise ValueError("chain_values: fault rows need 7 columns")
+    bad = _invalid_fault_rows(faults[:, 1:], rows, cols)
+    for i in range(faults.shape[0]):
+        if bad[i] or not (0 <= faults[i, 0] < links):
+            raise ValueError("chain_values: fault rows outside the array or the chain")
+    psum = np.empty((m1 - m0, n1 - n0), dtype=np.int64)
+    for m in range(m1 - m0):
+        psum[m] = bias[n0:n1]
+    for link in range(links):
+        k0, k1 = k_bounds[link, 0], k_bounds[link, 1]
+        psum = fold_values(
+            dataflow, np.ascontiguousarray(a[m0:m1, k0:k1]), np.ascontiguousarray(w[k0:k1, n0:n1]),
+            psum, rows, cols, a_bits, a_signed, w_bits, acc_bits, overflow,
+            _link_faults(faults, link),
+        )  # fmt: skip
+    return psum

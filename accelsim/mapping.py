@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
 
 DATAFLOW_CODES = {"ws": 0, "os": 1, "is": 2}
@@ -23,6 +24,15 @@ REGISTER_CLASSES = {"input": 0, "weight": 1, "product": 2, "accumulator": 3}
 FAULT_KINDS = {"flip": 0, "stuck0": 1, "stuck1": 2}
 
 INPUT, WEIGHT, PRODUCT, ACCUMULATOR = 0, 1, 2, 3
+WS, OS, IS = DATAFLOW_CODES["ws"], DATAFLOW_CODES["os"], DATAFLOW_CODES["is"]
+
+
+def _dataflow_code(dataflow: str) -> int:
+    """The code of a dataflow name (``DATAFLOW_CODES``); ValueError for an unknown name."""
+    try:
+        return DATAFLOW_CODES[dataflow]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown dataflow {dataflow!r}") from None
 
 
 # ---- layers as GEMMs (docs/semantics.md, section 2) ------------------------------------
@@ -125,6 +135,18 @@ def plan_folds(dataflow: str, M: int, K: int, N: int, rows: int, cols: int) -> l
     raise ValueError(f"unknown dataflow {dataflow!r}")
 
 
+@njit(cache=True)
+def fold_cycles_by_code(dataflow_code: int, Mt: int, Kt: int, Nt: int, rows: int) -> int:
+    """:func:`fold_cycles` for a dataflow code (``DATAFLOW_CODES``), callable from Numba."""
+    if dataflow_code == WS:
+        return Mt + rows + Nt
+    if dataflow_code == OS:
+        return Kt + Mt + Nt
+    if dataflow_code == IS:
+        return Nt + rows + Mt
+    raise ValueError("unknown dataflow code")
+
+
 def fold_cycles(dataflow: str, Mt: int, Kt: int, Nt: int, rows: int, cols: int) -> int:
     """Compute cycles of one fold (fill, skewed streaming, drain), preload excluded.
 
@@ -132,13 +154,7 @@ def fold_cycles(dataflow: str, Mt: int, Kt: int, Nt: int, rows: int, cols: int) 
     os: ``Kt + Mt + Nt`` (each accumulator is read in place when complete);
     is: ``Nt + rows + Mt``. Derivation in docs/dataflows.md.
     """
-    if dataflow == "ws":
-        return Mt + rows + Nt
-    if dataflow == "os":
-        return Kt + Mt + Nt
-    if dataflow == "is":
-        return Nt + rows + Mt
-    raise ValueError(f"unknown dataflow {dataflow!r}")
+    return int(fold_cycles_by_code(_dataflow_code(dataflow), Mt, Kt, Nt, rows))
 
 
 def preload_cycles(dataflow: str, Mt: int, Kt: int, Nt: int, rows: int, cols: int) -> int:
@@ -155,29 +171,102 @@ def preload_cycles(dataflow: str, Mt: int, Kt: int, Nt: int, rows: int, cols: in
     raise ValueError(f"unknown dataflow {dataflow!r}")
 
 
+@njit(cache=True)
+def emulated_extent_by_code(
+    dataflow_code: int, Mt: int, Kt: int, Nt: int, rows: int
+) -> tuple[int, int]:
+    """:func:`emulated_extent` for a dataflow code, callable from Numba."""
+    if dataflow_code == WS:
+        return rows, Nt
+    if dataflow_code == OS:
+        return Mt, Nt
+    if dataflow_code == IS:
+        return rows, Mt
+    raise ValueError("unknown dataflow code")
+
+
 def emulated_extent(dataflow: str, Mt: int, Kt: int, Nt: int, rows: int) -> tuple[int, int]:
     """(rows, cols) of PEs whose registers can influence the fold's outputs.
 
     ws/is: every row (psums cross them all) of the occupied columns; os: the tile's PEs.
     Registers outside this block are idle: faults there are masked.
     """
-    if dataflow == "ws":
-        return rows, Nt
-    if dataflow == "os":
-        return Mt, Nt
-    if dataflow == "is":
-        return rows, Mt
-    raise ValueError(f"unknown dataflow {dataflow!r}")
+    ext_rows, ext_cols = emulated_extent_by_code(_dataflow_code(dataflow), Mt, Kt, Nt, rows)
+    return int(ext_rows), int(ext_cols)
 
 
-def _empty() -> tuple[np.ndarray, np.ndarray]:
-    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+@njit(cache=True)
+def _slot_range(slot: int, slots: int) -> tuple[int, int]:
+    """[slot, slot + 1) if the slot exists, else the empty range."""
+    if 0 <= slot < slots:
+        return slot, slot + 1
+    return 0, 0
 
 
-def _tile_outputs(ms: np.ndarray, ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs of ``ms`` x ``ns`` as (m_idx, n_idx)."""
-    mm, nn = np.meshgrid(ms, ns, indexing="ij")
-    return mm.ravel().astype(np.int64), nn.ravel().astype(np.int64)
+@njit(cache=True)
+def affected_box(
+    dataflow_code: int,
+    register_class: int,
+    row: int,
+    col: int,
+    cycle: int,
+    Mt: int,
+    Kt: int,
+    Nt: int,
+    rows: int,
+    cols: int,
+    kind: int,
+) -> tuple[int, int, int, int]:
+    """Tile outputs a fault in one register can change, as a box ``[m0, m1) x [n0, n1)``.
+
+    The reach of every fault is a full rectangle of the tile (docs/dataflows.md, "Faults");
+    the empty set is ``(0, 0, 0, 0)``. Semantics of :func:`affected_outputs`, which lists the
+    box's outputs; this form is callable from Numba kernels.
+    """
+    total = fold_cycles_by_code(dataflow_code, Mt, Kt, Nt, rows)
+    ext_rows, ext_cols = emulated_extent_by_code(dataflow_code, Mt, Kt, Nt, rows)
+    if not (0 <= row < ext_rows and 0 <= col < ext_cols):
+        return 0, 0, 0, 0
+    if kind == 0 and not (0 <= cycle < total):
+        return 0, 0, 0, 0
+    stuck = kind != 0
+    if dataflow_code == OS:
+        # PE(r, c) owns output (r, c), complete (and read) in cycle Kt+r+c+1. The operand
+        # registers hold k-slot t-r-c and their product is accumulated in cycle t+c'-c+1 at
+        # PE(r, c') (inputs) or t+r'-r+1 at PE(r', c) (weights): in time iff t-r-c <= Kt-1.
+        last_useful = Kt + row + col + 1
+        if register_class in (INPUT, WEIGHT):
+            if not (stuck or cycle - row - col <= Kt - 1):
+                return 0, 0, 0, 0
+            if register_class == INPUT:
+                return row, row + 1, col, Nt
+            return row, Mt, col, col + 1
+        limit = last_useful - 1 if register_class == PRODUCT else last_useful
+        if not (stuck or cycle <= limit):
+            return 0, 0, 0, 0
+        return row, row + 1, col, col + 1
+    if dataflow_code != WS and dataflow_code != IS:
+        raise ValueError("unknown dataflow code")
+    # slot s = the streamed index (ws: m, is: n); outputs of column c are (slot, c) in ws,
+    # (c, slot) in is. The moving operand register holds slot t-r-c, the product t-r-c-1,
+    # the psum t-r-c-2; the stationary register is read for slot s in cycle s+r+c.
+    slots = Mt if dataflow_code == WS else Nt
+    lanes = Nt if dataflow_code == WS else Mt
+    moving = INPUT if dataflow_code == WS else WEIGHT
+    lane0, lane1 = col, col + 1
+    if register_class == moving:
+        lane1 = lanes
+        slot0, slot1 = (0, slots) if stuck else _slot_range(cycle - row - col, slots)
+    elif register_class in (INPUT, WEIGHT):  # the stationary operand
+        slot0, slot1 = (0, slots) if stuck else (max(0, cycle - row - col), slots)
+    else:
+        delay = 1 if register_class == PRODUCT else 2
+        slot0, slot1 = (0, slots) if stuck else _slot_range(cycle - row - col - delay, slots)
+    if slot1 <= slot0:
+        return 0, 0, 0, 0
+    if dataflow_code == WS:
+        return slot0, slot1, lane0, lane1
+    return lane0, lane1, slot0, slot1
 
 
 def affected_outputs(
@@ -200,56 +289,12 @@ def affected_outputs(
     faults of one plan interact. Empty means provably masked (idle register, or a value that is
     never read again). ``kind`` 0 is a transient flip at ``cycle``; stuck-at kinds (1, 2) hold
     all fold, so ``cycle`` is ignored and every output passing through the register counts.
+    The set is the box of :func:`affected_box`, listed m-major (n varies fastest).
     """
-    total = fold_cycles(dataflow, Mt, Kt, Nt, rows, cols)
-    ext_rows, ext_cols = emulated_extent(dataflow, Mt, Kt, Nt, rows)
-    if not (0 <= row < ext_rows and 0 <= col < ext_cols):
-        return _empty()
-    if kind == 0 and not (0 <= cycle < total):
-        return _empty()
-    stuck = kind != 0
-    if dataflow in ("ws", "is"):
-        # slot s = the streamed index (ws: m, is: n); outputs of column c are (slot, c) in ws,
-        # (c, slot) in is. The moving operand register holds slot t-r-c, the product t-r-c-1,
-        # the psum t-r-c-2; the stationary register is read for slot s in cycle s+r+c.
-        slots = Mt if dataflow == "ws" else Nt
-        lanes = Nt if dataflow == "ws" else Mt
-        moving = INPUT if dataflow == "ws" else WEIGHT
-        all_slots = np.arange(slots)
-        if register_class == moving:
-            reach = np.arange(col, lanes)
-            s = all_slots if stuck else _valid(cycle - row - col, slots)
-        elif register_class in (INPUT, WEIGHT):  # the stationary operand
-            reach = np.array([col])
-            s = all_slots if stuck else np.arange(max(0, cycle - row - col), slots)
-        else:
-            delay = 1 if register_class == PRODUCT else 2
-            reach = np.array([col])
-            s = all_slots if stuck else _valid(cycle - row - col - delay, slots)
-        if s.size == 0 or reach.size == 0:
-            return _empty()
-        if dataflow == "ws":
-            return _tile_outputs(s, reach)
-        return _tile_outputs(reach, s)
-    if dataflow == "os":
-        # PE(r, c) owns output (r, c), complete (and read) in cycle Kt+r+c+1. The operand
-        # registers hold k-slot t-r-c and their product is accumulated in cycle t+c'-c+1 at
-        # PE(r, c') (inputs) or t+r'-r+1 at PE(r', c) (weights): in time iff t-r-c <= Kt-1.
-        last_useful = Kt + row + col + 1
-        if register_class == INPUT:
-            ok = stuck or cycle - row - col <= Kt - 1
-            return _tile_outputs(np.array([row]), np.arange(col, Nt)) if ok else _empty()
-        if register_class == WEIGHT:
-            ok = stuck or cycle - row - col <= Kt - 1
-            return _tile_outputs(np.arange(row, Mt), np.array([col])) if ok else _empty()
-        limit = last_useful - 1 if register_class == PRODUCT else last_useful
-        ok = stuck or cycle <= limit
-        return _tile_outputs(np.array([row]), np.array([col])) if ok else _empty()
-    raise ValueError(f"unknown dataflow {dataflow!r}")
-
-
-def _valid(slot: int, slots: int) -> np.ndarray:
-    return np.array([slot], dtype=np.int64) if 0 <= slot < slots else np.zeros(0, np.int64)
+    m0, m1, n0, n1 = affected_box(_dataflow_code(dataflow), register_class, row, col, cycle,
+                                  Mt, Kt, Nt, rows, cols, kind)  # fmt: skip
+    mm, nn = np.meshgrid(np.arange(m0, m1), np.arange(n0, n1), indexing="ij")
+    return mm.ravel().astype(np.int64), nn.ravel().astype(np.int64)
 
 
 def fault_sites(dataflow: str, Mt: int, Kt: int, Nt: int, rows: int) -> tuple[int, int, int]:

@@ -1,13 +1,14 @@
 """Fault campaigns: N faulty inferences over the test set, resumable and parallel.
 
 ``campaign(workload)`` runs the golden inference of every campaign sample once, then N
-independent *injections*. Injection ``i`` draws, from its own seed (``SeedSequence(seed)``
-child ``i``, so results never depend on the number of workers), a sample and a fault plan —
-a Poisson number of faults at the configured rate, exactly one fault (``single``: for
-vulnerability studies), or the explicit plan — and runs the faulty inference with
-:func:`faults.inject.faulty_inference`. Each result is appended to ``faults.jsonl`` as it
-completes; a restarted campaign resumes from it and a finished one is never recomputed. The
-summary (``faults.json``) is written atomically.
+independent *injections*. Injection ``i`` draws a sample and a fault plan — a Poisson number
+of faults at the configured rate, exactly one fault (``single``: for vulnerability studies),
+or the explicit plan — from its own counter-based random stream (:func:`faults.runner.task_words`
+keyed by (seed, i)), so results never depend on the number of workers or the chunking. The
+runner hands whole chunks of injections to :func:`run_injections`, which computes them
+together (:mod:`faults.batched`). Each result is appended to ``faults.jsonl`` as it completes;
+a restarted campaign resumes from it and a finished one is never recomputed. The summary
+(``faults.json``) is written atomically.
 
 Outcomes per injection (DESIGN.md "Failure"): *masked* (logits bit-identical), *SDC* (top-1
 differs from the golden run: the failure), *critical SDC* (an SDC of a sample the golden run
@@ -31,17 +32,20 @@ from accelsim.jsonio import write_json_atomic
 from accelsim.simulation import register_widths
 from accelsim.workload import Workload
 
-from .inject import Golden, InjectionStats, faulty_inference, golden_run
+from .batched import faulty_outputs
+from .inject import Golden, golden_run
 from .plan import (
     PE_REGISTERS,
+    REGISTERS,
     Exposure,
     Fault,
+    FaultTable,
     LayerExposure,
     SiteSampler,
-    inference_faults,
     load_plan,
+    mask_bits,
 )
-from .runner import TaskSpec, run_tasks
+from .runner import BatchTaskFn, TaskSpec, run_tasks, task_words, words_below, words_uniform
 from .sram import sram_word_bits, sram_words
 from .stats import Tally
 
@@ -116,50 +120,96 @@ def exposure_of(golden: Golden) -> Exposure:
     return Exposure(layers, register_widths(golden.graph), accel.protection.hardened_bits)
 
 
-def draw_faults(task: TaskSpec, ctx: CampaignContext) -> tuple[int, list[Fault]]:
-    """Injection ``task.index``'s sample and faults, from its own random stream only."""
-    rng = task.rng()
+# words of a task's counter-based random stream (faults.runner.task_words)
+SAMPLE_WORD, COUNT_WORD, FIRST_FAULT_WORD = 0, 1, 2  # then 2 words per fault: site, cycle
+
+
+def draw_batch(
+    tasks: Sequence[int], seed: int, ctx: CampaignContext
+) -> tuple[np.ndarray, FaultTable]:
+    """The samples and faults of injections ``tasks`` (row ``j`` of the table belongs to
+    ``tasks[injection[j]]``), each a function of (seed, task index) only."""
+    index = np.asarray(tasks, dtype=np.int64)
+    batch = len(index)
+    samples = words_below(task_words(seed, index, np.full(batch, SAMPLE_WORD)), ctx.golden.samples)
     s = ctx.settings
-    sample = int(rng.integers(ctx.golden.samples))
     if s.mode == "plan":
-        return sample, [f for f in s.plan]
+        return samples, FaultTable.from_faults([s.plan] * batch)
     sampler = ctx.sampler()
     if s.mode == "single":
-        count = 1
+        counts = np.ones(batch, dtype=np.int64)
+    elif sampler.total == 0 or s.rate == 0:
+        counts = np.zeros(batch, dtype=np.int64)
     else:
-        count = int(rng.poisson(s.rate * sampler.total)) if sampler.total else 0
-    return sample, sampler.draw(rng, count, model=s.model, mbu_width=s.mbu_width, sample=sample)
+        uniform = words_uniform(task_words(seed, index, np.full(batch, COUNT_WORD)))
+        counts = poisson_counts(uniform, s.rate * sampler.total)
+    injection = np.repeat(np.arange(batch), counts)
+    if len(injection) == 0:
+        return samples, FaultTable.from_faults([[] for _ in range(batch)])
+    nth = np.arange(len(injection)) - np.repeat(np.cumsum(counts) - counts, counts)
+    owner = index[injection]
+    sites = words_below(task_words(seed, owner, FIRST_FAULT_WORD + 2 * nth), sampler.total)
+    cycle_words = task_words(seed, owner, FIRST_FAULT_WORD + 2 * nth + 1) >> np.uint64(1)
+    table = sampler.locate(injection, sites, cycle_words.astype(np.int64), model=s.model,
+                           mbu_width=s.mbu_width)  # fmt: skip
+    return samples, table
 
 
-def run_injection(task: TaskSpec, ctx: CampaignContext) -> dict[str, Any]:
-    """One faulty inference and its outcome (module level: process pools pickle it by name)."""
-    sample, faults = draw_faults(task, ctx)
+def poisson_counts(uniform: np.ndarray, mean: float) -> np.ndarray:
+    """Poisson(``mean``) counts by inversion of uniforms in [0, 1)."""
+    from scipy.stats import poisson
+
+    return np.maximum(poisson.ppf(uniform, mean), 0).astype(np.int64)
+
+
+def draw_faults(task: TaskSpec, ctx: CampaignContext) -> tuple[int, list[Fault]]:
+    """Injection ``task.index``'s sample and faults, from its own random stream only."""
+    samples, table = draw_batch([task.index], task.seed, ctx)
+    return int(samples[0]), table.faults(0, sample=int(samples[0]))
+
+
+def run_injections(tasks: Sequence[TaskSpec], ctx: CampaignContext) -> list[dict[str, Any]]:
+    """Faulty inferences of a chunk of injections and their outcomes, computed together
+    (:mod:`faults.batched`); each result depends only on its own task."""
+    if not tasks:
+        return []
+    seed = tasks[0].seed
+    samples, table = draw_batch([t.index for t in tasks], seed, ctx)
     golden = ctx.golden
-    stats = InjectionStats()
-    pe = [f for f in faults if not f.is_sram]
-    sram = [f for f in faults if f.is_sram]
-    out = faulty_inference(golden, sample, inference_faults(pe), stats,
-                           protected=ctx.protected, sram=sram)  # fmt: skip
-    reference = golden.tensor(golden.graph.output, sample)
+    outputs, stats = faulty_outputs(golden, samples, table, protected=ctx.protected)
+    batch = len(tasks)
+    reference = golden.values[golden.graph.output][samples]
     spec = golden.graph.tensors[golden.graph.output]
-    diff = dequantize(spec, out) - dequantize(spec, reference)
-    top1, golden_top1 = int(out.reshape(-1).argmax()), int(reference.reshape(-1).argmax())
-    label = None if ctx.labels is None else int(ctx.labels[sample])
-    return {
-        "sample": sample,
-        "faults": len(faults),
-        "registers": sorted({f.register for f in faults}),
-        "layers": sorted({f.layer for f in faults}),
-        "bits": sorted({b for f in faults for b in f.bits}),
-        "masked": bool(np.array_equal(out, reference)),
-        "top1_changed": top1 != golden_top1,
-        "correct": None if label is None else top1 == label,
-        "golden_correct": None if label is None else golden_top1 == label,
-        "rmse": float(np.sqrt(np.mean(diff * diff))),
-        "masked_early": stats.masked_early,
-        "tiles_recomputed": stats.tiles_recomputed,
-        "layers_recomputed": stats.layers_recomputed,
-    }
+    diff = (dequantize(spec, outputs) - dequantize(spec, reference)).reshape(batch, -1)
+    rmse = np.sqrt(np.mean(diff * diff, axis=1))
+    masked = np.all((outputs == reference).reshape(batch, -1), axis=1)
+    top1 = outputs.reshape(batch, -1).argmax(axis=1)
+    golden_top1 = reference.reshape(batch, -1).argmax(axis=1)
+    labels = None if ctx.labels is None else ctx.labels[samples]
+    bounds = np.searchsorted(table.injection, np.arange(batch + 1))
+    results = []
+    for i in range(batch):
+        rows = slice(bounds[i], bounds[i + 1])
+        label = None if labels is None else int(labels[i])
+        results.append({
+            "sample": int(samples[i]),
+            "faults": int(bounds[i + 1] - bounds[i]),
+            "registers": sorted({REGISTERS[r] for r in table.register[rows].tolist()}),
+            "layers": sorted({table.layer_names[x] for x in table.layer[rows].tolist()}),
+            "bits": list(mask_bits(np.bitwise_or.reduce(table.mask[rows], initial=0))),
+            "masked": bool(masked[i]),
+            "top1_changed": bool(top1[i] != golden_top1[i]),
+            "correct": None if label is None else bool(top1[i] == label),
+            "golden_correct": None if label is None else bool(golden_top1[i] == label),
+            "rmse": float(rmse[i]),
+            "masked_early": stats[i].masked_early,
+            "tiles_recomputed": stats[i].tiles_recomputed,
+            "layers_recomputed": stats[i].layers_recomputed,
+        })  # fmt: skip
+    return results
+
+
+run_injection = BatchTaskFn(run_injections)  # one injection, or whole chunks for the runner
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ each chunk of task indices to a Dask worker as one *shard*. The design:
   worker's copy to the task and nothing big is sent per shard. A worker that joins (or is
   restarted) later copies it from a peer on its first shard.
 * **Shards are self-describing.** A :class:`Shard` carries the run's seed, its task indices
-  and the run key; task ``i`` draws from ``SeedSequence(seed)`` child ``i`` as everywhere
-  else, so results do not depend on which worker ran what. The Dask key of a shard is derived
-  from the same data, so a shard resubmitted while its result is still held is not recomputed.
+  and the run key; task ``i`` draws from (seed, ``i``) only, as everywhere else, so results
+  do not depend on which worker ran what. The Dask key of a shard is derived from the same
+  data, so a shard resubmitted while its result is still held is not recomputed.
 * **Results stream back through the runner.** Each shard resolves a
   ``concurrent.futures.Future`` of ``[(index, result JSON text), ...]``; ``run_tasks`` appends
   it to the same JSONL log as the serial and process-pool executors do, so a campaign started

@@ -74,6 +74,7 @@ class Golden:
     _cached_bytes: int = field(default=0, repr=False)
     _chains: dict = field(default_factory=dict, repr=False)
     _input_index: dict = field(default_factory=dict, repr=False)
+    _fold_tables: dict = field(default_factory=dict, repr=False)  # faults.batched.LayerFolds
 
     @property
     def samples(self) -> int:
@@ -94,7 +95,7 @@ class Golden:
             self._operands.move_to_end(key)
             return ops
         sched = self.schedules[node.name]
-        ops = lower_operands(node, self.tensor(node.inputs[0], sample), sched)
+        ops = lower_operands(node, self.tensor(node.inputs[0], sample), sched.shape)
         functional.run_folds(node, sched, ops, self.accel)
         self._operands[key] = ops
         self._cached_bytes += _nbytes(ops)
@@ -206,7 +207,7 @@ def faulty_layer_from_golden(golden: Golden, node: Node, sample: int, faults: La
                          ops.a[g], ops.w[g], psum[g], live.get(link.index))  # fmt: skip
     faulty = GemmOperands(a=ops.a, w=ops.w, psum=psum, bias=ops.bias,
                           input_elements=ops.input_elements)  # fmt: skip
-    out = gemm_output(node, faulty, sched)
+    out = gemm_output(node, faulty, sched.shape)
     if np.array_equal(out, golden.tensor(node.output, sample)):
         return None
     return out
@@ -234,21 +235,21 @@ def sram_faulty_layer(golden: Golden, node: Node, sample: int, sram: Sequence[Fa
         ops = golden.operands(node, sample)
         pe_tiles = {_tile_key(sched.folds[index]) for index in live}
     else:  # a dirty input: every tile differs already; PE faults act in the full run
-        ops = lower_operands(node, x, sched)
+        ops = lower_operands(node, x, sched.shape)
         functional.run_folds(node, sched, ops, accel, live)
         pe_tiles = set()
     psum, tiles = recompute_psums(sched, array.dataflow, array.rows, array.cols, ops, effects,
                                   pe_faults=live, extra_tiles=pe_tiles)  # fmt: skip
     stats.tiles_recomputed += tiles
-    out = gemm_output(node, _with_psum(ops, psum), sched)
+    out = gemm_output(node, _with_psum(ops, psum), sched.shape)
     if channels is not None and len(channels):
         clean = ops
         if x is not None:  # the redundant units see the operands, not the array's PE faults
-            clean = lower_operands(node, x, sched)
+            clean = lower_operands(node, x, sched.shape)
             functional.run_folds(node, sched, clean, accel)
         psum, _ = recompute_psums(sched, array.dataflow, array.rows, array.cols, clean, effects,
                                   psum_flips=False)  # fmt: skip
-        out[:, channels] = gemm_output(node, _with_psum(ops, psum), sched)[:, channels]
+        out[:, channels] = gemm_output(node, _with_psum(ops, psum), sched.shape)[:, channels]
     return out
 
 

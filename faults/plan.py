@@ -419,6 +419,11 @@ class SiteSampler:
         for i, allowed in enumerate(bit_lists):
             self._bit_table[i, : len(allowed)] = allowed
         self._layer_names = tuple(layer_names)
+        self._widths = np.array([[exposure.width_of(exposure.layer(name), register)
+                                  for register in REGISTERS] for name in layer_names],
+                                dtype=np.int64).reshape(len(layer_names), len(REGISTERS))  # fmt: skip
+        self._hardened = np.array([exposure.hardened[r] if r in PE_REGISTERS else 0
+                                   for r in REGISTERS], dtype=np.int64)  # fmt: skip
 
         columns: dict[str, list[np.ndarray]] = {
             key: [] for key in ("layer", "fold", "register", "cycles", "rows", "cols", "row0",
@@ -507,15 +512,36 @@ class SiteSampler:
         the drawn bit (clipped at the register's top; hardened bits in the run stay intact),
         ``stuck0`` / ``stuck1`` force the drawn bit for the fold.
         """
-        if model not in MODELS:
-            raise AccelsimError(f"{model!r} is not allowed", key="model", allowed=MODELS)
         if n == 0:
+            _check_model(model)
             return []
+        self._check_sites()
+        sites = rng.integers(0, self.total, size=n, dtype=np.int64)
+        cycle_words = rng.integers(0, 2**63, size=n, dtype=np.int64)
+        table = self.locate(np.zeros(n, np.int64), sites, cycle_words, model=model,
+                            mbu_width=mbu_width)  # fmt: skip
+        return table.faults(0, sample=sample)
+
+    def _check_sites(self) -> None:
         if self.total == 0:
             raise AccelsimError(
                 "no exposed fault sites (all selected bits hardened, or nothing selected)"
             )
-        site = np.sort(rng.integers(0, self.total, size=n, dtype=np.int64))
+
+    def locate(self, injection: np.ndarray, sites: np.ndarray, cycle_words: np.ndarray, *,
+               model: str = "seu", mbu_width: int = 2) -> FaultTable:  # fmt: skip
+        """The faults at site numbers ``sites`` (each in ``[0, total)``), as a table.
+
+        ``injection[j]`` names the injection fault ``j`` belongs to; the table is sorted by
+        injection, then site (so by layer, fold, register). ``cycle_words`` (random
+        non-negative integers) place a ``ber`` flip uniformly within its fold.
+        """
+        _check_model(model)
+        self._check_sites()
+        order = np.lexsort((sites, injection))
+        injection = np.asarray(injection, dtype=np.int64)[order]
+        site = np.asarray(sites, dtype=np.int64)[order]
+        cycle_words = np.asarray(cycle_words, dtype=np.int64)[order]
         cell_id = np.searchsorted(self._cumulative, site, side="right")
         c = {key: values[cell_id] for key, values in self._cells_table.items()}
         offset = site - (self._cumulative[cell_id] - c["sites"])
@@ -527,29 +553,97 @@ class SiteSampler:
         cycle = offset // c["rows"]
         is_sram = c["register"] >= len(PE_REGISTERS)
         if self.unit == "ber":
-            pe_cycles = rng.integers(0, np.maximum(c["cycles"], 1), dtype=np.int64)
-            cycle = np.where(is_sram, 0, pe_cycles)
+            cycle = np.where(is_sram, 0, cycle_words % np.maximum(c["cycles"], 1))
         start_bit = self._bit_table[c["table"], bit_slot]
-        faults = []
-        kind = {"seu": "flip", "mbu": "flip", "stuck0": "stuck0", "stuck1": "stuck1"}[model]
-        for i in range(n):
-            layer = self.exposure.layer(self._layer_names[int(c["layer"][i])])
-            register = REGISTERS[int(c["register"][i])]
-            bits: tuple[int, ...] = (int(start_bit[i]),)
-            if model == "mbu":
-                width = self.exposure.width_of(layer, register)
-                hardened = 0 if is_sram[i] else self.exposure.hardened[register]
-                top = min(bits[0] + mbu_width, width)
-                bits = tuple(b for b in range(bits[0], top) if not hardened >> b & 1)
-            if is_sram[i]:
-                location = {"row": 0, "col": 0, "cycle": int(row[i])}  # cycle = word address
-            else:
-                location = {"row": int(row[i]), "col": int(col[i]), "cycle": int(cycle[i])}
-            faults.append(
-                Fault(layer=layer.name, fold=int(c["fold"][i]), register=register, bits=bits,
-                      kind=kind, sample=sample, **location)
+        if model == "mbu":
+            top = np.minimum(start_bit + mbu_width, self._widths[c["layer"], c["register"]])
+            mask = (np.int64(1) << top) - (np.int64(1) << start_bit)
+            mask &= ~self._hardened[c["register"]]  # hardened bits of the run stay intact
+        else:
+            mask = np.int64(1) << start_bit
+        # an SRAM cell is laid out as rows = words, one column: the row is the word address
+        return FaultTable(
+            injection=injection, layer=c["layer"], fold=c["fold"], register=c["register"],
+            row=np.where(is_sram, 0, row), col=np.where(is_sram, 0, col),
+            cycle=np.where(is_sram, row, cycle), mask=mask,
+            kind=np.full(len(site), KIND_CODES[MODEL_KINDS[model]], dtype=np.int64),
+            layer_names=self._layer_names,
+        )  # fmt: skip
+
+
+MODEL_KINDS = {"seu": "flip", "mbu": "flip", "stuck0": "stuck0", "stuck1": "stuck1"}
+
+
+def _check_model(model: str) -> None:
+    if model not in MODELS:
+        raise AccelsimError(f"{model!r} is not allowed", key="model", allowed=MODELS)
+
+
+@dataclass(frozen=True)
+class FaultTable:
+    """Faults of many injections as parallel int64 columns, one row per fault.
+
+    ``register`` indexes :data:`REGISTERS` (PE classes first, so for PE faults it is the
+    kernel's class code), ``kind`` indexes :data:`KINDS`, ``layer`` indexes ``layer_names``;
+    ``row``, ``col``, ``cycle`` and ``mask`` mean what they mean in :class:`Fault`. Rows are
+    grouped by injection. The batched campaign works on the columns directly.
+    """
+
+    injection: np.ndarray
+    layer: np.ndarray
+    fold: np.ndarray
+    register: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+    cycle: np.ndarray
+    mask: np.ndarray
+    kind: np.ndarray
+    layer_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.injection)
+
+    @classmethod
+    def from_faults(cls, per_injection: Sequence[Sequence[Fault]]) -> FaultTable:
+        """The table of explicit faults, ``per_injection[i]`` being injection ``i``'s."""
+        names = tuple(dict.fromkeys(f.layer for faults in per_injection for f in faults))
+        rows = [
+            (i, names.index(f.layer), f.fold, REGISTERS.index(f.register), f.row, f.col,
+             f.cycle, f.mask, KIND_CODES[f.kind])
+            for i, faults in enumerate(per_injection)
+            for f in faults
+        ]  # fmt: skip
+        columns = np.array(rows, dtype=np.int64).reshape(-1, 9).T
+        return cls(*columns, layer_names=names)
+
+    def kernel_rows(self, select: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The selected PE faults as kernel rows ``[class, row, col, cycle, mask, kind]``."""
+        columns = (self.register, self.row, self.col, self.cycle, self.mask, self.kind)
+        return np.stack([c[select] for c in columns], axis=1).astype(np.int64, copy=False)
+
+    def faults(self, injection: int, *, sample: int = 0) -> list[Fault]:
+        """The faults of one injection as :class:`Fault` objects."""
+        rows = np.flatnonzero(self.injection == injection)
+        return [
+            Fault(
+                layer=self.layer_names[int(self.layer[j])],
+                fold=int(self.fold[j]),
+                register=REGISTERS[int(self.register[j])],
+                row=int(self.row[j]),
+                col=int(self.col[j]),
+                cycle=int(self.cycle[j]),
+                bits=mask_bits(int(self.mask[j])),
+                kind=KINDS[int(self.kind[j])],
+                sample=sample,
             )  # fmt: skip
-        return faults
+            for j in rows
+        ]
+
+
+def mask_bits(mask: int) -> tuple[int, ...]:
+    """The bit positions set in ``mask``, ascending."""
+    mask = int(mask)
+    return tuple(b for b in range(mask.bit_length()) if mask >> b & 1)
 
 
 def exposed_bit_cycles(

@@ -3,9 +3,11 @@
 ``run_tasks(fn, n_tasks, seed=..., log_path=...)`` calls ``fn(task, context)`` once for every
 task index and returns the results in task order. Three promises:
 
-* **Determinism.** Task ``i`` draws its randomness from
-  ``SeedSequence(entropy=seed, spawn_key=(i,))`` (the same as ``SeedSequence(seed).spawn(n)[i]``),
-  so results do not depend on the number of workers, the chunking or the completion order.
+* **Determinism.** Task ``i`` draws its randomness from (seed, i) only — a Generator on
+  ``SeedSequence(entropy=seed, spawn_key=(i,))`` (``TaskSpec.rng()``), or, for functions that
+  compute whole chunks at once (:class:`BatchTaskFn`), the counter-based words
+  :func:`task_words` — so results do not depend on the number of workers, the chunking or the
+  completion order.
 * **Resumability.** Each finished result is appended to ``log_path`` as one JSON line
   ``{"task": i, "result": ...}``; the file is flushed and fsynced after every chunk. A restart
   reads the log, ignores a truncated last line (cut off by a crash), and computes only the
@@ -69,14 +71,76 @@ def task_seed_sequence(seed: int, index: int) -> np.random.SeedSequence:
     return np.random.SeedSequence(entropy=seed, spawn_key=(index,))
 
 
+_GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)  # SplitMix64's Weyl increment
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function (Steele, Lea & Flood, OOPSLA 2014), elementwise, uint64."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def task_words(seed: int, tasks: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Random 64-bit words of a counter-based stream: word ``slots[j]`` of task ``tasks[j]``.
+
+    A pure function of (seed, task, slot), computed for many tasks at once without a
+    Generator per task (which costs ~30 us): the batched campaign draws with it, and a task's
+    words do not depend on which other tasks share its batch or worker. Each task gets its
+    own SplitMix64 stream, keyed by hashing (seed, task).
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps by design
+        key = _splitmix64(np.uint64(seed & (2**64 - 1)) + _GOLDEN_GAMMA)
+        tasks = np.asarray(tasks, dtype=np.uint64)
+        slots = np.asarray(slots, dtype=np.uint64)
+        stream = _splitmix64(key ^ _splitmix64((tasks + np.uint64(1)) * _GOLDEN_GAMMA))
+        return _splitmix64(stream + (slots + np.uint64(1)) * _GOLDEN_GAMMA)
+
+
+def words_below(words: np.ndarray, bound: np.ndarray | int) -> np.ndarray:
+    """Integers in ``[0, bound)`` from random words (bias below ``bound / 2**64``)."""
+    return (np.asarray(words, dtype=np.uint64) % np.asarray(bound, dtype=np.uint64)).astype(
+        np.int64
+    )
+
+
+def words_uniform(words: np.ndarray) -> np.ndarray:
+    """Floats uniform in ``[0, 1)`` from random words (53 bits each)."""
+    return (np.asarray(words, dtype=np.uint64) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
 TaskFn = Callable[[TaskSpec, Any], Any]
 ChunkResult = list[tuple[int, str]]  # (task index, result as JSON text)
 
 
+@dataclass(frozen=True)
+class BatchTaskFn:
+    """A task function that computes a whole chunk in one call: ``fn(tasks, context)``
+    returns the results of ``tasks`` in order. Calling it with one task also works, so it
+    can stand wherever a :data:`TaskFn` does; the runner hands it whole chunks.
+    """
+
+    fn: Callable[[Sequence[TaskSpec], Any], list[Any]]
+
+    def __post_init__(self) -> None:  # named like the wrapped function (logs, Dask keys)
+        object.__setattr__(self, "__module__", self.fn.__module__)
+        object.__setattr__(self, "__qualname__", self.fn.__qualname__)
+
+    def __call__(self, task: TaskSpec, context: Any) -> Any:
+        return self.fn([task], context)[0]
+
+
 def _run_chunk_with(fn: TaskFn, context: Any, seed: int, chunk: Sequence[int]) -> ChunkResult:
+    tasks = [TaskSpec(index, seed) for index in chunk]
+    if isinstance(fn, BatchTaskFn):
+        results = fn.fn(tasks, context)
+    else:
+        results = [fn(task, context) for task in tasks]
     return [
-        (index, json.dumps(fn(TaskSpec(index, seed), context), default=json_default))
-        for index in chunk
+        (task.index, json.dumps(result, default=json_default))
+        for task, result in zip(tasks, results, strict=True)
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -178,3 +179,122 @@ def test_idle_pes_are_masked():
     # ws tile uses 1 of 3 columns; os tile uses 1x1 of a 3x3 array
     assert _outputs(mapping.affected_outputs("ws", 3, 0, 2, 2, 4, 2, 1, 3, 3)) == []
     assert _outputs(mapping.affected_outputs("os", 2, 1, 0, 1, 1, 4, 1, 3, 3)) == []
+
+
+def _reach_cases(seed: int, count: int):
+    """Random fault sites over every dataflow, class and kind, idle PEs and cycles included."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        dataflow = DATAFLOWS[rng.integers(3)]
+        rows, cols = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        mt, kt, nt = (int(v) for v in rng.integers(1, 7, 3))
+        cycles = mapping.fold_cycles(dataflow, mt, kt, nt, rows, cols)
+        row, col = int(rng.integers(-1, rows + 1)), int(rng.integers(-1, cols + 1))
+        cycle = int(rng.integers(-3, cycles + 3))
+        yield (dataflow, int(rng.integers(4)), row, col, cycle, mt, kt, nt, rows, cols,
+               int(rng.integers(3)))  # fmt: skip
+
+
+def _flip_reach(dataflow, cls, r, c, t, mt, kt, nt):
+    """Outputs (m, n) a flip at cycle t of register (cls, r, c) of a live PE reaches.
+
+    Written per output from the register table of docs/dataflows.md (what each register holds
+    in cycle t, who reads it and when), independently of mapping.py's range arithmetic.
+    """
+    reached = set()
+    for m in range(mt):
+        for n in range(nt):
+            if dataflow == "os":
+                read = kt + m + n + 1  # cycle the accumulator of PE(m, n) is captured
+                hit = {
+                    # the flipped operand reaches PE(m, n) n-c (m-r) cycles later, its product
+                    # is in that accumulator two edges after that
+                    0: m == r and n >= c and t + (n - c) + 2 <= read,
+                    1: n == c and m >= r and t + (m - r) + 2 <= read,
+                    2: (m, n) == (r, c) and t + 1 <= read,
+                    3: (m, n) == (r, c) and t <= read,
+                }[cls]
+            else:
+                slot, lane = (m, n) if dataflow == "ws" else (n, m)
+                moving = 0 if dataflow == "ws" else 1
+                if cls == moving:  # holds slot t-r-c, passed right to the later columns
+                    hit = slot == t - r - c and lane >= c
+                elif cls in (0, 1):  # stationary: read for slot s in cycle s+r+c
+                    hit = lane == c and slot + r + c >= t
+                else:  # product holds slot t-r-c-1, accumulator t-r-c-2
+                    hit = lane == c and slot == t - r - c - (1 if cls == 2 else 2)
+            if hit:
+                reached.add((m, n))
+    return reached
+
+
+def _reach_oracle(dataflow, cls, r, c, t, mt, kt, nt, rows, cols, kind):
+    """Flip: its reach if the PE is live and t inside the fold; stuck: every cycle's union."""
+    ext_rows, ext_cols = {"ws": (rows, nt), "os": (mt, nt), "is": (rows, mt)}[dataflow]
+    cycles = mapping.fold_cycles(dataflow, mt, kt, nt, rows, cols)
+    if not (0 <= r < ext_rows and 0 <= c < ext_cols):
+        return set()
+    if kind != 0:
+        return set().union(
+            *(_flip_reach(dataflow, cls, r, c, u, mt, kt, nt) for u in range(cycles))
+        )
+    return _flip_reach(dataflow, cls, r, c, t, mt, kt, nt) if 0 <= t < cycles else set()
+
+
+def test_affected_box_is_the_full_rectangle_affected_outputs_lists():
+    empty = nonempty = 0
+    for dataflow, *site, kind in _reach_cases(seed=7, count=3000):
+        m_idx, n_idx = mapping.affected_outputs(dataflow, *site, kind=kind)
+        box = mapping.affected_box(mapping.DATAFLOW_CODES[dataflow], *site, kind)
+        expected = _reach_oracle(dataflow, *site, kind)
+        assert m_idx.dtype == n_idx.dtype == np.int64
+        pairs = list(zip(m_idx.tolist(), n_idx.tolist()))
+        assert set(pairs) == expected, (dataflow, site, kind)
+        if not expected:
+            assert box == (0, 0, 0, 0)
+            empty += 1
+            continue
+        nonempty += 1
+        m0, m1, n0, n1 = box
+        assert box == (min(expected)[0], max(expected)[0] + 1,
+                       min(n for _, n in expected), max(n for _, n in expected) + 1)  # fmt: skip
+        # the reach is the whole box (a rectangle), listed once each, m-major
+        assert pairs == [(m, n) for m in range(m0, m1) for n in range(n0, n1)]
+    assert empty > 300 and nonempty > 300  # the sweep exercises both outcomes
+
+
+def test_affected_box_follows_the_reach_table():
+    # docs/dataflows.md "Faults" table, on a 3x3 array with Mt=4, Kt=3, Nt=3 (ws and is)
+    ws, os_, is_ = (mapping.DATAFLOW_CODES[d] for d in DATAFLOWS)
+    tile = (4, 3, 3, 3, 3)
+    assert mapping.affected_box(ws, 0, 1, 1, 3, *tile, 0) == (1, 2, 1, 3)  # m = t-r-c, n >= c
+    assert mapping.affected_box(ws, 1, 1, 1, 3, *tile, 0) == (1, 4, 1, 2)  # m >= t-r-c
+    assert mapping.affected_box(ws, 2, 1, 1, 3, *tile, 0) == (0, 1, 1, 2)  # m = t-r-c-1
+    assert mapping.affected_box(ws, 3, 1, 1, 3, *tile, 0) == (0, 0, 0, 0)  # slot -1
+    assert mapping.affected_box(ws, 3, 1, 1, 3, *tile, 1) == (0, 4, 1, 2)  # stuck: every slot
+    assert mapping.affected_box(is_, 0, 1, 1, 3, *tile, 0) == (1, 2, 1, 3)  # n >= t-r-c
+    assert mapping.affected_box(is_, 1, 1, 1, 3, *tile, 0) == (1, 4, 1, 2)  # m >= c, n = t-r-c
+    assert mapping.affected_box(os_, 0, 1, 1, 4, *tile, 0) == (1, 2, 1, 3)
+    assert mapping.affected_box(os_, 1, 1, 1, 4, *tile, 0) == (1, 4, 1, 2)
+    assert mapping.affected_box(os_, 1, 1, 1, 5, *tile, 0) == (0, 0, 0, 0)  # k = 3 >= Kt
+    assert mapping.affected_box(os_, 3, 1, 1, 6, *tile, 0) == (1, 2, 1, 2)  # read in Kt+r+c+1
+    assert mapping.affected_box(os_, 3, 1, 1, 7, *tile, 0) == (0, 0, 0, 0)
+
+
+def test_code_forms_equal_the_named_forms_and_reject_unknown_dataflows():
+    for name, code in mapping.DATAFLOW_CODES.items():
+        assert mapping.fold_cycles_by_code(code, 5, 3, 2, 4) == mapping.fold_cycles(
+            name, 5, 3, 2, 4, 4
+        )
+        assert mapping.emulated_extent_by_code(code, 5, 3, 2, 4) == mapping.emulated_extent(
+            name, 5, 3, 2, 4
+        )
+    assert mapping.DATAFLOW_CODES == {"ws": 0, "os": 1, "is": 2}
+    for call in (
+        lambda: mapping.fold_cycles("rs", 1, 1, 1, 1, 1),
+        lambda: mapping.emulated_extent("rs", 1, 1, 1, 1),
+        lambda: mapping.affected_outputs("rs", 0, 0, 0, 0, 1, 1, 1, 1, 1),
+        lambda: mapping.affected_box(3, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0),
+    ):
+        with pytest.raises(ValueError):
+            call()

@@ -19,7 +19,7 @@ from .. import executor, mapping
 from ..config import AcceleratorConfig
 from ..intmath import requantize_array
 from ..ir import Graph, Node
-from ..schedule import FoldJob, LayerSchedule, bytes_for, schedule_layer
+from ..schedule import FoldJob, GemmShape, LayerSchedule, bytes_for, schedule_layer
 from .buffer import SramBuffer
 from .controller import Controller, GemmOperands, LayerCounters, element_prefix
 from .dram import DRAM
@@ -128,7 +128,7 @@ class Accelerator(Module):
                 inputs = [values[name] for name in node.inputs]
                 if node.op in GEMM_OPS:
                     sched = schedule_layer(graph, node, self.config, batch=batch)
-                    ops = lower_operands(node, inputs[0], sched)
+                    ops = lower_operands(node, inputs[0], sched.shape)
                     redundancy = None
                     if self.redundancy is not None:
                         redundancy = self.redundancy.for_layer(node, sched, ops)
@@ -145,7 +145,7 @@ class Accelerator(Module):
                                   array.hardened)  # fmt: skip
                     if redundancy is not None:
                         redundancy.finish(ops)
-                    values[node.output] = gemm_output(node, ops, sched)
+                    values[node.output] = gemm_output(node, ops, sched.shape)
                 else:
                     out = executor.run_node(graph, node, inputs)
                     spec = graph.tensors[node.output]
@@ -174,9 +174,8 @@ class Accelerator(Module):
         return values, runs
 
 
-def lower_operands(node: Node, x: np.ndarray, sched: LayerSchedule) -> GemmOperands:
+def lower_operands(node: Node, x: np.ndarray, shape: GemmShape) -> GemmOperands:
     """Lower a layer's input and weights to the GEMM operands the array streams."""
-    shape = sched.shape
     weight = node.params["weight"].astype(np.int64)
     bias = node.params["bias"].astype(np.int64)
     if node.op == "linear":
@@ -188,7 +187,7 @@ def lower_operands(node: Node, x: np.ndarray, sched: LayerSchedule) -> GemmOpera
                 int(node.attrs.get("groups", 1)))  # fmt: skip
         a_groups = mapping.lower_conv(x, *args)
         w_groups = mapping.weight_matrices(weight, int(node.attrs.get("groups", 1)))
-        if sched.shape.padding == (0, 0):
+        if shape.padding == (0, 0):
             masks = [np.ones(a_groups[0].shape, dtype=np.int64)]
         else:
             # where padding zeros sit depends on the pixel and the kernel offset only: lower
@@ -208,9 +207,8 @@ def lower_operands(node: Node, x: np.ndarray, sched: LayerSchedule) -> GemmOpera
     )
 
 
-def gemm_output(node: Node, ops: GemmOperands, sched: LayerSchedule) -> np.ndarray:
+def gemm_output(node: Node, ops: GemmOperands, shape: GemmShape) -> np.ndarray:
     """The output stage: requantise every accumulator and lay the tensor out (N, C, H, W)."""
-    shape = sched.shape
     n = shape.N
     attrs = node.attrs
     outs = []

@@ -84,10 +84,7 @@ def compute_layer(dataflow_code: int, rows: int, cols: int, sched: LayerSchedule
     reference model and the reference executor.
     """
     shape = sched.shape
-    overflow = OVERFLOW_RULES[shape.overflow]
-    for g in range(shape.groups):
-        ops.psum[g][:] = kernels.run_gemm(ops.a[g], ops.w[g], ops.psum[g],
-                                          acc_bits=shape.acc_bits, overflow=overflow)  # fmt: skip
+    compute_fault_free(shape, ops)
     live = {}
     for index, rows_ in (faults or {}).items():
         hardened_rows = harden(rows_, hardened)
@@ -104,6 +101,14 @@ def compute_layer(dataflow_code: int, rows: int, cols: int, sched: LayerSchedule
             ops.psum[g][fold.m0 : fold.m1, fold.n0 : fold.n1] = ops.bias[g][fold.n0 : fold.n1]
         compute_fold(dataflow_code, rows, cols, shape, fold, ops.a[g], ops.w[g], ops.psum[g],
                      live.get(fold.index))  # fmt: skip
+
+
+def compute_fault_free(shape: GemmShape, ops) -> None:
+    """Every group's fault-free GEMM, ``ops.psum`` updated in place (no tiling needed)."""
+    overflow = OVERFLOW_RULES[shape.overflow]
+    for g in range(shape.groups):
+        ops.psum[g][:] = kernels.run_gemm(ops.a[g], ops.w[g], ops.psum[g],
+                                          acc_bits=shape.acc_bits, overflow=overflow)  # fmt: skip
 
 
 def compute_fold(dataflow_code: int, rows: int, cols: int, shape: GemmShape, fold: FoldJob,

@@ -1,0 +1,172 @@
+"""The batched campaign path equals one faulty inference at a time, injection by injection.
+
+``faults.batched.faulty_outputs`` (one Numba call per fault tile, later layers run for the
+whole batch at once) must give exactly the outputs and the shortcut statistics of
+``faults.inject.faulty_inference`` — itself proven equal to a full faulty re-run — for every
+dataflow, fault model, register class, hardening, protection and plan shape; and draws must
+depend on (seed, task) only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from accelsim import load_workload
+from faults.batched import fast_path, faulty_outputs
+from faults.campaign import (
+    CampaignSettings,
+    draw_batch,
+    draw_faults,
+    prepare,
+    run_injection,
+    run_injections,
+)
+from faults.inject import InjectionStats, faulty_inference, full_faulty_inference
+from faults.plan import PE_REGISTERS, SRAM_REGISTERS, Fault, inference_faults
+from faults.runner import TaskSpec, task_words
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = ROOT / "workloads" / "digits_cnn.yaml"
+
+
+def one_at_a_time(ctx, samples, table):
+    """The oracle: faulty_inference per injection, on the same drawn faults."""
+    outputs, stats = [], []
+    for i, sample in enumerate(samples):
+        faults = table.faults(i, sample=int(sample))
+        stat = InjectionStats()
+        out = faulty_inference(ctx.golden, int(sample),
+                               inference_faults([f for f in faults if not f.is_sram]), stat,
+                               protected=ctx.protected,
+                               sram=[f for f in faults if f.is_sram])  # fmt: skip
+        outputs.append(out[0])
+        stats.append(stat)
+    return np.stack(outputs), stats
+
+
+def assert_batch_equals_oracle(ctx, tasks, seed=5):
+    samples, table = draw_batch(tasks, seed, ctx)
+    fast, fast_stats = faulty_outputs(ctx.golden, samples, table, protected=ctx.protected)
+    slow, slow_stats = one_at_a_time(ctx, samples, table)
+    np.testing.assert_array_equal(fast, slow)
+    assert fast_stats == slow_stats
+    return samples, table, fast, fast_stats
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
+@pytest.mark.parametrize("model", ["seu", "mbu", "stuck0", "stuck1"])
+def test_single_faults_batched_equal_one_at_a_time(dataflow, model):
+    workload = load_workload(DIGITS, [
+        "dataset.samples=10", f"accelerator.array.dataflow={dataflow}",
+        "accelerator.array.rows=4", "accelerator.array.cols=4",
+    ])  # fmt: skip
+    ctx = prepare(workload, CampaignSettings(mode="single", model=model, mbu_width=3))
+    samples, table, out, _ = assert_batch_equals_oracle(ctx, range(150))
+    assert fast_path(table, ctx.golden, len(samples)).all()
+    changed = np.any((out != ctx.golden.outputs[samples]).reshape(len(samples), -1), axis=1)
+    assert changed.any()  # some faults get through, so the later layers were exercised
+
+
+def test_every_register_class_and_bit_batched_equal_one_at_a_time():
+    workload = load_workload(DIGITS, ["dataset.samples=8"])
+    for register in PE_REGISTERS:
+        for bit in (0, 7, 15, 30):
+            settings = CampaignSettings(mode="single", registers=(register,), bits=(bit,))
+            ctx = prepare(workload, settings)
+            if ctx.sampler().total == 0:
+                continue  # this register is narrower than the bit
+            assert_batch_equals_oracle(ctx, range(40), seed=bit)
+
+
+def test_rate_plans_mix_fast_and_general_paths_and_agree():
+    workload = load_workload(DIGITS, ["dataset.samples=10"])
+    registers = PE_REGISTERS + SRAM_REGISTERS
+    ctx = prepare(workload, CampaignSettings(mode="rate", rate=8e-8, registers=registers))
+    samples, table, _, _ = assert_batch_equals_oracle(ctx, range(120))
+    fast = fast_path(table, ctx.golden, len(samples))
+    assert fast.any() and not fast.all()  # both paths taken in one batch
+    counts = np.bincount(table.injection, minlength=len(samples))
+    assert (counts == 0).any() and (counts > 1).any()
+
+
+def test_hardening_and_protection_batched_equal_one_at_a_time():
+    workload = load_workload(DIGITS, [
+        "dataset.samples=10", "accelerator.protection.hardened_bits.accumulator=[29, 30, 31]",
+    ])  # fmt: skip
+    graph = workload.graph
+    layers = [node.name for node in graph.layers()]
+    protected = {layers[0]: np.array([0, 3]), layers[-1]: np.arange(5)}
+    ctx = prepare(workload, CampaignSettings(mode="single", model="mbu", mbu_width=4),
+                  protected=protected)  # fmt: skip
+    assert_batch_equals_oracle(ctx, range(150))
+
+
+def test_explicit_plan_batched_equals_full_rerun():
+    workload = load_workload(DIGITS, ["dataset.samples=6"])
+    ctx = prepare(workload, CampaignSettings(mode="single"))
+    layer = workload.graph.layers()[0].name
+    plan = (Fault(layer=layer, fold=0, register="accumulator", row=2, col=1, cycle=9, bits=(29,)),)
+    ctx = prepare(workload, CampaignSettings(mode="plan", plan=plan))
+    samples, table, out, _ = assert_batch_equals_oracle(ctx, range(12))
+    for i, sample in enumerate(samples):
+        full = full_faulty_inference(ctx.golden, int(sample),
+                                     inference_faults(table.faults(i, sample=int(sample))))  # fmt: skip
+        np.testing.assert_array_equal(out[i], full[0])
+
+
+def test_residual_network_batched_equals_one_at_a_time():
+    workload = load_workload(ROOT / "workloads" / "resnet18.yaml", [
+        "model.input_size=32", "accelerator.array.rows=8", "accelerator.array.cols=8",
+    ])  # fmt: skip
+    assert any(node.op == "add" for node in workload.graph.nodes)
+    early = tuple(f"layer1.{block}.conv{conv}" for block in (0, 1) for conv in (1, 2))
+    settings = CampaignSettings(mode="single", registers=("accumulator",), layers=early,
+                                bits=(29, 30, 31))  # fmt: skip
+    ctx = prepare(workload, settings)
+    *_, stats = assert_batch_equals_oracle(ctx, range(40))
+    # some faults travel through the residual adds to the logits
+    assert sum(s.layers_recomputed > 10 for s in stats) >= 3
+
+
+def test_draws_depend_on_seed_and_task_only():
+    workload = load_workload(DIGITS, ["dataset.samples=10"])
+    ctx = prepare(workload, CampaignSettings(mode="rate", rate=2e-6))
+    samples, table = draw_batch(range(30), 4, ctx)
+    for task in (0, 7, 29):
+        sample, faults = draw_faults(TaskSpec(task, 4), ctx)
+        assert sample == samples[task]
+        assert faults == table.faults(task, sample=sample)
+    reordered_samples, reordered = draw_batch([29, 7, 0], 4, ctx)
+    assert list(reordered_samples) == [samples[29], samples[7], samples[0]]
+    assert reordered.faults(1, sample=int(samples[7])) == table.faults(7, sample=int(samples[7]))
+    other_samples, _ = draw_batch(range(30), 5, ctx)
+    assert not np.array_equal(other_samples, samples)
+
+
+def test_poisson_counts_have_the_configured_mean():
+    workload = load_workload(DIGITS, ["dataset.samples=4"])
+    ctx = prepare(workload, CampaignSettings(mode="rate", rate=1e-6))
+    expected = 1e-6 * ctx.sampler().total
+    _, table = draw_batch(range(4000), 0, ctx)
+    counts = np.bincount(table.injection, minlength=4000)
+    # Poisson: mean = variance = expected; 4000 draws put the mean within ~5 sigma below
+    assert abs(counts.mean() - expected) < 5 * np.sqrt(expected / 4000)
+    assert abs(counts.var() / expected - 1) < 0.15
+
+
+def test_task_words_are_a_pure_function_of_seed_task_and_slot():
+    tasks, slots = np.array([3, 3, 9, 0]), np.array([0, 1, 0, 5])
+    words = task_words(11, tasks, slots)
+    assert len(set(words.tolist())) == 4
+    np.testing.assert_array_equal(task_words(11, tasks[::-1], slots[::-1]), words[::-1])
+    assert task_words(12, tasks, slots)[0] != words[0]
+
+
+def test_one_injection_and_a_chunk_give_the_same_results():
+    workload = load_workload(DIGITS, ["dataset.samples=10"])
+    ctx = prepare(workload, CampaignSettings(mode="rate", rate=2e-6))
+    tasks = [TaskSpec(i, 2) for i in range(20)]
+    assert run_injections(tasks, ctx) == [run_injection(task, ctx) for task in tasks]
