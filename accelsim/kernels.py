@@ -505,11 +505,23 @@ def chain_values(dataflow, rows, cols, a_bits, a_signed, w_bits, acc_bits, overf
     psum = np.empty((m1 - m0, n1 - n0), dtype=np.int64)
     for m in range(m1 - m0):
         psum[m] = bias[n0:n1]
-    for link in range(links):
+    faulty = np.zeros(links, dtype=np.bool_)
+    for i in range(faults.shape[0]):
+        faulty[faults[i, 0]] = True
+    link = 0
+    while link < links:
         k0, k1 = k_bounds[link, 0], k_bounds[link, 1]
+        if faulty[link]:
+            link_faults = _link_faults(faults, link)
+            link += 1
+        else:  # a run of fault-free links with contiguous k is one GEMM (same arithmetic)
+            link += 1
+            while link < links and not faulty[link] and k_bounds[link, 0] == k1:
+                k1 = k_bounds[link, 1]
+                link += 1
+            link_faults = np.zeros((0, FAULT_COLUMNS), dtype=np.int64)
         psum = fold_values(
             dataflow, np.ascontiguousarray(a[m0:m1, k0:k1]), np.ascontiguousarray(w[k0:k1, n0:n1]),
-            psum, rows, cols, a_bits, a_signed, w_bits, acc_bits, overflow,
-            _link_faults(faults, link),
+            psum, rows, cols, a_bits, a_signed, w_bits, acc_bits, overflow, link_faults,
         )  # fmt: skip
     return psum

@@ -125,7 +125,7 @@ class Golden:
 
 
 def _nbytes(ops: GemmOperands) -> int:
-    arrays = (*ops.a, *ops.w, *ops.psum, *ops.bias, *ops.input_elements)
+    arrays = (*ops.a, *ops.psum, *ops.bias)  # the weights are shared, not per sample
     return sum(a.nbytes for a in arrays)
 
 
@@ -205,9 +205,7 @@ def faulty_layer_from_golden(golden: Golden, node: Node, sample: int, faults: La
         for link in golden.chain(node.name, fold):
             compute_fold(code, accel.array.rows, accel.array.cols, sched.shape, link,
                          ops.a[g], ops.w[g], psum[g], live.get(link.index))  # fmt: skip
-    faulty = GemmOperands(a=ops.a, w=ops.w, psum=psum, bias=ops.bias,
-                          input_elements=ops.input_elements)  # fmt: skip
-    out = gemm_output(node, faulty, sched.shape)
+    out = gemm_output(node, ops.with_psum(psum), sched.shape)
     if np.array_equal(out, golden.tensor(node.output, sample)):
         return None
     return out
@@ -241,7 +239,7 @@ def sram_faulty_layer(golden: Golden, node: Node, sample: int, sram: Sequence[Fa
     psum, tiles = recompute_psums(sched, array.dataflow, array.rows, array.cols, ops, effects,
                                   pe_faults=live, extra_tiles=pe_tiles)  # fmt: skip
     stats.tiles_recomputed += tiles
-    out = gemm_output(node, _with_psum(ops, psum), sched.shape)
+    out = gemm_output(node, ops.with_psum(psum), sched.shape)
     if channels is not None and len(channels):
         clean = ops
         if x is not None:  # the redundant units see the operands, not the array's PE faults
@@ -249,13 +247,8 @@ def sram_faulty_layer(golden: Golden, node: Node, sample: int, sram: Sequence[Fa
             functional.run_folds(node, sched, clean, accel)
         psum, _ = recompute_psums(sched, array.dataflow, array.rows, array.cols, clean, effects,
                                   psum_flips=False)  # fmt: skip
-        out[:, channels] = gemm_output(node, _with_psum(ops, psum), sched.shape)[:, channels]
+        out[:, channels] = gemm_output(node, ops.with_psum(psum), sched.shape)[:, channels]
     return out
-
-
-def _with_psum(ops: GemmOperands, psum: list[np.ndarray]) -> GemmOperands:
-    return GemmOperands(a=ops.a, w=ops.w, psum=psum, bias=ops.bias,
-                        input_elements=ops.input_elements)  # fmt: skip
 
 
 def _sram_by_layer(golden: Golden, sram: Sequence[Fault]) -> dict[str, list[Fault]]:

@@ -643,7 +643,12 @@ class FaultTable:
 def mask_bits(mask: int) -> tuple[int, ...]:
     """The bit positions set in ``mask``, ascending."""
     mask = int(mask)
-    return tuple(b for b in range(mask.bit_length()) if mask >> b & 1)
+    bits = []
+    while mask:
+        lowest = mask & -mask
+        bits.append(lowest.bit_length() - 1)
+        mask ^= lowest
+    return tuple(bits)
 
 
 def exposed_bit_cycles(

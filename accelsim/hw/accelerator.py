@@ -9,6 +9,7 @@ Reading ``Accelerator.__init__`` is reading the block diagram::
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from ..intmath import requantize_array
 from ..ir import Graph, Node
 from ..schedule import FoldJob, GemmShape, LayerSchedule, bytes_for, schedule_layer
 from .buffer import SramBuffer
-from .controller import Controller, GemmOperands, LayerCounters, element_prefix
+from .controller import Controller, GemmOperands, LayerCounters
 from .dram import DRAM
 from .module import Module, Tracer
 from .pe_array import PEArray, compute_layer
@@ -176,35 +177,49 @@ class Accelerator(Module):
 
 def lower_operands(node: Node, x: np.ndarray, shape: GemmShape) -> GemmOperands:
     """Lower a layer's input and weights to the GEMM operands the array streams."""
-    weight = node.params["weight"].astype(np.int64)
     bias = node.params["bias"].astype(np.int64)
+    padding_window = None
     if node.op == "linear":
         a_groups = [np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=np.int64)]
-        w_groups = [np.ascontiguousarray(weight.T)]
-        masks = [np.ones_like(a_groups[0])]
     else:
-        args = (weight.shape, tuple(node.attrs["stride"]), tuple(node.attrs["padding"]),
-                int(node.attrs.get("groups", 1)))  # fmt: skip
-        a_groups = mapping.lower_conv(x, *args)
-        w_groups = mapping.weight_matrices(weight, int(node.attrs.get("groups", 1)))
-        if shape.padding == (0, 0):
-            masks = [np.ones(a_groups[0].shape, dtype=np.int64)]
-        else:
-            # where padding zeros sit depends on the pixel and the kernel offset only: lower
-            # one channel of ones and repeat it for the group's channels (k = c*KH*KW + ...)
-            kh, kw = weight.shape[2], weight.shape[3]
-            one_channel = mapping.lower_conv(np.ones((x.shape[0], 1, *x.shape[2:]), np.int64),
-                                             (1, 1, kh, kw), args[1], args[2], 1)[0]  # fmt: skip
-            masks = [np.tile(one_channel, (1, weight.shape[1]))]
+        kh, kw = node.params["weight"].shape[2:]
+        args = ((1, 1, kh, kw), tuple(node.attrs["stride"]), tuple(node.attrs["padding"]))
+        groups = int(node.attrs.get("groups", 1))
+        a_groups = mapping.lower_conv(x, node.params["weight"].shape, *args[1:], groups)
+        if shape.padding != (0, 0):
+            # where padding zeros sit depends on the pixel and the kernel offset only
+            ones = np.ones((x.shape[0], 1, *x.shape[2:]), np.int64)
+            padding_window = mapping.lower_conv(ones, *args, 1)[0]
     n = shape.N
-    psums = [np.tile(bias[g * n : (g + 1) * n], (shape.M, 1)) for g in range(shape.groups)]
     return GemmOperands(
-        a=[np.ascontiguousarray(a, dtype=np.int64) for a in a_groups],
-        w=[np.ascontiguousarray(w, dtype=np.int64) for w in w_groups],
-        psum=psums,
+        a=a_groups,
+        w=weight_matrices(node),
+        psum=[np.tile(bias[g * n : (g + 1) * n], (shape.M, 1)) for g in range(shape.groups)],
         bias=[bias[g * n : (g + 1) * n] for g in range(shape.groups)],
-        input_elements=[element_prefix(masks[0] != 0)] * shape.groups,  # same in every group
+        padding_window=padding_window,
     )
+
+
+# the IR's weights are read-only: each layer's int64 weight matrices are built once, kept
+# while the weight array lives (keyed by its id, dropped when it is collected)
+_WEIGHT_MATRICES: dict[int, list[np.ndarray]] = {}
+
+
+def weight_matrices(node: Node) -> list[np.ndarray]:
+    """A conv2d/linear node's weights as the (K, N) int64 matrix of each group (cached)."""
+    weight = node.params["weight"]
+    matrices = _WEIGHT_MATRICES.get(id(weight))
+    if matrices is None:
+        if node.op == "linear":
+            matrices = [np.ascontiguousarray(weight.astype(np.int64).T)]
+        else:
+            groups = int(node.attrs.get("groups", 1))
+            matrices = mapping.weight_matrices(weight.astype(np.int64), groups)
+        for matrix in matrices:
+            matrix.flags.writeable = False
+        _WEIGHT_MATRICES[id(weight)] = matrices
+        weakref.finalize(weight, _WEIGHT_MATRICES.pop, id(weight), None)
+    return matrices
 
 
 def gemm_output(node: Node, ops: GemmOperands, shape: GemmShape) -> np.ndarray:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import simpy
@@ -55,7 +56,25 @@ class GemmOperands:
     w: list[np.ndarray]  # (K, N) per group
     psum: list[np.ndarray]  # (M, N) per group, starts at the bias, updated in place
     bias: list[np.ndarray]  # (N,) per group: where every accumulator starts
-    input_elements: list[np.ndarray]  # 2-D prefix sums of "not a padding zero" over A
+    # (M, KH*KW): 1 where a kernel offset of an output pixel reads the input, 0 where it reads
+    # padding (the same for every channel); None: A holds no padding
+    padding_window: np.ndarray | None = None
+
+    def with_psum(self, psum: list[np.ndarray]) -> GemmOperands:
+        """The same operands with other partial sums."""
+        return replace(self, psum=psum)
+
+    @cached_property
+    def input_elements(self) -> list[np.ndarray]:
+        """Per group, 2-D prefix sums of "not a padding zero" over A (for traffic and SRAM
+        words; computed when first asked, as most uses of the operands never need it)."""
+        shape = self.a[0].shape
+        if self.padding_window is None:
+            mask = np.ones(shape, dtype=bool)
+        else:
+            channels = shape[1] // self.padding_window.shape[1]
+            mask = np.tile(self.padding_window != 0, (1, channels))  # k = c*KH*KW + offset
+        return [element_prefix(mask)] * len(self.a)  # the same in every group
 
 
 def weight_tile(fold: FoldJob) -> tuple[int, int, int, int, int]:
