@@ -185,23 +185,32 @@ def run_injections(tasks: Sequence[TaskSpec], ctx: CampaignContext) -> list[dict
     masked = np.all((outputs == reference).reshape(batch, -1), axis=1)
     top1 = outputs.reshape(batch, -1).argmax(axis=1)
     golden_top1 = reference.reshape(batch, -1).argmax(axis=1)
-    labels = None if ctx.labels is None else ctx.labels[samples]
-    bounds = np.searchsorted(table.injection, np.arange(batch + 1))
+    labels = [None] * batch if ctx.labels is None else ctx.labels[samples].tolist()
+    bounds = np.searchsorted(table.injection, np.arange(batch + 1)).tolist()
+    # plain Python lists: per-injection work below touches no numpy scalars
+    registers = [REGISTERS[r] for r in table.register.tolist()]
+    layers = [table.layer_names[x] for x in table.layer.tolist()]
+    masks = table.mask.tolist()
+    samples_, masked_, rmse_ = samples.tolist(), masked.tolist(), rmse.tolist()
+    top1_, golden_top1_ = top1.tolist(), golden_top1.tolist()
     results = []
     for i in range(batch):
-        rows = slice(bounds[i], bounds[i + 1])
-        label = None if labels is None else int(labels[i])
+        lo, hi = bounds[i], bounds[i + 1]
+        union = 0
+        for mask in masks[lo:hi]:
+            union |= mask
+        label = labels[i]
         results.append({
-            "sample": int(samples[i]),
-            "faults": int(bounds[i + 1] - bounds[i]),
-            "registers": sorted({REGISTERS[r] for r in table.register[rows].tolist()}),
-            "layers": sorted({table.layer_names[x] for x in table.layer[rows].tolist()}),
-            "bits": list(mask_bits(np.bitwise_or.reduce(table.mask[rows], initial=0))),
-            "masked": bool(masked[i]),
-            "top1_changed": bool(top1[i] != golden_top1[i]),
-            "correct": None if label is None else bool(top1[i] == label),
-            "golden_correct": None if label is None else bool(golden_top1[i] == label),
-            "rmse": float(rmse[i]),
+            "sample": samples_[i],
+            "faults": hi - lo,
+            "registers": sorted(set(registers[lo:hi])),
+            "layers": sorted(set(layers[lo:hi])),
+            "bits": list(mask_bits(union)),
+            "masked": masked_[i],
+            "top1_changed": top1_[i] != golden_top1_[i],
+            "correct": None if label is None else top1_[i] == label,
+            "golden_correct": None if label is None else golden_top1_[i] == label,
+            "rmse": rmse_[i],
             "masked_early": stats[i].masked_early,
             "tiles_recomputed": stats[i].tiles_recomputed,
             "layers_recomputed": stats[i].layers_recomputed,

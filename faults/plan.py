@@ -616,6 +616,13 @@ class FaultTable:
         columns = np.array(rows, dtype=np.int64).reshape(-1, 9).T
         return cls(*columns, layer_names=names)
 
+    def of_injections(self, start: int, stop: int) -> FaultTable:
+        """The faults of injections ``start..stop-1``, renumbered from 0."""
+        rows = (self.injection >= start) & (self.injection < stop)
+        columns = {name: getattr(self, name)[rows] for name in _TABLE_COLUMNS}
+        columns["injection"] = columns["injection"] - start
+        return FaultTable(**columns, layer_names=self.layer_names)
+
     def kernel_rows(self, select: np.ndarray | slice = slice(None)) -> np.ndarray:
         """The selected PE faults as kernel rows ``[class, row, col, cycle, mask, kind]``."""
         columns = (self.register, self.row, self.col, self.cycle, self.mask, self.kind)
@@ -638,6 +645,9 @@ class FaultTable:
             )  # fmt: skip
             for j in rows
         ]
+
+
+_TABLE_COLUMNS = ("injection", "layer", "fold", "register", "row", "col", "cycle", "mask", "kind")
 
 
 def mask_bits(mask: int) -> tuple[int, ...]:

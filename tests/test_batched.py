@@ -142,6 +142,9 @@ def test_draws_depend_on_seed_and_task_only():
     reordered_samples, reordered = draw_batch([29, 7, 0], 4, ctx)
     assert list(reordered_samples) == [samples[29], samples[7], samples[0]]
     assert reordered.faults(1, sample=int(samples[7])) == table.faults(7, sample=int(samples[7]))
+    part = table.of_injections(7, 12)
+    assert part.faults(0, sample=1) == table.faults(7, sample=1)
+    assert set(part.injection.tolist()) <= set(range(5))
     other_samples, _ = draw_batch(range(30), 5, ctx)
     assert not np.array_equal(other_samples, samples)
 

@@ -284,3 +284,24 @@ def test_large_fault_free_fold_matches_the_plain_loop_on_a_sample():
         np.testing.assert_array_equal(
             got[rows], sequential_gemm(a[rows], w, psum[rows], 21, overflow)
         )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 40), st.integers(1, 9), st.sampled_from([8, 16, 32, 48]),
+       st.sampled_from([7, 16, 24, 31]), st.sampled_from(["wrap", "saturate"]),
+       st.booleans(), st.integers(0, 2**32 - 1))  # fmt: skip
+def test_run_gemm_float64_shortcut_equals_the_integer_kernel(M, K, N, acc_bits, magnitude,
+                                                            overflow, read_only, seed):  # fmt: skip
+    """run_gemm sums in float64 BLAS when every partial sum stays below 2**53 (exact), else in
+    the int64 kernel; both must equal the kernel the simulator always had, weights cached or not."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-(1 << magnitude), 1 << magnitude, (M, K))
+    w = rng.integers(-(1 << magnitude), 1 << magnitude, (K, N))
+    psum = rng.integers(-(1 << (acc_bits - 1)), 1 << (acc_bits - 1), (M, N))
+    w.flags.writeable = not read_only  # read-only weights: float copy and max|w| are cached
+    rule = OVERFLOW_RULES[overflow]
+    expected = kernels._gemm_overflow(a, w, psum, acc_bits, rule)
+    for _ in range(2):  # the second call reuses the cached facts of a read-only w
+        np.testing.assert_array_equal(
+            kernels.run_gemm(a, w, psum, acc_bits=acc_bits, overflow=rule), expected
+        )
