@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +85,26 @@ def test_protected_share_removes_exactly_the_neurons_failures(workload):
                                protected={"conv1": [0, 1, 2, 3]})  # fmt: skip
     bare = first_order_failure(vf, rate=rate, registers=("accumulator",))
     assert some["failure"] <= bare["failure"]
+
+
+def test_run_with_reliability_end_to_end(tmp_path):
+    """`accelsim run --reliability`: vulnerability factors measured (and cached under the working
+    folder), neurons protected by NVF, the campaign and the first-order estimate in result.json."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelsim", "run", str(DIGITS), "--reliability", "--out", str(out),
+         "--set", "dataset.samples=8", "--set", "faults.injections=50",
+         "--set", "accelerator.protection.protected_fraction=0.1",
+         "--set", "accelerator.protection.redundant_units=4"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(DIGITS.parents[1])},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "first-order reliability" in proc.stdout
+    result = json.loads((out / "result.json").read_text())
+    estimate = result["reliability"]
+    assert 0 <= estimate["lo"] <= estimate["failure"] <= estimate["hi"] <= 1
+    assert estimate["expected_faults"] > 0
+    assert sum(len(v) for v in result["protected_neurons"].values()) == round(0.1 * 34)
+    assert result["faults"]["injections"] == 50
+    assert list((tmp_path / ".cache" / "vf").glob("*.json"))  # measured once, then cached
