@@ -120,6 +120,8 @@ def exposure_of(golden: Golden) -> Exposure:
     return Exposure(layers, register_widths(golden.graph), accel.protection.hardened_bits)
 
 
+# how injections draw: a log written under another scheme holds other faults, so it is refused
+DRAW_SCHEME = "task_words/1"
 # words of a task's counter-based random stream (faults.runner.task_words)
 SAMPLE_WORD, COUNT_WORD, FIRST_FAULT_WORD = 0, 1, 2  # then 2 words per fault: site, cycle
 
@@ -282,7 +284,8 @@ def campaign_key(workload: Workload, settings: CampaignSettings, samples: int, s
         {"graph": workload.graph.content_hash(),
          "accelerator": workload.config.accelerator.model_dump(mode="json"),
          "settings": settings.to_dict(), "samples": samples, "seed": seed,
-         "inputs": hashlib.sha256(np.ascontiguousarray(workload.inputs[:samples])).hexdigest()},
+         "inputs": hashlib.sha256(np.ascontiguousarray(workload.inputs[:samples])).hexdigest(),
+         "draws": DRAW_SCHEME},
         sort_keys=True,
     )  # fmt: skip
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
