@@ -108,7 +108,12 @@ def _gemm_overflow(a, w, psum_in, acc_bits, overflow):
     """
     K = a.shape[1]
     psum_max = _max_abs(psum_in)
-    bound = psum_max + K * _max_abs(a) * _max_abs(w)
+    max_a, max_w = _max_abs(a), _max_abs(w)
+    limit = 1 << 62
+    if max_a == 0 or max_w == 0 or max_w <= (limit // max(K, 1)) // max_a:
+        bound = psum_max + K * max_a * max_w  # cannot overflow int64: each term <= 2**62
+    else:
+        bound = limit  # the products alone could reach 2**62: take the per-k path
     if overflow == OVERFLOW_WRAP:
         if bound < (1 << 62):
             return _wrap_all(_gemm_exact(a, w, psum_in), acc_bits)
