@@ -18,12 +18,11 @@ Two paths, one semantics (docs/semantics.md sections 3-4, docs/dataflows.md):
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 from numba import njit
 
 from . import mapping
+from .derived import derived
 from .intmath import OVERFLOW_WRAP, accumulate, flip_bits, force_bits, wrap
 
 WS, OS, IS = mapping.WS, mapping.OS, mapping.IS
@@ -140,7 +139,8 @@ def run_gemm(
         np.broadcast_to(np.asarray(psum_in, dtype=np.int64), (a.shape[0], w.shape[1]))
     )
     if a.size and w.size:
-        w_float, w_max = _static_facts(w)
+        static = not w.flags.writeable  # a layer's weight matrix: its facts are kept
+        w_max = derived(w, "max_abs", _max_abs) if static else _max_abs(w)
         bound = _max_abs(psum) + a.shape[1] * _max_abs(a) * w_max
         # below 2**53 every product and partial sum is an integer a float64 holds exactly, in
         # any summation order, so BLAS gives the exact sum; the overflow rule then acts as in
@@ -149,34 +149,17 @@ def run_gemm(
             overflow == OVERFLOW_WRAP or bound < (1 << (int(acc_bits) - 1))
         )
         if exact:
-            product = (a.astype(np.float64) @ w_float()).astype(np.int64)
+            w_float = derived(w, "float64", _as_float64) if static else _as_float64(w)
+            product = (a.astype(np.float64) @ w_float).astype(np.int64)
             return _wrap_all(psum + product, int(acc_bits))
     return _gemm_overflow(a, w, psum, int(acc_bits), int(overflow))
 
 
 FLOAT64_EXACT = 1 << 53  # integers up to here are exact in float64
-_STATIC_FACTS: dict[int, tuple[np.ndarray | None, int]] = {}
 
 
-def _static_facts(w: np.ndarray):
-    """(a function giving ``w`` as float64, max|w|); for read-only arrays (the layers' weight
-    matrices, see ``hw.accelerator.weight_matrices``) both are computed once."""
-    if w.flags.writeable:
-        return (lambda: w.astype(np.float64)), int(_max_abs(w))
-    key = id(w)
-    facts = _STATIC_FACTS.get(key)
-    if facts is None:
-        facts = _STATIC_FACTS[key] = (None, int(_max_abs(w)))
-        weakref.finalize(w, _STATIC_FACTS.pop, key, None)
-
-    def as_float() -> np.ndarray:
-        converted, max_abs = _STATIC_FACTS[key]
-        if converted is None:
-            converted = w.astype(np.float64)
-            _STATIC_FACTS[key] = (converted, max_abs)
-        return converted
-
-    return as_float, facts[1]
+def _as_float64(array: np.ndarray) -> np.ndarray:
+    return array.astype(np.float64)
 
 
 # ---- faulty fold: register-level emulation ----------------------------------------------

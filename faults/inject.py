@@ -28,19 +28,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from accelsim import executor, functional, mapping
 from accelsim.config import AcceleratorConfig
 from accelsim.hw.accelerator import GEMM_OPS, gemm_output, lower_operands
 from accelsim.hw.controller import GemmOperands
-from accelsim.hw.pe_array import compute_fold, harden, hardened_masks
+from accelsim.hw.pe_array import FAULT_MASK_COLUMN, hardened_masks, tile_key
+from accelsim.intmath import OVERFLOW_RULES, requantize
 from accelsim.ir import Graph, Node
-from accelsim.schedule import FoldJob, LayerSchedule, schedule_layer
+from accelsim.kernels import chain_values
+from accelsim.schedule import LayerSchedule, schedule_layer
 
 from .plan import Fault
 from .sram import layer_effects, lowered_index, recompute_psums
 
 FLIP = 0  # kernel fault kind: transient flip (stuck-at faults act for the whole fold)
+MASK, KIND = FAULT_MASK_COLUMN, 5  # kernel fault rows: [class, row, col, cycle, mask, kind]
 LayerFaults = Mapping[int, np.ndarray]  # fold index -> kernel fault rows (F, 6)
 InferenceFaults = Mapping[str, LayerFaults]  # layer name -> its faults
 
@@ -72,9 +76,8 @@ class Golden:
     cache_bytes: int = 512 * 2**20  # lowered operands kept per (layer, sample), LRU
     _operands: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _cached_bytes: int = field(default=0, repr=False)
-    _chains: dict = field(default_factory=dict, repr=False)
     _input_index: dict = field(default_factory=dict, repr=False)
-    _fold_tables: dict = field(default_factory=dict, repr=False)  # faults.batched.LayerFolds
+    _fold_tables: dict = field(default_factory=dict, repr=False)
 
     @property
     def samples(self) -> int:
@@ -104,17 +107,12 @@ class Golden:
             self._cached_bytes -= _nbytes(evicted)
         return ops
 
-    def chain(self, layer: str, fold: FoldJob) -> list[FoldJob]:
-        """Every fold accumulating into ``fold``'s output tile, in k order."""
-        chains = self._chains.get(layer)
-        if chains is None:
-            chains = {}
-            for f in self.schedules[layer].folds:
-                chains.setdefault(_tile_key(f), []).append(f)
-            for folds in chains.values():
-                folds.sort(key=lambda f: f.k0)
-            self._chains[layer] = chains
-        return chains[_tile_key(fold)]
+    def folds(self, layer: str) -> LayerFolds:
+        """The layer's folds and output-tile k-chains as arrays (built once)."""
+        folds = self._fold_tables.get(layer)
+        if folds is None:
+            folds = self._fold_tables[layer] = LayerFolds.of(self.schedules[layer])
+        return folds
 
     def input_index(self, node: Node) -> list[np.ndarray]:
         """Per group, which input element (address + 1, 0 = padding) each A entry holds."""
@@ -129,8 +127,39 @@ def _nbytes(ops: GemmOperands) -> int:
     return sum(a.nbytes for a in arrays)
 
 
-def _tile_key(fold: FoldJob) -> tuple[int, int, int, int, int]:
-    return (fold.group, fold.m0, fold.m1, fold.n0, fold.n1)
+@dataclass(frozen=True)
+class LayerFolds:
+    """A layer's folds as arrays, and the k-chain of every output tile, for Numba."""
+
+    dims: np.ndarray  # (folds, 3) Mt, Kt, Nt
+    tile: np.ndarray  # (folds,) output tile id
+    position: np.ndarray  # (folds,) place of the fold in its tile's k-chain
+    tiles: np.ndarray  # (tiles, 5) group, m0, m1, n0, n1
+    chains: tuple[np.ndarray, ...]  # per tile: (links, 2) k0, k1 in ascending k
+
+    @classmethod
+    def of(cls, sched: LayerSchedule) -> LayerFolds:
+        folds = sched.folds
+        keys: dict[tuple[int, ...], int] = {}
+        tile = np.array([keys.setdefault(tile_key(f), len(keys)) for f in folds], dtype=np.int64)
+        links: list[list[tuple[int, int, int]]] = [[] for _ in keys]
+        for f in folds:
+            links[tile[f.index]].append((f.k0, f.k1, f.index))
+        position = np.zeros(len(folds), dtype=np.int64)
+        chains = []
+        for chain in links:
+            chain.sort()
+            for place, (_, _, index) in enumerate(chain):
+                position[index] = place
+            chains.append(np.array([(k0, k1) for k0, k1, _ in chain], dtype=np.int64))
+        return cls(
+            dims=np.array([(f.m1 - f.m0, f.k1 - f.k0, f.n1 - f.n0) for f in folds],
+                          dtype=np.int64).reshape(-1, 3),
+            tile=tile,
+            position=position,
+            tiles=np.array(list(keys), dtype=np.int64).reshape(-1, 5),
+            chains=tuple(chains),
+        )  # fmt: skip
 
 
 def golden_run(graph: Graph, accel: AcceleratorConfig, inputs: np.ndarray) -> Golden:
@@ -144,71 +173,162 @@ def golden_run(graph: Graph, accel: AcceleratorConfig, inputs: np.ndarray) -> Go
     return Golden(graph=graph, accel=accel, values=values, schedules=schedules)
 
 
-def reachable_faults(golden: Golden, node: Node, faults: LayerFaults,
-                     stats: InjectionStats) -> dict[int, np.ndarray]:  # fmt: skip
-    """The faults of one layer that can change an output (hardened bits removed)."""
-    sched = golden.schedules[node.name]
-    accel = golden.accel
-    rows, cols, dataflow = accel.array.rows, accel.array.cols, accel.array.dataflow
-    masks = hardened_masks(accel.protection.hardened_bits)
-    live: dict[int, np.ndarray] = {}
-    for fold_index, fold_faults in faults.items():
-        fold_faults = np.asarray(fold_faults, dtype=np.int64).reshape(-1, 6)
-        stats.faults += len(fold_faults)
-        hardened = harden(fold_faults, masks)
-        fold = sched.folds[int(fold_index)]
-        mt, kt, nt = fold.m1 - fold.m0, fold.k1 - fold.k0, fold.n1 - fold.n0
-        keep = [
-            row
-            for row in hardened
-            if row[5] != FLIP
-            or mapping.affected_outputs(
-                dataflow,
-                int(row[0]),
-                int(row[1]),
-                int(row[2]),
-                int(row[3]),
-                mt,
-                kt,
-                nt,
-                rows,
-                cols,
-            )[0].size  # fmt: skip
-        ]
-        stats.masked_early += len(fold_faults) - len(keep)
-        if keep:
-            live[int(fold_index)] = np.array(keep, dtype=np.int64)
+@njit(cache=True)
+def _reaches_output(dataflow, rows, cols, dims, faults):
+    """Per fault row: can it change an output? (stuck-at faults always may)."""
+    live = np.ones(faults.shape[0], dtype=np.bool_)
+    for i in range(faults.shape[0]):
+        if faults[i, MASK] == 0:
+            live[i] = False  # every bit it hits is hardened
+        elif faults[i, KIND] == FLIP:
+            m0, m1, n0, n1 = mapping.affected_box(
+                dataflow, faults[i, 0], faults[i, 1], faults[i, 2], faults[i, 3],
+                dims[i, 0], dims[i, 1], dims[i, 2], rows, cols, faults[i, KIND],
+            )  # fmt: skip
+            live[i] = m0 < m1 and n0 < n1
     return live
 
 
-def faulty_layer_from_golden(golden: Golden, node: Node, sample: int, faults: LayerFaults,
-                             stats: InjectionStats) -> np.ndarray | None:  # fmt: skip
-    """The layer's output under ``faults`` when its input is fault-free; None if masked."""
-    live = reachable_faults(golden, node, faults, stats)
-    if not live:
-        return None
-    sched = golden.schedules[node.name]
+def live_faults(golden: Golden, node: Node, owner: np.ndarray, fold: np.ndarray,
+                faults: np.ndarray, stats: Sequence[InjectionStats]) -> np.ndarray:  # fmt: skip
+    """Which kernel rows ``faults`` of one layer (folds ``fold``, injections ``owner``) can
+    change an output, once the hardened bits are removed (in place); the others are counted
+    as masked early in their injection's ``stats``."""
     accel = golden.accel
-    ops = golden.operands(node, sample)
-    psum = [p.copy() for p in ops.psum]
-    code = mapping.DATAFLOW_CODES[accel.array.dataflow]
-    done: set[tuple[int, int, int, int, int]] = set()
-    for fold_index in sorted(live):
-        fold = sched.folds[fold_index]
-        key = _tile_key(fold)
-        if key in done:
-            continue
-        done.add(key)
-        stats.tiles_recomputed += 1
-        g = fold.group
-        psum[g][fold.m0 : fold.m1, fold.n0 : fold.n1] = ops.bias[g][fold.n0 : fold.n1]
-        for link in golden.chain(node.name, fold):
-            compute_fold(code, accel.array.rows, accel.array.cols, sched.shape, link,
-                         ops.a[g], ops.w[g], psum[g], live.get(link.index))  # fmt: skip
-    out = gemm_output(node, ops.with_psum(psum), sched.shape)
-    if np.array_equal(out, golden.tensor(node.output, sample)):
+    array = accel.array
+    faults[:, MASK] &= ~hardened_masks(accel.protection.hardened_bits)[faults[:, 0]]
+    dims = golden.folds(node.name).dims[fold]
+    code = mapping.DATAFLOW_CODES[array.dataflow]
+    live = _reaches_output(code, array.rows, array.cols, dims, faults)
+    counts = np.bincount(owner, minlength=len(stats))
+    dropped = np.bincount(owner[~live], minlength=len(stats))
+    for i in np.flatnonzero(counts):
+        stats[i].faults += int(counts[i])
+        stats[i].masked_early += int(dropped[i])
+    return live
+
+
+def reachable_faults(golden: Golden, node: Node, faults: LayerFaults,
+                     stats: InjectionStats) -> dict[int, np.ndarray]:  # fmt: skip
+    """The faults of one layer that can change an output (hardened bits removed)."""
+    per_fold = [np.asarray(rows, dtype=np.int64).reshape(-1, 6) for rows in faults.values()]
+    if not per_fold:
+        return {}
+    rows = np.concatenate(per_fold)
+    fold = np.repeat(np.array(list(faults), dtype=np.int64), [len(r) for r in per_fold])
+    live = live_faults(golden, node, np.zeros(len(rows), dtype=np.int64), fold, rows, [stats])
+    return {int(f): rows[live & (fold == f)] for f in np.unique(fold[live])}
+
+
+def faulty_layer_outputs(golden: Golden, node: Node, samples: np.ndarray, owner: np.ndarray,
+                         fold: np.ndarray, faults: np.ndarray, stats: Sequence[InjectionStats],
+                         channels: np.ndarray | None = None,
+                         ) -> tuple[list[np.ndarray], list[int]]:  # fmt: skip
+    """Layer outputs of several injections whose faults all sit in this layer, input golden.
+
+    Fault row ``j`` (kernel row ``faults[j]`` in fold ``fold[j]``) belongs to injection
+    ``owner[j]``, which runs on sample ``samples[owner[j]]`` and counts into
+    ``stats[owner[j]]``. Each output tile holding a live fault is recomputed along its k-chain
+    with one Numba call and requantised; ``channels`` (protected neurons) are restored from
+    the golden run. Returns the outputs (batch-1 tensors) that differ from the golden run and
+    their injections.
+    """
+    faults = np.array(faults, dtype=np.int64).reshape(-1, 6)
+    live = live_faults(golden, node, owner, fold, faults, stats)
+    owner, fold, faults = owner[live], fold[live], faults[live]
+    outs: list[np.ndarray] = []
+    injections: list[int] = []
+    if len(owner) == 0:
+        return outs, injections
+    sched = golden.schedules[node.name]
+    shape = sched.shape
+    array = golden.accel.array
+    folds = golden.folds(node.name)
+    tile = folds.tile[fold]
+    with_position = np.concatenate([folds.position[fold][:, None], faults], axis=1)
+    # one group per (injection, output tile): one Numba call recomputes its k-chain
+    order = np.lexsort((tile, owner))
+    owner, tile, with_position = owner[order], tile[order], with_position[order]
+    starts = np.flatnonzero(np.r_[True, (owner[1:] != owner[:-1]) | (tile[1:] != tile[:-1])])
+    ends = np.r_[starts[1:], len(owner)]
+    args = (mapping.DATAFLOW_CODES[array.dataflow], array.rows, array.cols, shape.a_bits,
+            shape.a_signed, shape.w_bits, shape.acc_bits, OVERFLOW_RULES[shape.overflow])  # fmt: skip
+    multiplier, shift = node.params["multiplier"], node.params["shift"]
+    attrs = node.attrs
+    requant = (int(attrs["out_zero_point"]), int(attrs["out_lo"]), int(attrs["out_hi"]))
+
+    def keep(out: np.ndarray | None, injection: int) -> None:
+        if out is None:
+            return
+        if channels is not None and len(channels):
+            out[:, channels] = golden_out[:, channels]  # the redundant units' fault-free values
+            if np.array_equal(out, golden_out):
+                return
+        outs.append(out)
+        injections.append(injection)
+
+    out, current = None, -1
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        i = int(owner[start])
+        if i != current:
+            keep(out, current)
+            current, out = i, None
+            ops = golden.operands(node, int(samples[i]))
+            golden_out = golden.tensor(node.output, int(samples[i]))
+        t = int(tile[start])
+        g, m0, m1, n0, n1 = folds.tiles[t].tolist()
+        psum = chain_values(*args, ops.a[g], ops.w[g], ops.bias[g], m0, m1, n0, n1,
+                            folds.chains[t], with_position[start:end])  # fmt: skip
+        stats[i].tiles_recomputed += 1
+        channel = slice(g * shape.N + n0, g * shape.N + n1)
+        values, differs = _requantize_tile(psum, multiplier[channel], shift[channel], *requant,
+                                           _tile_view(golden_out, node.op, m0, m1, channel))  # fmt: skip
+        if differs:
+            if out is None:
+                out = golden_out.copy()
+            _tile_view(out, node.op, m0, m1, channel)[...] = values
+    keep(out, current)
+    return outs, injections
+
+
+@njit(cache=True)
+def _requantize_tile(psum, multiplier, shift, zero_point, lo, hi, reference):
+    """Requantised tile values and whether they differ from ``reference`` (the golden tile)."""
+    rows, cols = psum.shape
+    values = np.empty((rows, cols), dtype=np.int64)
+    differs = False
+    for m in range(rows):
+        for n in range(cols):
+            v = requantize(psum[m, n], multiplier[n], shift[n], zero_point, lo, hi)
+            values[m, n] = v
+            differs |= v != reference[m, n]
+    return values, differs
+
+
+def _tile_view(out: np.ndarray, op: str, m0: int, m1: int, channel: slice) -> np.ndarray:
+    """Where GEMM tile rows ``[m0, m1)`` x ``channel`` sit in a batch-1 output tensor.
+
+    GEMM rows are output pixels (h, w) in raster order, columns output channels.
+    """
+    if op == "linear":
+        return out[m0:m1, channel]
+    flat = out.reshape(out.shape[1], -1)  # (C, H*W), a view of a contiguous tensor
+    return flat[channel, m0:m1].T
+
+
+def faulty_layer_from_golden(golden: Golden, node: Node, sample: int, faults: LayerFaults,
+                             stats: InjectionStats,
+                             channels: np.ndarray | None = None) -> np.ndarray | None:  # fmt: skip
+    """The layer's output under ``faults`` when its input is fault-free; None if masked."""
+    per_fold = [np.asarray(rows, dtype=np.int64).reshape(-1, 6) for rows in faults.values()]
+    if not per_fold:
         return None
-    return out
+    rows = np.concatenate(per_fold)
+    fold = np.repeat(np.array(list(faults), dtype=np.int64), [len(r) for r in per_fold])
+    outs, _ = faulty_layer_outputs(golden, node, np.array([sample]),
+                                   np.zeros(len(rows), dtype=np.int64), fold, rows, [stats],
+                                   channels)  # fmt: skip
+    return outs[0] if outs else None
 
 
 def sram_faulty_layer(golden: Golden, node: Node, sample: int, sram: Sequence[Fault],
@@ -231,7 +351,7 @@ def sram_faulty_layer(golden: Golden, node: Node, sample: int, sram: Sequence[Fa
     live = reachable_faults(golden, node, pe_faults or {}, stats)
     if x is None:
         ops = golden.operands(node, sample)
-        pe_tiles = {_tile_key(sched.folds[index]) for index in live}
+        pe_tiles = {tile_key(sched.folds[index]) for index in live}
     else:  # a dirty input: every tile differs already; PE faults act in the full run
         ops = lower_operands(node, x, sched.shape)
         functional.run_folds(node, sched, ops, accel, live)
@@ -295,10 +415,8 @@ def faulty_inference(golden: Golden, sample: int, faults: InferenceFaults,
                 changed[node.output] = out
             continue
         if node.op in GEMM_OPS and not dirty:
-            out = faulty_layer_from_golden(golden, node, sample, layer_faults, stats)
-            if out is not None and channels is not None and len(channels):
-                out[:, channels] = golden.tensor(node.output, sample)[:, channels]
-            if out is not None and not np.array_equal(out, golden.tensor(node.output, sample)):
+            out = faulty_layer_from_golden(golden, node, sample, layer_faults, stats, channels)
+            if out is not None:
                 changed[node.output] = out
             continue
         inputs = [changed.get(name, golden.tensor(name, sample)) for name in node.inputs]

@@ -9,7 +9,6 @@ Reading ``Accelerator.__init__`` is reading the block diagram::
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ import simpy
 
 from .. import executor, mapping
 from ..config import AcceleratorConfig
+from ..derived import derived
 from ..intmath import requantize_array
 from ..ir import Graph, Node
 from ..schedule import FoldJob, GemmShape, LayerSchedule, bytes_for, schedule_layer
@@ -200,26 +200,21 @@ def lower_operands(node: Node, x: np.ndarray, shape: GemmShape) -> GemmOperands:
     )
 
 
-# the IR's weights are read-only: each layer's int64 weight matrices are built once, kept
-# while the weight array lives (keyed by its id, dropped when it is collected)
-_WEIGHT_MATRICES: dict[int, list[np.ndarray]] = {}
-
-
 def weight_matrices(node: Node) -> list[np.ndarray]:
-    """A conv2d/linear node's weights as the (K, N) int64 matrix of each group (cached)."""
-    weight = node.params["weight"]
-    matrices = _WEIGHT_MATRICES.get(id(weight))
-    if matrices is None:
+    """A conv2d/linear node's weights as the (K, N) int64 matrix of each group, built once per
+    weight array (the IR's weights are never written) and read-only."""
+
+    def build(weight: np.ndarray) -> list[np.ndarray]:
         if node.op == "linear":
             matrices = [np.ascontiguousarray(weight.astype(np.int64).T)]
         else:
-            groups = int(node.attrs.get("groups", 1))
-            matrices = mapping.weight_matrices(weight.astype(np.int64), groups)
+            matrices = mapping.weight_matrices(weight.astype(np.int64),
+                                               int(node.attrs.get("groups", 1)))  # fmt: skip
         for matrix in matrices:
             matrix.flags.writeable = False
-        _WEIGHT_MATRICES[id(weight)] = matrices
-        weakref.finalize(weight, _WEIGHT_MATRICES.pop, id(weight), None)
-    return matrices
+        return matrices
+
+    return derived(node.params["weight"], "weight_matrices", build)
 
 
 def gemm_output(node: Node, ops: GemmOperands, shape: GemmShape) -> np.ndarray:
