@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -619,7 +619,8 @@ class FaultTable:
     def of_injections(self, start: int, stop: int) -> FaultTable:
         """The faults of injections ``start..stop-1``, renumbered from 0."""
         rows = (self.injection >= start) & (self.injection < stop)
-        columns = {name: getattr(self, name)[rows] for name in _TABLE_COLUMNS}
+        columns = {f.name: getattr(self, f.name)[rows] for f in fields(self)
+                   if f.name != "layer_names"}  # fmt: skip
         columns["injection"] = columns["injection"] - start
         return FaultTable(**columns, layer_names=self.layer_names)
 
@@ -645,9 +646,6 @@ class FaultTable:
             )  # fmt: skip
             for j in rows
         ]
-
-
-_TABLE_COLUMNS = ("injection", "layer", "fold", "register", "row", "col", "cycle", "mask", "kind")
 
 
 def mask_bits(mask: int) -> tuple[int, ...]:

@@ -177,3 +177,15 @@ def test_one_injection_and_a_chunk_give_the_same_results():
     ctx = prepare(workload, CampaignSettings(mode="rate", rate=2e-6))
     tasks = [TaskSpec(i, 2) for i in range(20)]
     assert run_injections(tasks, ctx) == [run_injection(task, ctx) for task in tasks]
+
+
+def test_a_plan_fault_on_a_hardened_bit_changes_nothing_and_is_masked_early():
+    workload = load_workload(DIGITS, [
+        "dataset.samples=6", "accelerator.protection.hardened_bits.accumulator=[30]",
+    ])  # fmt: skip
+    layer = workload.graph.layers()[0].name
+    plan = (Fault(layer=layer, fold=0, register="accumulator", row=2, col=1, cycle=9, bits=(30,)),)
+    ctx = prepare(workload, CampaignSettings(mode="plan", plan=plan))
+    samples, _, out, stats = assert_batch_equals_oracle(ctx, range(8))
+    np.testing.assert_array_equal(out, ctx.golden.outputs[samples])
+    assert all(s.masked_early == 1 and s.tiles_recomputed == 0 for s in stats)
