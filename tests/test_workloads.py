@@ -147,5 +147,6 @@ def test_shipped_zoo_is_what_training_produces(rebuilt_zoo):
     for name in ("digits_mlp", "digits_cnn"):
         shipped = load_graph(WORKLOADS / "zoo" / f"{name}.npz")
         assert shipped.content_hash() == load_graph(first[name]).content_hash(), (
-            f"workloads/zoo/{name}.npz is stale: run python -m workloads.train"
+            f"workloads/zoo/{name}.npz is stale: run python -m workloads.train "
+            "--out workloads/zoo --data-dir workloads/data --models digits_mlp digits_cnn"
         )
