@@ -19,6 +19,7 @@ from .log import Evaluation, ProgressCallback, Recorder, SearchResult
 from .space import DesignSpace
 
 Evaluate = Callable[[dict[str, Any]], Evaluation]
+Verify = Callable[[Evaluation], Evaluation]
 
 
 def random_search(
@@ -29,12 +30,14 @@ def random_search(
     seed: int,
     log_path: str | Path | None = None,
     on_evaluation: ProgressCallback | None = None,
+    verify: Verify | None = None,
 ) -> SearchResult:
-    """Evaluate ``budget`` distinct designs drawn uniformly at random (seeded)."""
+    """Evaluate ``budget`` distinct designs drawn uniformly at random (seeded). ``verify``:
+    the check of each design that would become the best (see :class:`Recorder`)."""
     _check_budget(budget)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x52414E44]))
     order = space.sample_indices(rng, budget)
-    return _run_sequence(space, evaluate, order, "random", seed, log_path, on_evaluation)
+    return _run_sequence(space, evaluate, order, "random", seed, log_path, on_evaluation, verify)
 
 
 def exhaustive_search(
@@ -43,11 +46,12 @@ def exhaustive_search(
     *,
     log_path: str | Path | None = None,
     on_evaluation: ProgressCallback | None = None,
+    verify: Verify | None = None,
 ) -> SearchResult:
     """Evaluate every design in enumeration order: the ground truth on small spaces."""
-    return _run_sequence(
-        space, evaluate, list(space.iter_indices()), "exhaustive", None, log_path, on_evaluation
-    )
+    order = list(space.iter_indices())
+    return _run_sequence(space, evaluate, order, "exhaustive", None, log_path, on_evaluation,
+                         verify)  # fmt: skip
 
 
 def _run_sequence(
@@ -58,6 +62,7 @@ def _run_sequence(
     seed: int | None,
     log_path: str | Path | None,
     on_evaluation: ProgressCallback | None,
+    verify: Verify | None = None,
 ) -> SearchResult:
     recorder = Recorder(
         space,
@@ -66,6 +71,7 @@ def _run_sequence(
         total=len(order),
         log_path=log_path,
         on_evaluation=on_evaluation,
+        verify=verify,
     )
     try:
         done = len(recorder.replay(expected=order))

@@ -12,7 +12,8 @@ optimiser); this module validates it. Example::
       n_initial: 8
       seed: 0
       hardening: bvf             # which k bits `hardened_bits.<class>: k` hardens: bvf | msb
-      reliability: {injections_per_bit: 64, injections_per_neuron: 32}   # VF campaign sizes
+      reliability: {confidence: 0.95, relative_precision: 0.2}   # first-order estimates
+      certify: {max_injections: 60000}   # direct Monte-Carlo check of each new incumbent
       variables:
         array_rows: [4, 8, 16]
         weight_bits: {min: 4, max: 8, step: 2}
@@ -73,11 +74,34 @@ class ConstraintsConfig(_Strict):
 
 
 class ReliabilitySettings(_Strict):
-    """Sizes of the vulnerability-factor campaigns (run once per quantisation)."""
+    """The first-order estimate of each design (stratified single-fault injections, shared by
+    every design of a quantisation; see :mod:`faults.strata`)."""
 
-    injections_per_bit: int = Field(64, gt=0, description="single-fault inferences per BVF cell")
-    injections_per_neuron: int = Field(
-        32, ge=0, description="single-fault inferences per NVF cell (0: no NVF)"
+    confidence: float = Field(
+        0.95, gt=0.5, lt=1.0,
+        description="confidence of every interval and bound; decisions use the one-sided bound",
+    )  # fmt: skip
+    relative_precision: float = Field(
+        0.2, gt=0.0, le=1.0,
+        description="stop allocating when the interval half-width is within this of the estimate",
+    )  # fmt: skip
+    pilot_per_stratum: int = Field(
+        64, gt=0, description="single-fault injections per (layer, register, bit) to start with"
+    )
+    max_injections: int = Field(
+        200_000, gt=0, description="single-fault injections one design's estimate may use"
+    )
+
+
+class CertifySettings(_Strict):
+    """The direct Monte-Carlo check of each design that would become the answer."""
+
+    enabled: bool = Field(True, description="certify new incumbents by direct Monte-Carlo")
+    min_injections: int = Field(2_000, gt=0, description="fewest injections of a certificate")
+    max_injections: int = Field(60_000, gt=0, description="most injections of a certificate")
+    seed: int = Field(1, ge=0, description="seed of the certificate campaigns")
+    samples: int | None = Field(
+        None, gt=0, description="test samples a certificate draws from (default: all)"
     )
 
 
@@ -94,6 +118,11 @@ class OptimizeSection(_Strict):
         "bvf", description="hardened_bits.<class>: k hardens the k bits of highest BVF, or MSBs"
     )
     reliability: ReliabilitySettings = ReliabilitySettings()
+    certify: CertifySettings = CertifySettings()
+    sram_in_objective: bool = Field(
+        True, description="count the SRAM buffers in the area objective (false: compare at "
+        "equal buffers)",
+    )  # fmt: skip
     variables: dict[str, Any] = Field(description="design variable -> values or {min, max, step}")
 
 

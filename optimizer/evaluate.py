@@ -58,10 +58,9 @@ RELIABILITY_FLOOR = 1e-3  # P_fail below (1 - R) x this counts as "this much bet
 class DesignEvaluator:
     """``evaluator(design) -> Evaluation`` for one workload and its ``optimize:`` section.
 
-    ``vf_provider``: how to get vulnerability factors for a quantised workload (default: the
-    faults package's, cached under ``cache_dir``); ``estimator``: the reliability estimator
-    itself (overrides ``vf_provider``). Quantised workloads are cached in memory for the
-    evaluator's lifetime.
+    ``estimator``: the reliability estimator (default: :class:`StratifiedEstimator`, its
+    injection records cached under ``cache_dir``). Quantised workloads are cached in memory
+    for the evaluator's lifetime. :meth:`certify` checks a design by direct Monte-Carlo.
     """
 
     def __init__(
@@ -69,7 +68,6 @@ class DesignEvaluator:
         workload: Workload,
         opt_config: OptimizeConfig,
         *,
-        vf_provider: Callable[[Workload], Any] | None = None,
         cache_dir: str | Path | None = None,
         estimator: ReliabilityEstimator | None = None,
     ) -> None:
@@ -84,9 +82,7 @@ class DesignEvaluator:
             for name in opt_config.space.names
         )
         self.estimator = estimator or (
-            make_estimator(workload, opt_config, vf_provider=vf_provider, cache_dir=self.cache_dir)
-            if needs_vf
-            else None
+            make_estimator(workload, opt_config, cache_dir=self.cache_dir) if needs_vf else None
         )
         self._quantised: dict[str, Workload] = {}
         self._memo: dict[str, Evaluation] = {}  # one evaluation per design, shared by searches
@@ -171,27 +167,37 @@ class DesignEvaluator:
             self._memo[key] = self._evaluate(dict(design))
         return self._memo[key]
 
+    def configure(self, design: Mapping[str, Any]) -> tuple[Workload, dict[str, np.ndarray] | None]:
+        """The workload as ``design`` configures it (quantised, hardened) and its protected
+        neurons. ValidationError for an invalid combination, Infeasible if it cannot run."""
+        config = self.base_config(design)
+        workload = self.quantised(config)
+        hardened, protected = self.protection(workload, design)
+        data = config.model_dump()
+        data["accelerator"]["protection"]["hardened_bits"] = hardened
+        return dataclasses.replace(workload, config=WorkloadConfig.model_validate(data)), protected
+
     def _evaluate(self, design: dict[str, Any]) -> Evaluation:
         readable = self.opt.readable(design)
         try:
-            config = self.base_config(design)
+            workload, protected = self.configure(design)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             return Evaluation.cannot_run(design, f"invalid combination: {first['msg']}",
                                          {"design": readable})  # fmt: skip
         try:
-            workload = self.quantised(config)
-            hardened, protected = self.protection(workload, design)
-            data = config.model_dump()
-            data["accelerator"]["protection"]["hardened_bits"] = hardened
-            workload = dataclasses.replace(workload, config=WorkloadConfig.model_validate(data))
             result = simulate(workload, protected=protected)
         except Infeasible as exc:
             return Evaluation.cannot_run(design, exc.message, {"design": readable})
+        hardened = workload.config.accelerator.protection.hardened_bits
+        hardened = {c: list(getattr(hardened, c)) for c in REGISTER_CLASSES}
         totals = result.totals()
         latency = int(totals["total_cycles"])
         area = float(result.area["total_um2"])
+        if not self.opt.section.sram_in_objective:
+            area -= sum(float(v) for k, v in result.area.items() if k.endswith("buffer_um2"))
         energy_per_inference = float(totals["energy_pj"]) / max(workload.config.batch, 1)
+        confidence = self.opt.section.reliability.confidence
         metrics: dict[str, Any] = {
             "design": readable,
             "area_um2": dict(result.area),
@@ -209,14 +215,20 @@ class DesignEvaluator:
             if result.accuracy is None:
                 raise AccelsimError("an accuracy constraint needs a labelled dataset",
                                     key="optimize.constraints.min_accuracy")  # fmt: skip
-            constraints["accuracy"] = float(limits.min_accuracy - result.accuracy)
+            # decided on the lower bound: the test set is a finite sample of the task
+            samples = len(result.outputs) if result.outputs is not None else len(workload.inputs)
+            correct = round(result.accuracy * samples)
+            lower = one_sided_lower(correct, samples, confidence)
+            metrics["accuracy_lo"] = lower
+            metrics["accuracy_samples"] = samples
+            constraints["accuracy"] = float(limits.min_accuracy - lower)
         if self.rate > 0:
             reliability = self.estimator.reliability(workload, protected, self.rate, self.unit)
             metrics["reliability"] = reliability
             if limits.min_reliability is not None:
-                target = 1.0 - limits.min_reliability
-                failure = max(reliability["failure"], target * RELIABILITY_FLOOR)
-                constraints["reliability"] = math.log10(failure / target)
+                constraints["reliability"] = self.reliability_constraint(
+                    reliability.get("failure_upper", reliability["failure_hi"])
+                )
         if limits.max_latency_cycles is not None:
             constraints["latency"] = latency / limits.max_latency_cycles - 1.0
         objective = {
@@ -225,6 +237,51 @@ class DesignEvaluator:
             "area_latency": area * latency,
         }[self.opt.objective]
         return Evaluation(dict(design), float(objective), constraints, metrics)
+
+    def reliability_constraint(self, failure_upper: float) -> float:
+        """``log10(upper / target)`` (<= 0 feasible), floored so a tiny bound is no outlier."""
+        target = 1.0 - self.opt.constraints.min_reliability
+        return math.log10(max(failure_upper, target * RELIABILITY_FLOOR) / target)
+
+    # ------------------------------------------------------------------ certification
+    @property
+    def certifies(self) -> bool:
+        """Whether feasible designs need a certificate (a reliability target at a rate)."""
+        return (self.opt.section.certify.enabled and self.rate > 0
+                and self.opt.constraints.min_reliability is not None)  # fmt: skip
+
+    def certify(self, evaluation: Evaluation) -> Evaluation:
+        """``evaluation`` with the certificate of a direct Monte-Carlo campaign of its design
+        (:func:`faults.certify.certify_design`). A design the campaign does not certify
+        becomes infeasible, its reliability constraint the campaign's upper bound."""
+        from faults.certify import CertifySettings, certify_design
+
+        cfg = self.opt.section.certify
+        settings = CertifySettings(confidence=self.opt.section.reliability.confidence,
+                                   min_injections=cfg.min_injections,
+                                   max_injections=cfg.max_injections, seed=cfg.seed,
+                                   samples=cfg.samples)  # fmt: skip
+        workload, protected = self.configure(evaluation.design)
+        # sized for the first-order *upper* bound: a certificate that the prediction's own
+        # uncertainty could defeat would be wasted injections
+        reliability = evaluation.metrics.get("reliability", {})
+        predicted = reliability.get("failure_upper", reliability.get("failure"))
+        certificate = certify_design(workload, target=1.0 - self.opt.constraints.min_reliability,
+                                     predicted=predicted, protected=protected,
+                                     settings=settings)  # fmt: skip
+        constraints = dict(evaluation.constraints)
+        constraints["reliability"] = self.reliability_constraint(certificate["upper"])
+        metrics = {**evaluation.metrics, "certificate": certificate}
+        return dataclasses.replace(evaluation, constraints=constraints, metrics=metrics)
+
+
+def one_sided_lower(successes: int, n: int, confidence: float) -> float:
+    """One-sided lower confidence bound of a proportion (Clopper-Pearson)."""
+    from scipy.stats import beta
+
+    if successes <= 0 or n <= 0:
+        return 0.0
+    return float(beta.ppf(1.0 - confidence, successes, n - successes + 1))
 
 
 # --------------------------------------------------------------------------- reliability
@@ -324,98 +381,101 @@ class CampaignEstimator(ReliabilityEstimator):
                                    expected, self.method)  # fmt: skip
 
 
-class VulnerabilityEstimator(ReliabilityEstimator):
-    """First-order reliability from vulnerability factors (:mod:`faults.vulnerability`).
+class StratifiedEstimator(ReliabilityEstimator):
+    """First-order reliability from stratified single-fault injections (:mod:`faults.strata`).
 
-    BVF and NVF are measured once per quantisation, on the workload's own array (the VF
-    campaigns are the expensive part; cached in memory and under ``cache_dir``). A design then
-    costs only its exposure: the bit-cycles (or register loads, unit ``ber``) of each layer on
-    the design's own array, from its schedule, so a faster array is exposed for fewer cycles.
-
-    :func:`faults.reliability.first_order_failure` turns them into ``P(failure)`` with its
-    95% interval (hardened bits are no sites; protected neurons remove their NVF share).
-    Bits are hardened by descending BVF, k per register class, and neurons protected by
-    descending NVF over all layers (:mod:`faults.protection`).
+    Per quantisation, one :class:`~faults.strata.StratifiedInjections` store on the workload's
+    own (reference) array, bare: the records are computed on demand and cached under
+    ``cache_dir``. A design costs its exposure (its own array's bit-cycles per layer and bit,
+    hardened bits excluded) and the injections its estimate still needs: a pilot per exposed
+    stratum, then Neyman rounds until the interval is within ``settings.precision`` of the
+    estimate or the decision against the target is clear. Bits are hardened by descending
+    contribution to the unprotected design's failures, neurons protected by
+    :func:`faults.strata.rank_neurons` (per neuron where the layer's neurons differ
+    significantly, else by layer).
     """
 
-    method = "first order (vulnerability factors)"
+    method = "first order (stratified single-fault injections, per-sample model)"
 
-    def __init__(self, *, vf_provider: Callable[[Workload], Any] | None = None,
-                 cache_dir: Path | None = None, reference: WorkloadConfig | None = None,
-                 injections_per_bit: int = 64, injections_per_neuron: int = 32,
-                 seed: int = 0) -> None:  # fmt: skip
-        # ImportError (faults/ without them): the caller falls back to the campaign estimator
-        from faults import protection, reliability, vulnerability
+    def __init__(self, *, cache_dir: Path | None = None, reference: WorkloadConfig | None = None,
+                 settings: Any = None, seed: int = 0, target: float | None = None) -> None:  # fmt: skip
+        from faults.strata import AllocationSettings
 
-        self._vulnerability = vulnerability
-        self._reliability = reliability
-        self._protection = protection
-        self.vf_provider = vf_provider
         self.cache_dir = cache_dir
         self.reference = reference
-        self.injections_per_bit = injections_per_bit
-        self.injections_per_neuron = injections_per_neuron
+        self.settings = settings or AllocationSettings()
         self.seed = seed
-        self._vfs: dict[str, Any] = {}
+        self.target = target
+        self._stores: dict[str, Any] = {}
+        self._reference: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        # modules do not pickle; the worker imports them again
-        state = dict(self.__dict__)
-        for name in ("_vulnerability", "_reliability", "_protection"):
-            state.pop(name)
+        state = dict(self.__dict__)  # stores hold a golden run: each worker builds its own
+        state.update(_stores={}, _reference={})
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        from faults import protection, reliability, vulnerability
+    def store(self, workload: Workload) -> Any:
+        """The injection records of ``workload``'s quantised graph on the reference array."""
+        from faults.strata import StratifiedInjections
 
-        self.__dict__.update(state)
-        self._vulnerability = vulnerability
-        self._reliability = reliability
-        self._protection = protection
-
-    def vf(self, workload: Workload) -> Any:
-        """The vulnerability factors of ``workload``'s quantised graph on the reference array."""
         key = workload.graph.content_hash()
-        if key not in self._vfs:
+        if key not in self._stores:
+            config = workload.config
             if self.reference is not None:
-                config = workload.config.model_copy(
-                    update={"accelerator": self.reference.accelerator}
-                )
-                workload = dataclasses.replace(workload, config=config)
-            if self.vf_provider is not None:
-                self._vfs[key] = self.vf_provider(workload)
-            else:
-                self._vfs[key] = self._vulnerability.vulnerability_factors(
-                    workload, injections_per_bit=self.injections_per_bit,
-                    injections_per_neuron=self.injections_per_neuron, seed=self.seed,
-                    cache_dir=self.cache_dir,
-                )  # fmt: skip
-        return self._vfs[key]
+                config = config.model_copy(update={"accelerator": self.reference.accelerator})
+            faults = config.faults
+            self._stores[key] = StratifiedInjections(
+                dataclasses.replace(workload, config=config), registers=faults.registers,
+                unit=faults.unit, model=faults.model, mbu_width=faults.mbu_width,
+                samples=faults.samples, seed=self.seed, cache_dir=self.cache_dir,
+            )  # fmt: skip
+        return self._stores[key]
+
+    def reference_counts(self, workload: Workload) -> tuple[np.ndarray, np.ndarray]:
+        """(weights, trials) of the unprotected reference design at its adaptive allocation:
+        what bits and neurons are ranked by (one ranking per quantisation)."""
+        from faults.strata import adaptive_estimate
+
+        store = self.store(workload)
+        if store.key not in self._reference:
+            rate = workload.config.faults.rate
+            weights = store.weights(None, rate if rate > 0 else 1.0)
+            _, trials = adaptive_estimate(store, weights, settings=self.settings)
+            self._reference[store.key] = (weights, trials)
+        return self._reference[store.key]
 
     def select_bits(self, workload: Workload, counts: Mapping[str, int]) -> dict[str, list[int]]:
-        vf = self.vf(workload)
-        return {c: list(getattr(self._protection.select_bits(vf, int(k)), c))
-                for c, k in counts.items()}  # fmt: skip
+        from faults.strata import rank_bits
+
+        weights, trials = self.reference_counts(workload)
+        ranking = rank_bits(self.store(workload), weights, trials)
+        return {c: sorted(ranking.get(c, [])[: int(k)]) for c, k in counts.items()}
 
     def select_neurons(self, workload: Workload, fraction: float) -> dict[str, np.ndarray]:
-        vf = self.vf(workload)
-        if vf.nvf is None:  # input-stationary reference array: no NVF to rank by
+        from faults.strata import rank_neurons, top_neurons
+
+        store = self.store(workload)
+        if not any(store.neurons.values()):  # input stationary: columns are not neurons
             return CampaignEstimator().select_neurons(workload, fraction)
-        chosen = self._protection.select_neurons(vf, fraction)
-        return {layer: np.asarray(v, dtype=np.int64) for layer, v in chosen.items()}
+        weights, trials = self.reference_counts(workload)
+        ranking = rank_neurons(store, weights, trials, confidence=self.settings.confidence)
+        return top_neurons(ranking, fraction)
 
     def reliability(self, workload: Workload, protected: Mapping[str, np.ndarray] | None,
                     rate: float, unit: str) -> dict[str, Any]:  # fmt: skip
-        vf = self.vf(workload)
-        faults = workload.config.faults
-        registers = [c for c in REGISTER_CLASSES if faults is None or c in faults.registers]
-        exposure = self._vulnerability.exposure_info(design_exposure(workload), neurons=False)
-        result = self._reliability.first_order_failure(
-            vf, exposure, rate=rate, unit=unit, registers=registers,
-            hardened=workload.config.accelerator.protection.hardened_bits, protected=protected,
-        )  # fmt: skip
-        return _reliability_record(result["failure"], result["lo"], result["hi"],
-                                   result["expected_faults"], self.method)  # fmt: skip
+        from faults.strata import adaptive_estimate
+
+        store = self.store(workload)
+        weights = store.weights(design_exposure(workload), rate)
+        est, _ = adaptive_estimate(store, weights, protected=protected, settings=self.settings,
+                                   target=self.target)  # fmt: skip
+        record = _reliability_record(est["failure"], est["lo"], est["hi"],
+                                     est["expected_faults"], self.method)  # fmt: skip
+        record.update(failure_upper=est["upper"], injections=est["injections"],
+                      zero_failure_strata=est["zero_failure_strata"], strata=est["strata"],
+                      precision_reached=est["precision_reached"],
+                      confidence=est["confidence"])  # fmt: skip
+        return record
 
 
 def design_exposure(workload: Workload) -> Any:
@@ -437,18 +497,20 @@ def design_exposure(workload: Workload) -> Any:
 
 
 def make_estimator(workload: Workload, opt: OptimizeConfig, *,
-                   vf_provider: Callable[[Workload], Any] | None = None,
                    cache_dir: Path | None = None) -> ReliabilityEstimator:  # fmt: skip
-    """The vulnerability-factor estimator when faults/ provides it, else the campaign one."""
+    """The stratified first-order estimator with the ``optimize.reliability`` settings."""
+    from faults.strata import AllocationSettings
+
     seed = 0 if workload.config.faults is None else workload.config.faults.seed
-    try:
-        sizes = opt.section.reliability
-        return VulnerabilityEstimator(vf_provider=vf_provider, cache_dir=cache_dir,
-                                      reference=workload.config, seed=seed,
-                                      injections_per_bit=sizes.injections_per_bit,
-                                      injections_per_neuron=sizes.injections_per_neuron)  # fmt: skip
-    except ImportError:
-        return CampaignEstimator(seed=seed)
+    r = opt.section.reliability
+    settings = AllocationSettings(confidence=r.confidence, precision=r.relative_precision,
+                                  pilot=r.pilot_per_stratum,
+                                  max_injections=r.max_injections)  # fmt: skip
+    target = None
+    if opt.constraints.min_reliability is not None:
+        target = 1.0 - opt.constraints.min_reliability
+    return StratifiedEstimator(cache_dir=cache_dir, reference=workload.config, seed=seed,
+                               settings=settings, target=target)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the search driver
@@ -503,19 +565,22 @@ def run_key(workload: Workload, opt: OptimizeConfig) -> str:
 def run_search(method: str, opt: OptimizeConfig, evaluate: Callable[[dict[str, Any]], Evaluation],
                *, budget: int, log_path: Path | None,
                on_evaluation: ProgressCallback | None, batch_size: int = 1,
-               evaluator_pool: EvaluatorPool | None = None) -> SearchResult:  # fmt: skip
+               evaluator_pool: EvaluatorPool | None = None,
+               verify: Callable[[Evaluation], Evaluation] | None = None) -> SearchResult:  # fmt: skip
     """One search of ``opt.space`` with ``method`` (bo, random, exhaustive). ``batch_size`` and
-    ``evaluator_pool`` apply to BO (the baselines evaluate one design at a time)."""
+    ``evaluator_pool`` apply to BO (the baselines evaluate one design at a time); ``verify``
+    checks every design that would become the best (certificates)."""
     if method == "bo":
         return bayesian_optimize(opt.space, evaluate, budget=budget, n_initial=opt.n_initial,
                                  seed=opt.seed, log_path=log_path, on_evaluation=on_evaluation,
-                                 batch_size=batch_size,
-                                 evaluator_pool=evaluator_pool)  # fmt: skip
+                                 batch_size=batch_size, evaluator_pool=evaluator_pool,
+                                 verify=verify)  # fmt: skip
     if method == "random":
         return random_search(opt.space, evaluate, budget=min(budget, opt.space.size),
-                             seed=opt.seed, log_path=log_path,
-                             on_evaluation=on_evaluation)  # fmt: skip
-    return exhaustive_search(opt.space, evaluate, log_path=log_path, on_evaluation=on_evaluation)
+                             seed=opt.seed, log_path=log_path, on_evaluation=on_evaluation,
+                             verify=verify)  # fmt: skip
+    return exhaustive_search(opt.space, evaluate, log_path=log_path, on_evaluation=on_evaluation,
+                             verify=verify)  # fmt: skip
 
 
 def workload_units(workload: Workload) -> int:
@@ -615,12 +680,16 @@ def optimize(
         pooled = name == "bo" and evaluator_pool is not None
         return run_search(name, opt, evaluator, budget=opt.budget, log_path=log_path,
                           on_evaluation=count_remote if pooled else on_evaluation,
-                          batch_size=batch_size, evaluator_pool=evaluator_pool)  # fmt: skip
+                          batch_size=batch_size, evaluator_pool=evaluator_pool,
+                          verify=evaluator.certify if evaluator.certifies else None)  # fmt: skip
 
     result = search(opt.method)
     comparison = None
     if compare:
         comparison = search("random" if opt.method != "random" else "bo")
+    if evaluator.certifies:
+        result = certified_message(result)
+        comparison = None if comparison is None else certified_message(comparison)
     fixed: dict[str, Evaluation] = {}
     if with_fixed:
         reference = (
@@ -636,6 +705,8 @@ def optimize(
             remote[0] += len(designs)
         for i, name in enumerate(designs):
             fixed[name] = next(outcomes)
+            if evaluator.certifies and fixed[name].ran:  # the comparison table shows MC too
+                fixed[name] = evaluator.certify(fixed[name])
             if on_evaluation is not None:
                 on_evaluation(Progress(i, len(designs), fixed[name], result.best, False))
     outcome = OptimizeResult(
@@ -651,6 +722,24 @@ def optimize(
     if out is not None:
         write_json_atomic(out / "optimize.json", outcome.to_dict())
     return outcome
+
+
+def certified_message(search: SearchResult) -> SearchResult:
+    """The search's message in terms of certificates (every feasible answer holds one)."""
+    checked = [e for e in search.evaluations if "certificate" in e.metrics]
+    verdicts = [e.metrics["certificate"]["verdict"] for e in checked]
+    failed = f"{verdicts.count('refuted')} refuted, {verdicts.count('inconclusive')} inconclusive"
+    if search.best is None:
+        message = (f"no certified design in {len(search.evaluations)} evaluations: "
+                   f"{len(checked)} candidate(s) checked by direct Monte-Carlo ({failed}); "
+                   + search.message)  # fmt: skip
+    else:
+        cert = search.best.metrics["certificate"]
+        message = (f"{search.message.replace('best feasible', 'best certified', 1)}; "
+                   f"P(failure) {cert['failure']:.3g} [{cert['lo']:.3g}, {cert['hi']:.3g}], "
+                   f"upper {cert['upper']:.3g} <= {cert['target']:.3g} on "
+                   f"{cert['injections']} injections; {len(checked)} checked ({failed})")  # fmt: skip
+    return dataclasses.replace(search, message=message)
 
 
 def _workload_design(opt: OptimizeConfig, workload: Workload) -> dict[str, Any]:

@@ -321,8 +321,10 @@ class Recorder:
         log_path: str | Path | None,
         on_evaluation: ProgressCallback | None,
         settings: Mapping[str, Any] | None = None,
+        verify: Callable[[Evaluation], Evaluation] | None = None,
     ) -> None:
         self.space = space
+        self.verify = verify
         self.method = method
         self.seed = seed
         self.total = total
@@ -387,12 +389,21 @@ class Recorder:
         evaluation = evaluation.normalised()
         if self.space.index(evaluation.design) != idx:
             raise ValueError(f"evaluate({design}) returned a record for {evaluation.design}")
+        if self.verify is not None and self._would_lead(evaluation):
+            # a design that would become the answer is checked first; one the check does
+            # not certify is logged as infeasible, with the evidence, and the search goes on
+            evaluation = self.verify(evaluation).normalised()
         return Evaluation(
             dict(design),
             evaluation.objective,
             evaluation.constraints,
             evaluation.metrics,
             evaluation.infeasible_reason,
+        )
+
+    def _would_lead(self, evaluation: Evaluation) -> bool:
+        return evaluation.feasible and (
+            self._best is None or evaluation.objective < self._best.objective
         )
 
     def commit(self, evaluation: Evaluation) -> None:
@@ -404,9 +415,7 @@ class Recorder:
     def _add(self, evaluation: Evaluation, *, replayed: bool) -> None:
         self.history.append(evaluation)
         self.evaluated.add(self.space.index(evaluation.design))
-        if evaluation.feasible and (
-            self._best is None or evaluation.objective < self._best.objective
-        ):
+        if self._would_lead(evaluation):
             self._best = evaluation
         if self.on_evaluation is not None:
             self.on_evaluation(

@@ -137,6 +137,7 @@ def bayesian_optimize(
     exhaustive_limit: int = DEFAULT_EXHAUSTIVE_LIMIT,
     batch_size: int = 1,
     evaluator_pool: EvaluatorPool | None = None,
+    verify: Callable[[Evaluation], Evaluation] | None = None,
 ) -> SearchResult:
     """Minimise the objective subject to every constraint ``<= 0`` within ``budget`` evaluations.
 
@@ -145,6 +146,9 @@ def bayesian_optimize(
     ``batch_size`` q: designs proposed per iteration (Kriging believer, see the module
     docstring) and evaluated together on ``evaluator_pool`` (default: serially in this
     process); the sequence depends on the seed and q, never on the pool or its workers.
+    ``verify``: the check of each design that would become the best (a certificate, see
+    :class:`~optimizer.log.Recorder`), run here in proposal order; the surrogates learn its
+    verdict like any evaluation.
     """
     _check_positive("optimize.budget", budget)
     _check_positive("optimize.n_initial", n_initial)
@@ -166,6 +170,7 @@ def bayesian_optimize(
         log_path=log_path,
         on_evaluation=on_evaluation,
         settings=settings,
+        verify=verify,
     )
     saved_rng = np.random.get_state()
     try:

@@ -46,6 +46,26 @@ def reliability_text(metrics: Mapping[str, Any]) -> str:
     return f"{rel['reliability']:.6f} [{rel['lo']:.6f}, {rel['hi']:.6f}]"
 
 
+def interval_text(point: float, lo: float, hi: float) -> str:
+    return f"{point:.2e} [{lo:.2e}, {hi:.2e}]"
+
+
+def first_order_text(metrics: Mapping[str, Any]) -> str:
+    rel = metrics.get("reliability")
+    if not rel:
+        return "–"
+    return interval_text(rel["failure"], rel["failure_lo"], rel["failure_hi"])
+
+
+def certificate_text(cert: Mapping[str, Any] | None) -> str:
+    """``certified: MC 4.1e-04 [..] upper .. <= target, N injections`` (or refuted / ...)."""
+    if not cert:
+        return "–"
+    return (f"{cert['verdict']}: {interval_text(cert['failure'], cert['lo'], cert['hi'])}, "
+            f"upper {cert['upper']:.2e} vs target {cert['target']:.0e}, "
+            f"{cert['injections']:,} injections")  # fmt: skip
+
+
 def _num(value: float | None, digits: int = 4) -> str:
     return "–" if value is None else f"{value:.{digits}g}"
 
@@ -76,7 +96,13 @@ def best_table(result: Any) -> Table:
         table.add_row("reliability [95% CI]", reliability_text(m))
         table.add_row("P(failure)/inference", f"{rel['failure']:.3g} "
                       f"[{rel['failure_lo']:.3g}, {rel['failure_hi']:.3g}]")  # fmt: skip
+        if "failure_upper" in rel:
+            table.add_row("P(failure) upper bound", f"{rel['failure_upper']:.3g} (one-sided "
+                          f"{rel.get('confidence', 0.95):.0%}, {rel.get('injections', 0):,} "
+                          "single-fault injections)")  # fmt: skip
         table.add_row("expected faults/inference", f"{rel['expected_faults']:.3g}")
+    if m.get("certificate"):
+        table.add_row("certificate", certificate_text(m["certificate"]))
     table.add_row("hardened bits", ", ".join(f"{c}: {v}" for c, v in m["hardened_bits"].items()
                                               if v) or "none")  # fmt: skip
     table.add_row("protected neurons", str(m["protected_neurons"]))
@@ -110,11 +136,12 @@ def comparison_table(result: Any) -> Table:
 
 
 def fixed_table(result: Any) -> Table:
-    """The fixed protection designs on the best design's hardware, against the optimum."""
+    """The fixed protection designs on the best design's hardware, against the optimum:
+    first-order P(failure) and, where certified, the direct campaign's."""
     table = Table(title="fixed protection designs (same array and quantisation)")
-    for col in ("design", "objective", "area µm²", "latency", "accuracy",
-                "reliability [95% CI]", "status"):  # fmt: skip
-        table.add_column(col, justify="left" if col in ("design", "status") else "right")
+    for col in ("design", "area µm²", "cycles", "accuracy", "P(fail) first order [95%]",
+                "P(fail) campaign [95%]", "injections", "certified"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "design" else "right")
     rows: list[tuple[str, Evaluation]] = []
     if result.best is not None:
         rows.append(("optimised", result.best))
@@ -122,13 +149,15 @@ def fixed_table(result: Any) -> Table:
     for name, ev in rows:
         m = ev.metrics
         if not ev.ran:
-            table.add_row(name, "–", "–", "–", "–", "–", status_text(ev))
+            table.add_row(name, "–", "–", "–", "–", "–", "–", status_text(ev))
             continue
+        cert = m.get("certificate")
         table.add_row(
-            name, _num(ev.objective, 6), f"{m['area_um2']['total_um2']:,.0f}",
-            f"{m['latency_cycles']:,}",
-            "–" if m["accuracy"] is None else f"{m['accuracy']:.2%}",
-            reliability_text(m), status_text(ev),
+            name, _num(ev.objective, 6), f"{m['latency_cycles']:,}",
+            "–" if m["accuracy"] is None else f"{m['accuracy']:.2%}", first_order_text(m),
+            "–" if not cert else interval_text(cert["failure"], cert["lo"], cert["hi"]),
+            "–" if not cert else f"{cert['injections']:,}",
+            "–" if not cert else ("yes" if cert["certified"] else f"no ({cert['verdict']})"),
         )  # fmt: skip
     return table
 

@@ -63,7 +63,11 @@ def test_end_to_end_cli_writes_optimize_json(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "accelsim", "optimize", str(DIGITS), "--budget", "6",
-         "--out", str(out), "--plot", str(tmp_path / "plots")],
+         "--out", str(out), "--plot", str(tmp_path / "plots"),
+         # a smaller test set and certificates: the command's path, not its statistics
+         "--set", "dataset.samples=128", "--set", "faults.samples=32",
+         "--set", "optimize.certify.max_injections=4000",
+         "--set", "optimize.reliability.max_injections=40000"],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -33,7 +33,9 @@ def test_feasible_design_has_objective_constraints_and_metrics():
     assert result.ran and result.feasible
     m = result.metrics
     assert result.objective == pytest.approx(m["area_um2"]["total_um2"])
-    assert result.constraints["accuracy"] == pytest.approx(0.5 - m["accuracy"])
+    # accuracy is decided on its one-sided lower bound over the finite test set
+    assert m["accuracy_lo"] < m["accuracy"]
+    assert result.constraints["accuracy"] == pytest.approx(0.5 - m["accuracy_lo"])
     assert result.constraints["latency"] == pytest.approx(m["latency_cycles"] / 10**6 - 1)
     assert m["design"] == {"array_rows": 8, "weight_bits": 8}
     # a smaller array is cheaper and slower
@@ -161,37 +163,47 @@ def test_range_expands_and_reliability_needs_a_rate():
     assert info.value.key == "optimize.constraints.min_reliability"
 
 
-def test_vulnerability_estimator_hardens_by_bvf_and_protection_removes_failure_mass(tmp_path):
-    from optimizer.evaluate import VulnerabilityEstimator
+def test_stratified_estimator_hardens_by_contribution_and_protection_removes_failures(tmp_path):
+    from faults.strata import AllocationSettings, rank_bits
+    from optimizer.evaluate import StratifiedEstimator
 
     workload = load_workload(DIGITS, ["dataset.samples=16", "faults.samples=8"])
     section = {
         "variables": {"hardened_bits.accumulator": [0, 4, 32], "protected_fraction": [0.0, 1.0],
                       "redundant_units": [8]},
         "constraints": {"min_reliability": 0.999},
+        "certify": {"enabled": False},
     }  # fmt: skip
     opt = parse_optimize(section, workload=workload.config, file="test.yaml")
-    estimator = VulnerabilityEstimator(cache_dir=tmp_path, reference=workload.config,
-                                       injections_per_bit=16, injections_per_neuron=4)  # fmt: skip
+    estimator = StratifiedEstimator(cache_dir=tmp_path, reference=workload.config,
+                                    settings=AllocationSettings(pilot=16,
+                                                                max_injections=20_000))  # fmt: skip
     ev = DesignEvaluator(workload, opt, estimator=estimator)
     bare = ev({"hardened_bits.accumulator": 0, "protected_fraction": 0.0, "redundant_units": 8})
     four = ev({"hardened_bits.accumulator": 4, "protected_fraction": 0.0, "redundant_units": 8})
     full = ev({"hardened_bits.accumulator": 32, "protected_fraction": 0.0, "redundant_units": 8})
     every = ev({"hardened_bits.accumulator": 0, "protected_fraction": 1.0, "redundant_units": 8})
-    assert len(estimator._vfs) == 1  # one quantisation: the factors are measured once
-    vf = next(iter(estimator._vfs.values()))
-    bvf = np.nan_to_num(vf.bvf_rates("accumulator"), nan=-1)
+    assert len(estimator._stores) == 1  # one quantisation: one store of injection records
+    store = next(iter(estimator._stores.values()))
+    weights, trials = next(iter(estimator._reference.values()))
+    ranking = rank_bits(store, weights, trials)["accumulator"]
     chosen = four.metrics["hardened_bits"]["accumulator"]
-    assert len(chosen) == 4 and min(bvf[chosen]) >= max(np.delete(bvf, chosen))
+    assert sorted(chosen) == sorted(ranking[:4])
     width = workload.config.quantization.acc_bits
     assert full.metrics["hardened_bits"]["accumulator"] == list(range(width))
     rel = {name: e.metrics["reliability"] for name, e in
            (("bare", bare), ("four", four), ("full", full), ("every", every))}  # fmt: skip
     for r in rel.values():
         assert r["failure_lo"] <= r["failure"] <= r["failure_hi"]
+        assert r["failure"] <= r["failure_upper"] <= r["failure_hi"]
     assert rel["four"]["failure"] <= rel["bare"]["failure"]
     assert rel["full"]["failure"] <= rel["four"]["failure"]
     assert rel["full"]["expected_faults"] < rel["bare"]["expected_faults"]
-    # every neuron recomputed: no failure mass left in any layer
-    assert every.metrics["protected_neurons"] == sum(len(v["rate"]) for v in vf.nvf.values())
-    assert rel["every"]["failure"] == 0.0
+    # the constraint is decided on the upper bound
+    target = 1e-3
+    for e in (bare, four, full):
+        upper = max(e.metrics["reliability"]["failure_upper"], target * 1e-3)
+        assert e.constraints["reliability"] == pytest.approx(np.log10(upper / target))
+    # every neuron recomputed: no failure left, but the upper bound stays positive
+    assert every.metrics["protected_neurons"] == sum(store.neurons.values())
+    assert rel["every"]["failure"] == 0.0 and rel["every"]["failure_upper"] > 0.0
