@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -235,7 +236,9 @@ class StratifiedInjections:
         if self.cache_path is None:
             return
         self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.cache_path.with_suffix(".tmp.npz")
+        # a private temporary name: workers of one pool may save the same store at once (the
+        # records are a function of their index, so whichever file lands last is right)
+        tmp = self.cache_path.with_name(f"{self.key}.{os.getpid()}.tmp.npz")
         np.savez(
             tmp,
             key=np.array(self.key),

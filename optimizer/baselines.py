@@ -15,11 +15,10 @@ import numpy as np
 
 from accelsim.errors import AccelsimError
 
-from .log import Evaluation, ProgressCallback, Recorder, SearchResult
+from .log import Evaluation, ProgressCallback, Recorder, SearchResult, Verify
 from .space import DesignSpace
 
 Evaluate = Callable[[dict[str, Any]], Evaluation]
-Verify = Callable[[Evaluation], Evaluation]
 
 
 def random_search(

@@ -49,7 +49,7 @@ from accelsim.workload import Workload
 
 from .baselines import exhaustive_search, random_search
 from .config import OptimizeConfig, parse_optimize
-from .log import Evaluation, Progress, ProgressCallback, SearchResult
+from .log import CHECK_KEY, Evaluation, Progress, ProgressCallback, SearchResult, Verify
 from .loop import EvaluatorPool, bayesian_optimize, evaluate_design
 
 RELIABILITY_FLOOR = 1e-3  # P_fail below (1 - R) x this counts as "this much better", no more
@@ -250,14 +250,24 @@ class DesignEvaluator:
         return (self.opt.section.certify.enabled and self.rate > 0
                 and self.opt.constraints.min_reliability is not None)  # fmt: skip
 
-    def certify(self, evaluation: Evaluation) -> Evaluation:
+    def certify(self, evaluation: Evaluation, checks_before: int | None = None) -> Evaluation:
         """``evaluation`` with the certificate of a direct Monte-Carlo campaign of its design
         (:func:`faults.certify.certify_design`). A design the campaign does not certify
-        becomes infeasible, its reliability constraint the campaign's upper bound."""
+        becomes infeasible, its reliability constraint the campaign's upper bound.
+
+        ``checks_before``: certificates this search issued earlier. A search that certifies
+        several candidates and returns one that passed must not pass a bad one more often
+        than 1 - confidence in all: the j-th certificate (j = checks_before + 1) spends
+        ``alpha x 6 / (pi² j²)`` of the error rate (the series sums to alpha). None: a
+        stand-alone certificate at the full confidence (the fixed designs)."""
         from faults.certify import CertifySettings, certify_design
 
         cfg = self.opt.section.certify
-        settings = CertifySettings(confidence=self.opt.section.reliability.confidence,
+        confidence = self.opt.section.reliability.confidence
+        if checks_before is not None:
+            spent = (1.0 - confidence) * 6.0 / (math.pi**2 * (checks_before + 1) ** 2)
+            confidence = 1.0 - spent
+        settings = CertifySettings(confidence=confidence,
                                    min_injections=cfg.min_injections,
                                    max_injections=cfg.max_injections, seed=cfg.seed,
                                    samples=cfg.samples)  # fmt: skip
@@ -271,7 +281,7 @@ class DesignEvaluator:
                                      settings=settings)  # fmt: skip
         constraints = dict(evaluation.constraints)
         constraints["reliability"] = self.reliability_constraint(certificate["upper"])
-        metrics = {**evaluation.metrics, "certificate": certificate}
+        metrics = {**evaluation.metrics, CHECK_KEY: certificate}
         return dataclasses.replace(evaluation, constraints=constraints, metrics=metrics)
 
 
@@ -566,7 +576,7 @@ def run_search(method: str, opt: OptimizeConfig, evaluate: Callable[[dict[str, A
                *, budget: int, log_path: Path | None,
                on_evaluation: ProgressCallback | None, batch_size: int = 1,
                evaluator_pool: EvaluatorPool | None = None,
-               verify: Callable[[Evaluation], Evaluation] | None = None) -> SearchResult:  # fmt: skip
+               verify: Verify | None = None) -> SearchResult:  # fmt: skip
     """One search of ``opt.space`` with ``method`` (bo, random, exhaustive). ``batch_size`` and
     ``evaluator_pool`` apply to BO (the baselines evaluate one design at a time); ``verify``
     checks every design that would become the best (certificates)."""
@@ -726,15 +736,15 @@ def optimize(
 
 def certified_message(search: SearchResult) -> SearchResult:
     """The search's message in terms of certificates (every feasible answer holds one)."""
-    checked = [e for e in search.evaluations if "certificate" in e.metrics]
-    verdicts = [e.metrics["certificate"]["verdict"] for e in checked]
+    checked = [e for e in search.evaluations if CHECK_KEY in e.metrics]
+    verdicts = [e.metrics[CHECK_KEY]["verdict"] for e in checked]
     failed = f"{verdicts.count('refuted')} refuted, {verdicts.count('inconclusive')} inconclusive"
     if search.best is None:
         message = (f"no certified design in {len(search.evaluations)} evaluations: "
                    f"{len(checked)} candidate(s) checked by direct Monte-Carlo ({failed}); "
                    + search.message)  # fmt: skip
     else:
-        cert = search.best.metrics["certificate"]
+        cert = search.best.metrics[CHECK_KEY]
         message = (f"{search.message.replace('best feasible', 'best certified', 1)}; "
                    f"P(failure) {cert['failure']:.3g} [{cert['lo']:.3g}, {cert['hi']:.3g}], "
                    f"upper {cert['upper']:.3g} <= {cert['target']:.3g} on "

@@ -34,6 +34,11 @@ from accelsim.jsonio import json_default
 from .space import DesignSpace
 
 LOG_FORMAT = 1
+CHECK_KEY = "certificate"  # the metrics key a verification adds to an evaluation
+
+# verify(evaluation, checks_before) -> evaluation: the check of a design that would become the
+# best; ``checks_before`` (how many this search made earlier) lets it spend its error rate
+Verify = Callable[["Evaluation", int], "Evaluation"]
 
 
 # --------------------------------------------------------------------------- records
@@ -321,7 +326,7 @@ class Recorder:
         log_path: str | Path | None,
         on_evaluation: ProgressCallback | None,
         settings: Mapping[str, Any] | None = None,
-        verify: Callable[[Evaluation], Evaluation] | None = None,
+        verify: Verify | None = None,
     ) -> None:
         self.space = space
         self.verify = verify
@@ -392,7 +397,8 @@ class Recorder:
         if self.verify is not None and self._would_lead(evaluation):
             # a design that would become the answer is checked first; one the check does
             # not certify is logged as infeasible, with the evidence, and the search goes on
-            evaluation = self.verify(evaluation).normalised()
+            checks = sum(CHECK_KEY in e.metrics for e in self.history)
+            evaluation = self.verify(evaluation, checks).normalised()
         return Evaluation(
             dict(design),
             evaluation.objective,

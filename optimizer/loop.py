@@ -84,7 +84,7 @@ from threadpoolctl import threadpool_limits
 
 from accelsim.errors import AccelsimError, Infeasible
 
-from .log import Evaluation, ProgressCallback, Recorder, SearchResult
+from .log import Evaluation, ProgressCallback, Recorder, SearchResult, Verify
 from .space import DesignSpace
 
 DEFAULT_EXHAUSTIVE_LIMIT = 5000
@@ -137,7 +137,7 @@ def bayesian_optimize(
     exhaustive_limit: int = DEFAULT_EXHAUSTIVE_LIMIT,
     batch_size: int = 1,
     evaluator_pool: EvaluatorPool | None = None,
-    verify: Callable[[Evaluation], Evaluation] | None = None,
+    verify: Verify | None = None,
 ) -> SearchResult:
     """Minimise the objective subject to every constraint ``<= 0`` within ``budget`` evaluations.
 

@@ -204,6 +204,9 @@ def test_optimistic_first_order_never_yields_a_design_its_own_check_refutes(tmp_
     assert any(not e.metrics["certificate"]["certified"] for e in checked)
     for e in checked:
         assert e.feasible == e.metrics["certificate"]["certified"]
+    # the j-th certificate of a search spends 6 / (pi² j²) of the 5% error rate (sum: 5%)
+    spent = [1 - e.metrics["certificate"]["confidence"] for e in checked]
+    assert spent == pytest.approx([0.05 * 6 / (np.pi**2 * j**2) for j in range(1, len(spent) + 1)])
 
 
 def test_a_run_without_a_certified_design_says_so():
