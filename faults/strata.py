@@ -12,8 +12,10 @@ keeps each record: sample, failed (top-1 differs from the fault-free run), and t
 **Design-level estimate.** A design exposes stratum ``h`` to ``w_h = rate x X_h`` faults per
 inference (``X_h``: its own bit-cycles of that layer and bit; 0 for a hardened bit). With
 ``p_h`` = P(failure | one flip in ``h``), the expected failing faults per inference are
-``Λ = Σ_h w_h p_h``, estimated without bias by ``Σ_h w_h k_h / n_h`` (failures of protected
-neurons do not count: the redundant units overwrite them). Its interval comes from
+``Λ = Σ_h w_h p_h``, estimated without bias by ``Σ_h w_h k_h / n_h``. A design with protected
+neurons has records of its own, computed with the redundant units recomputing those neurons,
+so protection is measured, not assumed (an input flip that travels on to unprotected columns
+still counts). Hardening needs no records of its own: a hardened bit's strata weigh 0. Its interval comes from
 :func:`stratified_interval`; strata with no failure raise the upper limit (never count as
 zero).
 
@@ -148,7 +150,9 @@ class StratifiedInjections:
     on demand and cached as ``<key>.npz`` under ``cache_dir`` (plain arrays, no pickle).
 
     ``registers``: the classes that can flip (the workload's ``faults.registers``); ``unit``
-    and ``model``: the fault rate's unit and the fault model, as in a campaign.
+    and ``model``: the fault rate's unit and the fault model, as in a campaign; ``protected``:
+    output channels per layer the redundant units recompute (part of the key: a protected
+    design has its own records). The array is the workload's own.
     """
 
     def __init__(
@@ -162,8 +166,10 @@ class StratifiedInjections:
         samples: int | None = None,
         seed: int = 0,
         cache_dir: str | Path | None = None,
+        protected: Mapping[str, Iterable[int]] | None = None,
     ) -> None:
         self.registers = tuple(r for r in REGISTERS if r in set(registers))
+        self.protected = _protected_arrays(protected)
         self.unit, self.model, self.mbu_width, self.seed = unit, model, mbu_width, int(seed)
         settings = CampaignSettings(mode="single", unit=unit, model=model, mbu_width=mbu_width,
                                     registers=self.registers)  # fmt: skip
@@ -208,7 +214,8 @@ class StratifiedInjections:
              "accelerator": accel.model_dump(mode="json"), "samples": self.samples,
              "inputs": hashlib.sha256(inputs).hexdigest(), "seed": self.seed,
              "unit": self.unit, "model": self.model, "mbu_width": self.mbu_width,
-             "registers": list(self.registers)},
+             "registers": list(self.registers),
+             "protected": {k: v.tolist() for k, v in sorted(self.protected.items())}},
             sort_keys=True,
         )  # fmt: skip
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
@@ -297,7 +304,7 @@ class StratifiedInjections:
             base += len(idx)
         table = _concat(tables)
         sample = np.concatenate(samples).astype(np.int64)
-        outputs, _ = faulty_outputs(self.ctx.golden, sample, table)
+        outputs, _ = faulty_outputs(self.ctx.golden, sample, table, protected=self.protected)
         failed = outputs.reshape(len(sample), -1).argmax(axis=1) != self._golden_top1[sample]
         neuron = self._neurons_hit(table, len(sample))
         owner = np.concatenate(owners)
@@ -349,7 +356,6 @@ class StratifiedInjections:
         weights: np.ndarray,
         trials: np.ndarray,
         *,
-        protected: Mapping[str, Iterable[int]] | None = None,
         confidence: float = 0.95,
     ) -> dict[str, Any]:
         """P(failure per inference) of a design from the first ``trials[h]`` records of each
@@ -359,12 +365,11 @@ class StratifiedInjections:
         ``zero_failure_strata``."""
         weights = np.asarray(weights, dtype=float)
         trials = np.minimum(np.asarray(trials, dtype=np.int64), self.counts())
-        chosen = _protected_arrays(protected)
         failures = np.zeros(len(self.strata))
         per_sample = np.zeros(self.samples)
         for h in np.flatnonzero((weights > 0) & (trials > 0)):
             rec, n = self._records[h], int(trials[h])
-            failed = self._failed(h, n, chosen)
+            failed = rec.failed[:n]
             k = int(failed.sum())
             failures[h] = k
             if not k:
@@ -395,21 +400,9 @@ class StratifiedInjections:
             "confidence": confidence,
         }
 
-    def _failed(self, h: int, n: int, chosen: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Failures among stratum ``h``'s first ``n`` records, protected neurons excluded
-        (the redundant units overwrite their outputs)."""
-        rec = self._records[h]
-        failed = rec.failed[:n]
-        layer_set = chosen.get(self.strata[h].layer)
-        if layer_set is not None and len(layer_set):
-            failed = failed & ~np.isin(rec.neuron[:n], layer_set)
-        return failed
-
-    def failures(self, trials: np.ndarray,
-                 protected: Mapping[str, Iterable[int]] | None = None) -> np.ndarray:  # fmt: skip
-        """Failures per stratum among its first ``trials`` records (protected excluded)."""
-        chosen = _protected_arrays(protected)
-        return np.array([self._failed(h, int(n), chosen).sum() if n else 0
+    def failures(self, trials: np.ndarray) -> np.ndarray:
+        """Failures per stratum among its first ``trials`` records."""
+        return np.array([self._records[h].failed[: int(n)].sum() if n else 0
                          for h, n in enumerate(trials)], dtype=float)  # fmt: skip
 
     def neuron_contributions(self, trials: np.ndarray, weights: np.ndarray
@@ -479,7 +472,6 @@ def adaptive_estimate(
     store: StratifiedInjections,
     weights: np.ndarray,
     *,
-    protected: Mapping[str, Iterable[int]] | None = None,
     settings: AllocationSettings = AllocationSettings(),
     target: float | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
@@ -496,15 +488,14 @@ def adaptive_estimate(
     est: dict[str, Any] = {}
     for round_ in range(settings.rounds + 1):
         store.ensure(trials)
-        est = store.estimate(weights, trials, protected=protected,
-                             confidence=settings.confidence)  # fmt: skip
+        est = store.estimate(weights, trials, confidence=settings.confidence)
         lam, lo, hi = est["expected_failures"], est["expected_failures_lo"], est[
             "expected_failures_hi"]  # fmt: skip
         precise = lam > 0 and (hi - lo) / 2 <= settings.precision * lam
         decided = target is not None and (est["upper"] <= target or est["lo"] > target)
         if precise or decided or round_ == settings.rounds or trials.sum() >= budget:
             break
-        failures = store.failures(trials, protected)
+        failures = store.failures(trials)
         p = (failures + 1.0) / (trials + 2.0)  # Laplace: a stratum without failure still counts
         spread = weights * np.sqrt(p * (1 - p))
         scale = max(lam, float(np.sum(weights * p)) * 0.1, 1e-300)

@@ -101,7 +101,7 @@ class CertifySettings(_Strict):
     max_injections: int = Field(60_000, gt=0, description="most injections of a certificate")
     seed: int = Field(1, ge=0, description="seed of the certificate campaigns")
     samples: int | None = Field(
-        None, gt=0, description="test samples a certificate draws from (default: all)"
+        None, gt=0, description="test samples a certificate draws from (default: faults.samples)"
     )
 
 

@@ -270,7 +270,8 @@ class DesignEvaluator:
         settings = CertifySettings(confidence=confidence,
                                    min_injections=cfg.min_injections,
                                    max_injections=cfg.max_injections, seed=cfg.seed,
-                                   samples=cfg.samples)  # fmt: skip
+                                   # the same test samples as the first-order estimate
+                                   samples=cfg.samples or self.workload.config.faults.samples)  # fmt: skip
         workload, protected = self.configure(evaluation.design)
         # sized for the first-order *upper* bound: a certificate that the prediction's own
         # uncertainty could defeat would be wasted injections
@@ -394,10 +395,11 @@ class CampaignEstimator(ReliabilityEstimator):
 class StratifiedEstimator(ReliabilityEstimator):
     """First-order reliability from stratified single-fault injections (:mod:`faults.strata`).
 
-    Per quantisation, one :class:`~faults.strata.StratifiedInjections` store on the workload's
-    own (reference) array, bare: the records are computed on demand and cached under
-    ``cache_dir``. A design costs its exposure (its own array's bit-cycles per layer and bit,
-    hardened bits excluded) and the injections its estimate still needs: a pilot per exposed
+    One :class:`~faults.strata.StratifiedInjections` store per (quantisation, array,
+    protected neurons), measured on the design's own array without hardening: the records are
+    computed on demand and cached under ``cache_dir``, so designs that differ only in hardened
+    bits share them. A design costs its exposure (its array's bit-cycles per layer and bit,
+    hardened bits weigh 0) and the injections its estimate still needs: a pilot per exposed
     stratum, then Neyman rounds until the interval is within ``settings.precision`` of the
     estimate or the decision against the target is clear. Bits are hardened by descending
     contribution to the unprotected design's failures, neurons protected by
@@ -407,12 +409,11 @@ class StratifiedEstimator(ReliabilityEstimator):
 
     method = "first order (stratified single-fault injections, per-sample model)"
 
-    def __init__(self, *, cache_dir: Path | None = None, reference: WorkloadConfig | None = None,
-                 settings: Any = None, seed: int = 0, target: float | None = None) -> None:  # fmt: skip
+    def __init__(self, *, cache_dir: Path | None = None, settings: Any = None, seed: int = 0,
+                 target: float | None = None) -> None:  # fmt: skip
         from faults.strata import AllocationSettings
 
         self.cache_dir = cache_dir
-        self.reference = reference
         self.settings = settings or AllocationSettings()
         self.seed = seed
         self.target = target
@@ -424,26 +425,27 @@ class StratifiedEstimator(ReliabilityEstimator):
         state.update(_stores={}, _reference={})
         return state
 
-    def store(self, workload: Workload) -> Any:
-        """The injection records of ``workload``'s quantised graph on the reference array."""
+    def store(self, workload: Workload, protected: Mapping[str, np.ndarray] | None = None) -> Any:
+        """The injection records of ``workload``'s quantised graph on its own array (bare of
+        hardening), with ``protected`` neurons recomputed by the redundant units."""
         from faults.strata import StratifiedInjections
 
-        key = workload.graph.content_hash()
+        protected = {k: sorted(int(n) for n in v) for k, v in (protected or {}).items() if len(v)}
+        array = workload.config.accelerator.model_dump(mode="json", exclude={"protection"})
+        key = json.dumps([workload.graph.content_hash(), array, protected], sort_keys=True)
         if key not in self._stores:
-            config = workload.config
-            if self.reference is not None:
-                config = config.model_copy(update={"accelerator": self.reference.accelerator})
-            faults = config.faults
+            faults = workload.config.faults
             self._stores[key] = StratifiedInjections(
-                dataclasses.replace(workload, config=config), registers=faults.registers,
-                unit=faults.unit, model=faults.model, mbu_width=faults.mbu_width,
-                samples=faults.samples, seed=self.seed, cache_dir=self.cache_dir,
+                workload, registers=faults.registers, unit=faults.unit, model=faults.model,
+                mbu_width=faults.mbu_width, samples=faults.samples, seed=self.seed,
+                cache_dir=self.cache_dir, protected=protected,
             )  # fmt: skip
         return self._stores[key]
 
     def reference_counts(self, workload: Workload) -> tuple[np.ndarray, np.ndarray]:
-        """(weights, trials) of the unprotected reference design at its adaptive allocation:
-        what bits and neurons are ranked by (one ranking per quantisation)."""
+        """(weights, trials) of the unprotected design on ``workload``'s array at its adaptive
+        allocation: what bits and neurons are ranked by (one ranking per quantisation and
+        array)."""
         from faults.strata import adaptive_estimate
 
         store = self.store(workload)
@@ -475,10 +477,9 @@ class StratifiedEstimator(ReliabilityEstimator):
                     rate: float, unit: str) -> dict[str, Any]:  # fmt: skip
         from faults.strata import adaptive_estimate
 
-        store = self.store(workload)
+        store = self.store(workload, protected)
         weights = store.weights(design_exposure(workload), rate)
-        est, _ = adaptive_estimate(store, weights, protected=protected, settings=self.settings,
-                                   target=self.target)  # fmt: skip
+        est, _ = adaptive_estimate(store, weights, settings=self.settings, target=self.target)
         record = _reliability_record(est["failure"], est["lo"], est["hi"],
                                      est["expected_faults"], self.method)  # fmt: skip
         record.update(failure_upper=est["upper"], injections=est["injections"],
@@ -519,8 +520,7 @@ def make_estimator(workload: Workload, opt: OptimizeConfig, *,
     target = None
     if opt.constraints.min_reliability is not None:
         target = 1.0 - opt.constraints.min_reliability
-    return StratifiedEstimator(cache_dir=cache_dir, reference=workload.config, seed=seed,
-                               settings=settings, target=target)  # fmt: skip
+    return StratifiedEstimator(cache_dir=cache_dir, seed=seed, settings=settings, target=target)
 
 
 # --------------------------------------------------------------------------- the search driver

@@ -175,15 +175,16 @@ def test_stratified_estimator_hardens_by_contribution_and_protection_removes_fai
         "certify": {"enabled": False},
     }  # fmt: skip
     opt = parse_optimize(section, workload=workload.config, file="test.yaml")
-    estimator = StratifiedEstimator(cache_dir=tmp_path, reference=workload.config,
-                                    settings=AllocationSettings(pilot=16,
-                                                                max_injections=20_000))  # fmt: skip
+    estimator = StratifiedEstimator(cache_dir=tmp_path, settings=AllocationSettings(
+        pilot=16, max_injections=20_000))  # fmt: skip
     ev = DesignEvaluator(workload, opt, estimator=estimator)
     bare = ev({"hardened_bits.accumulator": 0, "protected_fraction": 0.0, "redundant_units": 8})
     four = ev({"hardened_bits.accumulator": 4, "protected_fraction": 0.0, "redundant_units": 8})
     full = ev({"hardened_bits.accumulator": 32, "protected_fraction": 0.0, "redundant_units": 8})
     every = ev({"hardened_bits.accumulator": 0, "protected_fraction": 1.0, "redundant_units": 8})
-    assert len(estimator._stores) == 1  # one quantisation: one store of injection records
+    # one quantisation and array: one store for the unprotected designs (hardening needs no
+    # records of its own), one for the design that recomputes every neuron
+    assert len(estimator._stores) == 2
     store = next(iter(estimator._stores.values()))
     weights, trials = next(iter(estimator._reference.values()))
     ranking = rank_bits(store, weights, trials)["accumulator"]

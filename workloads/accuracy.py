@@ -14,10 +14,11 @@ import numpy as np
 from accelsim.executor import execute, quantize_input
 from accelsim.ir import load_graph
 
-from .data import DIGITS_TEST_PATH, load_digits_test
+from .data import DIGITS16_TEST_PATH, DIGITS_TEST_PATH, load_digits_test
 from .quantize import QuantSpec, quantize
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
+TEST_SPLITS = {"digits_resnet": DIGITS16_TEST_PATH}  # the rest take the 8x8 digits
 
 
 def integer_accuracy(float_graph, spec: QuantSpec, x: np.ndarray, y: np.ndarray) -> float:
@@ -33,18 +34,19 @@ def accuracy_table(
     reserved: Sequence[int] = (0, 1, 2),
     *,
     zoo_dir: str | Path = ZOO_DIR,
-    data_path: str | Path = DIGITS_TEST_PATH,
+    data_path: str | Path | None = None,
     acc_bits: int = 32,
     overflow: str = "wrap",
 ) -> list[dict]:
     """One row per (model, bits, r): weights and activations at ``bits``, r reserved MSBs.
 
     Rows hold ``model, bits, reserved_msbs, float_accuracy, integer_accuracy, samples``.
-    Combinations with ``r >= bits - 1`` (no magnitude bit left) are skipped.
+    Combinations with ``r >= bits - 1`` (no magnitude bit left) are skipped. ``data_path``:
+    the test split for every model (default: each model's own, :data:`TEST_SPLITS`).
     """
-    x, y = load_digits_test(data_path)
     rows = []
     for model in models:
+        x, y = load_digits_test(data_path or TEST_SPLITS.get(model, DIGITS_TEST_PATH))
         float_graph = load_graph(Path(zoo_dir) / f"{model}.npz")
         float_acc = float(np.mean(np.argmax(execute(float_graph, x), axis=1) == y))
         for b in bits:
@@ -69,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["digits_cnn", "digits_mlp"])
+    parser.add_argument(
+        "--models", nargs="+", default=["digits_cnn", "digits_mlp", "digits_resnet"]
+    )
     parser.add_argument("--bits", nargs="+", type=int, default=[8, 6, 4])
     parser.add_argument("--reserved", nargs="+", type=int, default=[0, 1, 2])
     args = parser.parse_args(argv)
