@@ -59,7 +59,10 @@ from accelsim.ir import (
     validate_graph,
 )
 
-SCHEME_VERSION = 1  # part of quantization_key: bump when the arithmetic below changes
+SCHEME_VERSION = 2  # part of quantization_key: bump when the arithmetic below changes
+# 2: global average pooling requantises to its own range (global_avgpool with a multiplier)
+PASS_THROUGH_OPS = ("maxpool2d", "avgpool2d", "adaptive_avgpool2d", "flatten", "select_channels",
+                    "upsample_nearest")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -244,12 +247,14 @@ class _Quantizer:
             return None
         return readers[0]
 
-    def requantised_spec(self, node: Node, clamp: Node | None, settings: LayerSettings):
-        """Output spec and [out_lo, out_hi] of a requantising node (GEMM or add)."""
+    def requantised_spec(self, node: Node, clamp: Node | None, settings: LayerSettings,
+                         signed: bool | None = None):  # fmt: skip
+        """Output spec and [out_lo, out_hi] of a requantising node (GEMM, add, ...)."""
         out_name = clamp.output if clamp is not None else node.output
         float_spec = self.graph.tensors[out_name]
         lo_real, hi_real = _range_of(float_spec, f"output of {node.name!r}")
-        signed = not (clamp is not None and float(clamp.attrs["lo"]) >= 0.0)
+        if signed is None:
+            signed = not (clamp is not None and float(clamp.attrs["lo"]) >= 0.0)
         bits, r = settings.activation_bits, settings.reserved_msbs
         if out_name == self.graph.output:
             r = 0  # the clip bound is for hidden activations; the logits keep their range
@@ -289,7 +294,16 @@ class _Quantizer:
             elif node.op == "clamp":
                 self.clamp(node)
                 clamp = None
-            elif node.op in ("maxpool2d", "avgpool2d", "global_avgpool", "flatten"):
+            elif node.op in ("mul", "concat"):
+                clamp = self.fused_clamp(node)
+                getattr(self, node.op)(node, clamp)
+            elif node.op == "global_avgpool":
+                self.global_avgpool(node)
+                clamp = None
+            elif node.op == "activation":
+                self.activation(node)
+                clamp = None
+            elif node.op in PASS_THROUGH_OPS:
                 self.pass_through(node)
                 clamp = None
             else:
@@ -324,7 +338,8 @@ class _Quantizer:
         pairs = [fixed_point(float(s) / out_spec.scale) for s in acc_scale]
         attrs: dict[str, Any] = {}
         if node.op == "conv2d":
-            attrs.update({k: node.attrs[k] for k in ("stride", "padding", "groups")})
+            attrs.update({k: node.attrs[k] for k in ("stride", "padding", "groups", "dilation")
+                          if k in node.attrs})  # fmt: skip
         attrs.update({"acc_bits": settings.acc_bits, "overflow": self.spec.overflow,
                       "w_bits": settings.weight_bits, "out_lo": out_lo, "out_hi": out_hi,
                       "out_zero_point": 0})  # fmt: skip
@@ -360,6 +375,79 @@ class _Quantizer:
             "multiplier_b": np.array(multipliers[1], dtype=np.int64),
         }
         self.emit(Node("add", node.name, node.inputs, out_spec.name, attrs, params), out_spec)
+
+    def shared_shift(self, ratios: list[float], what: str) -> tuple[int, list[int]]:
+        """The largest shift keeping every ``round(ratio * 2**shift)`` below 2**31."""
+        largest = max(ratios)
+        shift = int(math.floor(math.log2((MULTIPLIER_LIMIT - 1) / largest)))
+        while (
+            shift > SHIFT_RANGE[0]
+            and _round_half_up(math.ldexp(largest, shift)) >= MULTIPLIER_LIMIT
+        ):
+            shift -= 1
+        shift = min(max(shift, SHIFT_RANGE[0]), SHIFT_RANGE[1])
+        multipliers = [int(_round_half_up(math.ldexp(r, shift))) for r in ratios]
+        if max(multipliers) >= MULTIPLIER_LIMIT:
+            raise AccelsimError(f"{what}: input/output scale ratio {largest:.4g} "
+                                "is too large for a 31-bit multiplier")  # fmt: skip
+        return shift, multipliers
+
+    def requantising(self, node: Node, clamp: Node | None, signed: bool):
+        """Output spec and attrs of a vector op that requantises (global settings)."""
+        settings = self.spec.settings(None)
+        out_spec, out_lo, out_hi = self.requantised_spec(node, clamp, settings, signed=signed)
+        return out_spec, {"out_lo": out_lo, "out_hi": out_hi, "out_zero_point": 0}
+
+    def concat(self, node: Node, clamp: Node | None) -> None:
+        specs = [self.specs[name] for name in node.inputs]
+        signed = any(s.signed for s in specs) and not (
+            clamp is not None and float(clamp.attrs["lo"]) >= 0.0
+        )
+        out_spec, attrs = self.requantising(node, clamp, signed)
+        shift, multipliers = self.shared_shift([s.scale / out_spec.scale for s in specs],
+                                               f"concat {node.name!r}")  # fmt: skip
+        params = {"multipliers": np.array(multipliers, dtype=np.int64)}
+        self.emit(Node("concat", node.name, node.inputs, out_spec.name, {**attrs, "shift": shift},
+                       params), out_spec)  # fmt: skip
+
+    def mul(self, node: Node, clamp: Node | None) -> None:
+        a_spec, b_spec = (self.specs[name] for name in node.inputs)
+        signed = (a_spec.signed or b_spec.signed) and not (
+            clamp is not None and float(clamp.attrs["lo"]) >= 0.0
+        )
+        out_spec, attrs = self.requantising(node, clamp, signed)
+        multiplier, shift = fixed_point(a_spec.scale * b_spec.scale / out_spec.scale)
+        self.emit(Node("mul", node.name, node.inputs, out_spec.name, {**attrs, "shift": shift},
+                       {"multiplier": np.array(multiplier, dtype=np.int64)}), out_spec)  # fmt: skip
+
+    def global_avgpool(self, node: Node) -> None:
+        """Requantised to the pooled tensor's own (narrower) range: the mean of many values
+        has a smaller spread than they do, and at low bit widths keeping the input's scale
+        would leave it a handful of levels."""
+        x_spec = self.specs[node.inputs[0]]
+        out_spec, attrs = self.requantising(node, None, x_spec.signed)
+        _, h, w = x_spec.shape
+        multiplier, shift = fixed_point(x_spec.scale / (h * w * out_spec.scale))
+        self.emit(Node("global_avgpool", node.name, node.inputs, out_spec.name,
+                       {**attrs, "shift": shift},
+                       {"multiplier": np.array(multiplier, dtype=np.int64)}), out_spec)  # fmt: skip
+
+    def activation(self, node: Node) -> None:
+        """A lookup table: every input code's real value through the function, requantised
+        (round half up, clamped) at the output tensor's scale."""
+        from accelsim.executor import activation_float
+
+        x_spec = self.specs[node.inputs[0]]
+        float_out = self.graph.tensors[node.output]
+        signed = _range_of(float_out, f"output of {node.name!r}")[0] < 0.0
+        out_spec, attrs = self.requantising(node, None, signed)
+        lo, hi = x_spec.value_range()
+        codes = np.arange(lo, hi + 1, dtype=np.float64)
+        real = activation_float(str(node.attrs["function"]), float(node.attrs["alpha"]),
+                                x_spec.scale * (codes - x_spec.zero_point))  # fmt: skip
+        table = np.clip(_round_half_up(real / out_spec.scale), attrs["out_lo"], attrs["out_hi"])
+        self.emit(Node("activation", node.name, node.inputs, out_spec.name, dict(node.attrs),
+                       {"table": table.astype(np.int64)}), out_spec)  # fmt: skip
 
     def clamp(self, node: Node) -> None:
         x_spec = self.specs[node.inputs[0]]
