@@ -1,0 +1,157 @@
+"""Issue 13's ops in the simulator: bit-exact with the reference executor in ws/os/is (fast
+path and fold kernels forced), timed on the array (dilated conv) or the vector unit."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from accelsim.executor import execute
+from accelsim.intmath import quantize_multiplier
+from accelsim.ir import Graph, Node, TensorSpec
+from accelsim.simulation import simulate
+from tests.opcheck import assert_simulator_equals_executor, workload_of
+
+
+def dilated_graph(seed: int, *, dilation, padding, stride=(1, 1), groups=1, h=9, w=8,
+                  c=4, n=8, k=(3, 3)) -> Graph:  # fmt: skip
+    rng = np.random.default_rng(seed)
+    mult, shift = quantize_multiplier(0.003)
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = k, dilation, padding, stride
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    conv = Node("conv2d", "conv", ["x"], "c",
+                {"stride": list(stride), "padding": list(padding), "dilation": list(dilation),
+                 "groups": groups, "acc_bits": 32, "overflow": "wrap", "w_bits": 8,
+                 "out_lo": 0, "out_hi": 255, "out_zero_point": 0},
+                {"weight": rng.integers(-127, 128, (n, c // groups, kh, kw)),
+                 "bias": rng.integers(-300, 300, n), "multiplier": np.full(n, mult),
+                 "shift": np.full(n, shift)})  # fmt: skip
+    tensors = {"x": TensorSpec("x", (c, h, w), 8, False, 1 / 255),
+               "c": TensorSpec("c", (n, oh, ow), 8, False, 0.05)}  # fmt: skip
+    return Graph("integer", "dilated", "x", "c", tensors, [conv], {})
+
+
+@pytest.mark.parametrize(("dilation", "padding", "stride", "groups"),
+                         [((2, 2), (2, 2), (1, 1), 1), ((3, 1), (1, 0), (2, 1), 2),
+                          ((2, 3), (0, 1), (1, 2), 4)])  # fmt: skip
+@pytest.mark.parametrize(("rows", "cols"), [(3, 2), (4, 4), (8, 16)])
+def test_dilated_conv_simulates_to_the_executors_integers(tmp_path, dilation, padding, stride,
+                                                          groups, rows, cols):  # fmt: skip
+    graph = dilated_graph(1, dilation=dilation, padding=padding, stride=stride, groups=groups)
+    x = np.random.default_rng(2).integers(0, 256, (2, 4, 9, 8))
+    assert_simulator_equals_executor(graph, x, tmp_path, rows=rows, cols=cols)
+    assert_simulator_equals_executor(graph, x, tmp_path, rows=rows, cols=cols, timing="scalesim")
+
+
+def test_dilated_conv_in_scalesim_mode_costs_its_gemm(tmp_path):
+    """SCALE-Sim sees a layer as its GEMM: a dilated conv costs what an undilated conv of the
+    same (M, K, N) costs (here: the same kernel on the input cropped to the same output)."""
+    dilated = dilated_graph(0, dilation=(2, 2), padding=(0, 0), h=11, w=10)
+    plain = dilated_graph(0, dilation=(1, 1), padding=(0, 0), h=9, w=8)
+    assert dilated.tensors["c"].shape == plain.tensors["c"].shape
+    cycles = []
+    for graph, size in ((dilated, (11, 10)), (plain, (9, 8))):
+        x = np.zeros((1, 4, *size), dtype=np.int64)
+        for dataflow in ("ws", "os", "is"):
+            result = simulate(workload_of(graph, x, tmp_path, dataflow, timing="scalesim"))
+            cycles.append(result.layers[0].compute_cycles)
+    assert cycles[:3] == cycles[3:]
+
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from workloads.export import export  # noqa: E402
+from workloads.quantize import QuantSpec, quantize  # noqa: E402
+
+
+class EveryOp(nn.Module):
+    """One module with every op issue 13 adds, in the patterns the classifiers use."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding="same", dilation=1)
+        self.dil = nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=2)
+        self.bn = nn.BatchNorm2d(8)
+        self.se_fc = nn.Conv2d(8, 8, 1)
+        self.acts = nn.ModuleList([nn.Hardswish(), nn.SiLU(), nn.GELU(), nn.LeakyReLU(0.1),
+                                   nn.Tanh(), nn.Hardsigmoid()])  # fmt: skip
+        self.shuffle = nn.ChannelShuffle(2)
+        self.head = nn.Linear(16 * 3 * 3, 5)
+
+    def forward(self, x):
+        x = (x - 0.2) / 0.5  # input normalisation inside forward
+        y = torch.relu(self.stem(x))
+        y = self.bn(torch.relu(self.dil(y)))  # batch norm not after a conv
+        gate = torch.sigmoid(self.se_fc(nn.functional.adaptive_avg_pool2d(y, 1)))
+        y = y * gate  # squeeze-and-excitation
+        a, b = y.chunk(2, dim=1)
+        for act in self.acts:
+            b = act(b) + b
+        y = torch.cat([a, b], 1)
+        n, c, h, w = y.shape
+        y = y.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+        y = self.shuffle(y)
+        y = nn.functional.max_pool2d(y, 3, 2, 1, ceil_mode=True)
+        up = nn.functional.interpolate(y[:, :4], scale_factor=2)  # nearest
+        y = torch.cat([y, nn.functional.max_pool2d(up, 2), y[:, 4:]], 1)
+        y = nn.functional.avg_pool2d(y, 3, 2, 1, ceil_mode=True, count_include_pad=False)
+        y = nn.functional.adaptive_avg_pool2d(y, (3, 3)) * 2.0 + 0.1
+        return self.head(torch.flatten(y, 1))
+
+
+@pytest.fixture(scope="module")
+def every_op():
+    torch.manual_seed(0)
+    model = EveryOp().eval()
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-0.5, 0.5)
+        model.bn.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(32, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+    return model, x, export(model, x[:2], x)
+
+
+def test_every_op_exports_to_the_float_graph_torch_computes(every_op):
+    model, x, graph = every_op
+    ops = {n.op for n in graph.nodes}
+    assert {"concat", "mul", "activation", "select_channels", "upsample_nearest",
+            "adaptive_avgpool2d", "maxpool2d", "avgpool2d", "global_avgpool"} <= ops  # fmt: skip
+    assert graph.node("dil").attrs["dilation"] == [2, 2]
+    assert graph.node("stem").attrs["padding"] == [1, 1]  # 'same'
+    with torch.no_grad():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(execute(graph, x.numpy()), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("bits", [8, 6, 4])
+def test_every_op_quantises_and_simulates_bit_exactly(every_op, tmp_path, bits):
+    model, x, graph = every_op
+    from accelsim.executor import dequantize, quantize_input
+
+    q = quantize(graph, QuantSpec(weight_bits=bits, activation_bits=bits))
+    inputs = quantize_input(q, x.numpy()[:2])
+    got = assert_simulator_equals_executor(q, inputs, tmp_path)
+    if bits == 8:  # the integer graph tracks the float one
+        with torch.no_grad():
+            expected = model(x[:2]).numpy()
+        error = np.abs(dequantize(q.tensors[q.output], got) - expected).max()
+        assert error < 0.1 * np.abs(expected).max()
+
+
+def test_vector_ops_take_one_cycle_per_lane_group(every_op, tmp_path):
+    _, x, graph = every_op
+    q = quantize(graph, QuantSpec())
+    from accelsim.executor import quantize_input
+
+    inputs = quantize_input(q, x.numpy()[:2])
+    workload = workload_of(q, inputs, tmp_path, "ws")
+    lanes = workload.config.accelerator.vector_lanes
+    result = simulate(workload)
+    for stats in result.layers:
+        if stats.op in ("concat", "mul", "activation", "select_channels", "upsample_nearest",
+                        "adaptive_avgpool2d"):  # fmt: skip
+            elements = 2 * math.prod(q.tensors[q.node(stats.name).output].shape)
+            assert stats.compute_cycles == math.ceil(elements / lanes), stats.name
