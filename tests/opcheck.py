@@ -14,6 +14,7 @@ from accelsim.simulation import simulate
 from accelsim.workload import build_workload
 
 DATAFLOWS = ("ws", "os", "is")
+BUFFER_KIB = 4096  # room for the largest tile of the standard classifiers
 NEVER = 1 << 40  # a fold cycle no fold reaches: the fault never fires
 
 
@@ -21,8 +22,9 @@ def workload_of(graph: Graph, inputs: np.ndarray, tmp_path: Path, dataflow: str,
                 rows: int = 4, cols: int = 4, timing: str = "accurate"):  # fmt: skip
     """A workload running ``graph`` on ``inputs`` (one batch) on a small array."""
     save_graph(graph, tmp_path / "g.npz")
+    buffers = {b: {"capacity_kib": BUFFER_KIB} for b in ("input", "weight", "output")}
     raw = {"name": "ops", "model": "g.npz", "batch": int(len(inputs)), "seed": 0,
-           "accelerator": {"timing": timing,
+           "accelerator": {"timing": timing, "buffers": buffers,
                            "array": {"rows": rows, "cols": cols, "dataflow": dataflow}}}  # fmt: skip
     workload = build_workload(parse_workload(raw), base_dir=tmp_path, source=tmp_path / "w.yaml")
     return workload.__class__(**{**workload.__dict__, "inputs": np.asarray(inputs, np.int64)})

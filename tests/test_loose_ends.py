@@ -118,6 +118,12 @@ def test_in_place_variants_export_like_their_functional_ops():
     with torch.no_grad():
         expected = model(x.clone()).numpy()
     np.testing.assert_allclose(execute(graph, x.numpy()), expected, rtol=1e-4, atol=1e-5)
+    # calibration records each tensor before a later in-place op overwrites it
+    values = execute(graph, x.numpy(), keep_all=True)
+    for name, spec in graph.tensors.items():
+        assert spec.calib_min == pytest.approx(values[name].min(), rel=1e-4, abs=1e-5), name
+        assert spec.calib_max == pytest.approx(values[name].max(), rel=1e-4, abs=1e-5), name
+    assert graph.tensors["conv"].calib_min < 0.0
 
 
 class ManyNorms(nn.Module):

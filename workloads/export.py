@@ -838,7 +838,7 @@ def _float_params(weight: np.ndarray, bias: np.ndarray) -> dict[str, np.ndarray]
 
 
 def _run_program(torch, program, constants: dict, input_name: str, x, wanted: set) -> dict:
-    """Evaluate the exported graph on ``x`` (eager ATen calls); values of ``wanted`` nodes."""
+    """Evaluate the exported graph on ``x`` (eager ATen calls); (min, max) of ``wanted`` nodes."""
     env: dict[Any, Any] = {}
     seen: dict[Any, Any] = {}
     with torch.no_grad():
@@ -850,7 +850,11 @@ def _run_program(torch, program, constants: dict, input_name: str, x, wanted: se
                 kwargs = torch.fx.node.map_arg(node.kwargs, lambda n: env[n])
                 env[node] = node.target(*args, **kwargs)
             if node in wanted:
-                seen[node] = env[node]
+                # min/max now: a later in-place op (relu_, hardswish_) may overwrite the value
+                value = env[node]
+                if isinstance(value, (tuple, list)):  # batch norm / pool with indices
+                    value = value[0]
+                seen[node] = (float(value.min()), float(value.max()))
     return seen
 
 
@@ -874,10 +878,7 @@ def _calibrate(torch, program, walker: _Walker, constants: dict, graph: Graph, d
     def record(chunk) -> None:
         values = _run_program(torch, program, constants, walker.input_name, chunk, set(wanted))
         for fx, names in wanted.items():
-            value = values[fx]
-            if isinstance(value, (tuple, list)):  # batch norm / pool with indices: (out, ...)
-                value = value[0]
-            low, high = float(value.min()), float(value.max())
+            low, high = values[fx]
             for name in names:
                 lows[name] = min(lows.get(name, math.inf), low)
                 highs[name] = max(highs.get(name, -math.inf), high)
