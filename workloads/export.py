@@ -481,7 +481,8 @@ class _Walker:
         mean, var = self.numpy(mean), self.numpy(var)
         gamma = np.ones_like(mean) if gamma is None else self.numpy(gamma)
         beta = np.zeros_like(mean) if beta is None else self.numpy(beta)
-        factor = gamma / np.sqrt(var + float(eps))
+        # eps as the float32 it is in the kernel (and in an ONNX file: both paths agree)
+        factor = gamma / np.sqrt(var + float(np.float32(eps)))
         axes = (-1,) + (1,) * (len(self.tensors[x.name].shape) - 1)  # one value per channel
         # directly after a conv/linear: folded into it; elsewhere a per-channel affine
         return self._affine(fx_node, x, fx_node.args[0], factor.reshape(axes),
@@ -517,8 +518,9 @@ class _Walker:
             hi = values[1] if len(values) > 1 else kwargs.get("max")
         if any(not (v is None or isinstance(v, (int, float))) for v in (lo, hi)):
             return self.problem(fx_node, "clamp bounds must be numbers")
-        lo = -math.inf if lo is None else float(lo)
-        hi = math.inf if hi is None else float(hi)
+        # bounds as the float32 they are applied in (and stored in an ONNX file)
+        lo = -math.inf if lo is None else float(np.float32(lo))
+        hi = math.inf if hi is None else float(np.float32(hi))
         return self.emit(fx_node, "clamp", [x], {"lo": lo, "hi": hi})
 
     def _pool_pairs(self, kernel, stride, padding):
@@ -658,7 +660,9 @@ class _Walker:
     def _activation(self, fx_node, x, function: str, alpha: float = 0.0) -> Any:
         if not isinstance(x, _Act):
             return self.problem(fx_node, f"{function} of an activation")
-        return self.emit(fx_node, "activation", [x], {"function": function, "alpha": float(alpha)})
+        # alpha as the float32 the kernel (and an ONNX file) uses: both paths agree
+        attrs = {"function": function, "alpha": float(np.float32(alpha))}
+        return self.emit(fx_node, "activation", [x], attrs)
 
     def op_sigmoid(self, fx_node, x):
         return self._activation(fx_node, x, "sigmoid")
@@ -900,6 +904,29 @@ def _calibrate(torch, program, walker: _Walker, constants: dict, graph: Graph, d
     for name, spec in graph.tensors.items():
         graph.tensors[name] = replace(spec, calib_min=lows[name], calib_max=highs[name])
     return int(data.shape[0])
+
+
+def calibrate(graph: Graph, data, chunk: int = CALIBRATION_CHUNK) -> int:
+    """Record each tensor's min/max over ``data`` into a float graph, running accelsim's own
+    float executor (numpy, float64; no torch). The ONNX path calibrates this way; returns the
+    number of samples."""
+    from accelsim.executor import execute
+
+    data = np.asarray(data, dtype=np.float64)
+    expected = graph.tensors[graph.input].shape
+    if data.ndim != len(expected) + 1 or tuple(data.shape[1:]) != expected or not len(data):
+        raise AccelsimError(f"calibration data has shape {tuple(data.shape)}",
+                            allowed=f"(samples >= 1, {', '.join(map(str, expected))})")  # fmt: skip
+    lows = dict.fromkeys(graph.tensors, math.inf)
+    highs = dict.fromkeys(graph.tensors, -math.inf)
+    for start in range(0, len(data), chunk):
+        values = execute(graph, data[start : start + chunk], keep_all=True)
+        for name, value in values.items():
+            lows[name] = min(lows[name], float(value.min()))
+            highs[name] = max(highs[name], float(value.max()))
+    for name, spec in graph.tensors.items():
+        graph.tensors[name] = replace(spec, calib_min=lows[name], calib_max=highs[name])
+    return int(len(data))
 
 
 # ---- public API ----------------------------------------------------------------------------
