@@ -184,6 +184,10 @@ def activation_float(function: str, alpha: float, x: np.ndarray) -> np.ndarray:
         return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
     if function == "leaky_relu":
         return np.where(x >= 0.0, x, alpha * x)
+    if function == "softplus":
+        return np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0))))  # PyTorch's threshold
+    if function == "mish":
+        return x * np.tanh(np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0)))))
     if function == "elu":
         return np.where(x > 0.0, x, alpha * np.expm1(np.minimum(x, 0.0)))
     raise ValueError(f"unknown activation {function!r}")

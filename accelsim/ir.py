@@ -68,7 +68,7 @@ OPTIONAL_ATTRS: dict[str, dict[str, Any]] = {
 }
 # element-wise functions of the ``activation`` op (integer graphs: a lookup table)
 ACTIVATIONS = ("sigmoid", "hardsigmoid", "silu", "hardswish", "tanh", "gelu", "gelu_tanh",
-               "leaky_relu", "elu")  # fmt: skip
+               "leaky_relu", "elu", "mish", "softplus")  # fmt: skip
 LUT_INPUT_BITS_MAX = 16  # a table of 2**bits entries per activation node
 MUL_INPUT_BITS_MAX = 16  # |a*b| < 2**30 keeps a*b*multiplier inside int64
 

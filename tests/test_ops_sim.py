@@ -155,3 +155,85 @@ def test_vector_ops_take_one_cycle_per_lane_group(every_op, tmp_path):
                         "adaptive_avgpool2d"):  # fmt: skip
             elements = 2 * math.prod(q.tensors[q.node(stats.name).output].shape)
             assert stats.compute_cycles == math.ceil(elements / lanes), stats.name
+
+
+@pytest.mark.parametrize(("function", "alpha", "reference"), [
+    ("sigmoid", 0.0, torch.sigmoid), ("hardsigmoid", 0.0, nn.functional.hardsigmoid),
+    ("silu", 0.0, nn.functional.silu), ("hardswish", 0.0, nn.functional.hardswish),
+    ("tanh", 0.0, torch.tanh), ("gelu", 0.0, nn.functional.gelu),
+    ("gelu_tanh", 0.0, lambda x: nn.functional.gelu(x, approximate="tanh")),
+    ("leaky_relu", 0.1, lambda x: nn.functional.leaky_relu(x, 0.1)),
+    ("elu", 0.7, lambda x: nn.functional.elu(x, 0.7)),
+    ("mish", 0.0, nn.functional.mish), ("softplus", 0.0, nn.functional.softplus),
+])  # fmt: skip
+def test_activation_functions_are_pytorchs(function, alpha, reference):
+    from accelsim.executor import activation_float
+
+    x = np.linspace(-12.0, 12.0, 4001)
+    expected = reference(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(activation_float(function, alpha, x), expected, atol=1e-12)
+
+
+def test_activation_tables_follow_the_quantiser_rule(every_op):
+    """table[q - lo] = clamp(round_half_up(f(s_in * q) / s_out)) for every input code q."""
+    _, _, graph = every_op
+    from accelsim.executor import activation_float
+
+    q = quantize(graph, QuantSpec(weight_bits=6, activation_bits=6, reserved_msbs=1))
+    tables = [n for n in q.nodes if n.op == "activation"]
+    assert len(tables) == 7  # six activations and the squeeze-and-excitation sigmoid
+    for node in tables:
+        x, y = q.tensors[node.inputs[0]], q.tensors[node.output]
+        lo, hi = x.value_range()
+        codes = np.arange(lo, hi + 1)
+        real = activation_float(node.attrs["function"], node.attrs["alpha"], x.scale * codes)
+        limit = (1 << (y.bits - 1 - 1)) if y.signed else (1 << (y.bits - 1))  # r = 1
+        low, high = (-limit, limit - 1) if y.signed else (0, limit - 1)
+        expected = np.clip(np.floor(real / y.scale + 0.5), low, high)
+        np.testing.assert_array_equal(node.params["table"], expected, err_msg=node.name)
+
+
+class PreActivation(nn.Module):
+    """Patterns the classifiers do not have: batch norm on the input and before convs,
+    asymmetric (1x7, 7x1) kernels, nearest upsampling + concat (U-Net style), PReLU, a mean
+    over (-2, -1) and BatchNorm1d after the last linear layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn0 = nn.BatchNorm2d(3)
+        self.c1 = nn.Conv2d(3, 16, (1, 7), padding=(0, 3))
+        self.bn1 = nn.BatchNorm2d(16)
+        self.c2 = nn.Conv2d(16, 16, (7, 1), padding=(3, 0), groups=4)
+        self.up = nn.Upsample(scale_factor=2)
+        self.c3 = nn.Conv2d(32, 8, 3, padding=1)
+        self.prelu = nn.PReLU()
+        self.fc = nn.Linear(8, 4)
+        self.bn1d = nn.BatchNorm1d(4)
+
+    def forward(self, x):
+        y = self.c1(torch.relu(self.bn0(x)))
+        z = self.c2(torch.relu(self.bn1(y)))
+        y = torch.cat([y, self.up(nn.functional.max_pool2d(z, 2))], dim=-3)
+        y = self.prelu(self.c3(y)).mean(dim=(-2, -1))
+        return self.bn1d(self.fc(y))
+
+
+def test_an_unseen_architecture_exports_and_simulates_exactly(tmp_path):
+    torch.manual_seed(3)
+    model = PreActivation().eval()
+    with torch.no_grad():
+        for bn in (model.bn0, model.bn1, model.bn1d):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    graph = export(model, x[:1], x)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(execute(graph, x.numpy()), expected, rtol=1e-4, atol=1e-5)
+    from accelsim.executor import dequantize, quantize_input
+
+    q = quantize(graph, QuantSpec())
+    inputs = quantize_input(q, x[:2].numpy())
+    got = assert_simulator_equals_executor(q, inputs, tmp_path)
+    error = np.abs(dequantize(q.tensors[q.output], got) - expected[:2]).max()
+    assert error < 0.05 * np.abs(expected).max()

@@ -138,7 +138,8 @@ _SUPPORTED = {"conv2d", "convolution", "linear", "addmm", "mm", "batch_norm",
 
 SUPPORTED_SUMMARY = (
     "conv2d (stride, padding incl. 'same', dilation, groups), linear, batch_norm, relu/relu6/"
-    "hardtanh/clamp, sigmoid/hardsigmoid/silu/hardswish/tanh/gelu/leaky_relu/elu, max/avg "
+    "hardtanh/clamp, sigmoid/hardsigmoid/silu/hardswish/tanh/gelu/leaky_relu/elu/mish/softplus, "
+    "prelu (one slope), max/avg "
     "pooling (padding, ceil_mode), adaptive_avg_pool2d, add, mul, cat, chunk/split/slice of "
     "channels, channel shuffle, nearest upsampling by integer factors, constant add/sub/mul/div "
     "(scalar or per channel), flatten (docs/ops.md)"
@@ -573,9 +574,9 @@ class _Walker:
 
     def op_adaptive_avg_pool2d(self, fx_node, x, output_size):
         _, h, w = self.tensors[x.name].shape
-        size = [h if v is None else v for v in (list(output_size) * 2)[:2]] if isinstance(
-            output_size, (list, tuple)) else [output_size] * 2  # fmt: skip
-        oh, ow = (int(v) for v in size)
+        size = list(output_size) if isinstance(output_size, (list, tuple)) else [output_size]
+        size = (size * 2)[:2]
+        oh, ow = (int(full if v is None else v) for v, full in zip(size, (h, w)))
         if (oh, ow) == (1, 1):
             return self.emit(fx_node, "global_avgpool", [x], {})
         if h % oh == 0 and w % ow == 0:
@@ -684,6 +685,20 @@ class _Walker:
 
     def op_leaky_relu(self, fx_node, x, negative_slope=0.01):
         return self._activation(fx_node, x, "leaky_relu", float(negative_slope))
+
+    def op_mish(self, fx_node, x):
+        return self._activation(fx_node, x, "mish")
+
+    def op_softplus(self, fx_node, x, beta=1, threshold=20):
+        if beta != 1:
+            return self.problem(fx_node, f"softplus with beta={beta}: only beta 1")
+        return self._activation(fx_node, x, "softplus")
+
+    def op_prelu(self, fx_node, x, weight):
+        slope = self._const(fx_node, weight, "prelu slope")
+        if slope is None or slope.numel() != 1:
+            return self.problem(fx_node, "PReLU with one slope per channel: only a single slope")
+        return self._activation(fx_node, x, "leaky_relu", float(self.numpy(slope).reshape(())))
 
     def op_elu(self, fx_node, x, alpha=1.0, scale=1.0, input_scale=1.0):
         if scale != 1 or input_scale != 1:

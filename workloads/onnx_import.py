@@ -437,6 +437,12 @@ class _Converter:
     def op_Elu(self, node, args, a):
         return self._activation(node, args[0], "elu", float(a.get("alpha", 1.0)))
 
+    def op_Softplus(self, node, args, a):
+        return self._activation(node, args[0], "softplus")
+
+    def op_Mish(self, node, args, a):
+        return self._activation(node, args[0], "mish")
+
     def op_Gelu(self, node, args, a):
         tanh = a.get("approximate", "none") == "tanh"
         return self._activation(node, args[0], "gelu_tanh" if tanh else "gelu")

@@ -23,7 +23,17 @@ The scheme (docs/semantics.md §1):
   multiplier (:func:`accelsim.intmath.quantize_multiplier`), shift in [0, 62].
 * **Residual add**: ``y = clamp(rshift(a*ma + b*mb, shift))`` with
   ``ma = round(s_a / s_y * 2**shift)``, ``mb`` likewise, shift as large as keeps both below 2**31.
-* **Pooling and flatten** keep their input's scale, width and signedness.
+* **Pooling, flatten, channel selection and nearest upsampling** keep their input's scale,
+  width and signedness — except **global average pooling**, which requantises the window sum
+  to the pooled tensor's own calibrated range (``multiplier * 2**-shift ≈ s_in / (H*W*s_out)``)
+  so that low bit widths keep their resolution.
+* **Concat**: one output scale (its calibration range); every input requantised to it with
+  its own multiplier and a shared shift (as for add). Unsigned if all inputs are.
+* **Mul** of two activations: ``y = requantize(a*b)`` with ``multiplier * 2**-shift ≈
+  s_a*s_b/s_y``; a clamp that alone reads it is fused like after a layer.
+* **Activation** (sigmoid, SiLU, hardswish, GELU, ...): a lookup table over every input code,
+  ``table[q - lo] = clamp(round_half_up(f(s_in*q) / s_out))``, with ``s_out`` from the
+  function output's calibration range (signed iff its minimum is negative).
 * **Graph input**: quantised with the activation bits of the first layer (per-layer override
   included), unsigned when its calibration minimum is >= 0, signed otherwise, over the full
   range of that width (r confines requantised tensors only; the input is not requantised).
