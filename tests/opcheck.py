@@ -10,6 +10,7 @@ import numpy as np
 from accelsim.config import parse_workload
 from accelsim.executor import execute
 from accelsim.ir import GEMM_OPS, Graph, save_graph
+from accelsim.schedule import schedule_layer
 from accelsim.simulation import simulate
 from accelsim.workload import build_workload
 
@@ -30,11 +31,18 @@ def workload_of(graph: Graph, inputs: np.ndarray, tmp_path: Path, dataflow: str,
     return workload.__class__(**{**workload.__dict__, "inputs": np.asarray(inputs, np.int64)})
 
 
-def silent_fault_plan(graph: Graph) -> dict:
-    """One accumulator flip per GEMM layer at a cycle that never comes: the fold kernels of
-    the dataflow run (not the fault-free shortcut) and must still give the same values."""
+def silent_fault_plan(workload) -> dict:
+    """One accumulator flip in every fold of every GEMM layer, at a cycle that never comes:
+    every output tile is recomputed fold by fold by the dataflow's fold kernel (not the
+    fault-free shortcut), and must still give the same values."""
     row = np.array([[3, 0, 0, NEVER, 1, 0]], dtype=np.int64)
-    return {0: {n.name: {0: row} for n in graph.nodes if n.op in GEMM_OPS}}
+    graph, accel = workload.graph, workload.config.accelerator
+    plan = {}
+    for node in graph.nodes:
+        if node.op in GEMM_OPS:
+            sched = schedule_layer(graph, node, accel, batch=workload.config.batch)
+            plan[node.name] = {fold.index: row for fold in sched.folds}
+    return {0: plan}
 
 
 def assert_simulator_equals_executor(graph: Graph, inputs: np.ndarray, tmp_path: Path, *,
@@ -48,7 +56,7 @@ def assert_simulator_equals_executor(graph: Graph, inputs: np.ndarray, tmp_path:
         result = simulate(workload)
         np.testing.assert_array_equal(result.outputs, expected, err_msg=f"{dataflow} fast path")
         if any(n.op in GEMM_OPS for n in graph.nodes):
-            forced = simulate(workload, fault_plans=silent_fault_plan(graph))
+            forced = simulate(workload, fault_plans=silent_fault_plan(workload))
             np.testing.assert_array_equal(forced.outputs, expected,
                                           err_msg=f"{dataflow} fold kernels")  # fmt: skip
     return expected

@@ -23,6 +23,8 @@ from workloads.onnx_import import export_onnx  # noqa: E402
 from workloads.quantize import QuantSpec, quantize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# torch.onnx's TorchScript exporter warns that it is legacy (the dynamo one needs onnxscript)
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 
 
 def to_onnx(model, x) -> onnx.ModelProto:

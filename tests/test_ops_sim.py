@@ -237,3 +237,19 @@ def test_an_unseen_architecture_exports_and_simulates_exactly(tmp_path):
     got = assert_simulator_equals_executor(q, inputs, tmp_path)
     error = np.abs(dequantize(q.tensors[q.output], got) - expected[:2]).max()
     assert error < 0.05 * np.abs(expected).max()
+
+
+def test_the_silent_fault_plan_reaches_the_fold_kernels(tmp_path):
+    """A weight-register flip at cycle 0 in the same folds changes the outputs: the plan
+    really reaches the fold kernels."""
+    from tests.opcheck import silent_fault_plan
+
+    graph = dilated_graph(1, dilation=(2, 2), padding=(2, 2))
+    x = np.random.default_rng(2).integers(0, 256, (1, 4, 9, 8))
+    workload = workload_of(graph, x, tmp_path, "ws")
+    plan = silent_fault_plan(workload)
+    loud = {0: {layer: {i: np.array([[1, 0, 0, 0, 1 << 5, 0]]) for i in folds}
+                for layer, folds in plan[0].items()}}  # fmt: skip
+    clean = simulate(workload, fault_plans=plan).outputs
+    np.testing.assert_array_equal(clean, execute(graph, x))
+    assert not np.array_equal(simulate(workload, fault_plans=loud).outputs, clean)
