@@ -253,3 +253,38 @@ def test_the_silent_fault_plan_reaches_the_fold_kernels(tmp_path):
     clean = simulate(workload, fault_plans=plan).outputs
     np.testing.assert_array_equal(clean, execute(graph, x))
     assert not np.array_equal(simulate(workload, fault_plans=loud).outputs, clean)
+
+
+def test_new_ops_round_trip_the_file_format_and_are_validated(every_op, tmp_path):
+    import dataclasses
+
+    from accelsim.errors import AccelsimError
+    from accelsim.ir import load_graph, save_graph, validate_graph
+
+    _, _, graph = every_op
+    q = quantize(graph, QuantSpec())
+    for g in (graph, q):
+        save_graph(g, tmp_path / "g.npz")
+        loaded = load_graph(tmp_path / "g.npz")
+        assert loaded.content_hash() == g.content_hash()
+    concat = next(n for n in q.nodes if n.op == "concat")
+    act = next(n for n in q.nodes if n.op == "activation")
+    select = next(n for n in q.nodes if n.op == "select_channels")
+    cases = [
+        (concat, "multipliers", concat.params["multipliers"][:-1], "one per input"),
+        (act, "table", act.params["table"][:-1], "one entry per input code"),
+        (act, "table", act.params["table"] + 10_000, "output tensor's range"),
+    ]
+    for node, name, value, message in cases:
+        broken = dataclasses.replace(q, nodes=list(q.nodes))
+        i = q.nodes.index(node)
+        broken.nodes[i] = Node(node.op, node.name, node.inputs, node.output, node.attrs,
+                               {**node.params, name: value})  # fmt: skip
+        with pytest.raises(AccelsimError, match=message):
+            validate_graph(broken)
+    broken = dataclasses.replace(q, nodes=list(q.nodes))
+    i = q.nodes.index(select)
+    broken.nodes[i] = Node(select.op, select.name, select.inputs, select.output,
+                           {"channels": [10_000]})  # fmt: skip
+    with pytest.raises(AccelsimError, match="channels"):
+        validate_graph(broken)
