@@ -18,7 +18,16 @@ import numpy as np
 
 from .errors import AccelsimError
 from .intmath import overflow_array, requantize_array
-from .ir import Graph, Node, TensorSpec, adaptive_windows, attr, pool_out, validate_graph
+from .ir import (
+    Graph,
+    Node,
+    TensorSpec,
+    adaptive_windows,
+    attr,
+    conv_padding,
+    pool_out,
+    validate_graph,
+)
 
 # ---- integer ops -----------------------------------------------------------------------------
 
@@ -35,22 +44,28 @@ def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int
 def _conv_geometry(node: Node, x: np.ndarray) -> tuple:
     n_out, c_group, kh, kw = node.params["weight"].shape
     groups = int(node.attrs["groups"])
-    (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
+    (sh, sw), pads = node.attrs["stride"], conv_padding(node)
+    ph, pw, eh, ew = pads
     dh, dw = attr(node, "dilation")
     _, _, h, w = x.shape
-    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    oh = (h + ph + eh - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + pw + ew - dw * (kw - 1) - 1) // sw + 1
     # input channel read by output channel n at local channel c: in_base[n] + c
     in_base = (np.arange(n_out) // (n_out // groups)) * c_group
-    return n_out, c_group, kh, kw, sh, sw, ph, pw, oh, ow, in_base, dh, dw
+    return n_out, c_group, kh, kw, sh, sw, pads, oh, ow, in_base, dh, dw
+
+
+def _pad_conv(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
+    ph, pw, eh, ew = pads
+    return np.pad(x, ((0, 0), (0, 0), (ph, eh), (pw, ew)))  # padding zeros are real zeros
 
 
 def _conv2d_int(node: Node, x: np.ndarray) -> np.ndarray:
     weight = node.params["weight"].astype(np.int64)
     bias = node.params["bias"].astype(np.int64)
     acc_bits, overflow = int(node.attrs["acc_bits"]), str(node.attrs["overflow"])
-    n_out, c_group, kh, kw, sh, sw, ph, pw, oh, ow, in_base, dh, dw = _conv_geometry(node, x)
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # padding zeros are real zeros
+    n_out, c_group, kh, kw, sh, sw, pads, oh, ow, in_base, dh, dw = _conv_geometry(node, x)
+    xp = _pad_conv(x, pads)
     acc = np.broadcast_to(bias[None, :, None, None], (x.shape[0], n_out, oh, ow)).copy()
     for c in range(c_group):  # k = c*KH*KW + i*KW + j, ascending
         channel = xp[:, in_base + c]  # (B, N, Hp, Wp): each output channel's own input
@@ -240,8 +255,8 @@ def _integer_op(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarra
 
 def _conv2d_float(node: Node, x: np.ndarray) -> np.ndarray:
     weight = node.params["weight"].astype(np.float64)
-    n_out, c_group, kh, kw, sh, sw, ph, pw, oh, ow, in_base, dh, dw = _conv_geometry(node, x)
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    n_out, c_group, kh, kw, sh, sw, pads, oh, ow, in_base, dh, dw = _conv_geometry(node, x)
+    xp = _pad_conv(x, pads)
     out = np.broadcast_to(node.params["bias"].astype(np.float64)[None, :, None, None],
                           (x.shape[0], n_out, oh, ow)).copy()  # fmt: skip
     for c in range(c_group):

@@ -62,7 +62,7 @@ VARIADIC = -1  # N_INPUTS of an op taking one or more inputs
 N_INPUTS = {op: (2 if op in ("add", "mul") else VARIADIC if op == "concat" else 1) for op in OPS}
 # attrs a file may omit (graphs written before the attr existed), with the value they mean
 OPTIONAL_ATTRS: dict[str, dict[str, Any]] = {
-    "conv2d": {"dilation": [1, 1]},
+    "conv2d": {"dilation": [1, 1], "padding_end": None},  # padding_end None: = padding
     "maxpool2d": {"ceil_mode": False},
     "avgpool2d": {"padding": [0, 0], "ceil_mode": False, "count_include_pad": True},
 }
@@ -100,6 +100,15 @@ def rules_key(kind: str, node: Node) -> str:
     if kind == "integer" and node.op == "global_avgpool" and requantises(node):
         return _REQUANTISING_GLOBAL_POOL
     return node.op
+
+
+def conv_padding(node: Node) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) zero padding of a conv2d: ``padding`` is [top, left],
+    ``padding_end`` [bottom, right] (absent: symmetric, the same as ``padding``)."""
+    ph, pw = (int(v) for v in node.attrs["padding"])
+    end = node.attrs.get("padding_end")
+    eh, ew = (ph, pw) if end is None else (int(v) for v in end)
+    return ph, pw, eh, ew
 
 
 def attr(node: Node, name: str) -> Any:
@@ -357,10 +366,10 @@ def infer_shape(node: Node, input_shapes: Sequence[Sequence[int]]) -> tuple[int,
                 f"input channels per group (input has {c} channels, groups={groups})",
                 key="params.weight",
             )
-        (sh, sw), (ph, pw) = attrs["stride"], attrs["padding"]
+        (sh, sw), (ph, pw, eh, ew) = attrs["stride"], conv_padding(node)
         dh, dw = attr(node, "dilation")
-        oh = _window_out(h, dh * (kh - 1) + 1, sh, ph)
-        ow = _window_out(w, dw * (kw - 1) + 1, sw, pw)
+        oh = (h + ph + eh - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + pw + ew - dw * (kw - 1) - 1) // sw + 1
         if oh < 1 or ow < 1:
             raise AccelsimError(
                 f"kernel {kh}x{kw} (dilation {[dh, dw]}) does not fit input {h}x{w} with "
@@ -510,7 +519,7 @@ _GEMM_INT_ATTRS: dict[str, AttrCheck] = {
     "out_zero_point": _any_int,
 }
 _CONV_ATTRS: dict[str, AttrCheck] = {"stride": _pair(1), "padding": _pair(0), "groups": _int_in(1),
-                                     "dilation": _pair(1)}  # fmt: skip
+                                     "dilation": _pair(1), "padding_end": _pair(0)}  # fmt: skip
 _POOL_ATTRS: dict[str, AttrCheck] = {"kernel": _pair(1), "stride": _pair(1)}
 _AVGPOOL_ATTRS: dict[str, AttrCheck] = {**_POOL_ATTRS, "padding": _pair(0), "ceil_mode": _bool,
                                         "count_include_pad": _bool}  # fmt: skip

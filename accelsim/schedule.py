@@ -50,6 +50,12 @@ class GemmShape:
     overflow: str
     out_bits: int
     dilation: tuple[int, int] = (1, 1)
+    padding_end: tuple[int, int] | None = None  # (bottom, right) when not equal to padding
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) zero padding."""
+        return (*self.padding, *(self.padding_end or self.padding))
 
     @property
     def macs(self) -> int:
@@ -95,7 +101,9 @@ def gemm_shape(graph: Graph, node: Node, batch: int) -> GemmShape:
         groups=groups, M=batch * oh * ow, K=c_per_group * kh * kw, N=n_out // groups,
         in_channels=int(c), in_h=int(h), in_w=int(wd), out_h=int(oh), out_w=int(ow),
         kernel=(kh, kw), stride=tuple(node.attrs["stride"]), padding=tuple(node.attrs["padding"]),
-        dilation=tuple(int(v) for v in attr(node, "dilation")), **common,
+        dilation=tuple(int(v) for v in attr(node, "dilation")),
+        padding_end=None if node.attrs.get("padding_end") is None else tuple(
+            int(v) for v in node.attrs["padding_end"]), **common,
     )  # fmt: skip
 
 

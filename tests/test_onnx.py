@@ -141,3 +141,49 @@ def test_workloads_exposes_export_onnx():
     import workloads
 
     assert workloads.export_onnx is export_onnx
+
+
+def keras_style_model() -> onnx.ModelProto:
+    """What tf2onnx writes for Keras: Conv with auto_pad SAME_UPPER and stride 2 (asymmetric
+    padding), an explicit Pad before a Conv, HardSigmoid, Relu, GlobalAveragePool, Gemm."""
+    h = onnx.helper
+    rng = np.random.default_rng(0)
+    init = [onnx.numpy_helper.from_array(rng.normal(0, 0.3, s).astype(np.float32), n)
+            for n, s in (("w1", (4, 3, 3, 3)), ("b1", (4,)), ("w2", (6, 4, 2, 2)),
+                         ("fc", (5, 6)), ("fb", (5,)))]  # fmt: skip
+    init.append(onnx.numpy_helper.from_array(np.array([0, 0, 1, 0, 0, 0, 0, 1], np.int64), "p"))
+    nodes = [
+        h.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="/stem/Conv", auto_pad="SAME_UPPER",
+                    strides=[2, 2]),
+        h.make_node("Relu", ["c1"], ["r1"], name="/stem/Relu"),
+        h.make_node("Pad", ["r1", "p"], ["pd"], name="/pad/Pad"),
+        h.make_node("Conv", ["pd", "w2"], ["c2"], name="/conv2/Conv"),
+        h.make_node("HardSigmoid", ["c2"], ["s"], name="/gate/HardSigmoid", alpha=1 / 6,
+                    beta=0.5),
+        h.make_node("GlobalAveragePool", ["s"], ["g"], name="/pool/GlobalAveragePool"),
+        h.make_node("Flatten", ["g"], ["f"], name="/flatten/Flatten"),
+        h.make_node("Gemm", ["f", "fc", "fb"], ["y"], name="/head/Gemm", transB=1),
+    ]  # fmt: skip
+    graph = h.make_graph(nodes, "keras_like", [h.make_tensor_value_info("x", 1, [1, 3, 8, 8])],
+                         [h.make_tensor_value_info("y", 1, [1, 5])], init)  # fmt: skip
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+
+
+def test_keras_style_same_padding_matches_the_onnx_reference_runtime(tmp_path):
+    from onnx.reference import ReferenceEvaluator
+
+    from accelsim.executor import execute, quantize_input
+    from tests.opcheck import assert_simulator_equals_executor
+
+    model = keras_style_model()
+    x = np.random.default_rng(1).normal(size=(4, 3, 8, 8)).astype(np.float32)
+    graph = export_onnx(model, x)
+    assert graph.node("stem").attrs["padding"] == [0, 0]  # 8 -> 4 at stride 2: pads 0 / 1
+    assert graph.node("stem").attrs["padding_end"] == [1, 1]
+    conv2 = graph.node("conv2").attrs  # the Pad (top 1, right 1) folded into the conv
+    assert conv2["padding"] == [1, 0] and conv2["padding_end"] == [0, 1]
+    runtime = ReferenceEvaluator(model)
+    expected = np.concatenate([runtime.run(None, {"x": x[i : i + 1]})[0] for i in range(4)])
+    np.testing.assert_allclose(execute(graph, x), expected, rtol=1e-4, atol=1e-5)
+    q = quantize(graph, QuantSpec())
+    assert_simulator_equals_executor(q, quantize_input(q, x[:2]), tmp_path)

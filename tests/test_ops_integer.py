@@ -53,15 +53,16 @@ def dilated_conv_case(draw):
     dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 7))
-    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 7))
+    eh, ew = draw(st.integers(0, 2)), draw(st.integers(0, 2))  # bottom/right: asymmetric
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - ph - eh), 7))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - pw - ew), 7))
     a_bits, a_signed = draw(int_tensor_type())
     w_bits, acc_bits = draw(st.integers(2, 8)), draw(st.integers(4, 14))
     rule = draw(st.sampled_from(["wrap", "saturate"]))
     x = draw(int_array((draw(st.integers(1, 2)), c, h, w), a_bits, a_signed))
     weight = draw(int_array((n, c // groups, kh, kw), w_bits, True))
     bias = draw(int_array((n,), acc_bits, True))
-    return dict(groups=groups, k=(kh, kw), d=(dh, dw), s=(sh, sw), p=(ph, pw), x=x,
+    return dict(groups=groups, k=(kh, kw), d=(dh, dw), s=(sh, sw), p=(ph, pw), e=(eh, ew), x=x,
                 a=(a_bits, a_signed), weight=weight, bias=bias, w_bits=w_bits,
                 acc_bits=acc_bits, rule=rule, rq=draw(requant_params(n)))  # fmt: skip
 
@@ -70,10 +71,12 @@ def dilated_conv_graph(case):
     out_bits, out_signed, lo, hi, mults, shifts = case["rq"]
     x, weight = case["x"], case["weight"]
     (kh, kw), (dh, dw), (sh, sw), (ph, pw) = case["k"], case["d"], case["s"], case["p"]
-    oh = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    ow = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    eh, ew = case["e"]
+    oh = (x.shape[2] + ph + eh - dh * (kh - 1) - 1) // sh + 1
+    ow = (x.shape[3] + pw + ew - dw * (kw - 1) - 1) // sw + 1
     node = Node("conv2d", "conv", ["x"], "y",
-                {"stride": [sh, sw], "padding": [ph, pw], "dilation": [dh, dw],
+                {"stride": [sh, sw], "padding": [ph, pw], "padding_end": [eh, ew],
+                 "dilation": [dh, dw],
                  "groups": case["groups"], "acc_bits": case["acc_bits"],
                  "overflow": case["rule"], "w_bits": case["w_bits"], "out_lo": lo,
                  "out_hi": hi, "out_zero_point": 0},
@@ -87,10 +90,14 @@ def dilated_conv_oracle(case):
     x, weight, bias = case["x"], case["weight"], case["bias"]
     _, _, lo, hi, mults, shifts = case["rq"]
     (kh, kw), (dh, dw), (sh, sw), (ph, pw) = case["k"], case["d"], case["s"], case["p"]
+    eh, ew = case["e"]
     batch, _, h, w = x.shape
     n, c_group = weight.shape[:2]
     n_group = n // case["groups"]
-    oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    oh, ow = (
+        (h + ph + eh - dh * (kh - 1) - 1) // sh + 1,
+        (w + pw + ew - dw * (kw - 1) - 1) // sw + 1,
+    )
     out = np.zeros((batch, n, oh, ow), dtype=np.int64)
     for b, o, i, j in np.ndindex(batch, n, oh, ow):
         g = o // n_group
@@ -108,7 +115,7 @@ def dilated_conv_oracle(case):
 
 @SETTINGS
 @given(dilated_conv_case())
-def test_dilated_conv2d_matches_loop_oracle(case):
+def test_dilated_and_asymmetrically_padded_conv2d_matches_loop_oracle(case):
     graph = dilated_conv_graph(case)
     np.testing.assert_array_equal(execute(graph, case["x"]), dilated_conv_oracle(case))
 

@@ -16,14 +16,17 @@ from tests.opcheck import assert_simulator_equals_executor, workload_of
 
 
 def dilated_graph(seed: int, *, dilation, padding, stride=(1, 1), groups=1, h=9, w=8,
-                  c=4, n=8, k=(3, 3)) -> Graph:  # fmt: skip
+                  c=4, n=8, k=(3, 3), padding_end=None) -> Graph:  # fmt: skip
     rng = np.random.default_rng(seed)
     mult, shift = quantize_multiplier(0.003)
     (kh, kw), (dh, dw), (ph, pw), (sh, sw) = k, dilation, padding, stride
-    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    eh, ew = padding if padding_end is None else padding_end
+    oh = (h + ph + eh - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + pw + ew - dw * (kw - 1) - 1) // sw + 1
+    extra = {} if padding_end is None else {"padding_end": list(padding_end)}
     conv = Node("conv2d", "conv", ["x"], "c",
                 {"stride": list(stride), "padding": list(padding), "dilation": list(dilation),
+                 **extra,
                  "groups": groups, "acc_bits": 32, "overflow": "wrap", "w_bits": 8,
                  "out_lo": 0, "out_hi": 255, "out_zero_point": 0},
                 {"weight": rng.integers(-127, 128, (n, c // groups, kh, kw)),
@@ -34,13 +37,15 @@ def dilated_graph(seed: int, *, dilation, padding, stride=(1, 1), groups=1, h=9,
     return Graph("integer", "dilated", "x", "c", tensors, [conv], {})
 
 
-@pytest.mark.parametrize(("dilation", "padding", "stride", "groups"),
-                         [((2, 2), (2, 2), (1, 1), 1), ((3, 1), (1, 0), (2, 1), 2),
-                          ((2, 3), (0, 1), (1, 2), 4)])  # fmt: skip
+@pytest.mark.parametrize(("dilation", "padding", "stride", "groups", "end"),
+                         [((2, 2), (2, 2), (1, 1), 1, None), ((3, 1), (1, 0), (2, 1), 2, (2, 1)),
+                          ((2, 3), (0, 1), (1, 2), 4, (1, 0))])  # fmt: skip
 @pytest.mark.parametrize(("rows", "cols"), [(3, 2), (4, 4), (8, 16)])
 def test_dilated_conv_simulates_to_the_executors_integers(tmp_path, dilation, padding, stride,
-                                                          groups, rows, cols):  # fmt: skip
-    graph = dilated_graph(1, dilation=dilation, padding=padding, stride=stride, groups=groups)
+                                                          groups, end, rows, cols):  # fmt: skip
+    graph = dilated_graph(
+        1, dilation=dilation, padding=padding, stride=stride, groups=groups, padding_end=end
+    )
     x = np.random.default_rng(2).integers(0, 256, (2, 4, 9, 8))
     assert_simulator_equals_executor(graph, x, tmp_path, rows=rows, cols=cols)
     assert_simulator_equals_executor(graph, x, tmp_path, rows=rows, cols=cols, timing="scalesim")
@@ -288,3 +293,39 @@ def test_new_ops_round_trip_the_file_format_and_are_validated(every_op, tmp_path
                            {"channels": [10_000]})  # fmt: skip
     with pytest.raises(AccelsimError, match="channels"):
         validate_graph(broken)
+
+
+class TfSamePadding(nn.Module):
+    """What TensorFlow-style models do: 'same' with an even kernel, F.pad before a strided
+    conv (asymmetric padding)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.even = nn.Conv2d(3, 4, 4, padding="same")
+        self.strided = nn.Conv2d(4, 4, 3, stride=2)
+        self.head = nn.Linear(4 * 5 * 5, 3)
+
+    def forward(self, x):
+        y = torch.relu(self.even(x))
+        y = self.strided(nn.functional.pad(y, (0, 1, 0, 1)))  # (left, right, top, bottom)
+        return self.head(torch.flatten(y, 1))
+
+
+def test_asymmetric_padding_exports_and_simulates_exactly(tmp_path):
+    torch.manual_seed(5)
+    model = TfSamePadding().eval()
+    x = torch.randn(6, 3, 10, 10, generator=torch.Generator().manual_seed(6))
+    graph = export(model, x[:1], x)
+    assert graph.node("even").attrs["padding"] == [1, 1]
+    assert graph.node("even").attrs["padding_end"] == [2, 2]
+    assert graph.node("strided").attrs["padding"] == [0, 0]
+    assert graph.node("strided").attrs["padding_end"] == [1, 1]
+    with torch.no_grad():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(execute(graph, x.numpy()), expected, rtol=1e-4, atol=1e-5)
+    from accelsim.executor import quantize_input
+
+    q = quantize(graph, QuantSpec())
+    assert_simulator_equals_executor(q, quantize_input(q, x[:2].numpy()), tmp_path)
+    assert_simulator_equals_executor(q, quantize_input(q, x[:2].numpy()), tmp_path,
+                                     timing="scalesim")  # fmt: skip

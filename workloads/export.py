@@ -198,6 +198,15 @@ class _Grouped:
     swapped: bool = False
 
 
+@dataclass(frozen=True)
+class _Padded:
+    """A feature map with zero padding (top, left, bottom, right) still to apply: folded into
+    the conv2d that reads it (anything else reading it is refused)."""
+
+    act: _Act
+    pads: tuple[int, int, int, int]
+
+
 class _Pieces:
     """The outputs of chunk/split along channels; a piece becomes a node when first read."""
 
@@ -341,7 +350,7 @@ class _Walker:
             op = _base_op(_aten(target)) if target is not operator.getitem else "getitem"
             supported = op in _SUPPORTED or hasattr(self, f"op_{op.strip('_')}")
             return _UNSUPPORTED if supported else self.problem(fx_node, self.why(op))
-        has_act = has_act or any(isinstance(v, (_Grouped, _Pieces)) for v in leaves)
+        has_act = has_act or any(isinstance(v, (_Grouped, _Pieces, _Padded)) for v in leaves)
         if target is operator.getitem:
             if isinstance(args[0], _Pieces):
                 return self.take_piece(fx_node, args[0], args[1])
@@ -355,11 +364,13 @@ class _Walker:
         handler = getattr(self, f"op_{op.strip('_')}", None)
         if op in _IDENTITY:
             return args[0]
-        if op in _CLAMPS:
-            return self.op_clamp_family(fx_node, op, args, kwargs)
         if any(isinstance(v, _Grouped) for v in leaves) and op not in _GROUPED_OPS:
             return self.problem(fx_node, "a (groups, C/groups, H, W) view is supported only as "
                                 "a channel shuffle (view, transpose(1, 2), view back)")  # fmt: skip
+        if any(isinstance(v, _Padded) for v in leaves) and op not in ("conv2d", "convolution"):
+            return self.problem(fx_node, "reads a zero-padded map (F.pad): only a conv may")
+        if op in _CLAMPS:
+            return self.op_clamp_family(fx_node, op, args, kwargs)
         if handler is None:
             return self.problem(fx_node, self.why(op))
         return handler(fx_node, *args, **kwargs)
@@ -392,27 +403,46 @@ class _Walker:
             return self.problem(fx_node, "transposed convolution (ConvTranspose2d) is not "
                                 "supported: use nearest upsampling followed by a conv")  # fmt: skip
         weight = self._const(fx_node, weight, "conv weight")
-        if weight is None or not isinstance(x, _Act) or weight.dim() != 4:
+        if weight is None or not isinstance(x, (_Act, _Padded)) or weight.dim() != 4:
             return self.problem(fx_node, "only 2-d convolution of an activation")
         dilation = pair(dilation)
+        end = None
         if isinstance(padding, str):
             if padding == "valid":
                 padding = [0, 0]
-            elif padding == "same":
+            elif padding == "same":  # PyTorch: total d*(k-1), the odd one at the end
                 totals = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
-                if any(t % 2 for t in totals) or any(s != 1 for s in pair(stride)):
-                    return self.problem(fx_node, "padding='same' with an even (dilated) kernel "
-                                        "or a stride needs asymmetric padding: give explicit "
-                                        "padding")  # fmt: skip
                 padding = [t // 2 for t in totals]
+                end = [t - t // 2 for t in totals]
             else:
                 return self.problem(fx_node, f"padding={padding!r}")
+        padding = pair(padding)
+        end = padding if end is None else end
+        if isinstance(x, _Padded):  # F.pad zeros in front of the conv: its padding
+            top, left, bottom, right = x.pads
+            padding = [padding[0] + top, padding[1] + left]
+            end = [end[0] + bottom, end[1] + right]
+            x = x.act
         w = self.numpy(weight)
         b = np.zeros(w.shape[0]) if bias is None else self.numpy(bias)
-        attrs = {"stride": pair(stride), "padding": pair(padding), "groups": int(groups)}
+        attrs = {"stride": pair(stride), "padding": padding, "groups": int(groups)}
+        if end != padding:
+            attrs["padding_end"] = end
         if dilation != [1, 1]:
             attrs["dilation"] = dilation
         return self.emit(fx_node, "conv2d", [x], attrs, _float_params(w, b))
+
+    def op_constant_pad_nd(self, fx_node, x, pad, value=0.0):
+        """Zero padding of H and W (``F.pad``): becomes the padding of the conv that reads it."""
+        pad = [int(p) for p in pad] + [0] * (4 - len(pad))
+        if not isinstance(x, _Act) or value != 0 or len(pad) != 4 or min(pad) < 0:
+            return self.problem(fx_node, "F.pad only with zeros, of H and W, before a conv")
+        if len(self.tensors[x.name].shape) != 3 or len(fx_node.users) != 1:
+            return self.problem(fx_node, "F.pad only of a feature map read by one conv")
+        left, right, top, bottom = pad
+        return _Padded(x, (top, left, bottom, right))
+
+    op_pad = op_constant_pad_nd
 
     def op_linear(self, fx_node, x, weight, bias=None):
         weight = self._const(fx_node, weight, "linear weight")

@@ -70,6 +70,14 @@ class _Grouped:
     swapped: bool = False
 
 
+@dataclass(frozen=True)
+class _Padded:
+    """Zero padding (top, left, bottom, right) of a feature map, folded into the Conv after."""
+
+    act: _Act
+    pads: tuple[int, int, int, int]
+
+
 class _Unsupported:
     pass
 
@@ -183,6 +191,8 @@ class _Converter:
             result: Any = self.problem(node, QDQ_WHY)
         elif any(isinstance(a, _Unsupported) for a in args):
             result = _UNSUPPORTED
+        elif any(isinstance(a, _Padded) for a in args) and node.op_type != "Conv":
+            result = self.problem(node, "reads a zero-padded map (Pad): only a Conv may")
         elif node.op_type == "Constant" or all(
             a is None or isinstance(a, np.ndarray) for a in args
         ):
@@ -230,6 +240,9 @@ class _Converter:
     # -- layers
     def op_Conv(self, node, args, a):
         x, w = args[0], self.const(node.input[1])
+        extra = (0, 0, 0, 0)
+        if isinstance(x, _Padded):
+            x, extra = x.act, x.pads
         if not isinstance(x, _Act) or w is None or w.ndim != 4:
             return self.problem(node, "only 2-d convolution of an activation by constant weights")
         b = self.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
@@ -238,20 +251,36 @@ class _Converter:
         stride = [int(v) for v in a.get("strides", [1, 1])]
         pads = [int(v) for v in a.get("pads", [0, 0, 0, 0])]
         auto_pad = a.get("auto_pad", "NOTSET")
-        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-            totals = [d * (kk - 1) for d, kk in zip(dilation, k)]
-            if any(t % 2 for t in totals) or stride != [1, 1]:
-                return self.problem(node, f"auto_pad={auto_pad} needs asymmetric padding")
-            pads = [t // 2 for t in totals] * 2
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):  # output ceil(size / stride)
+            sizes = self.shape_of(x)[1:]
+            totals = [max((-(-n // s) - 1) * s + d * (kk - 1) + 1 - n, 0)
+                      for n, s, d, kk in zip(sizes, stride, dilation, k)]  # fmt: skip
+            small = [t // 2 for t in totals]
+            big = [t - t // 2 for t in totals]
+            pads = small + big if auto_pad == "SAME_UPPER" else big + small
         elif auto_pad == "VALID":
             pads = [0, 0, 0, 0]
-        if pads[:2] != pads[2:]:
-            return self.problem(node, f"asymmetric padding {pads}: only symmetric padding")
+        pads = [p + e for p, e in zip(pads, (extra[0], extra[1], extra[2], extra[3]))]
         attrs = {"stride": stride, "padding": pads[:2], "groups": int(a.get("group", 1))}
+        if pads[2:] != pads[:2]:
+            attrs["padding_end"] = pads[2:]
         if dilation != [1, 1]:
             attrs["dilation"] = dilation
         bias = np.zeros(w.shape[0]) if b is None else b
         return self.emit(node, "conv2d", [x], attrs, _float_params(w, bias))
+
+    def op_Pad(self, node, args, a):
+        x = args[0]
+        pads = self.const(node.input[1]) if len(node.input) > 1 else np.array(a.get("pads", []))
+        value = self.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        mode = a.get("mode", "constant")
+        if (not isinstance(x, _Act) or pads is None or mode != "constant" or len(pads) != 8
+                or (value is not None and float(value) != 0.0)):  # fmt: skip
+            return self.problem(node, "Pad only with zeros of an (N, C, H, W) map before a Conv")
+        p = [int(v) for v in pads]
+        if p[0] or p[1] or p[4] or p[5] or min(p) < 0 or self.users.get(node.output[0]) != 1:
+            return self.problem(node, "Pad only of H and W, read by one Conv")
+        return _Padded(x, (p[2], p[3], p[6], p[7]))
 
     def op_ConvTranspose(self, node, args, a):
         return self.problem(node, "transposed convolution is not supported: use nearest "

@@ -348,7 +348,8 @@ class _Quantizer:
         pairs = [fixed_point(float(s) / out_spec.scale) for s in acc_scale]
         attrs: dict[str, Any] = {}
         if node.op == "conv2d":
-            attrs.update({k: node.attrs[k] for k in ("stride", "padding", "groups", "dilation")
+            attrs.update({k: node.attrs[k] for k in ("stride", "padding", "groups", "dilation",
+                                                  "padding_end")
                           if k in node.attrs})  # fmt: skip
         attrs.update({"acc_bits": settings.acc_bits, "overflow": self.spec.overflow,
                       "w_bits": settings.weight_bits, "out_lo": out_lo, "out_hi": out_hi,
