@@ -127,7 +127,7 @@ def test_unsupported_ops_are_all_named_with_their_module():
 
 
 def test_transposed_conv_is_refused():
-    """(Dilation, refused here before issue 13, is supported now: tests/test_ops_export.py.)"""
+    """(Dilation, refused here before issue 13, is supported now: tests/test_ops_sim.py.)"""
     model = nn.Sequential(nn.ConvTranspose2d(1, 2, 3))
     with pytest.raises(AccelsimError, match="transposed"):
         export(model, torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))

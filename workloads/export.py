@@ -6,22 +6,33 @@ walks the exported graph's ATen ops in order and maps each one to an accelsim op
 ======================================================  =============================================
 ATen op                                                 accelsim
 ======================================================  =============================================
-conv2d / convolution (dilation 1, not transposed)       ``conv2d`` (stride, padding, groups)
+conv2d / convolution (stride, padding, 'same', dilation) ``conv2d`` (``padding_end`` when asymmetric)
+constant_pad_nd (F.pad, zeros) read by a conv           that conv's padding
 linear, addmm / mm with a constant weight               ``linear``
-batch_norm / _native_batch_norm_legit_no_training       folded into the preceding conv2d/linear
-relu, relu6, hardtanh, clamp                            ``clamp`` (lo, hi; +-inf when unbounded)
-max_pool2d (with_indices)                               ``maxpool2d``
-avg_pool2d (no padding)                                 ``avgpool2d``
+batch_norm / _native_batch_norm_legit_no_training       folded into the preceding conv2d/linear, else a
+                                                        depthwise 1x1 ``conv2d`` (per-channel affine)
+add/sub/mul/div by a constant (scalar or per channel)   folded like batch norm, else the same affine
+relu, relu6, hardtanh, clamp (and in-place variants)    ``clamp`` (lo, hi; +-inf when unbounded)
+sigmoid, hardsigmoid, silu, hardswish, tanh, gelu,      ``activation`` (integer graphs: a lookup table)
+leaky_relu, elu, mish, softplus, prelu (one slope)
+max_pool2d (with_indices; padding, ceil_mode)           ``maxpool2d``
+avg_pool2d (padding, ceil_mode, count_include_pad)      ``avgpool2d``
 adaptive_avg_pool2d(1), mean over H, W                  ``global_avgpool``
-adaptive_avg_pool2d(k) with H, W divisible by k         ``avgpool2d``
+adaptive_avg_pool2d(k): k divides H, W / any other k    ``avgpool2d`` / ``adaptive_avgpool2d``
 add (two activations)                                   ``add``
+mul (two activations, size-1 axes broadcast)            ``mul``
+cat along channels                                      ``concat``
+chunk / split / slice of channels, channel shuffle      ``select_channels``
+upsample_nearest2d by integer factors                   ``upsample_nearest``
 flatten / view / reshape to (batch, features)           ``flatten``
 dropout, clone, contiguous, detach, alias               nothing (identity at inference)
 ======================================================  =============================================
 
 Operations on constants only (``t(weight)``, ...) are evaluated once at export. Anything else
-raises one :class:`AccelsimError` listing every unsupported op with the ``nn.Module`` it came
-from (``node.meta["nn_module_stack"]``).
+raises one :class:`AccelsimError` listing every unsupported op, grouped by op and reason with a
+count and the first modules it came from (``node.meta["nn_module_stack"]``); ops that
+are refused on purpose (LayerNorm, attention, softmax, transposed convolution) say what is
+missing. docs/ops.md is the user's table.
 
 Calibration runs ``calibration_data`` through the exported program (torch, float32) and
 records each accelsim tensor's min and max in ``TensorSpec.calib_min/calib_max``; the
@@ -52,7 +63,8 @@ from accelsim.ir import (
     validate_graph,
 )
 
-EXPORT_VERSION = 1  # bump when the mapping changes: invalidates builtin_graph_cached files
+EXPORT_VERSION = 2  # bump when the mapping changes: invalidates builtin_graph_cached files
+# 2: issue 13 (new ops; float32 eps and clamp bounds; calibration before in-place ops)
 TORCH_HINT = "install PyTorch (CPU build): pip install torch==2.13.0 (or `make` in the repo)"
 CALIBRATION_SAMPLES_RANDOM = 8  # seeded normal samples for models without a data set
 CALIBRATION_CHUNK = 256
