@@ -113,7 +113,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from workloads.export import export_cli
 
-    path = export_cli(args.model, Path(args.out), input_size=args.input_size, seed=args.seed)
+    path = export_cli(args.model, Path(args.out), input_size=args.input_size, seed=args.seed,
+                      calibration=args.calibration)  # fmt: skip
     console.print(f"wrote [bold]{path}[/]")
     return 0
 
@@ -151,16 +152,21 @@ def build_parser() -> argparse.ArgumentParser:
                           "factors (measured once per quantisation, cached)")  # fmt: skip
     run.set_defaults(func=cmd_run)
 
-    export = sub.add_parser("export", help="export a PyTorch model to an accelsim float graph (needs torch)",
+    export = sub.add_parser("export", help="export a PyTorch or ONNX model to an accelsim float graph (needs torch / onnx)",
                             formatter_class=RichHelpFormatter)  # fmt: skip
     export.add_argument(
-        "model", help="builtin name (digits_cnn, resnet18, ...) or path/to/file.py:factory"
+        "model",
+        help="builtin name (digits_cnn, resnet18, ...), model.onnx or path/to/file.py:factory",
     )
     export.add_argument("--out", required=True, help="output .npz file")
     export.add_argument(
         "--input-size", type=int, default=None, help="input height/width for image models"
     )
     export.add_argument("--seed", type=int, default=0)
+    export.add_argument("--calibration", metavar="DATA", default=None,
+                        help="real input samples for the activation ranges: .npz with array x "
+                             "(or one array) or .npy, shaped (samples, C, H, W); default 8 "
+                             "seeded standard-normal samples")  # fmt: skip
     export.set_defaults(func=cmd_export)
 
     schema = sub.add_parser("schema", help="print the workload YAML key reference (markdown)",

@@ -16,9 +16,12 @@ _DERIVED: dict[tuple[int, str], Any] = {}
 def derived(array: np.ndarray, name: str, build: Callable[[np.ndarray], T]) -> T:
     """``build(array)``, computed on the first call for this array and ``name``.
 
-    Keyed by the array's identity, dropped when the array is collected. Only for arrays that
-    are never written after the first call.
+    Keyed by the array's identity, dropped when the array is collected. Only read-only arrays
+    are cached (the IR's parameters are: ``accelsim.ir.Params``); a writeable array could be
+    edited in place after the first call, so its value is rebuilt every time.
     """
+    if array.flags.writeable:
+        return build(array)
     key = (id(array), name)
     if key not in _DERIVED:
         _DERIVED[key] = build(array)

@@ -18,39 +18,58 @@ import numpy as np
 
 from .errors import AccelsimError
 from .intmath import overflow_array, requantize_array
-from .ir import Graph, Node, TensorSpec, validate_graph
+from .ir import (
+    Graph,
+    Node,
+    TensorSpec,
+    adaptive_windows,
+    attr,
+    conv_padding,
+    pool_out,
+    validate_graph,
+)
 
 # ---- integer ops -----------------------------------------------------------------------------
 
 
-def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int):
-    """Yield ``(i, j, x[..., i + sh*oh, j + sw*ow])`` for every kernel offset, row-major."""
+def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int,
+             dh: int = 1, dw: int = 1):  # fmt: skip
+    """Yield ``(i, j, x[..., i*dh + sh*oh, j*dw + sw*ow])`` for every kernel offset, row-major."""
     for i in range(kh):
         for j in range(kw):
-            yield i, j, x[..., i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+            r, c = i * dh, j * dw
+            yield i, j, x[..., r : r + sh * (oh - 1) + 1 : sh, c : c + sw * (ow - 1) + 1 : sw]
 
 
 def _conv_geometry(node: Node, x: np.ndarray) -> tuple:
     n_out, c_group, kh, kw = node.params["weight"].shape
     groups = int(node.attrs["groups"])
-    (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
+    (sh, sw), pads = node.attrs["stride"], conv_padding(node)
+    ph, pw, eh, ew = pads
+    dh, dw = attr(node, "dilation")
     _, _, h, w = x.shape
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    oh = (h + ph + eh - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + pw + ew - dw * (kw - 1) - 1) // sw + 1
     # input channel read by output channel n at local channel c: in_base[n] + c
     in_base = (np.arange(n_out) // (n_out // groups)) * c_group
-    return n_out, c_group, kh, kw, sh, sw, ph, pw, oh, ow, in_base
+    return n_out, c_group, kh, kw, sh, sw, pads, oh, ow, in_base, dh, dw
+
+
+def _pad_conv(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
+    ph, pw, eh, ew = pads
+    return np.pad(x, ((0, 0), (0, 0), (ph, eh), (pw, ew)))  # padding zeros are real zeros
 
 
 def _conv2d_int(node: Node, x: np.ndarray) -> np.ndarray:
     weight = node.params["weight"].astype(np.int64)
     bias = node.params["bias"].astype(np.int64)
     acc_bits, overflow = int(node.attrs["acc_bits"]), str(node.attrs["overflow"])
-    n_out, c_group, kh, kw, sh, sw, ph, pw, oh, ow, in_base = _conv_geometry(node, x)
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # padding zeros are real zeros
+    n_out, c_group, kh, kw, sh, sw, pads, oh, ow, in_base, dh, dw = _conv_geometry(node, x)
+    xp = _pad_conv(x, pads)
     acc = np.broadcast_to(bias[None, :, None, None], (x.shape[0], n_out, oh, ow)).copy()
     for c in range(c_group):  # k = c*KH*KW + i*KW + j, ascending
         channel = xp[:, in_base + c]  # (B, N, Hp, Wp): each output channel's own input
-        for i, j, patch in _windows(channel, kh, kw, sh, sw, oh, ow):
+        for i, j, patch in _windows(channel, kh, kw, sh, sw, oh, ow, dh, dw):
             product = patch * weight[:, c, i, j][None, :, None, None]
             acc = overflow_array(acc + product, acc_bits, overflow)
     return _requantize_gemm(node, acc, channel_axis=1)
@@ -79,28 +98,114 @@ def _requantize_gemm(node: Node, acc: np.ndarray, channel_axis: int) -> np.ndarr
     )
 
 
-def _maxpool(node: Node, x: np.ndarray, pad_value) -> np.ndarray:
-    (kh, kw), (sh, sw), (ph, pw) = node.attrs["kernel"], node.attrs["stride"], node.attrs["padding"]
+def _pool_geometry(node: Node, x: np.ndarray) -> tuple:
+    (kh, kw), (sh, sw) = node.attrs["kernel"], node.attrs["stride"]
+    (ph, pw), ceil_mode = attr(node, "padding"), bool(attr(node, "ceil_mode"))
     _, _, h, w = x.shape
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
+    oh, ow = pool_out(h, kh, sh, ph, ceil_mode), pool_out(w, kw, sw, pw, ceil_mode)
+    # symmetric padding, plus what the last (ceil_mode) window reaches beyond it
+    extra_h = max(0, (oh - 1) * sh + kh - (h + 2 * ph))
+    extra_w = max(0, (ow - 1) * sw + kw - (w + 2 * pw))
+    pads = ((0, 0), (0, 0), (ph, ph + extra_h), (pw, pw + extra_w))
+    return kh, kw, sh, sw, ph, pw, oh, ow, pads
+
+
+def _maxpool(node: Node, x: np.ndarray, pad_value) -> np.ndarray:
+    kh, kw, sh, sw, _, _, oh, ow, pads = _pool_geometry(node, x)
+    xp = np.pad(x, pads, constant_values=pad_value)
     out = None
     for _, _, patch in _windows(xp, kh, kw, sh, sw, oh, ow):
         out = patch.copy() if out is None else np.maximum(out, patch)
     return out
 
 
-def _window_sums(node: Node, x: np.ndarray) -> tuple[np.ndarray, int]:
-    (kh, kw), (sh, sw) = node.attrs["kernel"], node.attrs["stride"]
+def _avgpool_divisors(size: int, kernel: int, stride: int, pad: int, out: int,
+                      include_pad: bool) -> np.ndarray:  # fmt: skip
+    """Per output position along one axis, how many positions its window divides by
+    (PyTorch's rule: the window clipped to input + padding, or to the input alone)."""
+    start = np.arange(out) * stride - pad
+    end = np.minimum(start + kernel, size + pad)
+    if include_pad:
+        return end - start
+    return np.minimum(end, size) - np.maximum(start, 0)
+
+
+def _window_sums(node: Node, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | int]:
+    """Sum over each window (padding as zeros) and its divisor (array per position)."""
+    kh, kw, sh, sw, ph, pw, oh, ow, pads = _pool_geometry(node, x)
+    xp = np.pad(x, pads)
+    total = sum(patch for _, _, patch in _windows(xp, kh, kw, sh, sw, oh, ow))
+    include = bool(attr(node, "count_include_pad"))
+    dh = _avgpool_divisors(x.shape[2], kh, sh, ph, oh, include)
+    dw = _avgpool_divisors(x.shape[3], kw, sw, pw, ow, include)
+    count = dh[:, None] * dw[None, :]
+    if np.all(count == kh * kw):
+        return total, kh * kw
+    return total, count
+
+
+def _adaptive_sums(node: Node, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum and element count of every adaptive pooling window, from 2-D prefix sums."""
+    oh, ow = (int(v) for v in node.attrs["output_size"])
     _, _, h, w = x.shape
-    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
-    total = sum(patch for _, _, patch in _windows(x, kh, kw, sh, sw, oh, ow))
-    return total, kh * kw
+    (h0, h1), (w0, w1) = (np.array(v) for v in adaptive_windows(h, oh)), (
+        np.array(v) for v in adaptive_windows(w, ow))  # fmt: skip
+    prefix = np.zeros((*x.shape[:2], h + 1, w + 1), dtype=x.dtype)
+    prefix[:, :, 1:, 1:] = x.cumsum(axis=2).cumsum(axis=3)
+    a, b = h0[:, None], h1[:, None]
+    c, d = w0[None, :], w1[None, :]
+    total = prefix[:, :, b, d] - prefix[:, :, a, d] - prefix[:, :, b, c] + prefix[:, :, a, c]
+    return total, (b - a) * (d - c)
 
 
-def _round_half_up_mean(total: np.ndarray, count: int) -> np.ndarray:
+def _round_half_up_mean(total: np.ndarray, count) -> np.ndarray:
     """``floor((2*sum + count) / (2*count))``: the mean rounded half up, in integers."""
     return (2 * total + count) // (2 * count)
+
+
+def _requant(node: Node, values: np.ndarray, multiplier) -> np.ndarray:
+    a = node.attrs
+    return requantize_array(values, multiplier, int(a["shift"]), int(a["out_zero_point"]),
+                            int(a["out_lo"]), int(a["out_hi"]))  # fmt: skip
+
+
+def _upsample(node: Node, x: np.ndarray) -> np.ndarray:
+    sh, sw = (int(v) for v in node.attrs["scale"])
+    return np.repeat(np.repeat(x, sh, axis=2), sw, axis=3)
+
+
+def activation_float(function: str, alpha: float, x: np.ndarray) -> np.ndarray:
+    """The real function of an ``activation`` node, in float64 (PyTorch's definitions).
+
+    The float executor runs it and the quantiser tabulates it; one definition for both.
+    """
+    from scipy.special import erf
+
+    x = np.asarray(x, dtype=np.float64)
+    relu6_x3 = np.clip(x + 3.0, 0.0, 6.0)
+    if function == "sigmoid":
+        return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + exp(-x)), without overflow
+    if function == "hardsigmoid":
+        return relu6_x3 / 6.0
+    if function == "silu":
+        return x * 0.5 * (1.0 + np.tanh(0.5 * x))
+    if function == "hardswish":
+        return x * relu6_x3 / 6.0
+    if function == "tanh":
+        return np.tanh(x)
+    if function == "gelu":
+        return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+    if function == "gelu_tanh":
+        return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
+    if function == "leaky_relu":
+        return np.where(x >= 0.0, x, alpha * x)
+    if function == "softplus":
+        return np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0))))  # PyTorch's threshold
+    if function == "mish":
+        return x * np.tanh(np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0)))))
+    if function == "elu":
+        return np.where(x > 0.0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+    raise ValueError(f"unknown activation {function!r}")
 
 
 def _integer_op(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
@@ -114,20 +219,34 @@ def _integer_op(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarra
         return _maxpool(node, x, np.iinfo(np.int64).min)  # padding never wins
     if node.op == "avgpool2d":
         return _round_half_up_mean(*_window_sums(node, x))
+    if node.op == "adaptive_avgpool2d":
+        return _round_half_up_mean(*_adaptive_sums(node, x))
     if node.op == "global_avgpool":
         total = x.sum(axis=(2, 3), keepdims=True)
+        if "multiplier" in node.params:  # the requantising form
+            return _requant(node, total, node.params["multiplier"])
         return _round_half_up_mean(total, x.shape[2] * x.shape[3])
     if node.op == "add":
         ma, mb = node.params["multiplier_a"], node.params["multiplier_b"]
-        return requantize_array(x * ma + inputs[1] * mb, 1, int(a["shift"]),
-                                int(a["out_zero_point"]), int(a["out_lo"]), int(a["out_hi"]))  # fmt: skip
+        return _requant(node, x * ma + inputs[1] * mb, 1)
+    if node.op == "mul":
+        return _requant(node, x * inputs[1], node.params["multiplier"])
+    if node.op == "concat":
+        multipliers = node.params["multipliers"]
+        return np.concatenate([_requant(node, v, m) for v, m in zip(inputs, multipliers)], axis=1)
+    if node.op == "activation":
+        lo = graph.tensors[node.inputs[0]].value_range()[0]
+        return node.params["table"][x - lo]
     if node.op == "clamp":
         return np.clip(x, int(a["lo"]), int(a["hi"]))
     if node.op == "flatten":
         return x.reshape(x.shape[0], -1)
+    if node.op == "select_channels":
+        return x[:, node.attrs["channels"]]
+    if node.op == "upsample_nearest":
+        return _upsample(node, x)
     if node.op == "requantize":
-        return requantize_array(x, node.params["multiplier"], int(a["shift"]),
-                                int(a["out_zero_point"]), int(a["out_lo"]), int(a["out_hi"]))  # fmt: skip
+        return _requant(node, x, node.params["multiplier"])
     raise ValueError(f"integer executor has no op {node.op!r}")
 
 
@@ -136,13 +255,13 @@ def _integer_op(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarra
 
 def _conv2d_float(node: Node, x: np.ndarray) -> np.ndarray:
     weight = node.params["weight"].astype(np.float64)
-    n_out, c_group, kh, kw, sh, sw, ph, pw, oh, ow, in_base = _conv_geometry(node, x)
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    n_out, c_group, kh, kw, sh, sw, pads, oh, ow, in_base, dh, dw = _conv_geometry(node, x)
+    xp = _pad_conv(x, pads)
     out = np.broadcast_to(node.params["bias"].astype(np.float64)[None, :, None, None],
                           (x.shape[0], n_out, oh, ow)).copy()  # fmt: skip
     for c in range(c_group):
         channel = xp[:, in_base + c]
-        for i, j, patch in _windows(channel, kh, kw, sh, sw, oh, ow):
+        for i, j, patch in _windows(channel, kh, kw, sh, sw, oh, ow, dh, dw):
             out += patch * weight[:, c, i, j][None, :, None, None]
     return out
 
@@ -159,14 +278,27 @@ def _float_op(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
     if node.op == "avgpool2d":
         total, count = _window_sums(node, x)
         return total / count
+    if node.op == "adaptive_avgpool2d":
+        total, count = _adaptive_sums(node, x)
+        return total / count
     if node.op == "global_avgpool":
         return x.mean(axis=(2, 3), keepdims=True)
     if node.op == "add":
         return x + inputs[1]
+    if node.op == "mul":
+        return x * inputs[1]
+    if node.op == "concat":
+        return np.concatenate(inputs, axis=1)
+    if node.op == "activation":
+        return activation_float(str(node.attrs["function"]), float(node.attrs["alpha"]), x)
     if node.op == "clamp":
         return np.clip(x, float(node.attrs["lo"]), float(node.attrs["hi"]))
     if node.op == "flatten":
         return x.reshape(x.shape[0], -1)
+    if node.op == "select_channels":
+        return x[:, node.attrs["channels"]]
+    if node.op == "upsample_nearest":
+        return _upsample(node, x)
     raise ValueError(f"float executor has no op {node.op!r}")
 
 

@@ -46,11 +46,106 @@ OPS = (
     "clamp",
     "flatten",
     "requantize",
+    # issue 13: the ops of the standard image classifiers (docs/semantics.md, docs/ops.md)
+    "concat",
+    "mul",
+    "activation",
+    "select_channels",
+    "upsample_nearest",
+    "adaptive_avgpool2d",
 )
 GEMM_OPS = ("conv2d", "linear")
-OPS_BY_KIND = {"integer": OPS, "float": tuple(op for op in OPS if op != "requantize")}
+INTEGER_ONLY_OPS = ("requantize",)
+OPS_BY_KIND = {"integer": OPS, "float": tuple(op for op in OPS if op not in INTEGER_ONLY_OPS)}
 OVERFLOWS = ("wrap", "saturate")
-N_INPUTS = {op: (2 if op == "add" else 1) for op in OPS}
+VARIADIC = -1  # N_INPUTS of an op taking one or more inputs
+N_INPUTS = {op: (2 if op in ("add", "mul") else VARIADIC if op == "concat" else 1) for op in OPS}
+# attrs a file may omit (graphs written before the attr existed), with the value they mean
+OPTIONAL_ATTRS: dict[str, dict[str, Any]] = {
+    "conv2d": {"dilation": [1, 1], "padding_end": None},  # padding_end None: = padding
+    "maxpool2d": {"ceil_mode": False},
+    "avgpool2d": {"padding": [0, 0], "ceil_mode": False, "count_include_pad": True},
+}
+# element-wise functions of the ``activation`` op (integer graphs: a lookup table)
+ACTIVATIONS = ("sigmoid", "hardsigmoid", "silu", "hardswish", "tanh", "gelu", "gelu_tanh",
+               "leaky_relu", "elu", "mish", "softplus")  # fmt: skip
+LUT_INPUT_BITS_MAX = 16  # a table of 2**bits entries per activation node
+MUL_INPUT_BITS_MAX = 16  # |a*b| < 2**30 keeps a*b*multiplier inside int64
+
+
+# integer ops that requantise (multiplier/shift/out_lo/out_hi) and ops that only move or
+# select values of their (single) input, keeping its scale and range
+REQUANTISING_VECTOR_OPS = ("add", "requantize", "concat", "mul")
+VALUE_PRESERVING_OPS = ("maxpool2d", "avgpool2d", "global_avgpool", "flatten", "clamp",
+                        "select_channels", "upsample_nearest", "adaptive_avgpool2d")  # fmt: skip
+
+
+def requantises(node: Node) -> bool:
+    """Whether an integer node requantises its result (multiplier, shift, out_lo/out_hi).
+
+    ``global_avgpool`` has two integer forms: without params it keeps its input's scale (the
+    mean rounded half up); with a ``multiplier`` it requantises the window sum to its own
+    output scale (docs/semantics.md).
+    """
+    if node.op == "global_avgpool":
+        return "multiplier" in node.params
+    return node.op in REQUANTISING_VECTOR_OPS
+
+
+_REQUANTISING_GLOBAL_POOL = "global_avgpool+requantize"  # key of its attr and param rules
+
+
+def rules_key(kind: str, node: Node) -> str:
+    """The ATTRS/PARAMS entry describing ``node`` (its op, or a form of it)."""
+    if kind == "integer" and node.op == "global_avgpool" and requantises(node):
+        return _REQUANTISING_GLOBAL_POOL
+    return node.op
+
+
+def conv_padding(node: Node) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) zero padding of a conv2d: ``padding`` is [top, left],
+    ``padding_end`` [bottom, right] (absent: symmetric, the same as ``padding``)."""
+    ph, pw = (int(v) for v in node.attrs["padding"])
+    end = node.attrs.get("padding_end")
+    eh, ew = (ph, pw) if end is None else (int(v) for v in end)
+    return ph, pw, eh, ew
+
+
+def attr(node: Node, name: str) -> Any:
+    """``node.attrs[name]``, or the default of an optional attr the node omits."""
+    if name in node.attrs:
+        return node.attrs[name]
+    return OPTIONAL_ATTRS[node.op][name]
+
+
+def n_inputs_ok(op: str, count: int) -> bool:
+    """Whether ``op`` takes ``count`` inputs."""
+    wanted = N_INPUTS.get(op, 1)
+    return count >= 1 if wanted == VARIADIC else count == wanted
+
+
+def _n_inputs_text(op: str) -> str:
+    wanted = N_INPUTS.get(op, 1)
+    return "one or more inputs" if wanted == VARIADIC else f"{wanted} input(s)"
+
+
+def pool_out(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
+    """Output extent of a pooling window along one axis (PyTorch's rule, ceil_mode included:
+    the last window must start inside the input or its left padding)."""
+    span = size + 2 * pad - kernel
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def adaptive_windows(size: int, out: int) -> tuple[list[int], list[int]]:
+    """Start and end (exclusive) of adaptive pooling window i: floor(i*size/out),
+    ceil((i+1)*size/out) (PyTorch's rule)."""
+    starts = [(i * size) // out for i in range(out)]
+    ends = [-(-((i + 1) * size) // out) for i in range(out)]
+    return starts, ends
+
 
 TENSOR_BITS_RANGE = (2, 32)  # register widths a tensor may declare
 W_BITS_RANGE = (2, 16)
@@ -102,9 +197,49 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def frozen_array(value: Any) -> Any:
+    """``value`` as a read-only array (other objects unchanged, for validation to report).
+
+    An array that owns its data is frozen in place; a view or another array-like is copied
+    first, so nobody keeps a writeable alias of an IR parameter. Values derived from a
+    parameter (``accelsim.derived``) can then never go stale.
+    """
+    if not isinstance(value, np.ndarray):
+        return value
+    if value.flags.writeable:
+        if value.base is not None or not value.flags.owndata:
+            value = value.copy()
+        value.flags.writeable = False
+    return value
+
+
+class Params(dict):
+    """A node's parameters: every array read-only (assign a new array to change one)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.update(*args, **kwargs)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, frozen_array(value))
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+
 @dataclass(eq=False)
 class Node:
-    """One op: reads tensors ``inputs``, writes tensor ``output``."""
+    """One op: reads tensors ``inputs``, writes tensor ``output``.
+
+    Parameter arrays are read-only (:class:`Params`): edit a weight by assigning a new array,
+    ``node.params["weight"] = new``.
+    """
 
     op: str
     name: str
@@ -116,6 +251,12 @@ class Node:
     def __post_init__(self) -> None:
         self.inputs = list(self.inputs)
         self.attrs = {str(k): _plain(v) for k, v in self.attrs.items()}
+        self.params = Params(self.params)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "params" and not isinstance(value, Params):
+            value = Params(value)
+        super().__setattr__(name, value)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Node):
@@ -200,8 +341,8 @@ def infer_shape(node: Node, input_shapes: Sequence[Sequence[int]]) -> tuple[int,
     """
     shapes = [tuple(int(s) for s in shape) for shape in input_shapes]
     op, attrs = node.op, node.attrs
-    if len(shapes) != N_INPUTS.get(op, 1):
-        raise AccelsimError(f"{op} takes {N_INPUTS.get(op, 1)} input(s)", key="inputs")
+    if not n_inputs_ok(op, len(shapes)):
+        raise AccelsimError(f"{op} takes {_n_inputs_text(op)}", key="inputs")
 
     def need_rank(rank: int, what: str) -> tuple[int, ...]:
         if len(shapes[0]) != rank:
@@ -225,11 +366,14 @@ def infer_shape(node: Node, input_shapes: Sequence[Sequence[int]]) -> tuple[int,
                 f"input channels per group (input has {c} channels, groups={groups})",
                 key="params.weight",
             )
-        (sh, sw), (ph, pw) = attrs["stride"], attrs["padding"]
-        oh, ow = _window_out(h, kh, sh, ph), _window_out(w, kw, sw, pw)
+        (sh, sw), (ph, pw, eh, ew) = attrs["stride"], conv_padding(node)
+        dh, dw = attr(node, "dilation")
+        oh = (h + ph + eh - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + pw + ew - dw * (kw - 1) - 1) // sw + 1
         if oh < 1 or ow < 1:
             raise AccelsimError(
-                f"kernel {kh}x{kw} does not fit input {h}x{w} with padding {[ph, pw]}",
+                f"kernel {kh}x{kw} (dilation {[dh, dw]}) does not fit input {h}x{w} with "
+                f"padding {[ph, pw]}",
                 key="params.weight",
             )
         return (n_out, oh, ow)
@@ -245,14 +389,15 @@ def infer_shape(node: Node, input_shapes: Sequence[Sequence[int]]) -> tuple[int,
     if op in ("maxpool2d", "avgpool2d"):
         c, h, w = need_rank(3, "(C, H, W)")
         (kh, kw), (sh, sw) = attrs["kernel"], attrs["stride"]
-        ph, pw = attrs["padding"] if op == "maxpool2d" else (0, 0)
+        ph, pw = attr(node, "padding")
+        ceil_mode = bool(attr(node, "ceil_mode"))
         if ph > kh // 2 or pw > kw // 2:
             raise AccelsimError(
                 f"padding {[ph, pw]} exceeds half the kernel {[kh, kw]}",
                 key="attrs.padding",
                 allowed="padding <= kernel // 2",
             )
-        oh, ow = _window_out(h, kh, sh, ph), _window_out(w, kw, sw, pw)
+        oh, ow = pool_out(h, kh, sh, ph, ceil_mode), pool_out(w, kw, sw, pw, ceil_mode)
         if oh < 1 or ow < 1:
             raise AccelsimError(f"kernel {[kh, kw]} does not fit input {h}x{w}", key="attrs.kernel")
         return (c, oh, ow)
@@ -263,10 +408,41 @@ def infer_shape(node: Node, input_shapes: Sequence[Sequence[int]]) -> tuple[int,
         if shapes[0] != shapes[1]:
             raise AccelsimError(f"add of shapes {shapes[0]} and {shapes[1]}", key="inputs")
         return shapes[0]
-    if op in ("clamp", "requantize"):
+    if op in ("clamp", "requantize", "activation"):
         return shapes[0]
     if op == "flatten":
         return (math.prod(shapes[0]),)
+    if op == "adaptive_avgpool2d":
+        c, _, _ = need_rank(3, "(C, H, W)")
+        return (c, *(int(v) for v in attrs["output_size"]))
+    if op == "upsample_nearest":
+        c, h, w = need_rank(3, "(C, H, W)")
+        sh, sw = attrs["scale"]
+        return (c, h * sh, w * sw)
+    if op == "select_channels":
+        c, *rest = shapes[0]
+        channels = attrs["channels"]
+        if not channels or min(channels) < 0 or max(channels) >= c:
+            raise AccelsimError(f"channels {channels} of an input with {c} channels",
+                                key="attrs.channels", allowed=f"a non-empty list in [0, {c})")  # fmt: skip
+        return (len(channels), *rest)
+    if op == "concat":
+        rest = shapes[0][1:]
+        for j, shape in enumerate(shapes):
+            if len(shape) < 1 or shape[1:] != rest:
+                raise AccelsimError(f"concat of shapes {shapes}: all but the channel axis must "
+                                    "agree", key=f"inputs[{j}]")  # fmt: skip
+        return (sum(shape[0] for shape in shapes), *rest)
+    if op == "mul":
+        a, b = shapes
+        if len(a) != len(b):
+            raise AccelsimError(f"mul of shapes {a} and {b}", key="inputs",
+                                allowed="equal ranks, broadcasting size-1 axes")  # fmt: skip
+        try:
+            return tuple(int(v) for v in np.broadcast_shapes(a, b))
+        except ValueError:
+            raise AccelsimError(f"mul of shapes {a} and {b} does not broadcast",
+                                key="inputs") from None  # fmt: skip
     raise AccelsimError(f"unknown op {op!r}", key="op", allowed=OPS)
 
 
@@ -325,6 +501,15 @@ def _choice(values: Sequence[str]) -> AttrCheck:
     return check
 
 
+def _bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "true or false"
+
+
+def _int_list(v: Any) -> str | None:
+    ok = isinstance(v, list) and bool(v) and all(_is_int(i) and i >= 0 for i in v)
+    return None if ok else "a non-empty list of integers >= 0"
+
+
 _GEMM_INT_ATTRS: dict[str, AttrCheck] = {
     "acc_bits": _int_in(*ACC_BITS_RANGE),
     "overflow": _choice(OVERFLOWS),
@@ -333,8 +518,17 @@ _GEMM_INT_ATTRS: dict[str, AttrCheck] = {
     "out_hi": _any_int,
     "out_zero_point": _any_int,
 }
-_CONV_ATTRS: dict[str, AttrCheck] = {"stride": _pair(1), "padding": _pair(0), "groups": _int_in(1)}
+_CONV_ATTRS: dict[str, AttrCheck] = {"stride": _pair(1), "padding": _pair(0), "groups": _int_in(1),
+                                     "dilation": _pair(1), "padding_end": _pair(0)}  # fmt: skip
 _POOL_ATTRS: dict[str, AttrCheck] = {"kernel": _pair(1), "stride": _pair(1)}
+_AVGPOOL_ATTRS: dict[str, AttrCheck] = {**_POOL_ATTRS, "padding": _pair(0), "ceil_mode": _bool,
+                                        "count_include_pad": _bool}  # fmt: skip
+_MAXPOOL_ATTRS: dict[str, AttrCheck] = {**_POOL_ATTRS, "padding": _pair(0), "ceil_mode": _bool}
+_SHAPE_OPS_ATTRS: dict[str, dict[str, AttrCheck]] = {
+    "select_channels": {"channels": _int_list},
+    "upsample_nearest": {"scale": _pair(1)},
+    "adaptive_avgpool2d": {"output_size": _pair(1)},
+}
 _REQUANT_ATTRS: dict[str, AttrCheck] = {
     "shift": _int_in(*SHIFT_RANGE),
     "out_lo": _any_int,
@@ -346,23 +540,32 @@ ATTRS: dict[str, dict[str, dict[str, AttrCheck]]] = {
     "integer": {
         "conv2d": {**_CONV_ATTRS, **_GEMM_INT_ATTRS},
         "linear": dict(_GEMM_INT_ATTRS),
-        "maxpool2d": {**_POOL_ATTRS, "padding": _pair(0)},
-        "avgpool2d": dict(_POOL_ATTRS),
+        "maxpool2d": dict(_MAXPOOL_ATTRS),
+        "avgpool2d": dict(_AVGPOOL_ATTRS),
         "global_avgpool": {},
         "add": dict(_REQUANT_ATTRS),
         "clamp": {"lo": _any_int, "hi": _any_int},
         "flatten": {},
         "requantize": dict(_REQUANT_ATTRS),
+        "concat": dict(_REQUANT_ATTRS),
+        "mul": dict(_REQUANT_ATTRS),
+        _REQUANTISING_GLOBAL_POOL: dict(_REQUANT_ATTRS),
+        "activation": {"function": _choice(ACTIVATIONS), "alpha": _number},
+        **_SHAPE_OPS_ATTRS,
     },
     "float": {
         "conv2d": dict(_CONV_ATTRS),
         "linear": {},
-        "maxpool2d": {**_POOL_ATTRS, "padding": _pair(0)},
-        "avgpool2d": dict(_POOL_ATTRS),
+        "maxpool2d": dict(_MAXPOOL_ATTRS),
+        "avgpool2d": dict(_AVGPOOL_ATTRS),
         "global_avgpool": {},
         "add": {},
         "clamp": {"lo": _number, "hi": _number},
         "flatten": {},
+        "concat": {},
+        "mul": {},
+        "activation": {"function": _choice(ACTIVATIONS), "alpha": _number},
+        **_SHAPE_OPS_ATTRS,
     },
 }
 
@@ -373,6 +576,10 @@ PARAMS: dict[str, dict[str, dict[str, int]]] = {
         "linear": {"weight": 2, "bias": 1, "multiplier": 1, "shift": 1},
         "add": {"multiplier_a": 0, "multiplier_b": 0},
         "requantize": {"multiplier": 0},
+        "concat": {"multipliers": 1},
+        _REQUANTISING_GLOBAL_POOL: {"multiplier": 0},
+        "mul": {"multiplier": 0},
+        "activation": {"table": 1},
     },
     "float": {
         "conv2d": {"weight": 4, "bias": 1},
@@ -438,9 +645,25 @@ def _check_param_values(graph: Graph, node: Node, key: str, file: str | Path | N
         within("bias", -(1 << (ab - 1)), (1 << (ab - 1)) - 1, f"accumulator acc_bits={ab}")
         within("multiplier", 0, MULTIPLIER_LIMIT - 1, "31-bit multiplier")
         within("shift", *SHIFT_RANGE, "right shift")
-    for name in ("multiplier", "multiplier_a", "multiplier_b"):
-        if node.op in ("add", "requantize") and name in p:
+    for name in ("multiplier", "multiplier_a", "multiplier_b", "multipliers"):
+        if requantises(node) and name in p:
             within(name, 0, MULTIPLIER_LIMIT - 1, "31-bit multiplier")
+    if node.op == "concat" and p["multipliers"].shape != (len(node.inputs),):
+        _fail(f"shape {p['multipliers'].shape}", file=file, key=f"{key}.params.multipliers",
+              allowed=f"({len(node.inputs)},): one per input")  # fmt: skip
+    if node.op == "activation":
+        x = graph.tensors[node.inputs[0]]
+        size = 1 << int(x.bits)
+        if x.bits > LUT_INPUT_BITS_MAX or p["table"].shape != (size,):
+            _fail(f"table of shape {p['table'].shape} for a {x.bits}-bit input", file=file,
+                  key=f"{key}.params.table", allowed=f"({size},): one entry per input code "
+                  f"(input bits <= {LUT_INPUT_BITS_MAX})")  # fmt: skip
+        within("table", *graph.tensors[node.output].value_range(), "output tensor's range")
+    if node.op == "mul":
+        for j, name in enumerate(node.inputs):
+            if graph.tensors[name].bits > MUL_INPUT_BITS_MAX:
+                _fail(f"mul input {name!r} has {graph.tensors[name].bits} bits", file=file,
+                      key=f"{key}.inputs[{j}]", allowed=f"<= {MUL_INPUT_BITS_MAX} bits")  # fmt: skip
 
 
 def _check_ranges(graph: Graph, node: Node, key: str, file: str | Path | None) -> None:
@@ -448,7 +671,7 @@ def _check_ranges(graph: Graph, node: Node, key: str, file: str | Path | None) -
     a = node.attrs
     out = graph.tensors[node.output]
     lo_out, hi_out = out.value_range()
-    if node.op in (*GEMM_OPS, "add", "requantize"):
+    if node.op in GEMM_OPS or requantises(node):
         lo, hi = a["out_lo"], a["out_hi"]
         if not lo_out <= lo <= hi <= hi_out:
             _fail(f"[out_lo, out_hi] = [{lo}, {hi}] does not fit output tensor {out.name!r}",
@@ -462,7 +685,7 @@ def _check_ranges(graph: Graph, node: Node, key: str, file: str | Path | None) -
         _fail(f"[lo, hi] = [{a['lo']}, {a['hi']}] does not fit output tensor {out.name!r}",
               file=file, key=f"{key}.attrs.lo",
               allowed=f"lo <= hi within [{lo_out}, {hi_out}]")  # fmt: skip
-    if node.op in ("maxpool2d", "avgpool2d", "global_avgpool", "flatten", "clamp"):
+    elif node.op in VALUE_PRESERVING_OPS:
         # value-preserving ops: same real meaning, and every input value must fit the output
         x = graph.tensors[node.inputs[0]]
         lo_in, hi_in = x.value_range()
@@ -513,8 +736,8 @@ def validate_graph(graph: Graph, *, file: str | Path | None = None) -> None:
         if node.op not in allowed_ops:
             _fail(f"unknown op {node.op!r} in a {kind} graph", file=file, key=f"{key}.op",
                   allowed=allowed_ops)  # fmt: skip
-        if len(node.inputs) != N_INPUTS[node.op]:
-            _fail(f"{node.op} takes {N_INPUTS[node.op]} input(s), got {len(node.inputs)}",
+        if not n_inputs_ok(node.op, len(node.inputs)):
+            _fail(f"{node.op} takes {_n_inputs_text(node.op)}, got {len(node.inputs)}",
                   file=file, key=f"{key}.inputs")  # fmt: skip
         for j, name in enumerate(node.inputs):
             if name not in available:
@@ -527,8 +750,8 @@ def validate_graph(graph: Graph, *, file: str | Path | None = None) -> None:
         if node.output in available:
             _fail(f"tensor {node.output!r} is written twice", file=file, key=f"{key}.output")
         # attrs
-        rules = ATTRS[kind][node.op]
-        for name in rules.keys() - node.attrs.keys():
+        rules = ATTRS[kind][rules_key(kind, node)]
+        for name in rules.keys() - node.attrs.keys() - OPTIONAL_ATTRS.get(node.op, {}).keys():
             _fail(f"missing attr {name!r} of {node.op}", file=file, key=f"{key}.attrs.{name}",
                   allowed=sorted(rules))  # fmt: skip
         for name, value in node.attrs.items():
@@ -540,7 +763,7 @@ def validate_graph(graph: Graph, *, file: str | Path | None = None) -> None:
                 _fail(f"{name} = {value!r}", file=file, key=f"{key}.attrs.{name}",
                       allowed=problem)  # fmt: skip
         # params
-        wanted = PARAMS[kind].get(node.op, {})
+        wanted = PARAMS[kind].get(rules_key(kind, node), {})
         for name in wanted.keys() - node.params.keys():
             _fail(f"missing param {name!r} of {node.op}", file=file,
                   key=f"{key}.params.{name}", allowed=sorted(wanted))  # fmt: skip

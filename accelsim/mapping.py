@@ -49,22 +49,28 @@ def lower_conv(
     stride: tuple[int, int],
     padding: tuple[int, int],
     groups: int,
+    dilation: tuple[int, int] = (1, 1),
 ) -> list[np.ndarray]:
     """im2col: one ``A`` (M, K) int64 matrix per group.
 
     ``m = ((b*OH)+oh)*OW+ow`` and ``k = c*KH*KW + kh*KW + kw`` (c within the group); padding
-    positions are real zeros.
+    positions are real zeros; ``padding`` is (top, left) for symmetric padding or (top, left,
+    bottom, right). A dilated kernel offset (kh, kw) reads input pixel
+    ``(oh*sh - ph + kh*dh, ow*sw - pw + kw*dw)``.
     """
     x = np.asarray(x, dtype=np.int64)
     batch, channels, _, _ = x.shape
     _, c_per_group, kh, kw = (int(v) for v in weight_shape)
     sh, sw = (int(v) for v in stride)
-    ph, pw = (int(v) for v in padding)
+    ph, pw, eh, ew = (*padding, *padding)[:4] if len(padding) == 2 else padding
+    ph, pw, eh, ew = int(ph), int(pw), int(eh), int(ew)
     if c_per_group * groups != channels:
         raise ValueError(f"weight expects {c_per_group}x{groups} channels, input has {channels}")
-    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, eh), (pw, ew)))
+    dh, dw = (int(v) for v in dilation)
     # windows: (B, C, OH, OW, KH, KW) as a strided view, no copy until the reshape below
-    windows = sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    windows = sliding_window_view(padded, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
     oh, ow = windows.shape[2], windows.shape[3]
     out = []
     for g in range(groups):

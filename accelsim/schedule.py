@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from . import mapping
 from .config import AcceleratorConfig
 from .errors import Infeasible
-from .ir import Graph, Node
+from .ir import Graph, Node, attr
 
 
 def bytes_for(elements: int, bits: int) -> int:
@@ -49,6 +49,13 @@ class GemmShape:
     acc_bits: int
     overflow: str
     out_bits: int
+    dilation: tuple[int, int] = (1, 1)
+    padding_end: tuple[int, int] | None = None  # (bottom, right) when not equal to padding
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) zero padding."""
+        return (*self.padding, *(self.padding_end or self.padding))
 
     @property
     def macs(self) -> int:
@@ -58,9 +65,9 @@ class GemmShape:
         """Input rows (of one batch item, without padding) read by output rows [oh0, oh1)."""
         if self.op == "linear":
             return 1
-        kh, sh, ph = self.kernel[0], self.stride[0], self.padding[0]
+        kh, sh, ph, dh = self.kernel[0], self.stride[0], self.padding[0], self.dilation[0]
         first = max(oh0 * sh - ph, 0)
-        last = min((oh1 - 1) * sh - ph + kh, self.in_h)
+        last = min((oh1 - 1) * sh - ph + dh * (kh - 1) + 1, self.in_h)
         return max(last - first, 0)
 
 
@@ -94,7 +101,9 @@ def gemm_shape(graph: Graph, node: Node, batch: int) -> GemmShape:
         groups=groups, M=batch * oh * ow, K=c_per_group * kh * kw, N=n_out // groups,
         in_channels=int(c), in_h=int(h), in_w=int(wd), out_h=int(oh), out_w=int(ow),
         kernel=(kh, kw), stride=tuple(node.attrs["stride"]), padding=tuple(node.attrs["padding"]),
-        **common,
+        dilation=tuple(int(v) for v in attr(node, "dilation")),
+        padding_end=None if node.attrs.get("padding_end") is None else tuple(
+            int(v) for v in node.attrs["padding_end"]), **common,
     )  # fmt: skip
 
 

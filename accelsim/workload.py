@@ -69,6 +69,37 @@ def load_float_or_integer_model(config: WorkloadConfig, *, base_dir: Path,
                                 cache_dir=base_dir / ".cache")  # fmt: skip
 
 
+def check_quantization_matches(graph: Graph, config: WorkloadConfig,
+                               source: Path | None) -> None:  # fmt: skip
+    """An integer graph is already quantised: ``quantization:`` keys that would change it are
+    an error (they would be silently ignored otherwise). Keys equal to the graph's own
+    settings (recorded by the quantiser in its metadata) are accepted."""
+    from workloads.quantize import spec_from_config
+
+    q = config.quantization
+    wanted = sorted(q.model_fields_set)
+    if not wanted:
+        return
+    requested = spec_from_config(q).to_json()
+    have = graph.metadata.get("quantization")
+    differs = [k for k in wanted if not isinstance(have, dict) or have.get(k) != requested[k]]
+    if not differs:
+        return
+    told = ", ".join(f"{k}={requested[k]!r}" for k in differs)
+    made = (
+        "its own settings are " + ", ".join(f"{k}={have.get(k)!r}" for k in differs)
+        if isinstance(have, dict)
+        else "it records no quantisation settings"
+    )
+    raise AccelsimError(
+        f"the model is an integer graph (already quantised; {made}), so quantization: "
+        f"{told} cannot apply",
+        file=source, key=f"quantization.{differs[0]}",
+        allowed="a float graph as the model (python -m accelsim export) to re-quantise, or no "
+        "quantization: keys that differ from the integer graph's",
+    )  # fmt: skip
+
+
 def build_workload(config: WorkloadConfig, *, base_dir: Path, source: Path | None) -> Workload:
     graph = load_float_or_integer_model(config, base_dir=base_dir, source=source)
     float_graph = None
@@ -77,6 +108,8 @@ def build_workload(config: WorkloadConfig, *, base_dir: Path, source: Path | Non
 
         float_graph = graph
         graph = quantize(float_graph, spec_from_config(config.quantization, source=source))
+    elif not hasattr(config.model, "scalesim_topology"):
+        check_quantization_matches(graph, config, source)
     from .executor import quantize_input
 
     labels = None

@@ -4,3 +4,12 @@
 torch is imported only by the modules that need it (``models``, ``train``, ``export``);
 ``data``, ``quantize`` and ``accuracy`` run without it.
 """
+
+
+def __getattr__(name: str):
+    """``workloads.export`` / ``workloads.export_onnx`` without importing torch or onnx first."""
+    if name == "export_onnx":
+        from .onnx_import import export_onnx
+
+        return export_onnx
+    raise AttributeError(f"module 'workloads' has no attribute {name!r}")

@@ -23,7 +23,17 @@ The scheme (docs/semantics.md §1):
   multiplier (:func:`accelsim.intmath.quantize_multiplier`), shift in [0, 62].
 * **Residual add**: ``y = clamp(rshift(a*ma + b*mb, shift))`` with
   ``ma = round(s_a / s_y * 2**shift)``, ``mb`` likewise, shift as large as keeps both below 2**31.
-* **Pooling and flatten** keep their input's scale, width and signedness.
+* **Pooling, flatten, channel selection and nearest upsampling** keep their input's scale,
+  width and signedness — except **global average pooling**, which requantises the window sum
+  to the pooled tensor's own calibrated range (``multiplier * 2**-shift ≈ s_in / (H*W*s_out)``)
+  so that low bit widths keep their resolution.
+* **Concat**: one output scale (its calibration range); every input requantised to it with
+  its own multiplier and a shared shift (as for add). Unsigned if all inputs are.
+* **Mul** of two activations: ``y = requantize(a*b)`` with ``multiplier * 2**-shift ≈
+  s_a*s_b/s_y``; a clamp that alone reads it is fused like after a layer.
+* **Activation** (sigmoid, SiLU, hardswish, GELU, ...): a lookup table over every input code,
+  ``table[q - lo] = clamp(round_half_up(f(s_in*q) / s_out))``, with ``s_out`` from the
+  function output's calibration range (signed iff its minimum is negative).
 * **Graph input**: quantised with the activation bits of the first layer (per-layer override
   included), unsigned when its calibration minimum is >= 0, signed otherwise, over the full
   range of that width (r confines requantised tensors only; the input is not requantised).
@@ -59,7 +69,10 @@ from accelsim.ir import (
     validate_graph,
 )
 
-SCHEME_VERSION = 1  # part of quantization_key: bump when the arithmetic below changes
+SCHEME_VERSION = 2  # part of quantization_key: bump when the arithmetic below changes
+# 2: global average pooling requantises to its own range (global_avgpool with a multiplier)
+PASS_THROUGH_OPS = ("maxpool2d", "avgpool2d", "adaptive_avgpool2d", "flatten", "select_channels",
+                    "upsample_nearest")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -244,12 +257,14 @@ class _Quantizer:
             return None
         return readers[0]
 
-    def requantised_spec(self, node: Node, clamp: Node | None, settings: LayerSettings):
-        """Output spec and [out_lo, out_hi] of a requantising node (GEMM or add)."""
+    def requantised_spec(self, node: Node, clamp: Node | None, settings: LayerSettings,
+                         signed: bool | None = None):  # fmt: skip
+        """Output spec and [out_lo, out_hi] of a requantising node (GEMM, add, ...)."""
         out_name = clamp.output if clamp is not None else node.output
         float_spec = self.graph.tensors[out_name]
         lo_real, hi_real = _range_of(float_spec, f"output of {node.name!r}")
-        signed = not (clamp is not None and float(clamp.attrs["lo"]) >= 0.0)
+        if signed is None:
+            signed = not (clamp is not None and float(clamp.attrs["lo"]) >= 0.0)
         bits, r = settings.activation_bits, settings.reserved_msbs
         if out_name == self.graph.output:
             r = 0  # the clip bound is for hidden activations; the logits keep their range
@@ -289,7 +304,16 @@ class _Quantizer:
             elif node.op == "clamp":
                 self.clamp(node)
                 clamp = None
-            elif node.op in ("maxpool2d", "avgpool2d", "global_avgpool", "flatten"):
+            elif node.op in ("mul", "concat"):
+                clamp = self.fused_clamp(node)
+                getattr(self, node.op)(node, clamp)
+            elif node.op == "global_avgpool":
+                self.global_avgpool(node)
+                clamp = None
+            elif node.op == "activation":
+                self.activation(node)
+                clamp = None
+            elif node.op in PASS_THROUGH_OPS:
                 self.pass_through(node)
                 clamp = None
             else:
@@ -324,7 +348,9 @@ class _Quantizer:
         pairs = [fixed_point(float(s) / out_spec.scale) for s in acc_scale]
         attrs: dict[str, Any] = {}
         if node.op == "conv2d":
-            attrs.update({k: node.attrs[k] for k in ("stride", "padding", "groups")})
+            attrs.update({k: node.attrs[k] for k in ("stride", "padding", "groups", "dilation",
+                                                  "padding_end")
+                          if k in node.attrs})  # fmt: skip
         attrs.update({"acc_bits": settings.acc_bits, "overflow": self.spec.overflow,
                       "w_bits": settings.weight_bits, "out_lo": out_lo, "out_hi": out_hi,
                       "out_zero_point": 0})  # fmt: skip
@@ -360,6 +386,79 @@ class _Quantizer:
             "multiplier_b": np.array(multipliers[1], dtype=np.int64),
         }
         self.emit(Node("add", node.name, node.inputs, out_spec.name, attrs, params), out_spec)
+
+    def shared_shift(self, ratios: list[float], what: str) -> tuple[int, list[int]]:
+        """The largest shift keeping every ``round(ratio * 2**shift)`` below 2**31."""
+        largest = max(ratios)
+        shift = int(math.floor(math.log2((MULTIPLIER_LIMIT - 1) / largest)))
+        while (
+            shift > SHIFT_RANGE[0]
+            and _round_half_up(math.ldexp(largest, shift)) >= MULTIPLIER_LIMIT
+        ):
+            shift -= 1
+        shift = min(max(shift, SHIFT_RANGE[0]), SHIFT_RANGE[1])
+        multipliers = [int(_round_half_up(math.ldexp(r, shift))) for r in ratios]
+        if max(multipliers) >= MULTIPLIER_LIMIT:
+            raise AccelsimError(f"{what}: input/output scale ratio {largest:.4g} "
+                                "is too large for a 31-bit multiplier")  # fmt: skip
+        return shift, multipliers
+
+    def requantising(self, node: Node, clamp: Node | None, signed: bool):
+        """Output spec and attrs of a vector op that requantises (global settings)."""
+        settings = self.spec.settings(None)
+        out_spec, out_lo, out_hi = self.requantised_spec(node, clamp, settings, signed=signed)
+        return out_spec, {"out_lo": out_lo, "out_hi": out_hi, "out_zero_point": 0}
+
+    def concat(self, node: Node, clamp: Node | None) -> None:
+        specs = [self.specs[name] for name in node.inputs]
+        signed = any(s.signed for s in specs) and not (
+            clamp is not None and float(clamp.attrs["lo"]) >= 0.0
+        )
+        out_spec, attrs = self.requantising(node, clamp, signed)
+        shift, multipliers = self.shared_shift([s.scale / out_spec.scale for s in specs],
+                                               f"concat {node.name!r}")  # fmt: skip
+        params = {"multipliers": np.array(multipliers, dtype=np.int64)}
+        self.emit(Node("concat", node.name, node.inputs, out_spec.name, {**attrs, "shift": shift},
+                       params), out_spec)  # fmt: skip
+
+    def mul(self, node: Node, clamp: Node | None) -> None:
+        a_spec, b_spec = (self.specs[name] for name in node.inputs)
+        signed = (a_spec.signed or b_spec.signed) and not (
+            clamp is not None and float(clamp.attrs["lo"]) >= 0.0
+        )
+        out_spec, attrs = self.requantising(node, clamp, signed)
+        multiplier, shift = fixed_point(a_spec.scale * b_spec.scale / out_spec.scale)
+        self.emit(Node("mul", node.name, node.inputs, out_spec.name, {**attrs, "shift": shift},
+                       {"multiplier": np.array(multiplier, dtype=np.int64)}), out_spec)  # fmt: skip
+
+    def global_avgpool(self, node: Node) -> None:
+        """Requantised to the pooled tensor's own (narrower) range: the mean of many values
+        has a smaller spread than they do, and at low bit widths keeping the input's scale
+        would leave it a handful of levels."""
+        x_spec = self.specs[node.inputs[0]]
+        out_spec, attrs = self.requantising(node, None, x_spec.signed)
+        _, h, w = x_spec.shape
+        multiplier, shift = fixed_point(x_spec.scale / (h * w * out_spec.scale))
+        self.emit(Node("global_avgpool", node.name, node.inputs, out_spec.name,
+                       {**attrs, "shift": shift},
+                       {"multiplier": np.array(multiplier, dtype=np.int64)}), out_spec)  # fmt: skip
+
+    def activation(self, node: Node) -> None:
+        """A lookup table: every input code's real value through the function, requantised
+        (round half up, clamped) at the output tensor's scale."""
+        from accelsim.executor import activation_float
+
+        x_spec = self.specs[node.inputs[0]]
+        float_out = self.graph.tensors[node.output]
+        signed = _range_of(float_out, f"output of {node.name!r}")[0] < 0.0
+        out_spec, attrs = self.requantising(node, None, signed)
+        lo, hi = x_spec.value_range()
+        codes = np.arange(lo, hi + 1, dtype=np.float64)
+        real = activation_float(str(node.attrs["function"]), float(node.attrs["alpha"]),
+                                x_spec.scale * (codes - x_spec.zero_point))  # fmt: skip
+        table = np.clip(_round_half_up(real / out_spec.scale), attrs["out_lo"], attrs["out_hi"])
+        self.emit(Node("activation", node.name, node.inputs, out_spec.name, dict(node.attrs),
+                       {"table": table.astype(np.int64)}), out_spec)  # fmt: skip
 
     def clamp(self, node: Node) -> None:
         x_spec = self.specs[node.inputs[0]]

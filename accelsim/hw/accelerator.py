@@ -183,13 +183,15 @@ def lower_operands(node: Node, x: np.ndarray, shape: GemmShape) -> GemmOperands:
         a_groups = [np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=np.int64)]
     else:
         kh, kw = node.params["weight"].shape[2:]
-        args = ((1, 1, kh, kw), tuple(node.attrs["stride"]), tuple(node.attrs["padding"]))
+        stride, padding = tuple(node.attrs["stride"]), shape.pads
         groups = int(node.attrs.get("groups", 1))
-        a_groups = mapping.lower_conv(x, node.params["weight"].shape, *args[1:], groups)
-        if shape.padding != (0, 0):
+        a_groups = mapping.lower_conv(x, node.params["weight"].shape, stride, padding, groups,
+                                      shape.dilation)  # fmt: skip
+        if any(shape.pads):
             # where padding zeros sit depends on the pixel and the kernel offset only
             ones = np.ones((x.shape[0], 1, *x.shape[2:]), np.int64)
-            padding_window = mapping.lower_conv(ones, *args, 1)[0]
+            padding_window = mapping.lower_conv(ones, (1, 1, kh, kw), stride, padding, 1,
+                                                shape.dilation)[0]  # fmt: skip
     n = shape.N
     return GemmOperands(
         a=a_groups,
