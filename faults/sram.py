@@ -99,7 +99,9 @@ def lowered_index(node: Node, sched: LayerSchedule) -> list[np.ndarray]:
         return [index.reshape(1, count)]
     weight_shape = node.params["weight"].shape
     x = index.reshape(1, shape.in_channels, shape.in_h, shape.in_w)
-    return mapping.lower_conv(x, weight_shape, shape.stride, shape.padding, shape.groups)
+    return mapping.lower_conv(
+        x, weight_shape, shape.stride, shape.pads, shape.groups, shape.dilation
+    )
 
 
 def flip_array(values: np.ndarray, mask: int, bits: int, signed: bool) -> np.ndarray:

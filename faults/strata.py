@@ -493,7 +493,14 @@ def adaptive_estimate(
             "expected_failures_hi"]  # fmt: skip
         precise = lam > 0 and (hi - lo) / 2 <= settings.precision * lam
         decided = target is not None and (est["upper"] <= target or est["lo"] > target)
-        if precise or decided or round_ == settings.rounds or trials.sum() >= budget:
+        nothing_exposed = not live.any()  # e.g. every bit hardened: Λ is exactly 0
+        if (
+            precise
+            or decided
+            or nothing_exposed
+            or round_ == settings.rounds
+            or (trials.sum() >= budget)
+        ):
             break
         failures = store.failures(trials)
         p = (failures + 1.0) / (trials + 2.0)  # Laplace: a stratum without failure still counts

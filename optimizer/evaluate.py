@@ -259,7 +259,8 @@ class DesignEvaluator:
         several candidates and returns one that passed must not pass a bad one more often
         than 1 - confidence in all: the j-th certificate (j = checks_before + 1) spends
         ``alpha x 6 / (pi² j²)`` of the error rate (the series sums to alpha). None: a
-        stand-alone certificate at the full confidence (the fixed designs)."""
+        stand-alone certificate at the full confidence with ``max_injections`` (the fixed
+        designs of the comparison table)."""
         from faults.certify import CertifySettings, certify_design
 
         cfg = self.opt.section.certify
@@ -277,9 +278,13 @@ class DesignEvaluator:
         # uncertainty could defeat would be wasted injections
         reliability = evaluation.metrics.get("reliability", {})
         predicted = reliability.get("failure_upper", reliability.get("failure"))
+        # a stand-alone certificate (the comparison table) spends the whole budget: its
+        # interval is what a reader compares, not only its verdict
         certificate = certify_design(workload, target=1.0 - self.opt.constraints.min_reliability,
                                      predicted=predicted, protected=protected,
-                                     settings=settings)  # fmt: skip
+                                     settings=settings,
+                                     injections=cfg.max_injections if checks_before is None
+                                     else None)  # fmt: skip
         constraints = dict(evaluation.constraints)
         constraints["reliability"] = self.reliability_constraint(certificate["upper"])
         metrics = {**evaluation.metrics, CHECK_KEY: certificate}

@@ -164,3 +164,13 @@ def test_shipped_resnet_is_what_training_produces(tmp_path):
         "workloads/zoo/digits_resnet.npz is stale: run python -m workloads.train "
         "--out workloads/zoo --data-dir workloads/data --models digits_resnet"
     )
+
+
+def test_builtin_digits_resnet_takes_its_own_input_size():
+    from accelsim.errors import AccelsimError
+    from workloads.export import export_builtin
+
+    graph = export_builtin("digits_resnet", input_size=16)
+    assert graph.tensors[graph.input].shape[-2:] == (16, 16)
+    with pytest.raises(AccelsimError, match="16x16"):
+        export_builtin("digits_resnet", input_size=8)

@@ -1037,9 +1037,13 @@ def _builtin_factory(name: str):
 def _check_size(name: str, size: int | None) -> None:
     if size is None:
         return
-    if name.startswith("digits") and size != 8:
-        raise AccelsimError(f"{name} takes 8x8 images, not {size}", key="model.input_size",
-                            allowed="8")  # fmt: skip
+    if name.startswith("digits"):
+        from .models import DEFAULT_INPUT_SIZE
+
+        trained = DEFAULT_INPUT_SIZE[name]  # a trained model takes its training images' size
+        if size != trained:
+            raise AccelsimError(f"{name} takes {trained}x{trained} images, not {size}",
+                                key="model.input_size", allowed=str(trained))  # fmt: skip
     if name in ("resnet18", "vgg16") and (size < 32 or size % 32):
         raise AccelsimError(f"{name} input size {size}", key="model.input_size",
                             allowed="a multiple of 32, at least 32")  # fmt: skip
