@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -103,8 +103,8 @@ def select_neurons(vf: Any, fraction: float) -> dict[str, list[int]]:
         measured={layer: np.asarray(r["contributions"], dtype=float)
                   for layer, r in ranked.items()},
     )  # fmt: skip
-    return {layer: [int(c) for c in channels]
-            for layer, channels in top_neurons(ranking, fraction).items()}  # fmt: skip
+    chosen = top_neurons(ranking, fraction)
+    return {layer: [int(c) for c in chosen[layer]] for layer in ranked if layer in chosen}
 
 
 def select_bits(vf: Any, k: int | Mapping[str, int]) -> HardenedBitsConfig:
@@ -195,8 +195,9 @@ def evaluate_design(
     from .reliability import first_order_failure
 
     row: dict[str, Any] = {**design.to_dict()}
-    config = workload.config.model_copy(update={"accelerator": design.accelerator})
-    variant = workload.with_config(config)
+    # the same graph (the quantisation is unchanged), another accelerator
+    variant = replace(workload, config=workload.config.model_copy(
+        update={"accelerator": design.accelerator}))  # fmt: skip
     protected = {k: np.asarray(v, dtype=np.int64) for k, v in design.protected.items()} or None
     try:
         result = simulate(variant, samples=samples, protected=protected)

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -126,7 +127,8 @@ def monte_carlo_failure(
         accel = workload.config.accelerator
         accel = accel.model_copy(update={"protection": accel.protection.model_copy(
             update={"hardened_bits": hardened})})  # fmt: skip
-        workload = workload.with_config(workload.config.model_copy(update={"accelerator": accel}))
+        workload = replace(workload, config=workload.config.model_copy(
+            update={"accelerator": accel}))  # fmt: skip
     settings = CampaignSettings(mode="rate", rate=float(rate), unit=unit,
                                 registers=tuple(registers))  # fmt: skip
     chosen = None
