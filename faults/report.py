@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.table import Table
 
-from .campaign import CampaignResult
+if TYPE_CHECKING:  # the CLI imports the formatting helpers at start-up: keep them light
+    from .campaign import CampaignResult
 
 
 def rate_text(estimate: dict[str, Any]) -> str:
