@@ -69,24 +69,20 @@ def run_campaign_for_cli(workload, out_dir: Path, console: Console, *,
 
 
 def vulnerability_for_run(workload, console: Console):
-    """The workload's vulnerability factors (measured once per quantisation, then cached)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    """The workload's vulnerability factors (their injection records cached under
+    ``.cache/vf``, so a second run with the same quantisation runs none)."""
+    from .vulnerability import DEFAULT_CACHE_DIR, vulnerability_factors
 
-    from .vulnerability import vulnerability_factors
-
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=console) as progress:  # fmt: skip
-        task = progress.add_task("vulnerability factors", total=None)
-
-        def on_progress(phase: str, done: int, total: int) -> None:
-            progress.update(task, description=f"vulnerability factors ({phase.upper()} cells)",
-                            completed=done, total=total)  # fmt: skip
-
-        return vulnerability_factors(workload, on_progress=on_progress)
+    with console.status("vulnerability factors: stratified single-fault injections"):
+        vf = vulnerability_factors(workload, cache_dir=DEFAULT_CACHE_DIR)
+    console.print(f"vulnerability factors: {vf.injections:,} single-fault injections "
+                  f"({vf.computed:,} run now, the rest cached)")  # fmt: skip
+    return vf
 
 
 def protected_neurons_for_run(workload, vf) -> dict[str, list[int]] | None:
-    """Neurons the redundant units recompute: the config's list, or its top fraction by NVF."""
+    """Neurons the redundant units recompute: the config's list, or its top fraction by the
+    NVF ranking (:func:`faults.protection.select_neurons`)."""
     from .protection import select_neurons
 
     protection = workload.config.accelerator.protection
@@ -104,22 +100,35 @@ def reliability_for_run(workload, vf, protected, console: Console) -> dict[str, 
     from accelsim.config import FaultsConfig
 
     from .reliability import first_order_failure
+    from .report import interval_text
 
     cfg = workload.config.faults or FaultsConfig()
     estimate = first_order_failure(
-        vf, rate=cfg.rate, unit=cfg.unit, protected=protected,
+        vf,
+        rate=cfg.rate,
+        protected=protected,
         hardened=workload.config.accelerator.protection.hardened_bits,
-    )  # fmt: skip
-    table = Table(title=f"first-order reliability at {cfg.rate:g} flips per bit per "
-                        f"{'cycle' if cfg.unit == 'bit_cycle' else 'inference'}")  # fmt: skip
+    )
+    per = "cycle" if cfg.unit == "bit_cycle" else "inference"
+    table = Table(title=f"first-order reliability at {cfg.rate:g} flips per bit per {per}")
     table.add_column("figure")
     table.add_column("value", justify="right")
-    table.add_row("P(failure) per inference [95% CI]",
-                  f"{estimate['failure']:.4%} [{estimate['lo']:.4%}, {estimate['hi']:.4%}]")  # fmt: skip
+    table.add_row(
+        f"P(failure) per inference, % [{vf.confidence:.0%} CI]",
+        interval_text(estimate["failure"], estimate["lo"], estimate["hi"]),
+    )
+    table.add_row(
+        f"upper bound (one-sided {vf.confidence:.0%}), %", interval_text(estimate["upper"])
+    )
     table.add_row("expected faults per inference", f"{estimate['expected_faults']:.4g}")
+    table.add_row("single-fault injections it rests on", f"{estimate['injections']:,}")
+    table.add_row(
+        "strata (layer, class, bit) without failure",
+        f"{estimate['zero_failure_strata']} of {estimate['strata']}",
+    )
     table.add_row("protected neurons", str(sum(len(v) for v in (protected or {}).values())))
     console.print(table)
-    return {k: float(v) for k, v in estimate.items()}
+    return estimate
 
 
 def cmd_inject(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from .plan import PE_REGISTERS
 from .vulnerability import VulnerabilityFactors
 
 
@@ -22,20 +21,26 @@ def _pyplot():
 
 
 def bvf_heatmap(vf: VulnerabilityFactors, path: str | Path) -> Path:
-    """Register class x bit position, colour = BVF (blank where the bit does not exist)."""
+    """Register class x bit position, colour = BVF over all layers (white where the bit does
+    not exist); darker = more vulnerable, and a dot marks bits that never failed (their BVF
+    is only bounded: the intervals are in ``vulnerability.json``)."""
     plt = _pyplot()
-    width = max(vf.widths.values())
-    grid = np.full((len(PE_REGISTERS), width), np.nan)
-    for i, register in enumerate(PE_REGISTERS):
+    registers = list(vf.bvf)
+    width = max(len(v) for v in vf.bvf.values())
+    grid = np.full((len(registers), width), np.nan)
+    for i, register in enumerate(registers):
         rates = vf.bvf_rates(register)
         grid[i, : len(rates)] = rates
-    fig, ax = plt.subplots(figsize=(max(6.0, width * 0.3), 2.8))
+    fig, ax = plt.subplots(figsize=(max(6.0, width * 0.3), 0.7 * len(registers) + 1.5))
     image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap="magma_r", vmin=0.0)
-    ax.set_yticks(range(len(PE_REGISTERS)), PE_REGISTERS)
+    never = np.argwhere(grid == 0.0)
+    ax.scatter(never[:, 1], never[:, 0], s=6, c="tab:gray", marker="o")
+    ax.set_yticks(range(len(registers)), registers)
     ax.set_xticks(range(0, width, 2))
-    ax.set_xlabel("bit position (0 = LSB)")
-    ax.set_title(f"{vf.workload}: bit vulnerability factor (P(top-1 change | one flip))")
-    fig.colorbar(image, ax=ax, label="BVF")
+    ax.set_xlabel("bit position (0 = LSB); grey dot = no failure observed (BVF only bounded)")
+    ax.set_title(f"{vf.workload}: bit vulnerability factor, P(top-1 change | one flip), "
+                 f"{vf.injections:,} injections", fontsize=9)  # fmt: skip
+    fig.colorbar(image, ax=ax, label="BVF (darker = more vulnerable)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -43,23 +48,28 @@ def bvf_heatmap(vf: VulnerabilityFactors, path: str | Path) -> Path:
 
 
 def nvf_distributions(vf: VulnerabilityFactors, out_dir: str | Path) -> list[Path]:
-    """One ``nvf_<layer>.png`` per layer: NVF of each output channel with its interval."""
+    """One ``nvf_<layer>.png`` per layer: NVF of each output channel with its interval, and
+    whether the layer's ranking is significant."""
     plt = _pyplot()
     paths = []
     if vf.nvf is None:
         return paths
+    conf = f"{vf.confidence:.0%}"
     for layer, entry in vf.nvf.items():
-        rates = vf.nvf_rates(layer)
+        rates = np.nan_to_num(vf.nvf_rates(layer))
         lo, hi = np.asarray(entry["lo"], float), np.asarray(entry["hi"], float)
         channels = np.arange(len(rates))
         fig, ax = plt.subplots(figsize=(max(5.0, len(rates) * 0.25), 3.0))
-        shown = np.nan_to_num(rates)
-        ax.bar(channels, shown, color="tab:red", alpha=0.7)
-        ax.errorbar(channels, shown, yerr=[shown - lo, hi - shown], fmt="none", ecolor="black",
+        ax.bar(channels, rates, color="tab:red", alpha=0.7)
+        ax.errorbar(channels, rates, yerr=[rates - lo, hi - rates], fmt="none", ecolor="black",
                     capsize=2, linewidth=0.8)  # fmt: skip
         ax.set_xlabel("output channel")
         ax.set_ylabel("NVF")
-        ax.set_title(f"{vf.workload} {layer}: neuron vulnerability (95% interval)")
+        ranking = (vf.nvf_ranking or {}).get(layer)
+        verdict = "" if ranking is None else (
+            f"; ranking significant (p {ranking['p_value']:.2g})" if ranking["significant"]
+            else f"; ranking not significant (p {ranking['p_value']:.2g})")  # fmt: skip
+        ax.set_title(f"{vf.workload} {layer}: NVF ({conf} interval){verdict}", fontsize=9)
         fig.tight_layout()
         path = Path(out_dir) / f"nvf_{layer}.png"
         fig.savefig(path, dpi=110)

@@ -1,92 +1,129 @@
-"""Selective protection from vulnerability factors, and the fixed baseline designs.
+"""Selective protection from the vulnerability rankings, and the fixed designs.
 
 * Architecture layer: :func:`select_neurons` picks the top fraction p of all neurons (output
-  channels of every layer) by NVF; the redundant units recompute them.
-* Circuit layer: :func:`select_bits` hardens the top-k bits by BVF (k per register class, or
-  k in total ranked by expected failures = exposure x BVF).
-* :func:`baseline_designs` / :func:`compare_baselines`: no protection, full TMR (every bit of
-  every PE register hardened), neuron only, bit only, and cross-layer (both), each priced
-  (area), timed (latency with the protected neurons) and rated (first-order reliability).
+  channels of every layer) by :func:`faults.strata.rank_neurons` and
+  :func:`faults.strata.top_neurons`: per neuron where a layer's neurons differ significantly,
+  else by layer (the layer's neurons in index order); the redundant units recompute them.
+* Circuit layer: :func:`select_bits` hardens, per register class, the k bits that contribute
+  most to the unprotected design's failures (:func:`faults.strata.rank_bits`).
+* The fixed designs every optimiser is compared with — no protection, full TMR, neuron-only,
+  bit-only and (here) cross-layer — are defined once, by :func:`fixed_protections`, as values
+  of the protection variables of a design; :func:`fixed_designs` (the optimiser's, on its
+  design space) and :func:`baseline_designs` (the ``baselines`` command's, on a workload)
+  apply them. :func:`compare_baselines` prices (area), times (cycles with the protected
+  neurons), rates (first-order P(failure) with interval and upper bound) and certifies (a
+  direct Monte-Carlo campaign against a target, :func:`faults.certify.certify_design`) each.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from accelsim.config import AcceleratorConfig, HardenedBitsConfig
+from accelsim.config import REGISTER_CLASSES, AcceleratorConfig, HardenedBitsConfig
 from accelsim.errors import AccelsimError, Infeasible
 from accelsim.simulation import register_widths, simulate
 from accelsim.workload import Workload
 
-from .plan import PE_REGISTERS
-from .reliability import first_order_failure, monte_carlo_failure
-from .vulnerability import VulnerabilityFactors
-
-BASELINES = ("none", "full_tmr", "neuron_only", "bit_only", "cross_layer")
+PROTECTION_VARIABLES = (*(f"hardened_bits.{c}" for c in REGISTER_CLASSES), "protected_fraction",
+                        "redundant_units")  # fmt: skip
+FULL_WIDTH = 64  # "harden every bit": more than any register class has
 
 
-def _rate(value: Any) -> float:
-    return -1.0 if value is None else float(value)
+# --------------------------------------------------------------------------- the fixed designs
+def fixed_protections(*, fraction: float, units: int, hardening: Mapping[str, int],
+                      cross_layer: bool = False) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """The fixed protection schemes as values of :data:`PROTECTION_VARIABLES`: ``none``,
+    ``full TMR`` (every register bit hardened), ``neuron-only`` (``fraction`` of the neurons on
+    ``units`` redundant units, if ``fraction`` > 0), ``bit-only`` (``hardening``:
+    ``{"hardened_bits.<class>": bits}``, if any) and, with ``cross_layer``, both at once."""
+    nothing: dict[str, Any] = dict.fromkeys(PROTECTION_VARIABLES, 0)
+    nothing["protected_fraction"] = 0.0
+    neurons = {"protected_fraction": fraction, "redundant_units": units}
+    bits = {name: count for name, count in hardening.items() if count}
+    schemes = {
+        "none": dict(nothing),
+        "full TMR": {**nothing, **{f"hardened_bits.{c}": FULL_WIDTH for c in REGISTER_CLASSES}},
+    }
+    if fraction > 0:
+        schemes["neuron-only"] = {**nothing, **neurons}
+    if bits:
+        schemes["bit-only"] = {**nothing, **bits}
+    if cross_layer and fraction > 0 and bits:
+        schemes["cross-layer"] = {**nothing, **bits, **neurons}
+    return schemes
 
 
-def select_neurons(vf: VulnerabilityFactors, fraction: float) -> dict[str, list[int]]:
-    """The top ``fraction`` of all neurons by NVF, as ``{layer: sorted channels}``.
+def fixed_designs(
+    opt: Any, reference: Mapping[str, Any], *, default_units: int = 16
+) -> dict[str, dict[str, Any]]:
+    """The fixed protection schemes on ``reference``'s array and quantisation (a design of the
+    ``optimize:`` space ``opt.space``): no protection, full TMR, neuron-only (the space's
+    largest protected fraction and redundant units, no hardening), bit-only (the space's
+    largest hardening, no neurons)."""
+    values = {v.name: v.values for v in opt.space.variables}
+    base = {k: v for k, v in reference.items() if k not in PROTECTION_VARIABLES}
+    fractions = values.get("protected_fraction", (1.0,))
+    units = values.get("redundant_units", ())
+    hardening = {n: max(v) for n, v in values.items() if n.startswith("hardened_bits.")}
+    schemes = fixed_protections(fraction=max(fractions),
+                                units=max(units) if units else default_units,
+                                hardening=hardening)  # fmt: skip
+    return {name: {**base, **scheme} for name, scheme in schemes.items()}
 
-    ``round(fraction x neurons)`` are chosen; ties (e.g. many neurons that never failed) are
-    broken by the upper bound of the NVF interval, then by layer order and channel.
-    """
+
+def workload_units(workload: Workload) -> int:
+    """Redundant units for a neuron-only design when nothing else says: the workload's own,
+    else one per array column (a DPPU as wide as the array's output row)."""
+    protection = workload.config.accelerator.protection
+    return protection.redundant_units or workload.config.accelerator.array.cols
+
+
+# --------------------------------------------------------------------------- selection
+def select_neurons(vf: Any, fraction: float) -> dict[str, list[int]]:
+    """The top ``fraction`` of all neurons (``ceil(fraction x neurons)``) by the factors'
+    neuron ranking (:func:`faults.strata.top_neurons`), as ``{layer: sorted channels}``."""
+    from .strata import NeuronRanking, top_neurons
+
     if not 0.0 <= fraction <= 1.0:
         raise AccelsimError(f"fraction {fraction} is outside [0, 1]",
                             key="protection.protected_fraction", allowed="0..1")  # fmt: skip
-    if vf.nvf is None:
+    if vf.nvf_ranking is None:
         raise AccelsimError(vf.nvf_unavailable or "NVF unavailable",
                             key="protection.protected_fraction")  # fmt: skip
-    ranked = []
-    for l_index, (layer, entry) in enumerate(vf.nvf.items()):
-        for channel, (rate, hi) in enumerate(zip(entry["rate"], entry["hi"], strict=True)):
-            ranked.append((-_rate(rate), -float(hi), l_index, channel, layer))
-    ranked.sort()
-    count = int(round(fraction * len(ranked)))
+    ranked = vf.nvf_ranking
+    ranking = NeuronRanking(
+        scores={layer: np.asarray(r["scores"], dtype=float) for layer, r in ranked.items()},
+        significant={layer: r["significant"] for layer, r in ranked.items()},
+        p_values={layer: r["p_value"] for layer, r in ranked.items()},
+        measured={layer: np.asarray(r["contributions"], dtype=float)
+                  for layer, r in ranked.items()},
+    )  # fmt: skip
+    chosen = top_neurons(ranking, fraction)
+    return {layer: [int(c) for c in chosen[layer]] for layer in ranked if layer in chosen}
+
+
+def select_bits(vf: Any, k: int | Mapping[str, int]) -> HardenedBitsConfig:
+    """Harden, per register class, the top ``k`` (or ``k[class]``) bits of the factors' bit
+    ranking (:func:`faults.strata.rank_bits`); ``k`` >= the width hardens the whole register.
+    A class that cannot flip (not in ``faults.registers``) has no ranking: its top bits."""
+    counts = {c: k for c in REGISTER_CLASSES} if isinstance(k, int) else dict(k)
     chosen: dict[str, list[int]] = {}
-    for *_, channel, layer in ranked[:count]:
-        chosen.setdefault(layer, []).append(channel)
-    return {layer: sorted(chosen[layer]) for layer in vf.nvf if layer in chosen}
+    for register in REGISTER_CLASSES:
+        count = int(counts.get(register, 0))
+        if count < 0:
+            raise AccelsimError(f"k = {count} is negative", key="hardened_bits", allowed=">= 0")
+        width = max(int(e["widths"][register]) for e in vf.exposure.values())
+        ranking = list(vf.bit_ranking.get(register, ())) or list(range(width - 1, -1, -1))
+        chosen[register] = sorted(ranking[:count]) if count < width else list(range(width))
+    return HardenedBitsConfig(**chosen)
 
 
-def select_bits(vf: VulnerabilityFactors, k: int, *, per_class: bool = True) -> HardenedBitsConfig:
-    """Harden the top-``k`` bits by BVF: ``k`` per register class, or ``k`` in total.
-
-    In total mode bits are ranked by their expected failures (exposed bit-cycles x BVF), so a
-    class present in fewer layers ranks lower. Bits never measured are not chosen.
-    """
-    if k < 0:
-        raise AccelsimError(f"k = {k} is negative", key="hardened_bits", allowed=">= 0")
-    scored: list[tuple[float, float, int, str]] = []
-    for register in PE_REGISTERS:
-        for bit, e in enumerate(vf.bvf[register]):
-            if e["rate"] is None:
-                continue
-            exposure = sum(entry["pe_cycles"] for entry in vf.exposure.values()
-                           if bit < entry["widths"][register])  # fmt: skip
-            score = e["rate"] if per_class else e["rate"] * exposure
-            # ties (bits that never failed): the wider interval, then the higher bit
-            scored.append((-score, -float(e["hi"]), -bit, register))
-    scored.sort()
-    chosen: dict[str, list[int]] = {register: [] for register in PE_REGISTERS}
-    if per_class:
-        for _, _, neg_bit, register in scored:
-            if len(chosen[register]) < k:
-                chosen[register].append(-neg_bit)
-    else:
-        for _, _, neg_bit, register in scored[:k]:
-            chosen[register].append(-neg_bit)
-    return HardenedBitsConfig(**{r: sorted(bits) for r, bits in chosen.items()})
-
-
+# --------------------------------------------------------------------------- the baselines
 @dataclass(frozen=True)
 class Design:
     """A protection choice: the accelerator config and the neurons its redundant units redo."""
@@ -105,67 +142,68 @@ def _with_protection(accel: AcceleratorConfig, **update: Any) -> AcceleratorConf
     return accel.model_copy(update={"protection": protection})
 
 
-def baseline_designs(
-    workload: Workload,
-    vf: VulnerabilityFactors,
-    *,
-    p: float = 0.1,
-    k: int = 8,
-    per_class: bool = True,
-    redundant_units: int | None = None,
-) -> dict[str, Design]:
-    """The fixed designs every optimiser is compared with (DESIGN.md "Optimisation").
-
-    ``p``: protected fraction of neurons (neuron_only, cross_layer); ``k``: hardened bits per
-    class (or in total with ``per_class=False``) for bit_only, cross_layer. Redundant units:
-    ``redundant_units`` if given, else the workload's, else the array's rows (one column's
-    multipliers: a protected neuron is recomputed at the rate the array computes it).
-    """
+def baseline_designs(workload: Workload, vf: Any, *, p: float = 0.1, k: int = 8,
+                     redundant_units: int | None = None) -> dict[str, Design]:  # fmt: skip
+    """:func:`fixed_protections` with cross-layer on the workload's array: ``p`` the protected
+    fraction of neurons (by NVF ranking), ``k`` hardened bits per register class (by BVF
+    ranking), ``redundant_units`` S (default :func:`workload_units`). Without NVF (``is``
+    dataflow) there are no neuron designs."""
+    if k < 0:
+        raise AccelsimError(f"k = {k} is negative", file="--k", allowed=">= 0")
+    if not 0.0 <= p <= 1.0:
+        raise AccelsimError(f"p = {p} is outside [0, 1]", file="--p", allowed="0..1")
+    if redundant_units is not None and redundant_units < 1:
+        raise AccelsimError(f"{redundant_units} redundant units", file="--redundant-units",
+                            allowed=">= 1")  # fmt: skip
     accel = workload.config.accelerator
-    size = redundant_units
-    if size is None:
-        size = accel.protection.redundant_units or accel.array.rows
+    units = redundant_units or workload_units(workload)
     widths = register_widths(workload.graph).as_dict()
-    bare = _with_protection(accel, hardened_bits=HardenedBitsConfig(), redundant_units=0,
-                            protected_fraction=0.0, protected_neurons=None)  # fmt: skip
-    everything = HardenedBitsConfig(**{r: list(range(widths[r])) for r in PE_REGISTERS})
-    bits = select_bits(vf, k, per_class=per_class)
-    neurons = select_neurons(vf, p) if vf.nvf is not None else {}
-    return {
-        "none": Design("none", bare),
-        "full_tmr": Design("full_tmr", _with_protection(bare, hardened_bits=everything)),
-        "neuron_only": Design("neuron_only", _with_protection(bare, redundant_units=size,
-                              protected_fraction=p), neurons),  # fmt: skip
-        "bit_only": Design("bit_only", _with_protection(bare, hardened_bits=bits)),
-        "cross_layer": Design("cross_layer", _with_protection(
-            bare, hardened_bits=bits, redundant_units=size, protected_fraction=p), neurons),
-    }  # fmt: skip
+    schemes = fixed_protections(fraction=p if vf.nvf_ranking is not None else 0.0, units=units,
+                                hardening={f"hardened_bits.{c}": k for c in REGISTER_CLASSES},
+                                cross_layer=True)  # fmt: skip
+    designs = {}
+    for name, scheme in schemes.items():
+        counts = {c: min(int(scheme[f"hardened_bits.{c}"]), widths[c]) for c in REGISTER_CLASSES}
+        fraction = float(scheme["protected_fraction"])
+        protection = _with_protection(
+            accel,
+            hardened_bits=select_bits(vf, counts),
+            redundant_units=int(scheme["redundant_units"]),
+            protected_fraction=fraction,
+            protected_neurons=None,
+        )
+        neurons = select_neurons(vf, fraction) if fraction > 0 else {}
+        designs[name] = Design(name, protection, neurons)
+    return designs
 
 
 def evaluate_design(
     workload: Workload,
-    vf: VulnerabilityFactors,
+    vf: Any,
     design: Design,
     *,
-    rate: float,
-    unit: str = "bit_cycle",
+    target: float,
     samples: int | None = None,
-    monte_carlo_injections: int = 0,
-    seed: int = 0,
+    certify: Any = None,
 ) -> dict[str, Any]:
-    """Area, latency, clean accuracy and reliability of one design (a table row)."""
-    row: dict[str, Any] = {"name": design.name, **design.to_dict()}
-    config = workload.config.model_copy(update={"accelerator": design.accelerator})
-    variant = workload.with_config(config)
-    protected = {k: np.asarray(v, dtype=np.int64) for k, v in design.protected.items()}
-    try:
-        result = simulate(variant, samples=samples, protected=protected or None)
-    except Infeasible as exc:
-        return {**row, "feasible": False, "reason": str(exc)}
-    totals = result.totals()
-    widths = register_widths(workload.graph)
+    """One table row: area, cycles, clean accuracy, the first-order P(failure) (interval and
+    upper bound) and the certificate of a direct campaign against ``target`` (``certify``:
+    :class:`faults.certify.CertifySettings`; None skips it)."""
     from accelsim.cost import hardened_bit_count
 
+    from .certify import certify_design
+    from .reliability import first_order_failure
+
+    row: dict[str, Any] = {**design.to_dict()}
+    # the same graph (the quantisation is unchanged), another accelerator
+    variant = replace(workload, config=workload.config.model_copy(
+        update={"accelerator": design.accelerator}))  # fmt: skip
+    protected = {k: np.asarray(v, dtype=np.int64) for k, v in design.protected.items()} or None
+    try:
+        result = simulate(variant, samples=samples, protected=protected)
+    except Infeasible as exc:
+        return {**row, "feasible": False, "reason": exc.message}
+    totals = result.totals()
     row.update(
         feasible=True,
         area_um2=result.area["total_um2"],
@@ -175,59 +213,52 @@ def evaluate_design(
         latency_us=totals["latency_us"],
         energy_pj=totals["energy_pj"],
         accuracy=result.accuracy,
-        hardened_bits_per_pe=hardened_bit_count(design.accelerator, widths),
+        hardened_bits_per_pe=hardened_bit_count(design.accelerator,
+                                                register_widths(workload.graph)),
         protected_neurons=sum(len(v) for v in design.protected.values()),
-    )
-    # first order on the exposure the VFs were measured on: protection changes neither the
-    # array's folds nor its per-site vulnerability, only which sites can fail
-    row["reliability"] = first_order_failure(
-        vf, rate=rate, unit=unit, hardened=design.accelerator.protection.hardened_bits,
+    )  # fmt: skip
+    # protection changes neither the array's folds nor its per-site vulnerability, only
+    # which sites can fail: the factors' records price every design (to the factors'
+    # precision: the certificate, not this estimate, decides against the target)
+    row["first_order"] = first_order_failure(
+        vf, rate=workload.config.faults.rate, hardened=design.accelerator.protection.hardened_bits,
         protected=design.protected,
     )  # fmt: skip
-    if monte_carlo_injections:
-        row["monte_carlo"] = monte_carlo_failure(
-            variant, rate, unit=unit, injections=monte_carlo_injections, samples=vf.samples,
-            seed=seed, protected=design.protected,
-        )  # fmt: skip
+    if certify is not None:
+        row["certificate"] = certify_design(variant, target=target,
+                                            predicted=row["first_order"]["upper"],
+                                            protected=protected, settings=certify)  # fmt: skip
     return row
+
+
+def check_target(target: float) -> None:
+    """A P(failure) target must be a probability strictly between 0 and 1."""
+    if not (0.0 < target < 1.0 and math.isfinite(target)):
+        raise AccelsimError(f"target {target} is not a probability", file="--target",
+                            allowed="0 < target < 1")  # fmt: skip
 
 
 def compare_baselines(
     workload: Workload,
-    vf: VulnerabilityFactors,
+    vf: Any,
     *,
     p: float = 0.1,
     k: int = 8,
-    per_class: bool = True,
-    rate: float | None = None,
-    unit: str | None = None,
     redundant_units: int | None = None,
     samples: int | None = None,
-    monte_carlo_injections: int = 0,
-    seed: int = 0,
+    target: float = 1e-3,
+    certify: Any = None,
 ) -> list[dict[str, Any]]:
-    """One row per baseline design; ``rate``/``unit`` default to the workload's ``faults:``."""
+    """One row per baseline design (:func:`baseline_designs`, :func:`evaluate_design`) at the
+    workload's ``faults:`` rate, which the factors ``vf`` must have been measured for."""
     faults = workload.config.faults
-    if rate is None:
-        if faults is None or faults.rate <= 0:
-            raise AccelsimError("no fault rate: add faults.rate (or pass --rate)",
-                                key="faults.rate", allowed="> 0")  # fmt: skip
-        rate = faults.rate
-    unit = unit or (faults.unit if faults is not None else "bit_cycle")
-    if not math.isfinite(rate) or rate < 0:
-        raise AccelsimError(f"rate {rate} is not a rate", key="faults.rate", allowed=">= 0")
-    designs = baseline_designs(workload, vf, p=p, k=k, per_class=per_class,
-                               redundant_units=redundant_units)  # fmt: skip
-    return [
-        evaluate_design(
-            workload,
-            vf,
-            design,
-            rate=rate,
-            unit=unit,
-            samples=samples,
-            monte_carlo_injections=monte_carlo_injections,
-            seed=seed,
-        )  # fmt: skip
-        for design in designs.values()
-    ]
+    if faults is None or faults.rate <= 0:
+        raise AccelsimError("no fault rate: add faults.rate (or pass --rate)",
+                            key="faults.rate", allowed="> 0")  # fmt: skip
+    check_target(target)
+    if faults.unit != vf.unit:
+        raise AccelsimError(f"the vulnerability factors were measured per {vf.unit}, not "
+                            f"{faults.unit}", key="faults.unit")  # fmt: skip
+    designs = baseline_designs(workload, vf, p=p, k=k, redundant_units=redundant_units)
+    return [evaluate_design(workload, vf, design, target=target, samples=samples,
+                            certify=certify) for design in designs.values()]  # fmt: skip

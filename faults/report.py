@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.table import Table
 
-from .campaign import CampaignResult
+if TYPE_CHECKING:  # the CLI imports the formatting helpers at start-up: keep them light
+    from .campaign import CampaignResult
 
 
 def rate_text(estimate: dict[str, Any]) -> str:
@@ -15,6 +16,25 @@ def rate_text(estimate: dict[str, Any]) -> str:
     if not estimate.get("n"):
         return "–"
     return f"{estimate['rate']:.2%} [{estimate['lo']:.2%}, {estimate['hi']:.2%}]"
+
+
+def pct(value: float | None) -> str:
+    """A probability in percent to two significant digits: ``0``, ``0.031``, ``1.2``, ``37``."""
+    if value is None:
+        return "–"
+    v = 100.0 * float(value)
+    if v == 0.0:
+        return "0"
+    if v >= 99.5:
+        return "100"
+    return f"{v:.2g}" if v >= 1e-3 else f"{v:.1e}"
+
+
+def interval_text(point: float | None, lo: float | None = None, hi: float | None = None) -> str:
+    """``1.2 [0.9, 1.6]`` in percent (``0 [0, 0.5]`` for a rate never observed)."""
+    if lo is None or hi is None:
+        return pct(point)
+    return f"{pct(point)} [{pct(lo)}, {pct(hi)}]"
 
 
 def _breakdown(title: str, rows: dict[str, dict[str, Any]]) -> Table:

@@ -1,8 +1,10 @@
 """Statistics of fault campaigns: confidence intervals, sample sizes and the outcome tally.
 
-Pure Python on the standard library (no scipy): the normal quantile is
-:class:`statistics.NormalDist`, the Student-t quantile inverts the t CDF, which is computed
-from the regularised incomplete beta function (continued fraction, Numerical Recipes §6.4).
+Pure Python on the standard library: the normal quantile is :class:`statistics.NormalDist`,
+the Student-t quantile inverts the t CDF, which is computed from the regularised incomplete
+beta function (continued fraction, Numerical Recipes §6.4). The one exception,
+:func:`clopper_pearson`, works on whole arrays of counts with scipy's beta quantiles
+(imported when it is called).
 
 Conventions: ``confidence`` is two-sided (0.95 gives the 2.5 % and 97.5 % quantiles); every
 interval is returned as ``(lo, hi)``; rates are fractions in [0, 1].
@@ -15,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any
+
+import numpy as np
 
 _STANDARD_NORMAL = NormalDist()
 
@@ -111,6 +115,28 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     lo = 0.0 if successes == 0 else max(0.0, centre - half)
     hi = 1.0 if successes == n else min(1.0, centre + half)
     return lo, hi
+
+
+def clopper_pearson(successes: Any, n: Any, confidence: float = 0.95
+                    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Exact (Clopper-Pearson) two-sided interval of binomial proportions, elementwise.
+
+    ``lo = Beta(a/2; k, n - k + 1)``, ``hi = Beta(1 - a/2; k + 1, n - k)``: guaranteed
+    coverage at every n and k. No success gives ``lo = 0`` and ``hi = 1 - (a/2)^(1/n)`` > 0
+    (a proportion never observed is bounded, not zero); ``n == 0`` gives (0, 1).
+    """
+    from scipy.stats import beta
+
+    _check_confidence(confidence)
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(n, dtype=float)
+    if np.any(n < 0) or np.any((k < 0) | (k > n)):
+        raise ValueError("need 0 <= successes <= n")
+    alpha = 1.0 - confidence
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo = np.where(k > 0, beta.ppf(alpha / 2, np.maximum(k, 1), n - k + 1), 0.0)
+        hi = np.where(k < n, beta.ppf(1 - alpha / 2, k + 1, np.maximum(n - k, 1)), 1.0)
+    return np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
 
 
 def mean_interval_from_moments(

@@ -46,6 +46,7 @@ from accelsim.errors import AccelsimError, Infeasible
 from accelsim.jsonio import write_json_atomic
 from accelsim.simulation import register_widths, simulate
 from accelsim.workload import Workload
+from faults.protection import fixed_designs, workload_units
 
 from .baselines import exhaustive_search, random_search
 from .config import OptimizeConfig, parse_optimize
@@ -529,11 +530,6 @@ def make_estimator(workload: Workload, opt: OptimizeConfig, *,
 
 
 # --------------------------------------------------------------------------- the search driver
-PROTECTION_VARIABLES = (*(f"hardened_bits.{c}" for c in REGISTER_CLASSES), "protected_fraction",
-                        "redundant_units")  # fmt: skip
-FULL_WIDTH = 64  # "harden every bit": more than any register class has
-
-
 @dataclasses.dataclass(frozen=True)
 class OptimizeResult:
     """A finished ``optimize`` run: the search, the optional comparison search at the same
@@ -596,39 +592,6 @@ def run_search(method: str, opt: OptimizeConfig, evaluate: Callable[[dict[str, A
                              verify=verify)  # fmt: skip
     return exhaustive_search(opt.space, evaluate, log_path=log_path, on_evaluation=on_evaluation,
                              verify=verify)  # fmt: skip
-
-
-def workload_units(workload: Workload) -> int:
-    """Redundant units for a neuron-only design when the space does not vary them: the
-    workload's own, else one per array column (a DPPU as wide as the array's output row)."""
-    protection = workload.config.accelerator.protection
-    return protection.redundant_units or workload.config.accelerator.array.cols
-
-
-def fixed_designs(
-    opt: OptimizeConfig, reference: Mapping[str, Any], *, default_units: int = 16
-) -> dict[str, dict[str, Any]]:
-    """The fixed protection schemes on ``reference``'s array and quantisation: no protection,
-    full TMR (every register bit hardened), neuron-only (the space's largest protected fraction
-    and redundant units, no hardening), bit-only (the space's largest hardening, no neurons)."""
-    values = {v.name: v.values for v in opt.space.variables}
-    base = {k: v for k, v in reference.items() if k not in PROTECTION_VARIABLES}
-    nothing = {name: 0 for name in PROTECTION_VARIABLES}
-    nothing["protected_fraction"] = 0.0
-    designs = {
-        "none": {**base, **nothing},
-        "full TMR": {**base, **nothing, **{f"hardened_bits.{c}": FULL_WIDTH
-                                            for c in REGISTER_CLASSES}},
-    }  # fmt: skip
-    fractions = values.get("protected_fraction", (1.0,))
-    units = values.get("redundant_units", ())
-    if max(fractions) > 0:
-        designs["neuron-only"] = {**base, **nothing, "protected_fraction": max(fractions),
-                                  "redundant_units": max(units) if units else default_units}  # fmt: skip
-    hardening = {n: max(v) for n, v in values.items() if n.startswith("hardened_bits.")}
-    if any(hardening.values()):
-        designs["bit-only"] = {**base, **nothing, **hardening}
-    return designs
 
 
 def optimize(

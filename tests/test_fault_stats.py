@@ -9,6 +9,7 @@ import pytest
 
 from faults.stats import (
     Tally,
+    clopper_pearson,
     leveugle_sample_size,
     mean_interval,
     normal_quantile,
@@ -33,6 +34,19 @@ def test_wilson_interval_matches_published_values(successes, n, lo, hi):
     got_lo, got_hi = wilson_interval(successes, n)
     assert got_lo == pytest.approx(lo, abs=6e-5)
     assert got_hi == pytest.approx(hi, abs=6e-5)
+
+
+def test_clopper_pearson_matches_published_values_elementwise():
+    # exact 95% intervals as tabulated by Newcombe (Stat. Med. 1998, method 5)
+    k, n = [0, 1, 5, 10, 81], [10, 10, 10, 10, 263]
+    lo, hi = clopper_pearson(k, n)
+    assert lo == pytest.approx([0.0, 0.0025, 0.1871, 0.6915, 0.2527], abs=6e-5)
+    assert hi == pytest.approx([0.3085, 0.4450, 0.8129, 1.0, 0.3676], abs=6e-5)
+    # never observed: zero with a positive upper limit, 1 - (alpha/2)^(1/n); no data: (0, 1)
+    lo, hi = clopper_pearson([0, 0], [100, 0])
+    assert list(lo) == [0.0, 0.0] and hi[0] == pytest.approx(1 - 0.025**0.01) and hi[1] == 1.0
+    with pytest.raises(ValueError):
+        clopper_pearson([11], [10])
 
 
 def test_wilson_interval_is_exact_at_the_extremes_and_vacuous_without_data():
