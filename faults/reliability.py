@@ -2,8 +2,9 @@
 
 * **First order** (the AVF method, DESIGN.md): :func:`first_order_failure` prices a design on
   the array its factors were measured on — its hardened bits are no fault sites (weight 0),
-  its protected neurons' failures do not count (the redundant units overwrite them) — and
-  hands it to :func:`faults.strata.adaptive_estimate`: P(failure per inference) with the
+  its protected neurons are recomputed by the redundant units in injections of its own
+  (:meth:`faults.strata.StratifiedInjections.with_protection`) — and hands it to
+  :func:`faults.strata.adaptive_estimate`: P(failure per inference) with the
   per-sample model, its two-sided interval and one-sided upper bound, on injections allocated
   to this design's own strata (shared records: usually few new ones run). See
   :mod:`faults.strata` for the estimator and its bounds.
@@ -89,14 +90,9 @@ def first_order_failure(
     chosen = protected_arrays(vf, protected)
     weights = design_weights(vf, rate, hardened)
     settings = settings or vf.settings
-    store = vf.records()
-    if not np.any(weights > 0):  # every site hardened (or rate 0): nothing can fail, exactly
-        est = store.estimate(weights, np.zeros(len(weights), dtype=np.int64), protected=chosen,
-                             confidence=settings.confidence)  # fmt: skip
-        est["precision_reached"] = True
-    else:
-        est, _ = adaptive_estimate(store, weights, protected=chosen, settings=settings,
-                                   target=target)  # fmt: skip
+    # a protected design has records of its own, run with its neurons recomputed
+    store = vf.records().with_protection(chosen)
+    est, _ = adaptive_estimate(store, weights, settings=settings, target=target)
     return {**{k: v.item() if isinstance(v, np.generic) else v for k, v in est.items()},
             "rate": float(rate), "unit": vf.unit}  # fmt: skip
 

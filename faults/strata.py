@@ -170,6 +170,8 @@ class StratifiedInjections:
     ) -> None:
         self.registers = tuple(r for r in REGISTERS if r in set(registers))
         self.protected = _protected_arrays(protected)
+        self._workload, self._cache_dir = workload, cache_dir
+        self._siblings: dict[str, StratifiedInjections] = {}
         self.unit, self.model, self.mbu_width, self.seed = unit, model, mbu_width, int(seed)
         settings = CampaignSettings(mode="single", unit=unit, model=model, mbu_width=mbu_width,
                                     registers=self.registers)  # fmt: skip
@@ -204,6 +206,23 @@ class StratifiedInjections:
         self.key = self._key(workload)
         self.cache_path = None if cache_dir is None else Path(cache_dir) / f"{self.key}.npz"
         self._load()
+
+    def with_protection(self, protected: Mapping[str, Iterable[int]] | None
+                        ) -> StratifiedInjections:  # fmt: skip
+        """The store of the same workload, array and draws whose injections run with
+        ``protected`` neurons recomputed (itself when that is its own protection)."""
+        chosen = _protected_arrays(protected)
+        key = json.dumps({k: v.tolist() for k, v in sorted(chosen.items()) if len(v)})
+        own = json.dumps({k: v.tolist() for k, v in sorted(self.protected.items()) if len(v)})
+        if key == own:
+            return self
+        if key not in self._siblings:
+            self._siblings[key] = StratifiedInjections(
+                self._workload, registers=self.registers, unit=self.unit, model=self.model,
+                mbu_width=self.mbu_width, samples=self.samples, seed=self.seed,
+                cache_dir=self._cache_dir, protected=chosen,
+            )  # fmt: skip
+        return self._siblings[key]
 
     # ---------------------------------------------------------------- identity and cache
     def _key(self, workload: Workload) -> str:
@@ -544,7 +563,7 @@ def rank_bits(store: StratifiedInjections, weights: np.ndarray, trials: np.ndarr
 class NeuronRanking:
     """Scores (expected failing faults per inference a neuron's column causes) and, per
     layer, whether its neurons differ significantly (chi-squared test of homogeneity of their
-    failure rates at ``1 - confidence``). Where they do not, every neuron of the layer gets
+    failure rates at ``(1 - confidence) / L``, Bonferroni over the L layers tested). Where they do not, every neuron of the layer gets
     the layer's mean score: protection then follows the layer ranking, which is significant,
     and takes the layer's neurons in index order."""
 
@@ -561,6 +580,9 @@ def rank_neurons(store: StratifiedInjections, weights: np.ndarray, trials: np.nd
     contributions = store.neuron_contributions(trials, weights)
     counts = store.neuron_trials(trials)
     scores, significant, p_values = {}, {}, {}
+    # one test per layer that has neurons to rank: Bonferroni keeps the chance that any layer
+    # is called significant by luck within 1 - confidence
+    tested = max(1, sum(len(v) > 1 for v in contributions.values()))
     for layer, measured in contributions.items():
         n, k = counts[layer]
         seen = n > 0
@@ -573,7 +595,7 @@ def rank_neurons(store: StratifiedInjections, weights: np.ndarray, trials: np.nd
                          + np.sum((n[seen] - k[seen] - expected_ok) ** 2 / expected_ok))  # fmt: skip
             p_value = float(chi2.sf(stat, int(seen.sum()) - 1))
         p_values[layer] = p_value
-        significant[layer] = p_value < 1.0 - confidence
+        significant[layer] = p_value < (1.0 - confidence) / tested
         if significant[layer] or not len(measured):
             scores[layer] = measured.copy()
         else:
