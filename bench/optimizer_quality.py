@@ -40,7 +40,9 @@ def bench_optimizer(*, quick: bool = False, seeds: int = 5, budget: int | None =
     from optimizer.config import parse_optimize
     from optimizer.evaluate import DesignEvaluator, run_search
 
-    overrides = ["dataset.samples=16", "faults.samples=8"] if quick else []
+    # quick: a small test set (so a looser accuracy bound) and a 1% target the space can meet
+    overrides = ["dataset.samples=32", "faults.samples=8", "optimize.constraints.min_accuracy=0.8",
+                 "optimize.constraints.min_reliability=0.99"] if quick else []  # fmt: skip
     workload = load_workload(WORKLOAD, [*overrides, "optimize.certify.enabled=false"])
     section = dict(workload.config.optimize)
     if quick:

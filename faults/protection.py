@@ -217,9 +217,9 @@ def evaluate_design(
                                                 register_widths(workload.graph)),
         protected_neurons=sum(len(v) for v in design.protected.values()),
     )  # fmt: skip
-    # protection changes neither the array's folds nor its per-site vulnerability, only
-    # which sites can fail: the factors' records price every design (to the factors'
-    # precision: the certificate, not this estimate, decides against the target)
+    # hardening only removes sites (weight 0); protected neurons are priced on records of
+    # their own, run with the redundant units (first_order_failure); the certificate, not
+    # this estimate, decides against the target
     row["first_order"] = first_order_failure(
         vf, rate=workload.config.faults.rate, hardened=design.accelerator.protection.hardened_bits,
         protected=design.protected,
