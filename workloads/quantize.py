@@ -366,20 +366,8 @@ class _Quantizer:
         settings = self.spec.settings(None)
         a_spec, b_spec = (self.specs[name] for name in node.inputs)
         out_spec, out_lo, out_hi = self.requantised_spec(node, clamp, settings)
-        ratio_a, ratio_b = a_spec.scale / out_spec.scale, b_spec.scale / out_spec.scale
-        largest = max(ratio_a, ratio_b)
-        # the largest shift that keeps both multipliers below 2**31
-        shift = int(math.floor(math.log2((MULTIPLIER_LIMIT - 1) / largest)))
-        while (
-            shift > SHIFT_RANGE[0]
-            and _round_half_up(math.ldexp(largest, shift)) >= MULTIPLIER_LIMIT
-        ):
-            shift -= 1
-        shift = min(max(shift, SHIFT_RANGE[0]), SHIFT_RANGE[1])
-        multipliers = [int(_round_half_up(math.ldexp(r, shift))) for r in (ratio_a, ratio_b)]
-        if max(multipliers) >= MULTIPLIER_LIMIT:
-            raise AccelsimError(f"add {node.name!r}: input/output scale ratio {largest:.4g} "
-                                "is too large for a 31-bit multiplier")  # fmt: skip
+        ratios = [a_spec.scale / out_spec.scale, b_spec.scale / out_spec.scale]
+        shift, multipliers = self.shared_shift(ratios, f"add {node.name!r}")
         attrs = {"out_lo": out_lo, "out_hi": out_hi, "out_zero_point": 0, "shift": shift}
         params = {
             "multiplier_a": np.array(multipliers[0], dtype=np.int64),
