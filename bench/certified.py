@@ -42,12 +42,13 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             best = search.best
             cert = None if best is None else best.metrics.get("certificate")
-            certified = sum(1 for e in search.evaluations if "certificate" in e.metrics)
+            verdicts = [e.metrics["certificate"]["verdict"] for e in search.evaluations
+                        if "certificate" in e.metrics]  # fmt: skip
             row[name] = {
                 "objective": None if best is None else best.objective,
                 "design": None if best is None else result.config.readable(best.design),
-                "certificate": cert, "certificates_run": certified,
-                "refuted_or_inconclusive": certified - (best is not None),
+                "certificate": cert, "certificates_run": len(verdicts),
+                "verdicts": {v: verdicts.count(v) for v in sorted(set(verdicts))},
             }  # fmt: skip
         rows.append(row)
         bo = row["bo"]

@@ -212,9 +212,8 @@ class StratifiedInjections:
         """The store of the same workload, array and draws whose injections run with
         ``protected`` neurons recomputed (itself when that is its own protection)."""
         chosen = _protected_arrays(protected)
-        key = json.dumps({k: v.tolist() for k, v in sorted(chosen.items()) if len(v)})
-        own = json.dumps({k: v.tolist() for k, v in sorted(self.protected.items()) if len(v)})
-        if key == own:
+        key = json.dumps(_protected_lists(chosen))
+        if key == json.dumps(_protected_lists(self.protected)):
             return self
         if key not in self._siblings:
             self._siblings[key] = StratifiedInjections(
@@ -234,7 +233,7 @@ class StratifiedInjections:
              "inputs": hashlib.sha256(inputs).hexdigest(), "seed": self.seed,
              "unit": self.unit, "model": self.model, "mbu_width": self.mbu_width,
              "registers": list(self.registers),
-             "protected": {k: v.tolist() for k, v in sorted(self.protected.items())}},
+             "protected": _protected_lists(self.protected)},
             sort_keys=True,
         )  # fmt: skip
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
@@ -457,6 +456,11 @@ class StratifiedInjections:
 def _protected_arrays(protected: Mapping[str, Iterable[int]] | None) -> dict[str, np.ndarray]:
     return {layer: np.asarray(sorted({int(n) for n in v}), dtype=np.int64)
             for layer, v in (protected or {}).items()}  # fmt: skip
+
+
+def _protected_lists(protected: Mapping[str, np.ndarray]) -> dict[str, list[int]]:
+    """The protected set as plain sorted lists (empty layers dropped): keys and identity."""
+    return {k: v.tolist() for k, v in sorted(protected.items()) if len(v)}
 
 
 def _neuron_count(layer: Any) -> int:

@@ -47,6 +47,7 @@ from accelsim.jsonio import write_json_atomic
 from accelsim.simulation import register_widths, simulate
 from accelsim.workload import Workload
 from faults.protection import fixed_designs, workload_units
+from faults.stats import clopper_pearson
 
 from .baselines import exhaustive_search, random_search
 from .config import OptimizeConfig, parse_optimize
@@ -219,7 +220,8 @@ class DesignEvaluator:
             # decided on the lower bound: the test set is a finite sample of the task
             samples = len(result.outputs) if result.outputs is not None else len(workload.inputs)
             correct = round(result.accuracy * samples)
-            lower = one_sided_lower(correct, samples, confidence)
+            # one-sided at `confidence` = the lower end of the two-sided 2c - 1 interval
+            lower = float(clopper_pearson(correct, samples, 2 * confidence - 1)[0])
             metrics["accuracy_lo"] = lower
             metrics["accuracy_samples"] = samples
             constraints["accuracy"] = float(limits.min_accuracy - lower)
@@ -290,15 +292,6 @@ class DesignEvaluator:
         constraints["reliability"] = self.reliability_constraint(certificate["upper"])
         metrics = {**evaluation.metrics, CHECK_KEY: certificate}
         return dataclasses.replace(evaluation, constraints=constraints, metrics=metrics)
-
-
-def one_sided_lower(successes: int, n: int, confidence: float) -> float:
-    """One-sided lower confidence bound of a proportion (Clopper-Pearson)."""
-    from scipy.stats import beta
-
-    if successes <= 0 or n <= 0:
-        return 0.0
-    return float(beta.ppf(1.0 - confidence, successes, n - successes + 1))
 
 
 # --------------------------------------------------------------------------- reliability

@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rich import box
 from rich.console import Group
 from rich.table import Table
+
+from faults.report import interval_text, pct
 
 from .log import Evaluation, SearchResult
 
@@ -46,11 +49,8 @@ def reliability_text(metrics: Mapping[str, Any]) -> str:
     return f"{rel['reliability']:.6f} [{rel['lo']:.6f}, {rel['hi']:.6f}]"
 
 
-def interval_text(point: float, lo: float, hi: float) -> str:
-    return f"{point:.2e} [{lo:.2e}, {hi:.2e}]"
-
-
 def first_order_text(metrics: Mapping[str, Any]) -> str:
+    """First-order P(failure) per inference in % with its 95% interval."""
     rel = metrics.get("reliability")
     if not rel:
         return "–"
@@ -58,11 +58,11 @@ def first_order_text(metrics: Mapping[str, Any]) -> str:
 
 
 def certificate_text(cert: Mapping[str, Any] | None) -> str:
-    """``certified: MC 4.1e-04 [..] upper .. <= target, N injections`` (or refuted / ...)."""
+    """``certified: 0.041 [0.01, 0.1] %, upper 0.09 % vs target 0.1 %, N injections``."""
     if not cert:
         return "–"
-    return (f"{cert['verdict']}: {interval_text(cert['failure'], cert['lo'], cert['hi'])}, "
-            f"upper {cert['upper']:.2e} vs target {cert['target']:.0e}, "
+    return (f"{cert['verdict']}: {interval_text(cert['failure'], cert['lo'], cert['hi'])} %, "
+            f"upper {pct(cert['upper'])} % vs target {pct(cert['target'])} %, "
             f"{cert['injections']:,} injections")  # fmt: skip
 
 
@@ -136,12 +136,15 @@ def comparison_table(result: Any) -> Table:
 
 
 def fixed_table(result: Any) -> Table:
-    """The fixed protection designs on the best design's hardware, against the optimum:
-    first-order P(failure) and, where certified, the direct campaign's."""
-    table = Table(title="fixed protection designs (same array and quantisation)")
-    for col in ("design", "area µm²", "cycles", "accuracy", "P(fail) first order [95%]",
-                "P(fail) campaign [95%]", "injections", "certified"):  # fmt: skip
-        table.add_column(col, justify="left" if col == "design" else "right")
+    """The fixed protection designs on the best design's hardware, against the optimum: cost,
+    then P(failure) per inference in %, first order (FO) and, where certified, the direct
+    campaign (MC) on a row of its own, so the table fits 80 columns."""
+    table = Table(title="fixed protection designs (same array and quantisation)",
+                  caption="P(failure) per inference in %; FO: first order, MC: certificate; cert.: "
+                          "certified, or not: ref. refuted, inc. inconclusive",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)  # fmt: skip
+    for col in ("design", "objective", "cycles", "acc.", "P(fail) [95% CI]", "cert."):
+        table.add_column(col, justify="left" if col == "design" else "right", no_wrap=True)
     rows: list[tuple[str, Evaluation]] = []
     if result.best is not None:
         rows.append(("optimised", result.best))
@@ -149,16 +152,16 @@ def fixed_table(result: Any) -> Table:
     for name, ev in rows:
         m = ev.metrics
         if not ev.ran:
-            table.add_row(name, "–", "–", "–", "–", "–", "–", status_text(ev))
+            table.add_row(name, "–", "–", "–", "–", status_text(ev))
             continue
+        accuracy = "–" if m["accuracy"] is None else f"{m['accuracy']:.1%}"
+        table.add_row(name, _num(ev.objective, 6), f"{m['latency_cycles']:,}", accuracy,
+                      f"FO {first_order_text(m)}", "")  # fmt: skip
         cert = m.get("certificate")
-        table.add_row(
-            name, _num(ev.objective, 6), f"{m['latency_cycles']:,}",
-            "–" if m["accuracy"] is None else f"{m['accuracy']:.2%}", first_order_text(m),
-            "–" if not cert else interval_text(cert["failure"], cert["lo"], cert["hi"]),
-            "–" if not cert else f"{cert['injections']:,}",
-            "–" if not cert else ("yes" if cert["certified"] else f"no ({cert['verdict']})"),
-        )  # fmt: skip
+        if cert:
+            verdict = {"certified": "yes", "refuted": "ref."}.get(cert["verdict"], "inc.")
+            table.add_row("", "", "", "", "MC " + interval_text(cert["failure"], cert["lo"],
+                                                                cert["hi"]), verdict)  # fmt: skip
     return table
 
 

@@ -242,3 +242,22 @@ def test_evaluator_decides_reliability_on_the_upper_bound(tmp_path):
         np.log10(max(rel["failure_upper"], 1e-6) / 1e-3)
     )
     assert not evaluator.certifies
+
+
+def test_optimize_report_with_certificates_fits_80_columns():
+    from rich.console import Console
+
+    from optimizer.report import render_optimize
+
+    workload, opt = crafted(target=1e-2, variables={"array_rows": [4],
+                                                    "hardened_bits": {"accumulator": [0, 16]}})  # fmt: skip
+    result = optimize(workload.with_config(workload.config.model_copy(
+        update={"optimize": opt.section.model_dump()})), estimator=Optimistic())  # fmt: skip
+    assert all("certificate" in e.metrics for e in result.fixed.values() if e.ran)
+    for width in (80, 200):
+        console = Console(width=width, record=True)
+        console.print(render_optimize(result))
+        text = console.export_text()
+        assert max(len(line) for line in text.splitlines()) <= width
+        assert "…" not in text  # nothing cut off: cells wrap or the layout fits
+        assert "MC " in text and "FO " in text
