@@ -16,8 +16,8 @@ demo: $(STAMP)
 	$(BIN)/python -m accelsim run workloads/digits_cnn.yaml --out out/demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check accelsim faults optimizer workloads tests bench
-	$(BIN)/ruff format --check accelsim faults optimizer workloads tests bench
+	$(BIN)/ruff check accelsim faults optimizer workloads tests bench tools
+	$(BIN)/ruff format --check accelsim faults optimizer workloads tests bench tools
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -n 2 -q

@@ -24,22 +24,33 @@ def _progress():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console, transient=False,
-    )  # fmt: skip
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def default_out_dir(workload_name: str) -> Path:
     return Path("out") / workload_name
 
 
-def add_workload_arguments(parser: argparse.ArgumentParser, *, set_example: str,
-                           out_default: str = "out/<name>") -> None:  # fmt: skip
+def add_workload_arguments(
+    parser: argparse.ArgumentParser, *, set_example: str, out_default: str = "out/<name>"
+) -> None:
     """The arguments every workload command shares: the YAML, ``--out`` and ``--set``."""
     parser.add_argument("workload", help="workload YAML file")
     parser.add_argument("--out", help=f"output folder (default {out_default})")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"override a key, e.g. --set {set_example}")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a key, e.g. --set {set_example}",
+    )
 
 
 def workload_and_out_dir(args: argparse.Namespace, subfolder: str = ""):
@@ -86,8 +97,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         def on_batch(done: int, total: int) -> None:
             progress.update(batch_task, completed=done)
 
-        result = simulate(workload, tracer=tracer, on_layer=on_layer, on_batch=on_batch,
-                          protected=protected)  # fmt: skip
+        result = simulate(
+            workload, tracer=tracer, on_layer=on_layer, on_batch=on_batch, protected=protected
+        )
     render_simulation(result, console)
     document = result.to_dict()
     if protected is not None:
@@ -113,8 +125,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from workloads.export import export_cli
 
-    path = export_cli(args.model, Path(args.out), input_size=args.input_size, seed=args.seed,
-                      calibration=args.calibration)  # fmt: skip
+    path = export_cli(
+        args.model,
+        Path(args.out),
+        input_size=args.input_size,
+        seed=args.seed,
+        calibration=args.calibration,
+    )
     console.print(f"wrote [bold]{path}[/]")
     return 0
 
@@ -141,19 +158,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="simulate a workload (and its fault campaign if it has a faults: section)",
-                         formatter_class=RichHelpFormatter)  # fmt: skip
+    run = sub.add_parser(
+        "run",
+        help="simulate a workload (and its fault campaign if it has a faults: section)",
+        formatter_class=RichHelpFormatter,
+    )
     add_workload_arguments(run, set_example="accelerator.array.rows=32")
     run.add_argument(
         "--trace", metavar="FILE", help="write a Chrome trace (Perfetto) of module activity"
     )
-    run.add_argument("--reliability", action="store_true",
-                     help="also report the first-order P(failure) from the vulnerability "
-                          "factors (measured once per quantisation, cached)")  # fmt: skip
+    run.add_argument(
+        "--reliability",
+        action="store_true",
+        help="also report the first-order P(failure) from the vulnerability "
+        "factors (measured once per quantisation, cached)",
+    )
     run.set_defaults(func=cmd_run)
 
-    export = sub.add_parser("export", help="export a PyTorch or ONNX model to an accelsim float graph (needs torch / onnx)",
-                            formatter_class=RichHelpFormatter)  # fmt: skip
+    export = sub.add_parser(
+        "export",
+        help="export a PyTorch or ONNX model to an accelsim float graph (needs torch / onnx)",
+        formatter_class=RichHelpFormatter,
+    )
     export.add_argument(
         "model",
         help="builtin name (digits_cnn, resnet18, ...), model.onnx or path/to/file.py:factory",
@@ -163,14 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--input-size", type=int, default=None, help="input height/width for image models"
     )
     export.add_argument("--seed", type=int, default=0)
-    export.add_argument("--calibration", metavar="DATA", default=None,
-                        help="real input samples for the activation ranges: .npz with array x "
-                             "(or one array) or .npy, shaped (samples, C, H, W); default 8 "
-                             "seeded standard-normal samples")  # fmt: skip
+    export.add_argument(
+        "--calibration",
+        metavar="DATA",
+        default=None,
+        help="real input samples for the activation ranges: .npz with array x "
+        "(or one array) or .npy, shaped (samples, C, H, W); default 8 "
+        "seeded standard-normal samples",
+    )
     export.set_defaults(func=cmd_export)
 
-    schema = sub.add_parser("schema", help="print the workload YAML key reference (markdown)",
-                            formatter_class=RichHelpFormatter)  # fmt: skip
+    schema = sub.add_parser(
+        "schema",
+        help="print the workload YAML key reference (markdown)",
+        formatter_class=RichHelpFormatter,
+    )
     schema.set_defaults(func=cmd_schema)
 
     bench = sub.add_parser(

@@ -188,10 +188,13 @@ class FaultsConfig(Section):
     model: Literal["seu", "mbu", "stuck0", "stuck1"] = "seu"
     mbu_width: PositiveInt = Field(2, le=8, description="adjacent bits flipped by an mbu")
     registers: list[
-        Literal["input", "weight", "product", "accumulator", "sram:input", "sram:weight",
-                "sram:output"]
-    ] = Field(default_factory=lambda: list(REGISTER_CLASSES),
-              description="PE register classes and SRAM buffers exposed to faults")  # fmt: skip
+        Literal[
+            "input", "weight", "product", "accumulator", "sram:input", "sram:weight", "sram:output"
+        ]
+    ] = Field(
+        default_factory=lambda: list(REGISTER_CLASSES),
+        description="PE register classes and SRAM buffers exposed to faults",
+    )
     injections: PositiveInt = Field(1000, description="faulty inferences in the campaign")
     samples: PositiveInt | None = Field(None, description="test samples the campaign draws from")
     plan: str | None = Field(None, description="explicit fault list (YAML/JSON) instead of a rate")

@@ -32,8 +32,9 @@ from .ir import (
 # ---- integer ops -----------------------------------------------------------------------------
 
 
-def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int,
-             dh: int = 1, dw: int = 1):  # fmt: skip
+def _windows(
+    x: np.ndarray, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int, dh: int = 1, dw: int = 1
+):
     """Yield ``(i, j, x[..., i*dh + sh*oh, j*dw + sw*ow])`` for every kernel offset, row-major."""
     for i in range(kh):
         for j in range(kw):
@@ -119,8 +120,9 @@ def _maxpool(node: Node, x: np.ndarray, pad_value) -> np.ndarray:
     return out
 
 
-def _avgpool_divisors(size: int, kernel: int, stride: int, pad: int, out: int,
-                      include_pad: bool) -> np.ndarray:  # fmt: skip
+def _avgpool_divisors(
+    size: int, kernel: int, stride: int, pad: int, out: int, include_pad: bool
+) -> np.ndarray:
     """Per output position along one axis, how many positions its window divides by
     (PyTorch's rule: the window clipped to input + padding, or to the input alone)."""
     start = np.arange(out) * stride - pad
@@ -148,8 +150,10 @@ def _adaptive_sums(node: Node, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sum and element count of every adaptive pooling window, from 2-D prefix sums."""
     oh, ow = (int(v) for v in node.attrs["output_size"])
     _, _, h, w = x.shape
-    (h0, h1), (w0, w1) = (np.array(v) for v in adaptive_windows(h, oh)), (
-        np.array(v) for v in adaptive_windows(w, ow))  # fmt: skip
+    (h0, h1), (w0, w1) = (
+        (np.array(v) for v in adaptive_windows(h, oh)),
+        (np.array(v) for v in adaptive_windows(w, ow)),
+    )
     prefix = np.zeros((*x.shape[:2], h + 1, w + 1), dtype=x.dtype)
     prefix[:, :, 1:, 1:] = x.cumsum(axis=2).cumsum(axis=3)
     a, b = h0[:, None], h1[:, None]
@@ -165,8 +169,14 @@ def _round_half_up_mean(total: np.ndarray, count) -> np.ndarray:
 
 def _requant(node: Node, values: np.ndarray, multiplier) -> np.ndarray:
     a = node.attrs
-    return requantize_array(values, multiplier, int(a["shift"]), int(a["out_zero_point"]),
-                            int(a["out_lo"]), int(a["out_hi"]))  # fmt: skip
+    return requantize_array(
+        values,
+        multiplier,
+        int(a["shift"]),
+        int(a["out_zero_point"]),
+        int(a["out_lo"]),
+        int(a["out_hi"]),
+    )
 
 
 def _upsample(node: Node, x: np.ndarray) -> np.ndarray:
@@ -257,8 +267,9 @@ def _conv2d_float(node: Node, x: np.ndarray) -> np.ndarray:
     weight = node.params["weight"].astype(np.float64)
     n_out, c_group, kh, kw, sh, sw, pads, oh, ow, in_base, dh, dw = _conv_geometry(node, x)
     xp = _pad_conv(x, pads)
-    out = np.broadcast_to(node.params["bias"].astype(np.float64)[None, :, None, None],
-                          (x.shape[0], n_out, oh, ow)).copy()  # fmt: skip
+    out = np.broadcast_to(
+        node.params["bias"].astype(np.float64)[None, :, None, None], (x.shape[0], n_out, oh, ow)
+    ).copy()
     for c in range(c_group):
         channel = xp[:, in_base + c]
         for i, j, patch in _windows(channel, kh, kw, sh, sw, oh, ow, dh, dw):
@@ -338,20 +349,28 @@ def _check_input(graph: Graph, x: np.ndarray) -> np.ndarray:
     key = f"input ({graph.input})"
     x = np.asarray(x)
     if x.shape[1:] != spec.shape or x.ndim != len(spec.shape) + 1:
-        raise AccelsimError(f"input batch has shape {x.shape}", key=key,
-                            allowed=f"(batch, {', '.join(map(str, spec.shape))})")  # fmt: skip
+        raise AccelsimError(
+            f"input batch has shape {x.shape}",
+            key=key,
+            allowed=f"(batch, {', '.join(map(str, spec.shape))})",
+        )
     if graph.kind == "float":
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
             raise AccelsimError(f"input dtype {x.dtype}", key=key, allowed="real numbers")
         return x.astype(np.float64)
     if not np.issubdtype(x.dtype, np.integer):
-        raise AccelsimError(f"input dtype {x.dtype} for an integer graph", key=key,
-                            allowed="integers (use quantize_input for real-valued data)")  # fmt: skip
+        raise AccelsimError(
+            f"input dtype {x.dtype} for an integer graph",
+            key=key,
+            allowed="integers (use quantize_input for real-valued data)",
+        )
     lo, hi = spec.value_range()
     if x.size and (int(x.min()) < lo or int(x.max()) > hi):
-        raise AccelsimError(f"input values in [{int(x.min())}, {int(x.max())}]", key=key,
-                            allowed=f"[{lo}, {hi}] ({spec.bits}-bit "
-                            f"{'signed' if spec.signed else 'unsigned'})")  # fmt: skip
+        raise AccelsimError(
+            f"input values in [{int(x.min())}, {int(x.max())}]",
+            key=key,
+            allowed=f"[{lo}, {hi}] ({spec.bits}-bit {'signed' if spec.signed else 'unsigned'})",
+        )
     return x.astype(np.int64)
 
 

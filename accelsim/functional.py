@@ -18,16 +18,33 @@ from .mapping import DATAFLOW_CODES
 from .schedule import LayerSchedule, gemm_shape, schedule_layer
 
 
-def run_folds(node: Node, sched: LayerSchedule, ops, accel: AcceleratorConfig,
-              faults: Mapping[int, np.ndarray] | None = None) -> None:  # fmt: skip
+def run_folds(
+    node: Node,
+    sched: LayerSchedule,
+    ops,
+    accel: AcceleratorConfig,
+    faults: Mapping[int, np.ndarray] | None = None,
+) -> None:
     """Run every fold of a layer, updating ``ops.psum`` in place (faults per fold index)."""
-    compute_layer(DATAFLOW_CODES[accel.array.dataflow], accel.array.rows, accel.array.cols,
-                  sched, ops, faults, hardened_masks(accel.protection.hardened_bits))  # fmt: skip
+    compute_layer(
+        DATAFLOW_CODES[accel.array.dataflow],
+        accel.array.rows,
+        accel.array.cols,
+        sched,
+        ops,
+        faults,
+        hardened_masks(accel.protection.hardened_bits),
+    )
 
 
-def run_layer(graph: Graph, node: Node, x: np.ndarray, accel: AcceleratorConfig,
-              faults: Mapping[int, np.ndarray] | None = None,
-              sched: LayerSchedule | None = None) -> np.ndarray:  # fmt: skip
+def run_layer(
+    graph: Graph,
+    node: Node,
+    x: np.ndarray,
+    accel: AcceleratorConfig,
+    faults: Mapping[int, np.ndarray] | None = None,
+    sched: LayerSchedule | None = None,
+) -> np.ndarray:
     """One node on its input, as the accelerator computes it."""
     if node.op not in GEMM_OPS:
         return executor.run_node(graph, node, [x])
@@ -42,15 +59,20 @@ def run_layer(graph: Graph, node: Node, x: np.ndarray, accel: AcceleratorConfig,
     return gemm_output(node, ops, sched.shape)
 
 
-def forward(graph: Graph, x: np.ndarray, accel: AcceleratorConfig,
-            faults: Mapping[str, Mapping[int, np.ndarray]] | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+def forward(
+    graph: Graph,
+    x: np.ndarray,
+    accel: AcceleratorConfig,
+    faults: Mapping[str, Mapping[int, np.ndarray]] | None = None,
+) -> dict[str, np.ndarray]:
     """Every tensor of the network for input batch ``x``."""
     values = {graph.input: np.asarray(x, dtype=np.int64)}
     for node in graph.nodes:
         inputs = [values[name] for name in node.inputs]
         if node.op in GEMM_OPS:
-            values[node.output] = run_layer(graph, node, inputs[0], accel,
-                                            None if faults is None else faults.get(node.name))  # fmt: skip
+            values[node.output] = run_layer(
+                graph, node, inputs[0], accel, None if faults is None else faults.get(node.name)
+            )
         else:
             values[node.output] = executor.run_node(graph, node, inputs)
     return values

@@ -67,8 +67,19 @@ OPTIONAL_ATTRS: dict[str, dict[str, Any]] = {
     "avgpool2d": {"padding": [0, 0], "ceil_mode": False, "count_include_pad": True},
 }
 # element-wise functions of the ``activation`` op (integer graphs: a lookup table)
-ACTIVATIONS = ("sigmoid", "hardsigmoid", "silu", "hardswish", "tanh", "gelu", "gelu_tanh",
-               "leaky_relu", "elu", "mish", "softplus")  # fmt: skip
+ACTIVATIONS = (
+    "sigmoid",
+    "hardsigmoid",
+    "silu",
+    "hardswish",
+    "tanh",
+    "gelu",
+    "gelu_tanh",
+    "leaky_relu",
+    "elu",
+    "mish",
+    "softplus",
+)
 LUT_INPUT_BITS_MAX = 16  # a table of 2**bits entries per activation node
 MUL_INPUT_BITS_MAX = 16  # |a*b| < 2**30 keeps a*b*multiplier inside int64
 
@@ -76,8 +87,16 @@ MUL_INPUT_BITS_MAX = 16  # |a*b| < 2**30 keeps a*b*multiplier inside int64
 # integer ops that requantise (multiplier/shift/out_lo/out_hi) and ops that only move or
 # select values of their (single) input, keeping its scale and range
 REQUANTISING_VECTOR_OPS = ("add", "requantize", "concat", "mul")
-VALUE_PRESERVING_OPS = ("maxpool2d", "avgpool2d", "global_avgpool", "flatten", "clamp",
-                        "select_channels", "upsample_nearest", "adaptive_avgpool2d")  # fmt: skip
+VALUE_PRESERVING_OPS = (
+    "maxpool2d",
+    "avgpool2d",
+    "global_avgpool",
+    "flatten",
+    "clamp",
+    "select_channels",
+    "upsample_nearest",
+    "adaptive_avgpool2d",
+)
 
 
 def requantises(node: Node) -> bool:
@@ -423,26 +442,35 @@ def infer_shape(node: Node, input_shapes: Sequence[Sequence[int]]) -> tuple[int,
         c, *rest = shapes[0]
         channels = attrs["channels"]
         if not channels or min(channels) < 0 or max(channels) >= c:
-            raise AccelsimError(f"channels {channels} of an input with {c} channels",
-                                key="attrs.channels", allowed=f"a non-empty list in [0, {c})")  # fmt: skip
+            raise AccelsimError(
+                f"channels {channels} of an input with {c} channels",
+                key="attrs.channels",
+                allowed=f"a non-empty list in [0, {c})",
+            )
         return (len(channels), *rest)
     if op == "concat":
         rest = shapes[0][1:]
         for j, shape in enumerate(shapes):
             if len(shape) < 1 or shape[1:] != rest:
-                raise AccelsimError(f"concat of shapes {shapes}: all but the channel axis must "
-                                    "agree", key=f"inputs[{j}]")  # fmt: skip
+                raise AccelsimError(
+                    f"concat of shapes {shapes}: all but the channel axis must agree",
+                    key=f"inputs[{j}]",
+                )
         return (sum(shape[0] for shape in shapes), *rest)
     if op == "mul":
         a, b = shapes
         if len(a) != len(b):
-            raise AccelsimError(f"mul of shapes {a} and {b}", key="inputs",
-                                allowed="equal ranks, broadcasting size-1 axes")  # fmt: skip
+            raise AccelsimError(
+                f"mul of shapes {a} and {b}",
+                key="inputs",
+                allowed="equal ranks, broadcasting size-1 axes",
+            )
         try:
             return tuple(int(v) for v in np.broadcast_shapes(a, b))
         except ValueError:
-            raise AccelsimError(f"mul of shapes {a} and {b} does not broadcast",
-                                key="inputs") from None  # fmt: skip
+            raise AccelsimError(
+                f"mul of shapes {a} and {b} does not broadcast", key="inputs"
+            ) from None
     raise AccelsimError(f"unknown op {op!r}", key="op", allowed=OPS)
 
 
@@ -518,11 +546,20 @@ _GEMM_INT_ATTRS: dict[str, AttrCheck] = {
     "out_hi": _any_int,
     "out_zero_point": _any_int,
 }
-_CONV_ATTRS: dict[str, AttrCheck] = {"stride": _pair(1), "padding": _pair(0), "groups": _int_in(1),
-                                     "dilation": _pair(1), "padding_end": _pair(0)}  # fmt: skip
+_CONV_ATTRS: dict[str, AttrCheck] = {
+    "stride": _pair(1),
+    "padding": _pair(0),
+    "groups": _int_in(1),
+    "dilation": _pair(1),
+    "padding_end": _pair(0),
+}
 _POOL_ATTRS: dict[str, AttrCheck] = {"kernel": _pair(1), "stride": _pair(1)}
-_AVGPOOL_ATTRS: dict[str, AttrCheck] = {**_POOL_ATTRS, "padding": _pair(0), "ceil_mode": _bool,
-                                        "count_include_pad": _bool}  # fmt: skip
+_AVGPOOL_ATTRS: dict[str, AttrCheck] = {
+    **_POOL_ATTRS,
+    "padding": _pair(0),
+    "ceil_mode": _bool,
+    "count_include_pad": _bool,
+}
 _MAXPOOL_ATTRS: dict[str, AttrCheck] = {**_POOL_ATTRS, "padding": _pair(0), "ceil_mode": _bool}
 _SHAPE_OPS_ATTRS: dict[str, dict[str, AttrCheck]] = {
     "select_channels": {"channels": _int_list},
@@ -598,29 +635,48 @@ def _fail(message: str, *, file: str | Path | None, key: str, allowed: Any = Non
 
 def _check_tensor(spec: TensorSpec, kind: str, key: str, file: str | Path | None) -> None:
     if not spec.shape or any(s < 1 for s in spec.shape):
-        _fail(f"tensor {spec.name!r} has shape {spec.shape}", file=file, key=f"{key}.shape",
-              allowed="a non-empty list of positive integers")  # fmt: skip
+        _fail(
+            f"tensor {spec.name!r} has shape {spec.shape}",
+            file=file,
+            key=f"{key}.shape",
+            allowed="a non-empty list of positive integers",
+        )
     if not isinstance(spec.signed, bool):
         _fail("signed must be true or false", file=file, key=f"{key}.signed")
     if kind == "integer":
         lo, hi = TENSOR_BITS_RANGE
         if not _is_int(spec.bits) or not lo <= spec.bits <= hi:
-            _fail(f"integer tensor {spec.name!r} has bits={spec.bits!r}", file=file,
-                  key=f"{key}.bits", allowed=f"an integer in [{lo}, {hi}]")  # fmt: skip
+            _fail(
+                f"integer tensor {spec.name!r} has bits={spec.bits!r}",
+                file=file,
+                key=f"{key}.bits",
+                allowed=f"an integer in [{lo}, {hi}]",
+            )
         if not (_is_number(spec.scale) and math.isfinite(spec.scale) and spec.scale > 0):
-            _fail(f"scale {spec.scale!r}", file=file, key=f"{key}.scale",
-                  allowed="a finite number > 0")  # fmt: skip
+            _fail(
+                f"scale {spec.scale!r}",
+                file=file,
+                key=f"{key}.scale",
+                allowed="a finite number > 0",
+            )
         if not _is_int(spec.zero_point):
-            _fail(f"zero_point {spec.zero_point!r}", file=file, key=f"{key}.zero_point",
-                  allowed="an integer")  # fmt: skip
+            _fail(
+                f"zero_point {spec.zero_point!r}",
+                file=file,
+                key=f"{key}.zero_point",
+                allowed="an integer",
+            )
     elif spec.bits is not None:
-        _fail(f"float tensor {spec.name!r} has bits={spec.bits!r}", file=file,
-              key=f"{key}.bits", allowed="null in a float graph")  # fmt: skip
+        _fail(
+            f"float tensor {spec.name!r} has bits={spec.bits!r}",
+            file=file,
+            key=f"{key}.bits",
+            allowed="null in a float graph",
+        )
     for bound in ("calib_min", "calib_max"):
         value = getattr(spec, bound)
         if value is not None and not _is_number(value):
-            _fail(f"{bound} {value!r}", file=file, key=f"{key}.{bound}",
-                  allowed="a number or null")  # fmt: skip
+            _fail(f"{bound} {value!r}", file=file, key=f"{key}.{bound}", allowed="a number or null")
     if (
         spec.calib_min is not None
         and spec.calib_max is not None
@@ -636,8 +692,12 @@ def _check_param_values(graph: Graph, node: Node, key: str, file: str | Path | N
     def within(name: str, lo: int, hi: int, why: str) -> None:
         v = p[name]
         if v.size and (int(v.min()) < lo or int(v.max()) > hi):
-            _fail(f"values in [{int(v.min())}, {int(v.max())}] ({why})", file=file,
-                  key=f"{key}.params.{name}", allowed=f"[{lo}, {hi}]")  # fmt: skip
+            _fail(
+                f"values in [{int(v.min())}, {int(v.max())}] ({why})",
+                file=file,
+                key=f"{key}.params.{name}",
+                allowed=f"[{lo}, {hi}]",
+            )
 
     if node.op in GEMM_OPS:
         wb, ab = a["w_bits"], a["acc_bits"]
@@ -649,21 +709,32 @@ def _check_param_values(graph: Graph, node: Node, key: str, file: str | Path | N
         if requantises(node) and name in p:
             within(name, 0, MULTIPLIER_LIMIT - 1, "31-bit multiplier")
     if node.op == "concat" and p["multipliers"].shape != (len(node.inputs),):
-        _fail(f"shape {p['multipliers'].shape}", file=file, key=f"{key}.params.multipliers",
-              allowed=f"({len(node.inputs)},): one per input")  # fmt: skip
+        _fail(
+            f"shape {p['multipliers'].shape}",
+            file=file,
+            key=f"{key}.params.multipliers",
+            allowed=f"({len(node.inputs)},): one per input",
+        )
     if node.op == "activation":
         x = graph.tensors[node.inputs[0]]
         size = 1 << int(x.bits)
         if x.bits > LUT_INPUT_BITS_MAX or p["table"].shape != (size,):
-            _fail(f"table of shape {p['table'].shape} for a {x.bits}-bit input", file=file,
-                  key=f"{key}.params.table", allowed=f"({size},): one entry per input code "
-                  f"(input bits <= {LUT_INPUT_BITS_MAX})")  # fmt: skip
+            _fail(
+                f"table of shape {p['table'].shape} for a {x.bits}-bit input",
+                file=file,
+                key=f"{key}.params.table",
+                allowed=f"({size},): one entry per input code (input bits <= {LUT_INPUT_BITS_MAX})",
+            )
         within("table", *graph.tensors[node.output].value_range(), "output tensor's range")
     if node.op == "mul":
         for j, name in enumerate(node.inputs):
             if graph.tensors[name].bits > MUL_INPUT_BITS_MAX:
-                _fail(f"mul input {name!r} has {graph.tensors[name].bits} bits", file=file,
-                      key=f"{key}.inputs[{j}]", allowed=f"<= {MUL_INPUT_BITS_MAX} bits")  # fmt: skip
+                _fail(
+                    f"mul input {name!r} has {graph.tensors[name].bits} bits",
+                    file=file,
+                    key=f"{key}.inputs[{j}]",
+                    allowed=f"<= {MUL_INPUT_BITS_MAX} bits",
+                )
 
 
 def _check_ranges(graph: Graph, node: Node, key: str, file: str | Path | None) -> None:
@@ -674,17 +745,27 @@ def _check_ranges(graph: Graph, node: Node, key: str, file: str | Path | None) -
     if node.op in GEMM_OPS or requantises(node):
         lo, hi = a["out_lo"], a["out_hi"]
         if not lo_out <= lo <= hi <= hi_out:
-            _fail(f"[out_lo, out_hi] = [{lo}, {hi}] does not fit output tensor {out.name!r}",
-                  file=file, key=f"{key}.attrs.out_lo",
-                  allowed=f"out_lo <= out_hi within [{lo_out}, {hi_out}]")  # fmt: skip
+            _fail(
+                f"[out_lo, out_hi] = [{lo}, {hi}] does not fit output tensor {out.name!r}",
+                file=file,
+                key=f"{key}.attrs.out_lo",
+                allowed=f"out_lo <= out_hi within [{lo_out}, {hi_out}]",
+            )
         if a["out_zero_point"] != out.zero_point:
-            _fail(f"out_zero_point {a['out_zero_point']} differs from tensor {out.name!r}'s "
-                  f"zero_point {out.zero_point}", file=file, key=f"{key}.attrs.out_zero_point",
-                  allowed=str(out.zero_point))  # fmt: skip
+            _fail(
+                f"out_zero_point {a['out_zero_point']} differs from tensor {out.name!r}'s "
+                f"zero_point {out.zero_point}",
+                file=file,
+                key=f"{key}.attrs.out_zero_point",
+                allowed=str(out.zero_point),
+            )
     elif node.op == "clamp" and not lo_out <= a["lo"] <= a["hi"] <= hi_out:
-        _fail(f"[lo, hi] = [{a['lo']}, {a['hi']}] does not fit output tensor {out.name!r}",
-              file=file, key=f"{key}.attrs.lo",
-              allowed=f"lo <= hi within [{lo_out}, {hi_out}]")  # fmt: skip
+        _fail(
+            f"[lo, hi] = [{a['lo']}, {a['hi']}] does not fit output tensor {out.name!r}",
+            file=file,
+            key=f"{key}.attrs.lo",
+            allowed=f"lo <= hi within [{lo_out}, {hi_out}]",
+        )
     elif node.op in VALUE_PRESERVING_OPS:
         # value-preserving ops: same real meaning, and every input value must fit the output
         x = graph.tensors[node.inputs[0]]
@@ -694,9 +775,12 @@ def _check_ranges(graph: Graph, node: Node, key: str, file: str | Path | None) -
         )
         fits = node.op == "clamp" or lo_out <= lo_in <= hi_in <= hi_out
         if not (same_meaning and fits):
-            _fail(f"{node.op} output tensor {out.name!r} must keep the scale/zero point of "
-                  f"{x.name!r} and hold its range [{lo_in}, {hi_in}]", file=file,
-                  key=f"{key}.output")  # fmt: skip
+            _fail(
+                f"{node.op} output tensor {out.name!r} must keep the scale/zero point of "
+                f"{x.name!r} and hold its range [{lo_in}, {hi_in}]",
+                file=file,
+                key=f"{key}.output",
+            )
 
 
 def validate_graph(graph: Graph, *, file: str | Path | None = None) -> None:
@@ -712,15 +796,26 @@ def validate_graph(graph: Graph, *, file: str | Path | None = None) -> None:
     for name, spec in graph.tensors.items():
         key = f"tensors[{tensor_index[name]}]"
         if spec.name != name:
-            _fail(f"tensor registered as {name!r} is named {spec.name!r}", file=file,
-                  key=f"{key}.name")  # fmt: skip
+            _fail(
+                f"tensor registered as {name!r} is named {spec.name!r}",
+                file=file,
+                key=f"{key}.name",
+            )
         _check_tensor(spec, kind, key, file)
     if graph.input not in graph.tensors:
-        _fail(f"input tensor {graph.input!r} is not declared", file=file, key="input",
-              allowed=list(graph.tensors))  # fmt: skip
+        _fail(
+            f"input tensor {graph.input!r} is not declared",
+            file=file,
+            key="input",
+            allowed=list(graph.tensors),
+        )
     if graph.output not in graph.tensors:
-        _fail(f"output tensor {graph.output!r} is not declared", file=file, key="output",
-              allowed=list(graph.tensors))  # fmt: skip
+        _fail(
+            f"output tensor {graph.output!r} is not declared",
+            file=file,
+            key="output",
+            allowed=list(graph.tensors),
+        )
 
     available = {graph.input}
     names: set[str] = set()
@@ -728,79 +823,120 @@ def validate_graph(graph: Graph, *, file: str | Path | None = None) -> None:
     for i, node in enumerate(graph.nodes):
         key = f"nodes[{i}]"
         if not isinstance(node.name, str) or not node.name or "/" in node.name:
-            _fail(f"node name {node.name!r}", file=file, key=f"{key}.name",
-                  allowed="a non-empty string without '/'")  # fmt: skip
+            _fail(
+                f"node name {node.name!r}",
+                file=file,
+                key=f"{key}.name",
+                allowed="a non-empty string without '/'",
+            )
         if node.name in names:
             _fail(f"duplicate node name {node.name!r}", file=file, key=f"{key}.name")
         names.add(node.name)
         if node.op not in allowed_ops:
-            _fail(f"unknown op {node.op!r} in a {kind} graph", file=file, key=f"{key}.op",
-                  allowed=allowed_ops)  # fmt: skip
+            _fail(
+                f"unknown op {node.op!r} in a {kind} graph",
+                file=file,
+                key=f"{key}.op",
+                allowed=allowed_ops,
+            )
         if not n_inputs_ok(node.op, len(node.inputs)):
-            _fail(f"{node.op} takes {_n_inputs_text(node.op)}, got {len(node.inputs)}",
-                  file=file, key=f"{key}.inputs")  # fmt: skip
+            _fail(
+                f"{node.op} takes {_n_inputs_text(node.op)}, got {len(node.inputs)}",
+                file=file,
+                key=f"{key}.inputs",
+            )
         for j, name in enumerate(node.inputs):
             if name not in available:
                 where = "is not declared" if name not in graph.tensors else "is not computed yet"
-                _fail(f"input tensor {name!r} {where} (nodes must be in topological order)",
-                      file=file, key=f"{key}.inputs[{j}]", allowed=sorted(available))  # fmt: skip
+                _fail(
+                    f"input tensor {name!r} {where} (nodes must be in topological order)",
+                    file=file,
+                    key=f"{key}.inputs[{j}]",
+                    allowed=sorted(available),
+                )
         if node.output not in graph.tensors:
-            _fail(f"output tensor {node.output!r} is not declared", file=file,
-                  key=f"{key}.output")  # fmt: skip
+            _fail(f"output tensor {node.output!r} is not declared", file=file, key=f"{key}.output")
         if node.output in available:
             _fail(f"tensor {node.output!r} is written twice", file=file, key=f"{key}.output")
         # attrs
         rules = ATTRS[kind][rules_key(kind, node)]
         for name in rules.keys() - node.attrs.keys() - OPTIONAL_ATTRS.get(node.op, {}).keys():
-            _fail(f"missing attr {name!r} of {node.op}", file=file, key=f"{key}.attrs.{name}",
-                  allowed=sorted(rules))  # fmt: skip
+            _fail(
+                f"missing attr {name!r} of {node.op}",
+                file=file,
+                key=f"{key}.attrs.{name}",
+                allowed=sorted(rules),
+            )
         for name, value in node.attrs.items():
             if name not in rules:
-                _fail(f"unexpected attr {name!r} for {kind} {node.op}", file=file,
-                      key=f"{key}.attrs.{name}", allowed=sorted(rules) or "none")  # fmt: skip
+                _fail(
+                    f"unexpected attr {name!r} for {kind} {node.op}",
+                    file=file,
+                    key=f"{key}.attrs.{name}",
+                    allowed=sorted(rules) or "none",
+                )
             problem = rules[name](value)
             if problem is not None:
-                _fail(f"{name} = {value!r}", file=file, key=f"{key}.attrs.{name}",
-                      allowed=problem)  # fmt: skip
+                _fail(f"{name} = {value!r}", file=file, key=f"{key}.attrs.{name}", allowed=problem)
         # params
         wanted = PARAMS[kind].get(rules_key(kind, node), {})
         for name in wanted.keys() - node.params.keys():
-            _fail(f"missing param {name!r} of {node.op}", file=file,
-                  key=f"{key}.params.{name}", allowed=sorted(wanted))  # fmt: skip
+            _fail(
+                f"missing param {name!r} of {node.op}",
+                file=file,
+                key=f"{key}.params.{name}",
+                allowed=sorted(wanted),
+            )
         dtype = PARAM_DTYPES[kind]
         for name, value in node.params.items():
             pkey = f"{key}.params.{name}"
             if name not in wanted:
-                _fail(f"unexpected param {name!r} for {kind} {node.op}", file=file, key=pkey,
-                      allowed=sorted(wanted) or "none")  # fmt: skip
+                _fail(
+                    f"unexpected param {name!r} for {kind} {node.op}",
+                    file=file,
+                    key=pkey,
+                    allowed=sorted(wanted) or "none",
+                )
             if not isinstance(value, np.ndarray) or value.dtype != dtype:
                 got = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
                 _fail(f"dtype {got}", file=file, key=pkey, allowed=f"{dtype} in a {kind} graph")
             if value.ndim != wanted[name]:
-                _fail(f"shape {value.shape} has rank {value.ndim}", file=file, key=pkey,
-                      allowed=f"rank {wanted[name]}")  # fmt: skip
+                _fail(
+                    f"shape {value.shape} has rank {value.ndim}",
+                    file=file,
+                    key=pkey,
+                    allowed=f"rank {wanted[name]}",
+                )
             if kind == "float" and not np.all(np.isfinite(value)):
                 _fail("non-finite values", file=file, key=pkey, allowed="finite float32")
         if node.op in GEMM_OPS:
             n_out = node.params["weight"].shape[0]
             for name in wanted:
                 if wanted[name] == 1 and node.params[name].shape != (n_out,):
-                    _fail(f"shape {node.params[name].shape}", file=file,
-                          key=f"{key}.params.{name}",
-                          allowed=f"({n_out},): one per output channel")  # fmt: skip
+                    _fail(
+                        f"shape {node.params[name].shape}",
+                        file=file,
+                        key=f"{key}.params.{name}",
+                        allowed=f"({n_out},): one per output channel",
+                    )
         if kind == "float" and node.op == "clamp" and node.attrs["lo"] > node.attrs["hi"]:
             _fail("lo > hi", file=file, key=f"{key}.attrs.lo", allowed="lo <= hi")
         # shapes chain
         try:
             shape = output_shape(graph, node)
         except AccelsimError as exc:
-            raise AccelsimError(exc.message, file=file, key=f"{key}.{exc.key}",
-                                allowed=exc.allowed) from None  # fmt: skip
+            raise AccelsimError(
+                exc.message, file=file, key=f"{key}.{exc.key}", allowed=exc.allowed
+            ) from None
         declared = graph.tensors[node.output]
         if shape != declared.shape:
-            _fail(f"tensor {node.output!r} is declared {declared.shape} but {node.op} "
-                  f"{node.name!r} (nodes[{i}]) computes {shape}", file=file,
-                  key=f"tensors[{tensor_index[node.output]}].shape", allowed=str(shape))  # fmt: skip
+            _fail(
+                f"tensor {node.output!r} is declared {declared.shape} but {node.op} "
+                f"{node.name!r} (nodes[{i}]) computes {shape}",
+                file=file,
+                key=f"tensors[{tensor_index[node.output]}].shape",
+                allowed=str(shape),
+            )
         if kind == "integer":
             _check_param_values(graph, node, key, file)
             _check_ranges(graph, node, key, file)
@@ -808,8 +944,11 @@ def validate_graph(graph: Graph, *, file: str | Path | None = None) -> None:
 
     for name, i in tensor_index.items():
         if name not in available:
-            _fail(f"tensor {name!r} is neither the input nor written by any node", file=file,
-                  key=f"tensors[{i}]")  # fmt: skip
+            _fail(
+                f"tensor {name!r} is neither the input nor written by any node",
+                file=file,
+                key=f"tensors[{i}]",
+            )
 
 
 # ---- file format ---------------------------------------------------------------------------
@@ -891,8 +1030,9 @@ class _Fields:
     def only(self, allowed: Sequence[str]) -> None:
         for name in self.data:
             if name not in allowed:
-                _fail(f"unexpected key {name!r}", file=self.file, key=self.path(name),
-                      allowed=allowed)  # fmt: skip
+                _fail(
+                    f"unexpected key {name!r}", file=self.file, key=self.path(name), allowed=allowed
+                )
 
     def get(self, name: str, check: Callable[[Any], bool], what: str, default: Any = ...) -> Any:
         if name not in self.data:
@@ -915,8 +1055,12 @@ def _is_opt_number(v: Any) -> bool:
 
 def _read_header(raw: np.ndarray, file: Path) -> dict:
     if raw.dtype != np.uint8 or raw.ndim != 1:
-        _fail(f"array of {raw.dtype} shape {raw.shape}", file=file, key=GRAPH_KEY,
-              allowed="uint8 vector of UTF-8 JSON")  # fmt: skip
+        _fail(
+            f"array of {raw.dtype} shape {raw.shape}",
+            file=file,
+            key=GRAPH_KEY,
+            allowed="uint8 vector of UTF-8 JSON",
+        )
     try:
         return json.loads(raw.tobytes().decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -932,10 +1076,12 @@ def _parse(header: Any, arrays: Callable[[str, str], np.ndarray], file: Path) ->
         _fail(f"format {fmt!r}: not an accelsim graph", file=file, key="format", allowed=[FORMAT])
     version = top.get("version", _is_int, "an integer")
     if version not in SUPPORTED_VERSIONS:
-        _fail(f"unsupported version {version}", file=file, key="version",
-              allowed=SUPPORTED_VERSIONS)  # fmt: skip
-    top.only(["format", "version", "kind", "name", "input", "output", "tensors", "nodes",
-              "metadata"])  # fmt: skip
+        _fail(
+            f"unsupported version {version}", file=file, key="version", allowed=SUPPORTED_VERSIONS
+        )
+    top.only(
+        ["format", "version", "kind", "name", "input", "output", "tensors", "nodes", "metadata"]
+    )
     kind = top.get("kind", lambda v: v in KINDS, " or ".join(KINDS))
     name = top.get("name", _is_str, "a string")
     tensors_json = top.get("tensors", lambda v: isinstance(v, list), "a list of tensors")
@@ -945,13 +1091,15 @@ def _parse(header: Any, arrays: Callable[[str, str], np.ndarray], file: Path) ->
     tensors: dict[str, TensorSpec] = {}
     for i, item in enumerate(tensors_json):
         t = _Fields(item, f"tensors[{i}]", file)
-        t.only(["name", "shape", "bits", "signed", "scale", "zero_point", "calib_min",
-                "calib_max"])  # fmt: skip
+        t.only(["name", "shape", "bits", "signed", "scale", "zero_point", "calib_min", "calib_max"])
         tname = t.get("name", _is_str, "a string")
         if tname in tensors:
             _fail(f"duplicate tensor name {tname!r}", file=file, key=t.path("name"))
-        shape = t.get("shape", lambda v: isinstance(v, list) and all(_is_int(s) for s in v),
-                      "a list of integers")  # fmt: skip
+        shape = t.get(
+            "shape",
+            lambda v: isinstance(v, list) and all(_is_int(s) for s in v),
+            "a list of integers",
+        )
         tensors[tname] = TensorSpec(
             name=tname,
             shape=tuple(shape),
@@ -969,10 +1117,18 @@ def _parse(header: Any, arrays: Callable[[str, str], np.ndarray], file: Path) ->
         n.only(["op", "name", "inputs", "output", "attrs", "params"])
         op = n.get("op", _is_str, "a string")
         if op not in OPS_BY_KIND[kind]:
-            _fail(f"unknown op {op!r} in a {kind} graph", file=file, key=n.path("op"),
-                  allowed=OPS_BY_KIND[kind])  # fmt: skip
-        refs = n.get("params", lambda v: isinstance(v, dict) and all(map(_is_str, v.values())),
-                     "an object of param name -> array key", default={})  # fmt: skip
+            _fail(
+                f"unknown op {op!r} in a {kind} graph",
+                file=file,
+                key=n.path("op"),
+                allowed=OPS_BY_KIND[kind],
+            )
+        refs = n.get(
+            "params",
+            lambda v: isinstance(v, dict) and all(map(_is_str, v.values())),
+            "an object of param name -> array key",
+            default={},
+        )
         params = {p: arrays(ref, f"nodes[{i}].params.{p}") for p, ref in refs.items()}
         nodes.append(
             Node(
@@ -982,7 +1138,7 @@ def _parse(header: Any, arrays: Callable[[str, str], np.ndarray], file: Path) ->
                     "inputs",
                     lambda v: isinstance(v, list) and all(map(_is_str, v)),
                     "a list of tensor names",
-                ),  # fmt: skip
+                ),
                 output=n.get("output", _is_str, "a tensor name"),
                 attrs=n.get("attrs", lambda v: isinstance(v, dict), "an object", default={}),
                 params=params,
@@ -1043,21 +1199,26 @@ def load_graph(path: str | Path) -> Graph:
 
         def read(entry: str, key: str) -> np.ndarray:
             if entry not in npz.files:
-                raise AccelsimError(f"array {entry!r} is missing from the archive", file=path,
-                                    key=key)  # fmt: skip
+                raise AccelsimError(
+                    f"array {entry!r} is missing from the archive", file=path, key=key
+                )
             try:
                 value = npz[entry]
             except ValueError as exc:
                 if "pickle" in str(exc).lower() or "object arrays" in str(exc).lower():
                     raise AccelsimError(
-                        f"array {entry!r} holds pickled objects; refused", file=path, key=key,
+                        f"array {entry!r} holds pickled objects; refused",
+                        file=path,
+                        key=key,
                         allowed="plain numeric arrays (no pickle)",
-                    ) from None  # fmt: skip
-                raise AccelsimError(f"array {entry!r} is unreadable ({exc})", file=path,
-                                    key=key) from None  # fmt: skip
+                    ) from None
+                raise AccelsimError(
+                    f"array {entry!r} is unreadable ({exc})", file=path, key=key
+                ) from None
             except _ARCHIVE_ERRORS as exc:
-                raise AccelsimError(f"array {entry!r} is unreadable ({exc})", file=path,
-                                    key=key) from None  # fmt: skip
+                raise AccelsimError(
+                    f"array {entry!r} is unreadable ({exc})", file=path, key=key
+                ) from None
             if value.dtype.hasobject:
                 raise AccelsimError(f"array {entry!r} holds objects; refused", file=path, key=key)
             used.add(entry)
@@ -1071,7 +1232,8 @@ def load_graph(path: str | Path) -> Graph:
         graph = _parse(header, read, path)
         extra = sorted(set(npz.files) - used)
         if extra:
-            raise AccelsimError(f"arrays not referenced by any node: {extra}", file=path,
-                                key=f"arrays.{extra[0]}")  # fmt: skip
+            raise AccelsimError(
+                f"arrays not referenced by any node: {extra}", file=path, key=f"arrays.{extra[0]}"
+            )
     validate_graph(graph, file=path)
     return graph

@@ -177,8 +177,9 @@ def _width(cls, a_bits, a_signed, w_bits, w_signed, acc_bits):
 
 
 @njit(cache=True)
-def _apply_faults(regs, flips, flip_ptr, cycle, stuck, a_bits, a_signed, w_bits, w_signed,
-                  acc_bits):  # fmt: skip
+def _apply_faults(
+    regs, flips, flip_ptr, cycle, stuck, a_bits, a_signed, w_bits, w_signed, acc_bits
+):
     """Transient flips of this cycle (sorted by cycle), then every stuck-at; returns pointer."""
     while flip_ptr < flips.shape[0] and flips[flip_ptr, 3] == cycle:
         fault = flips[flip_ptr]
@@ -197,8 +198,9 @@ def _apply_faults(regs, flips, flip_ptr, cycle, stuck, a_bits, a_signed, w_bits,
 
 
 @njit(cache=True)
-def _emulate_stream(a, w, psum_in, rows, flips, stuck, a_bits, a_signed, w_bits, w_signed,
-                    acc_bits, ovf):  # fmt: skip
+def _emulate_stream(
+    a, w, psum_in, rows, flips, stuck, a_bits, a_signed, w_bits, w_signed, acc_bits, ovf
+):
     """ws fold (is is the same fold transposed): ``rows`` x Nt PEs, weights stationary.
 
     State t: input(r, c) holds slot m = t-r-c, product m = t-r-c-1, accumulator m = t-r-c-2;
@@ -218,8 +220,9 @@ def _emulate_stream(a, w, psum_in, rows, flips, stuck, a_bits, a_signed, w_bits,
         for r in range(rows):
             m = t - r
             regs[INPUT, r, 0] = a[m, r] if (0 <= m < Mt and r < Kt) else 0
-        ptr = _apply_faults(regs, flips, ptr, t, stuck, a_bits, a_signed, w_bits, w_signed,
-                            acc_bits)  # fmt: skip
+        ptr = _apply_faults(
+            regs, flips, ptr, t, stuck, a_bits, a_signed, w_bits, w_signed, acc_bits
+        )
         for c in range(Nt):
             m = t - (rows - 1) - c - 2
             if 0 <= m < Mt:
@@ -264,8 +267,9 @@ def _emulate_os(a, w, psum_in, flips, stuck, a_bits, a_signed, w_bits, w_signed,
         for c in range(Nt):
             k = t - c
             regs[WEIGHT, 0, c] = w[k, c] if 0 <= k < Kt else 0
-        ptr = _apply_faults(regs, flips, ptr, t, stuck, a_bits, a_signed, w_bits, w_signed,
-                            acc_bits)  # fmt: skip
+        ptr = _apply_faults(
+            regs, flips, ptr, t, stuck, a_bits, a_signed, w_bits, w_signed, acc_bits
+        )
         diagonal = t - Kt - 1
         for r in range(max(0, diagonal - Nt + 1), min(Mt, diagonal + 1)):
             out[r, diagonal - r] = regs[ACCUMULATOR, r, diagonal - r]
@@ -286,9 +290,17 @@ def _emulate_os(a, w, psum_in, flips, stuck, a_bits, a_signed, w_bits, w_signed,
 
 @njit(cache=True, inline="always")
 def _fault_row_invalid(register_class, row, col, cycle, kind, rows, cols):
-    return (register_class < 0 or register_class > ACCUMULATOR or row < 0 or row >= rows
-            or col < 0 or col >= cols or kind < FLIP or kind > STUCK1
-            or (kind == FLIP and cycle < 0))  # fmt: skip
+    return (
+        register_class < 0
+        or register_class > ACCUMULATOR
+        or row < 0
+        or row >= rows
+        or col < 0
+        or col >= cols
+        or kind < FLIP
+        or kind > STUCK1
+        or (kind == FLIP and cycle < 0)
+    )
 
 
 @njit(cache=True)
@@ -347,8 +359,7 @@ def _split_faults(faults):
 
 
 @njit(cache=True)
-def _emulate_fold(dataflow, a, w, psum_in, rows, a_bits, a_signed, w_bits, acc_bits, ovf,
-                  faults):  # fmt: skip
+def _emulate_fold(dataflow, a, w, psum_in, rows, a_bits, a_signed, w_bits, acc_bits, ovf, faults):
     """Register-level emulation of one fold; faults outside the live block are masked."""
     Mt, Kt = a.shape
     Nt = w.shape[1]
@@ -362,16 +373,28 @@ def _emulate_fold(dataflow, a, w, psum_in, rows, a_bits, a_signed, w_bits, acc_b
         live[i] = faults[i, 1] < ext_rows and faults[i, 2] < ext_cols
     flips, stuck = _split_faults(_rows_where(faults, live))
     if dataflow == OS:
-        return _emulate_os(a, w, psum_in, flips, stuck, a_bits, a_signed, w_bits, True,
-                           acc_bits, ovf)  # fmt: skip
+        return _emulate_os(
+            a, w, psum_in, flips, stuck, a_bits, a_signed, w_bits, True, acc_bits, ovf
+        )
     if dataflow == WS:
-        return _emulate_stream(a, w, psum_in, rows, flips, stuck, a_bits, a_signed, w_bits, True,
-                               acc_bits, ovf)  # fmt: skip
+        return _emulate_stream(
+            a, w, psum_in, rows, flips, stuck, a_bits, a_signed, w_bits, True, acc_bits, ovf
+        )
     # is: stream W^T through a ws array whose "inputs" have the weight register's width
     out_t = _emulate_stream(
-        np.ascontiguousarray(w.T), np.ascontiguousarray(a.T), np.ascontiguousarray(psum_in.T),
-        rows, flips, stuck, w_bits, True, a_bits, a_signed, acc_bits, ovf,
-    )  # fmt: skip
+        np.ascontiguousarray(w.T),
+        np.ascontiguousarray(a.T),
+        np.ascontiguousarray(psum_in.T),
+        rows,
+        flips,
+        stuck,
+        w_bits,
+        True,
+        a_bits,
+        a_signed,
+        acc_bits,
+        ovf,
+    )
     return np.ascontiguousarray(out_t.T)
 
 
@@ -381,8 +404,9 @@ def _reached_slots(dataflow, faults, Mt, Kt, Nt, rows, cols):
     slot0, slot1 = 0, 0
     for i in range(faults.shape[0]):
         f = faults[i]
-        m0, m1, n0, n1 = mapping.affected_box(dataflow, f[0], f[1], f[2], f[3], Mt, Kt, Nt,
-                                              rows, cols, FLIP)  # fmt: skip
+        m0, m1, n0, n1 = mapping.affected_box(
+            dataflow, f[0], f[1], f[2], f[3], Mt, Kt, Nt, rows, cols, FLIP
+        )
         if m1 <= m0:
             continue  # masked flip
         lo, hi = (m0, m1) if dataflow == WS else (n0, n1)
@@ -394,8 +418,9 @@ def _reached_slots(dataflow, faults, Mt, Kt, Nt, rows, cols):
 
 
 @njit(cache=True)
-def _emulate_reached_slots(dataflow, a, w, psum_in, rows, cols, a_bits, a_signed, w_bits,
-                           acc_bits, ovf, faults):  # fmt: skip
+def _emulate_reached_slots(
+    dataflow, a, w, psum_in, rows, cols, a_bits, a_signed, w_bits, acc_bits, ovf, faults
+):
     """ws/is with transient flips only: emulate just the streamed slots the flips can reach.
 
     Slots (ws: m, is: n) never exchange values, so slot range [s0, s1) emulated alone, with
@@ -431,8 +456,9 @@ def _emulate_reached_slots(dataflow, a, w, psum_in, rows, cols, a_bits, a_signed
 
 
 @njit(cache=True)
-def fold_values(dataflow, a, w, psum_in, rows, cols, a_bits, a_signed, w_bits, acc_bits,
-                overflow, faults):  # fmt: skip
+def fold_values(
+    dataflow, a, w, psum_in, rows, cols, a_bits, a_signed, w_bits, acc_bits, overflow, faults
+):
     """One fold's ``psum_out`` (Mt, Nt) int64: :func:`run_fold` without the checks, in Numba.
 
     ``dataflow`` is a ``mapping.DATAFLOW_CODES`` code; ``a`` (Mt, Kt), ``w`` (Kt, Nt),
@@ -451,8 +477,9 @@ def fold_values(dataflow, a, w, psum_in, rows, cols, a_bits, a_signed, w_bits, a
     args = (rows, a_bits, a_signed, w_bits, acc_bits, overflow, faults)
     if dataflow == OS or not flips_only:
         return _emulate_fold(dataflow, a, w, psum_in, *args)
-    return _emulate_reached_slots(dataflow, a, w, psum_in, rows, cols, a_bits, a_signed, w_bits,
-                                  acc_bits, overflow, faults)  # fmt: skip
+    return _emulate_reached_slots(
+        dataflow, a, w, psum_in, rows, cols, a_bits, a_signed, w_bits, acc_bits, overflow, faults
+    )
 
 
 def run_fold(
@@ -483,8 +510,20 @@ def run_fold(
     faults = np.ascontiguousarray(faults, dtype=np.int64).reshape(-1, FAULT_COLUMNS)
     if faults.shape[0]:
         _check_faults(faults, rows, cols)
-    return fold_values(int(dataflow), a, w, psum, int(rows), int(cols), int(a_bits),
-                       bool(a_signed), int(w_bits), int(acc_bits), int(overflow), faults)  # fmt: skip
+    return fold_values(
+        int(dataflow),
+        a,
+        w,
+        psum,
+        int(rows),
+        int(cols),
+        int(a_bits),
+        bool(a_signed),
+        int(w_bits),
+        int(acc_bits),
+        int(overflow),
+        faults,
+    )
 
 
 # ---- one output tile's k-chain ----------------------------------------------------------
@@ -506,8 +545,25 @@ def _link_faults(faults, link):
 
 
 @njit(cache=True)
-def chain_values(dataflow, rows, cols, a_bits, a_signed, w_bits, acc_bits, overflow, a, w, bias,
-                 m0, m1, n0, n1, k_bounds, faults):  # fmt: skip
+def chain_values(
+    dataflow,
+    rows,
+    cols,
+    a_bits,
+    a_signed,
+    w_bits,
+    acc_bits,
+    overflow,
+    a,
+    w,
+    bias,
+    m0,
+    m1,
+    n0,
+    n1,
+    k_bounds,
+    faults,
+):
     """One output tile's psum (m1-m0, n1-n0) int64 recomputed along its k-chain from the bias.
 
     ``a`` (M, K), ``w`` (K, N), ``bias`` (N,): a group's lowered GEMM, int64 C-contiguous.
@@ -518,8 +574,12 @@ def chain_values(dataflow, rows, cols, a_bits, a_signed, w_bits, acc_bits, overf
     (hardened bits already removed by the caller). ValueError on rows outside the array or
     chain, or a tile outside the GEMM.
     """
-    if not (0 <= m0 <= m1 <= a.shape[0] and 0 <= n0 <= n1 <= w.shape[1]
-            and a.shape[1] == w.shape[0] and bias.shape[0] == w.shape[1]):  # fmt: skip
+    if not (
+        0 <= m0 <= m1 <= a.shape[0]
+        and 0 <= n0 <= n1 <= w.shape[1]
+        and a.shape[1] == w.shape[0]
+        and bias.shape[0] == w.shape[1]
+    ):
         raise ValueError("chain_values: tile outside the GEMM")
     links = k_bounds.shape[0]
     for i in range(links):
@@ -550,7 +610,17 @@ def chain_values(dataflow, rows, cols, a_bits, a_signed, w_bits, acc_bits, overf
                 link += 1
             link_faults = np.zeros((0, FAULT_COLUMNS), dtype=np.int64)
         psum = fold_values(
-            dataflow, np.ascontiguousarray(a[m0:m1, k0:k1]), np.ascontiguousarray(w[k0:k1, n0:n1]),
-            psum, rows, cols, a_bits, a_signed, w_bits, acc_bits, overflow, link_faults,
-        )  # fmt: skip
+            dataflow,
+            np.ascontiguousarray(a[m0:m1, k0:k1]),
+            np.ascontiguousarray(w[k0:k1, n0:n1]),
+            psum,
+            rows,
+            cols,
+            a_bits,
+            a_signed,
+            w_bits,
+            acc_bits,
+            overflow,
+            link_faults,
+        )
     return psum

@@ -297,8 +297,9 @@ def affected_outputs(
     all fold, so ``cycle`` is ignored and every output passing through the register counts.
     The set is the box of :func:`affected_box`, listed m-major (n varies fastest).
     """
-    m0, m1, n0, n1 = affected_box(_dataflow_code(dataflow), register_class, row, col, cycle,
-                                  Mt, Kt, Nt, rows, cols, kind)  # fmt: skip
+    m0, m1, n0, n1 = affected_box(
+        _dataflow_code(dataflow), register_class, row, col, cycle, Mt, Kt, Nt, rows, cols, kind
+    )
     mm, nn = np.meshgrid(np.arange(m0, m1), np.arange(n0, n1), indexing="ij")
     return mm.ravel().astype(np.int64), nn.ravel().astype(np.int64)
 

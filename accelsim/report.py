@@ -19,18 +19,30 @@ def _si(value: float) -> str:
 def layer_table(result: SimResult) -> Table:
     table = Table(title=f"{result.workload}: per layer (one batch of {result.batch})", expand=False)
     for col, justify in (
-        ("layer", "left"), ("op", "left"), ("MACs", "right"), ("cycles", "right"),
-        ("compute", "right"), ("stall", "right"), ("util", "right"), ("map eff", "right"),
-        ("folds", "right"), ("SRAM rd/wr B", "right"), ("DRAM rd/wr B", "right"),
+        ("layer", "left"),
+        ("op", "left"),
+        ("MACs", "right"),
+        ("cycles", "right"),
+        ("compute", "right"),
+        ("stall", "right"),
+        ("util", "right"),
+        ("map eff", "right"),
+        ("folds", "right"),
+        ("SRAM rd/wr B", "right"),
+        ("DRAM rd/wr B", "right"),
         ("energy", "right"),
-    ):  # fmt: skip
+    ):
         table.add_column(col, justify=justify, no_wrap=True)
     for s in result.layers:
         stall = _si(s.stall_cycles)
         if s.redundancy_wait_cycles:
             stall += f" ({_si(s.redundancy_wait_cycles)} DPPU)"
         table.add_row(
-            s.name, s.op, _si(s.macs), _si(s.total_cycles), _si(s.compute_cycles),
+            s.name,
+            s.op,
+            _si(s.macs),
+            _si(s.total_cycles),
+            _si(s.compute_cycles),
             f"[red]{stall}[/]" if s.stall_cycles else stall,
             f"{s.utilization:.0%}" if s.macs else "–",
             f"{s.mapping_efficiency:.0%}" if s.folds else "–",
@@ -38,7 +50,7 @@ def layer_table(result: SimResult) -> Table:
             f"{_si(sum(s.sram_reads_bytes.values()))}/{_si(sum(s.sram_writes_bytes.values()))}",
             f"{_si(s.dram_reads_bytes)}/{_si(s.dram_writes_bytes)}",
             f"{_si(s.energy_pj)}pJ",
-        )  # fmt: skip
+        )
     return table
 
 

@@ -89,22 +89,43 @@ def gemm_shape(graph: Graph, node: Node, batch: int) -> GemmShape:
     )
     if node.op == "linear":
         return GemmShape(
-            groups=1, M=batch, K=int(w.shape[1]), N=int(w.shape[0]), in_channels=int(w.shape[1]),
-            in_h=1, in_w=1, out_h=1, out_w=1, kernel=(1, 1), stride=(1, 1), padding=(0, 0),
+            groups=1,
+            M=batch,
+            K=int(w.shape[1]),
+            N=int(w.shape[0]),
+            in_channels=int(w.shape[1]),
+            in_h=1,
+            in_w=1,
+            out_h=1,
+            out_w=1,
+            kernel=(1, 1),
+            stride=(1, 1),
+            padding=(0, 0),
             **common,
-        )  # fmt: skip
+        )
     groups = int(node.attrs.get("groups", 1))
     c, h, wd = x.shape
     _, oh, ow = y.shape
     n_out, c_per_group, kh, kw = (int(v) for v in w.shape)
     return GemmShape(
-        groups=groups, M=batch * oh * ow, K=c_per_group * kh * kw, N=n_out // groups,
-        in_channels=int(c), in_h=int(h), in_w=int(wd), out_h=int(oh), out_w=int(ow),
-        kernel=(kh, kw), stride=tuple(node.attrs["stride"]), padding=tuple(node.attrs["padding"]),
+        groups=groups,
+        M=batch * oh * ow,
+        K=c_per_group * kh * kw,
+        N=n_out // groups,
+        in_channels=int(c),
+        in_h=int(h),
+        in_w=int(wd),
+        out_h=int(oh),
+        out_w=int(ow),
+        kernel=(kh, kw),
+        stride=tuple(node.attrs["stride"]),
+        padding=tuple(node.attrs["padding"]),
         dilation=tuple(int(v) for v in attr(node, "dilation")),
-        padding_end=None if node.attrs.get("padding_end") is None else tuple(
-            int(v) for v in node.attrs["padding_end"]), **common,
-    )  # fmt: skip
+        padding_end=None
+        if node.attrs.get("padding_end") is None
+        else tuple(int(v) for v in node.attrs["padding_end"]),
+        **common,
+    )
 
 
 @dataclass(frozen=True)
@@ -191,8 +212,11 @@ def schedule_layer(
         tile_m, tile_n = _output_tile_rows(dataflow, rows, cols, m)
         tile_n = tile_n or shape.N
         out_bytes = bytes_for(tile_m * min(tile_n, shape.N), shape.acc_bits)
-        in_bytes = row_in_bytes * shape.input_rows_for(0, n_units) if unit > 1 else bytes_for(
-            shape.in_channels * n_units, shape.a_bits)  # fmt: skip
+        in_bytes = (
+            row_in_bytes * shape.input_rows_for(0, n_units)
+            if unit > 1
+            else bytes_for(shape.in_channels * n_units, shape.a_bits)
+        )
         return in_bytes, out_bytes
 
     in_one, out_one = block_cost(1)
@@ -225,8 +249,11 @@ def schedule_layer(
     total_units = units_per_item if shape.op == "conv2d" else shape.batch
     spans: list[tuple[int, int, int, int]] = []
     if accel.timing == "scalesim":
-        whole = row_in_bytes * shape.in_h * shape.batch if shape.op == "conv2d" else bytes_for(
-            shape.in_channels * shape.batch, shape.a_bits)  # fmt: skip
+        whole = (
+            row_in_bytes * shape.in_h * shape.batch
+            if shape.op == "conv2d"
+            else bytes_for(shape.in_channels * shape.batch, shape.a_bits)
+        )
         spans.append((0, shape.M, whole, total_units))
     else:
         for item in range(items):
@@ -244,18 +271,30 @@ def schedule_layer(
     for g in range(shape.groups):
         for m0, m1, in_bytes, n_units in spans:
             block = MBlock(
-                group=g, index=len(blocks), m0=m0, m1=m1, input_bytes=in_bytes,
+                group=g,
+                index=len(blocks),
+                m0=m0,
+                m1=m1,
+                input_bytes=in_bytes,
                 output_tile_bytes=block_cost(n_units)[1],
-            )  # fmt: skip
+            )
             blocks.append(block)
             for fold in mapping.plan_folds(dataflow, m1 - m0, shape.K, shape.N, rows, cols):
                 folds.append(
                     FoldJob(
-                        index=len(folds), group=g, block=block.index,
-                        m0=m0 + fold.m0, m1=m0 + fold.m1, k0=fold.k0, k1=fold.k1,
-                        n0=fold.n0, n1=fold.n1, first_k=fold.k0 == 0, last_k=fold.k1 == shape.K,
+                        index=len(folds),
+                        group=g,
+                        block=block.index,
+                        m0=m0 + fold.m0,
+                        m1=m0 + fold.m1,
+                        k0=fold.k0,
+                        k1=fold.k1,
+                        n0=fold.n0,
+                        n1=fold.n1,
+                        first_k=fold.k0 == 0,
+                        last_k=fold.k1 == shape.K,
                     )
-                )  # fmt: skip
+                )
     return LayerSchedule(
         shape=shape,
         blocks=tuple(blocks),

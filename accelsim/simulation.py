@@ -61,8 +61,9 @@ def layer_stats(run: LayerRun, workload: Workload, widths: cost.RegisterWidths) 
     )
 
 
-def redundant_units_factory(protection: ProtectionConfig,
-                            protected: Mapping[str, np.ndarray] | None) -> Callable | None:  # fmt: skip
+def redundant_units_factory(
+    protection: ProtectionConfig, protected: Mapping[str, np.ndarray] | None
+) -> Callable | None:
     """How to build the recompute engine of a run, or None when nothing is protected."""
     if protected is None and protection.protected_neurons is not None:
         protected = {k: np.asarray(v) for k, v in protection.protected_neurons.items()}
@@ -70,8 +71,13 @@ def redundant_units_factory(protection: ProtectionConfig,
         return None
 
     def build(accelerator: Accelerator) -> RedundantUnits:
-        return RedundantUnits("redundant_units", accelerator, size=protection.redundant_units,
-                              mode=protection.redundancy_mode, protected=protected)  # fmt: skip
+        return RedundantUnits(
+            "redundant_units",
+            accelerator,
+            size=protection.redundant_units,
+            mode=protection.redundancy_mode,
+            protected=protected,
+        )
 
     return build
 

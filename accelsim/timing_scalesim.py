@@ -83,8 +83,9 @@ def _check(dataflow: str, dims: dict[str, int]) -> None:
             raise ValueError(f"{name} = {value}: must be >= 1")
 
 
-def scalesim_fold_cycles(dataflow: str, Mt: int, Kt: int, Nt: int, rows: int, cols: int,
-                         *, first_fold: bool = False) -> int:  # fmt: skip
+def scalesim_fold_cycles(
+    dataflow: str, Mt: int, Kt: int, Nt: int, rows: int, cols: int, *, first_fold: bool = False
+) -> int:
     """Cycles SCALE-Sim charges one fold of an ``Mt x Kt x Nt`` tile on a ``rows x cols`` array.
 
     The fold is one of accelsim's (``mapping.plan_folds``): ``ws`` Kt <= rows, Nt <= cols, all
@@ -107,8 +108,9 @@ def scalesim_fold_count(dataflow: str, M: int, K: int, N: int, rows: int, cols: 
     return -(-spatial_rows // rows) * -(-spatial_cols // cols)
 
 
-def scalesim_layer_cycles(dataflow: str, M: int, K: int, N: int, rows: int, cols: int,
-                          *, groups: int = 1) -> int:  # fmt: skip
+def scalesim_layer_cycles(
+    dataflow: str, M: int, K: int, N: int, rows: int, cols: int, *, groups: int = 1
+) -> int:
     """SCALE-Sim's "Total Cycles" for a layer whose GEMM view is ``M x K x N`` per group.
 
     ``groups > 1`` is a depthwise (``DP``) layer, which SCALE-Sim runs as one layer per group.

@@ -54,8 +54,16 @@ from .errors import AccelsimError, read_user_text
 from .intmath import quantize_multiplier
 from .ir import Graph, Node, TensorSpec, validate_graph
 
-CONV_COLUMNS = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width",
-                "Channels", "Num Filter", "Strides")  # fmt: skip
+CONV_COLUMNS = (
+    "Layer name",
+    "IFMAP Height",
+    "IFMAP Width",
+    "Filter Height",
+    "Filter Width",
+    "Channels",
+    "Num Filter",
+    "Strides",
+)
 GEMM_COLUMNS = ("Layer Name", "M", "N", "K")
 SPARSITY_COLUMN = "Sparsity"
 MAX_POOL_GROWTH = 8  # more growth than this per axis: a padded feeder conv instead
@@ -96,8 +104,11 @@ class TopologyLayer:
         """SCALE-Sim's GEMM view of one group."""
         _, oh, ow = self.out_shape
         c = self.in_shape[0] // self.groups
-        return {"M": oh * ow, "K": c * self.kernel[0] * self.kernel[1],
-                "N": self.filters // self.groups}  # fmt: skip
+        return {
+            "M": oh * ow,
+            "K": c * self.kernel[0] * self.kernel[1],
+            "N": self.filters // self.groups,
+        }
 
 
 # ---- parsing -------------------------------------------------------------------------------
@@ -122,10 +133,12 @@ def _detect_format(header: list[str], path: Path, row: int) -> str:
     if len(names) >= 8 and "ifmap" in names[1]:
         return "conv"
     raise AccelsimError(
-        f"header {', '.join(header)!r} is not a SCALE-Sim topology header", file=path,
-        key=f"row {row}", allowed=f"conv: {', '.join(CONV_COLUMNS)}[, {SPARSITY_COLUMN}]; "
+        f"header {', '.join(header)!r} is not a SCALE-Sim topology header",
+        file=path,
+        key=f"row {row}",
+        allowed=f"conv: {', '.join(CONV_COLUMNS)}[, {SPARSITY_COLUMN}]; "
         f"GEMM: {', '.join(GEMM_COLUMNS)}[, {SPARSITY_COLUMN}]",
-    )  # fmt: skip
+    )
 
 
 def _positive(value: str, path: Path, row: int, column: str) -> int:
@@ -134,30 +147,42 @@ def _positive(value: str, path: Path, row: int, column: str) -> int:
     except ValueError:
         number = 0
     if number < 1:
-        raise AccelsimError(f"{value!r}", file=path, key=f"row {row}, column '{column}'",
-                            allowed="a positive integer")  # fmt: skip
+        raise AccelsimError(
+            f"{value!r}",
+            file=path,
+            key=f"row {row}, column '{column}'",
+            allowed="a positive integer",
+        )
     return number
 
 
 def _check_dense(fields: list[str], columns: tuple[str, ...], path: Path, row: int) -> None:
     if len(fields) > len(columns) + 1:
         raise AccelsimError(
-            f"{len(fields)} fields", file=path, key=f"row {row}",
+            f"{len(fields)} fields",
+            file=path,
+            key=f"row {row}",
             allowed=f"{len(columns)} columns ({', '.join(columns)}) and an optional "
             f"{SPARSITY_COLUMN}",
-        )  # fmt: skip
+        )
     if len(fields) == len(columns) + 1:
         ratio = fields[-1].replace(" ", "").split(":")
         dense = len(ratio) == 2 and all(r.isdigit() for r in ratio) and ratio[0] == ratio[1]
         if not dense or ratio[0] == "0":
             raise AccelsimError(
-                f"sparsity {fields[-1]!r}", file=path, key=f"row {row}, column '{SPARSITY_COLUMN}'",
+                f"sparsity {fields[-1]!r}",
+                file=path,
+                key=f"row {row}, column '{SPARSITY_COLUMN}'",
                 allowed="1:1 (dense; accelsim does not model structured sparsity)",
-            )  # fmt: skip
+            )
     if len(fields) < len(columns):
         missing = columns[len(fields)]
-        raise AccelsimError("missing", file=path, key=f"row {row}, column '{missing}'",
-                            allowed=f"{len(columns)} columns: {', '.join(columns)}")  # fmt: skip
+        raise AccelsimError(
+            "missing",
+            file=path,
+            key=f"row {row}, column '{missing}'",
+            allowed=f"{len(columns)} columns: {', '.join(columns)}",
+        )
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -177,21 +202,30 @@ def parse_scalesim_topology(path: str | Path) -> tuple[str, list[TopologyLayer]]
     lines = [(i, _fields(line)) for i, line in enumerate(text.splitlines(), start=1)]
     lines = [(i, f) for i, f in lines if f]
     if not lines:
-        raise AccelsimError("empty topology file", file=path, key="row 1",
-                            allowed="a SCALE-Sim header line, then one layer per line")  # fmt: skip
+        raise AccelsimError(
+            "empty topology file",
+            file=path,
+            key="row 1",
+            allowed="a SCALE-Sim header line, then one layer per line",
+        )
     (header_row, header), rows = lines[0], lines[1:]
     fmt = _detect_format(header, path, header_row)
     if not rows:
-        raise AccelsimError("no layers after the header", file=path, key="row 2",
-                            allowed="one layer per line")  # fmt: skip
+        raise AccelsimError(
+            "no layers after the header", file=path, key="row 2", allowed="one layer per line"
+        )
     columns = CONV_COLUMNS if fmt == "conv" else GEMM_COLUMNS
     taken: set[str] = {INPUT_TENSOR}
     layers = []
     for row, fields in rows:
         _check_dense(fields, columns, path, row)
         if not fields[0]:
-            raise AccelsimError("empty layer name", file=path, key=f"row {row}, column "
-                                f"'{columns[0]}'", allowed="a non-empty name")  # fmt: skip
+            raise AccelsimError(
+                "empty layer name",
+                file=path,
+                key=f"row {row}, column '{columns[0]}'",
+                allowed="a non-empty name",
+            )
         values = [_positive(v, path, row, c) for v, c in zip(fields[1:], columns[1:])]
         name = _unique(fields[0], taken)
         if fmt == "gemm":
@@ -202,10 +236,11 @@ def parse_scalesim_topology(path: str | Path) -> tuple[str, list[TopologyLayer]]
         for size, kernel, column in ((h, kh, "Filter Height"), (w, kw, "Filter Width")):
             if kernel > size:
                 raise AccelsimError(
-                    f"{kernel} exceeds the ifmap ({size})", file=path,
+                    f"{kernel} exceeds the ifmap ({size})",
+                    file=path,
                     key=f"row {row}, column '{column}'",
                     allowed=f"1..{size} (SCALE-Sim pads nothing: the CSV gives the padded ifmap)",
-                )  # fmt: skip
+                )
         depthwise = "DP" in fields[0]  # SCALE-Sim's convention (topology_utils.load_arrays_conv)
         groups = c if depthwise else 1
         layers.append(TopologyLayer(name, row, (c, h, w), (kh, kw), s, f * groups, groups))
@@ -216,8 +251,9 @@ def parse_scalesim_topology(path: str | Path) -> tuple[str, list[TopologyLayer]]
 
 
 class _Builder:
-    def __init__(self, *, seed: int, weight_bits: int, activation_bits: int, acc_bits: int,
-                 overflow: str) -> None:  # fmt: skip
+    def __init__(
+        self, *, seed: int, weight_bits: int, activation_bits: int, acc_bits: int, overflow: str
+    ) -> None:
         self.rng = np.random.default_rng(seed)
         self.w_bits, self.a_bits = weight_bits, activation_bits
         self.acc_bits, self.overflow = acc_bits, overflow
@@ -235,8 +271,17 @@ class _Builder:
         self.names.add(candidate)
         return candidate
 
-    def conv(self, name: str, source: str, *, out_channels: int, kernel: tuple[int, int],
-             stride: int, padding: tuple[int, int], groups: int) -> str:  # fmt: skip
+    def conv(
+        self,
+        name: str,
+        source: str,
+        *,
+        out_channels: int,
+        kernel: tuple[int, int],
+        stride: int,
+        padding: tuple[int, int],
+        groups: int,
+    ) -> str:
         c, h, w = self.tensors[source].shape
         kh, kw = kernel
         q = (1 << (self.w_bits - 1)) - 1
@@ -252,11 +297,20 @@ class _Builder:
         out = self.tensor(name, (out_channels, oh, ow))
         self.nodes.append(
             Node(
-                "conv2d", name, [source], out,
+                "conv2d",
+                name,
+                [source],
+                out,
                 attrs={
-                    "stride": [stride, stride], "padding": list(padding), "groups": groups,
-                    "acc_bits": self.acc_bits, "overflow": self.overflow, "w_bits": self.w_bits,
-                    "out_lo": 0, "out_hi": (1 << self.a_bits) - 1, "out_zero_point": 0,
+                    "stride": [stride, stride],
+                    "padding": list(padding),
+                    "groups": groups,
+                    "acc_bits": self.acc_bits,
+                    "overflow": self.overflow,
+                    "w_bits": self.w_bits,
+                    "out_lo": 0,
+                    "out_hi": (1 << self.a_bits) - 1,
+                    "out_zero_point": 0,
                 },
                 params={
                     "weight": weight,
@@ -265,18 +319,25 @@ class _Builder:
                     "shift": np.full(out_channels, shift, dtype=np.int64),
                 },
             )
-        )  # fmt: skip
+        )
         return out
 
-    def maxpool(self, name: str, source: str, kernel: tuple[int, int],
-                padding: tuple[int, int]) -> str:  # fmt: skip
+    def maxpool(
+        self, name: str, source: str, kernel: tuple[int, int], padding: tuple[int, int]
+    ) -> str:
         c, h, w = self.tensors[source].shape
         out_h = h + 2 * padding[0] - kernel[0] + 1
         out_w = w + 2 * padding[1] - kernel[1] + 1
         out = self.tensor(name, (c, out_h, out_w))
-        self.nodes.append(Node("maxpool2d", name, [source], out,
-                               attrs={"kernel": list(kernel), "stride": [1, 1],
-                                      "padding": list(padding)}))  # fmt: skip
+        self.nodes.append(
+            Node(
+                "maxpool2d",
+                name,
+                [source],
+                out,
+                attrs={"kernel": list(kernel), "stride": [1, 1], "padding": list(padding)},
+            )
+        )
         return out
 
 
@@ -284,8 +345,17 @@ def _growth(have: tuple[int, ...], want: tuple[int, ...]) -> int:
     return max(0, want[1] - have[1], want[2] - have[2])
 
 
-def _pool_to(b: _Builder, source: str, h: int, w: int, prefix: str, names: set[str],
-             adapters: list[str], *, grow: bool) -> str:  # fmt: skip
+def _pool_to(
+    b: _Builder,
+    source: str,
+    h: int,
+    w: int,
+    prefix: str,
+    names: set[str],
+    adapters: list[str],
+    *,
+    grow: bool,
+) -> str:
     """Crop (one maxpool) and, if ``grow``, grow by one per maxpool until the map is h x w."""
     while True:
         _, sh, sw = b.tensors[source].shape
@@ -302,9 +372,15 @@ def _pool_to(b: _Builder, source: str, h: int, w: int, prefix: str, names: set[s
         source = b.maxpool(name, source, tuple(kernel), tuple(padding))
 
 
-def load_scalesim_topology(path: str | Path, *, seed: int, weight_bits: int,
-                           activation_bits: int, acc_bits: int,
-                           overflow: str = "wrap") -> Graph:  # fmt: skip
+def load_scalesim_topology(
+    path: str | Path,
+    *,
+    seed: int,
+    weight_bits: int,
+    activation_bits: int,
+    acc_bits: int,
+    overflow: str = "wrap",
+) -> Graph:
     """An integer graph running every layer of a SCALE-Sim topology CSV on random integers.
 
     See the module docstring for how rows become nodes and how each layer is fed. The graph
@@ -313,8 +389,13 @@ def load_scalesim_topology(path: str | Path, *, seed: int, weight_bits: int,
     """
     path = Path(path)
     fmt, layers = parse_scalesim_topology(path)
-    b = _Builder(seed=seed, weight_bits=weight_bits, activation_bits=activation_bits,
-                 acc_bits=acc_bits, overflow=overflow)  # fmt: skip
+    b = _Builder(
+        seed=seed,
+        weight_bits=weight_bits,
+        activation_bits=activation_bits,
+        acc_bits=acc_bits,
+        overflow=overflow,
+    )
     layer_names = {layer.name for layer in layers}
     b.tensor(INPUT_TENSOR, layers[0].in_shape)
     available = [INPUT_TENSOR]  # graph input and CSV layer outputs, oldest first
@@ -323,24 +404,43 @@ def load_scalesim_topology(path: str | Path, *, seed: int, weight_bits: int,
     for layer in layers:
         c, h, w = layer.in_shape
         source = next(
-            (t for t in reversed(available) if b.tensors[t].shape[0] == c
-             and _growth(b.tensors[t].shape, layer.in_shape) <= MAX_POOL_GROWTH),
+            (
+                t
+                for t in reversed(available)
+                if b.tensors[t].shape[0] == c
+                and _growth(b.tensors[t].shape, layer.in_shape) <= MAX_POOL_GROWTH
+            ),
             None,
-        )  # fmt: skip
+        )
         if source is not None:
             source = _pool_to(b, source, h, w, layer.name, layer_names, adapters, grow=True)
         else:
-            cropped = _pool_to(b, available[-1], h, w, layer.name, layer_names, adapters,
-                               grow=False)  # fmt: skip
+            cropped = _pool_to(
+                b, available[-1], h, w, layer.name, layer_names, adapters, grow=False
+            )
             _, sh, sw = b.tensors[cropped].shape
             gh, gw = h - sh, w - sw  # >= 0 after the crop
             name = b.fresh(f"{layer.name}.feed", layer_names)
             feeders.append(name)
-            source = b.conv(name, cropped, out_channels=c, kernel=(1 + gh % 2, 1 + gw % 2),
-                            stride=1, padding=((gh + 1) // 2, (gw + 1) // 2), groups=1)  # fmt: skip
+            source = b.conv(
+                name,
+                cropped,
+                out_channels=c,
+                kernel=(1 + gh % 2, 1 + gw % 2),
+                stride=1,
+                padding=((gh + 1) // 2, (gw + 1) // 2),
+                groups=1,
+            )
         b.names.add(layer.name)
-        out = b.conv(layer.name, source, out_channels=layer.filters, kernel=layer.kernel,
-                     stride=layer.stride, padding=layer.padding, groups=layer.groups)  # fmt: skip
+        out = b.conv(
+            layer.name,
+            source,
+            out_channels=layer.filters,
+            kernel=layer.kernel,
+            stride=layer.stride,
+            padding=layer.padding,
+            groups=layer.groups,
+        )
         assert b.tensors[out].shape == layer.out_shape
         available.append(out)
     graph = Graph(

@@ -47,8 +47,9 @@ def _resolve(base_dir: Path, relative: str, *, source: Path | None, key: str) ->
     return path
 
 
-def load_float_or_integer_model(config: WorkloadConfig, *, base_dir: Path,
-                                source: Path | None) -> Graph:  # fmt: skip
+def load_float_or_integer_model(
+    config: WorkloadConfig, *, base_dir: Path, source: Path | None
+) -> Graph:
     model = config.model
     if isinstance(model, str):
         return load_graph(_resolve(base_dir, model, source=source, key="model"))
@@ -56,21 +57,26 @@ def load_float_or_integer_model(config: WorkloadConfig, *, base_dir: Path,
         from .topology import load_scalesim_topology
 
         q = config.quantization
-        path = _resolve(base_dir, model.scalesim_topology, source=source,
-                        key="model.scalesim_topology")  # fmt: skip
+        path = _resolve(
+            base_dir, model.scalesim_topology, source=source, key="model.scalesim_topology"
+        )
         return load_scalesim_topology(
-            path, seed=config.seed, weight_bits=q.weight_bits,
-            activation_bits=q.activation_bits, acc_bits=q.acc_bits, overflow=q.overflow,
-        )  # fmt: skip
+            path,
+            seed=config.seed,
+            weight_bits=q.weight_bits,
+            activation_bits=q.activation_bits,
+            acc_bits=q.acc_bits,
+            overflow=q.overflow,
+        )
     # builtin performance model: exported on first use (needs torch), cached beside the yaml
     from workloads.export import builtin_graph_cached
 
-    return builtin_graph_cached(model.builtin, input_size=model.input_size, seed=model.seed,
-                                cache_dir=base_dir / ".cache")  # fmt: skip
+    return builtin_graph_cached(
+        model.builtin, input_size=model.input_size, seed=model.seed, cache_dir=base_dir / ".cache"
+    )
 
 
-def check_quantization_matches(graph: Graph, config: WorkloadConfig,
-                               source: Path | None) -> None:  # fmt: skip
+def check_quantization_matches(graph: Graph, config: WorkloadConfig, source: Path | None) -> None:
     """An integer graph is already quantised: ``quantization:`` keys that would change it are
     an error (they would be silently ignored otherwise). Keys equal to the graph's own
     settings (recorded by the quantiser in its metadata) are accepted."""
@@ -94,10 +100,11 @@ def check_quantization_matches(graph: Graph, config: WorkloadConfig,
     raise AccelsimError(
         f"the model is an integer graph (already quantised; {made}), so quantization: "
         f"{told} cannot apply",
-        file=source, key=f"quantization.{differs[0]}",
+        file=source,
+        key=f"quantization.{differs[0]}",
         allowed="a float graph as the model (python -m accelsim export) to re-quantise, or no "
         "quantization: keys that differ from the integer graph's",
-    )  # fmt: skip
+    )
 
 
 def build_workload(config: WorkloadConfig, *, base_dir: Path, source: Path | None) -> Workload:
@@ -134,5 +141,11 @@ def build_workload(config: WorkloadConfig, *, base_dir: Path, source: Path | Non
             else (0, (1 << spec.bits) - 1)
         )
         inputs = rng.integers(lo, hi + 1, size=(config.batch, *spec.shape), dtype=np.int64)
-    return Workload(config=config, graph=graph, float_graph=float_graph,
-                    inputs=np.asarray(inputs, dtype=np.int64), labels=labels, source=source)  # fmt: skip
+    return Workload(
+        config=config,
+        graph=graph,
+        float_graph=float_graph,
+        inputs=np.asarray(inputs, dtype=np.int64),
+        labels=labels,
+        source=source,
+    )

@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         workload = load_workload(args.workload, [f"optimize.seed={seed}"])
         started = time.perf_counter()
-        result = optimize(workload, budget=args.budget, out_dir=args.out, compare=args.compare,
-                          with_fixed=False)  # fmt: skip
+        result = optimize(
+            workload, budget=args.budget, out_dir=args.out, compare=args.compare, with_fixed=False
+        )
         seconds = time.perf_counter() - started
         row = {"seed": seed, "seconds": seconds}
         for name, search in (("bo", result.search), ("random", result.comparison)):
@@ -42,27 +43,41 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             best = search.best
             cert = None if best is None else best.metrics.get("certificate")
-            verdicts = [e.metrics["certificate"]["verdict"] for e in search.evaluations
-                        if "certificate" in e.metrics]  # fmt: skip
+            verdicts = [
+                e.metrics["certificate"]["verdict"]
+                for e in search.evaluations
+                if "certificate" in e.metrics
+            ]
             row[name] = {
                 "objective": None if best is None else best.objective,
                 "design": None if best is None else result.config.readable(best.design),
-                "certificate": cert, "certificates_run": len(verdicts),
+                "certificate": cert,
+                "certificates_run": len(verdicts),
                 "verdicts": {v: verdicts.count(v) for v in sorted(set(verdicts))},
-            }  # fmt: skip
+            }
         rows.append(row)
         bo = row["bo"]
         cert = bo["certificate"]
-        text = "no certified design" if cert is None else (
-            f"area {bo['objective']:,.0f} um2  MC P(fail) {cert['failure']:.2e} "
-            f"[{cert['lo']:.2e}, {cert['hi']:.2e}] upper {cert['upper']:.2e} <= "
-            f"{cert['target']:.0e} on {cert['injections']:,} injections")  # fmt: skip
-        print(f"seed {seed}: {text}; {bo['certificates_run']} certificates, {seconds:.0f} s",
-              flush=True)  # fmt: skip
+        text = (
+            "no certified design"
+            if cert is None
+            else (
+                f"area {bo['objective']:,.0f} um2  MC P(fail) {cert['failure']:.2e} "
+                f"[{cert['lo']:.2e}, {cert['hi']:.2e}] upper {cert['upper']:.2e} <= "
+                f"{cert['target']:.0e} on {cert['injections']:,} injections"
+            )
+        )
+        print(
+            f"seed {seed}: {text}; {bo['certificates_run']} certificates, {seconds:.0f} s",
+            flush=True,
+        )
         if "random" in row:
             found = row["random"]["objective"]
-            print("         random search: " + ("no certified design" if found is None
-                                                else f"area {found:,.0f} um2"), flush=True)  # fmt: skip
+            print(
+                "         random search: "
+                + ("no certified design" if found is None else f"area {found:,.0f} um2"),
+                flush=True,
+            )
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "bench.json").write_text(json.dumps(rows, indent=1, default=str))
     return 0

@@ -50,8 +50,16 @@ def empty_task(task: TaskSpec, context: object) -> None:
 
 def time_campaign(workload, ctx, injections: int, executor=None) -> float:
     start = time.perf_counter()
-    campaign(workload, injections=injections, settings=SETTINGS, samples=ctx.golden.samples,
-             seed=0, workers=1, context=ctx, executor=executor)  # fmt: skip
+    campaign(
+        workload,
+        injections=injections,
+        settings=SETTINGS,
+        samples=ctx.golden.samples,
+        seed=0,
+        workers=1,
+        context=ctx,
+        executor=executor,
+    )
     return injections / (time.perf_counter() - start)
 
 
@@ -91,19 +99,35 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column(column, justify="right")
     table.add_row("serial (this process)", f"{serial:.0f}", "1.00", "", "")
     for workers in args.workers:
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+        with (
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             with DaskExecutor(run_injection, seed=1, context=ctx, client=client) as warm:
-                campaign(workload, injections=16 * workers, settings=SETTINGS, samples=64,
-                         seed=1, workers=1, context=ctx, executor=warm)  # fmt: skip
+                campaign(
+                    workload,
+                    injections=16 * workers,
+                    settings=SETTINGS,
+                    samples=64,
+                    seed=1,
+                    workers=1,
+                    context=ctx,
+                    executor=warm,
+                )
             start = time.perf_counter()
             with DaskExecutor(run_injection, seed=0, context=ctx, client=client) as executor:
                 scatter_s = time.perf_counter() - start
                 rate = time_campaign(workload, ctx, args.injections, executor)
             round_trip_ms, pipelined = shard_overhead(client, args.rounds)
-        table.add_row(f"Dask, {workers} worker(s) (scatter {scatter_s * 1e3:.0f} ms)",
-                      f"{rate:.0f}", f"{rate / serial:.2f}", f"{round_trip_ms:.1f} ms",
-                      f"{pipelined:.0f}")  # fmt: skip
+        table.add_row(
+            f"Dask, {workers} worker(s) (scatter {scatter_s * 1e3:.0f} ms)",
+            f"{rate:.0f}",
+            f"{rate / serial:.2f}",
+            f"{round_trip_ms:.1f} ms",
+            f"{pipelined:.0f}",
+        )
     console.print(table)
     return 0
 

@@ -61,8 +61,14 @@ CHUNK = 256  # injections per chunk of a long serial campaign (faults.runner)
 console = Console(width=110)  # tables stay whole when piped to a file
 
 
-def measure_ours(workload_path: Path, overrides: list[str], *, samples: int, injections: int,
-                 full_injections: int) -> dict:  # fmt: skip
+def measure_ours(
+    workload_path: Path,
+    overrides: list[str],
+    *,
+    samples: int,
+    injections: int,
+    full_injections: int,
+) -> dict:
     """Our campaign, faulty_inference alone and the full re-run, on the same faults."""
     workload = load_workload(workload_path, overrides)
     start = time.perf_counter()
@@ -74,8 +80,15 @@ def measure_ours(workload_path: Path, overrides: list[str], *, samples: int, inj
     full_faulty_inference(ctx.golden, sample, inference_faults(faults))
 
     start = time.perf_counter()
-    result = campaign(workload, injections=injections, settings=SETTINGS, samples=samples,
-                      seed=0, workers=1, context=ctx)  # fmt: skip
+    result = campaign(
+        workload,
+        injections=injections,
+        settings=SETTINGS,
+        samples=samples,
+        seed=0,
+        workers=1,
+        context=ctx,
+    )
     campaign_s = time.perf_counter() - start
 
     samples, table = draw_batch(range(injections), 0, ctx)
@@ -113,10 +126,12 @@ def measure_pytorchfi(venv: Path, args: list[str]) -> dict | str:
     """PyTorchFI's figures from tools/pytorchfi_bench.py, or why there are none."""
     python = venv / "bin" / "python"
     if not python.exists():
-        return (f"PyTorchFI skipped: no virtualenv at {venv}. Create it with:\n"
-                f"  python3 -m venv {venv}\n"
-                f"  {venv}/bin/pip install torch==2.13.0 numpy\n"
-                f"  {venv}/bin/pip install --no-deps pytorchfi")  # fmt: skip
+        return (
+            f"PyTorchFI skipped: no virtualenv at {venv}. Create it with:\n"
+            f"  python3 -m venv {venv}\n"
+            f"  {venv}/bin/pip install torch==2.13.0 numpy\n"
+            f"  {venv}/bin/pip install --no-deps pytorchfi"
+        )
     proc = subprocess.run([str(python), str(PFI_TOOL), *args], capture_output=True, text=True)
     if proc.returncode != 0:
         return f"PyTorchFI failed: {proc.stderr.strip().splitlines()[-1:]}"
@@ -129,27 +144,46 @@ def report(title: str, ours: dict, pfi: dict | str) -> None:
         table.add_column(column, justify="right")
     rate = ours["campaign"]
     table.add_row("campaign (ours, end to end)", str(ours["injections"]), f"{rate:.1f}", "1.0")
-    table.add_row("faulty_outputs (ours, batched, no log)", str(ours["injections"]),
-                  f"{ours['batched']:.1f}", "")  # fmt: skip
-    table.add_row("faulty_inference (ours, one at a time)", str(ours["injections"]),
-                  f"{ours['faulty_inference']:.1f}", f"{rate / ours['faulty_inference']:.1f}")  # fmt: skip
-    table.add_row("full re-run (ours)", str(ours["full_injections"]), f"{ours['full']:.2f}",
-                  f"{rate / ours['full']:.1f}")  # fmt: skip
+    table.add_row(
+        "faulty_outputs (ours, batched, no log)",
+        str(ours["injections"]),
+        f"{ours['batched']:.1f}",
+        "",
+    )
+    table.add_row(
+        "faulty_inference (ours, one at a time)",
+        str(ours["injections"]),
+        f"{ours['faulty_inference']:.1f}",
+        f"{rate / ours['faulty_inference']:.1f}",
+    )
+    table.add_row(
+        "full re-run (ours)",
+        str(ours["full_injections"]),
+        f"{ours['full']:.2f}",
+        f"{rate / ours['full']:.1f}",
+    )
     if isinstance(pfi, dict):
         for mode in ("weight", "neuron", "neuron_batched"):
             figures = pfi[mode]
-            table.add_row(f"PyTorchFI {mode}", str(figures["injections"]),
-                          f"{figures['injections_per_s']:.1f}",
-                          f"{rate / figures['injections_per_s']:.2f}")  # fmt: skip
+            table.add_row(
+                f"PyTorchFI {mode}",
+                str(figures["injections"]),
+                f"{figures['injections_per_s']:.1f}",
+                f"{rate / figures['injections_per_s']:.2f}",
+            )
     console.print(table)
-    console.print(f"  golden run {ours['golden_s']:.1f} s; faults dropped early "
-                  f"{ours['masked_early']}, tiles recomputed {ours['tiles_recomputed']}, later "
-                  f"layers re-run {ours['layers_recomputed']}; SDC rate {ours['sdc_rate']:.4f}")  # fmt: skip
+    console.print(
+        f"  golden run {ours['golden_s']:.1f} s; faults dropped early "
+        f"{ours['masked_early']}, tiles recomputed {ours['tiles_recomputed']}, later "
+        f"layers re-run {ours['layers_recomputed']}; SDC rate {ours['sdc_rate']:.4f}"
+    )
     if isinstance(pfi, str):
         console.print(pfi)
     else:
-        console.print(f"  PyTorchFI: torch {pfi['torch']}, {pfi['threads']} thread(s), input "
-                      f"{pfi['input_shape']}, float accuracy {pfi['float_accuracy']}")  # fmt: skip
+        console.print(
+            f"  PyTorchFI: torch {pfi['torch']}, {pfi['threads']} thread(s), input "
+            f"{pfi['input_shape']}, float accuracy {pfi['float_accuracy']}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,24 +195,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pfi-venv", type=Path, default=DEFAULT_VENV)
     args = parser.parse_args(argv)
 
-    digits = measure_ours(ROOT / "workloads" / "digits_cnn.yaml", ["dataset.samples=64"],
-                          samples=64, injections=args.injections,
-                          full_injections=min(args.injections, 300))  # fmt: skip
-    pfi = measure_pytorchfi(args.pfi_venv, ["--model", "digits_cnn", "--samples", "64",
-                                            "--injections", str(args.injections)])  # fmt: skip
-    report("digits CNN, 64 samples, int8, 8×8 WS: one single-bit fault per injection",
-           digits, pfi)  # fmt: skip
+    digits = measure_ours(
+        ROOT / "workloads" / "digits_cnn.yaml",
+        ["dataset.samples=64"],
+        samples=64,
+        injections=args.injections,
+        full_injections=min(args.injections, 300),
+    )
+    pfi = measure_pytorchfi(
+        args.pfi_venv,
+        ["--model", "digits_cnn", "--samples", "64", "--injections", str(args.injections)],
+    )
+    report("digits CNN, 64 samples, int8, 8×8 WS: one single-bit fault per injection", digits, pfi)
     if args.no_resnet:
         return 0
     size = args.resnet_size
-    resnet = measure_ours(ROOT / "workloads" / "resnet18.yaml", [f"model.input_size={size}"],
-                          samples=1, injections=args.resnet_injections,
-                          full_injections=min(args.resnet_injections, 8))  # fmt: skip
-    pfi = measure_pytorchfi(args.pfi_venv, ["--model", "resnet18", "--input-size", str(size),
-                                            "--samples", "8", "--batch", "8",
-                                            "--injections", str(args.resnet_injections)])  # fmt: skip
-    report(f"ResNet-18 {size}×{size}, 1 input, int8, 16×16 WS: one single-bit fault per "
-           "injection", resnet, pfi)  # fmt: skip
+    resnet = measure_ours(
+        ROOT / "workloads" / "resnet18.yaml",
+        [f"model.input_size={size}"],
+        samples=1,
+        injections=args.resnet_injections,
+        full_injections=min(args.resnet_injections, 8),
+    )
+    pfi = measure_pytorchfi(
+        args.pfi_venv,
+        [
+            "--model",
+            "resnet18",
+            "--input-size",
+            str(size),
+            "--samples",
+            "8",
+            "--batch",
+            "8",
+            "--injections",
+            str(args.resnet_injections),
+        ],
+    )
+    report(
+        f"ResNet-18 {size}×{size}, 1 input, int8, 16×16 WS: one single-bit fault per injection",
+        resnet,
+        pfi,
+    )
     return 0
 
 

@@ -29,10 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=21)
     args = parser.parse_args(argv)
     base = ROOT / "workloads" / "digits_cnn.yaml"
-    print(f"{'design':<12} {'faults/inf':>10} {'first order [95%]':>28} {'campaign [95%]':>28} "
-          f"{'injections':>10} {'MC/FO':>6}")  # fmt: skip
-    for design, extra in (("unprotected", []),
-                          ("16 acc MSBs", [f"accelerator.protection.hardened_bits.accumulator={MSBS}"])):  # fmt: skip
+    print(
+        f"{'design':<12} {'faults/inf':>10} {'first order [95%]':>28} {'campaign [95%]':>28} "
+        f"{'injections':>10} {'MC/FO':>6}"
+    )
+    for design, extra in (
+        ("unprotected", []),
+        ("16 acc MSBs", [f"accelerator.protection.hardened_bits.accumulator={MSBS}"]),
+    ):
         workload = load_workload(base, [f"dataset.samples={args.samples}", *extra])
         store = StratifiedInjections(workload, samples=args.samples, seed=args.seed)
         exposure = design_exposure(workload)
@@ -40,14 +44,22 @@ def main(argv: list[str] | None = None) -> int:
             est, _ = adaptive_estimate(store, store.weights(exposure, rate))
             # enough injections to expect about 40 failures (rare failures need many)
             n = min(40_000, max(args.injections, int(40 / max(est["failure"], 1e-9))))
-            mc = campaign(workload, injections=n, samples=args.samples,
-                          seed=args.seed, workers=1,
-                          settings=CampaignSettings(mode="rate", rate=rate)).summary["sdc"]  # fmt: skip
+            mc = campaign(
+                workload,
+                injections=n,
+                samples=args.samples,
+                seed=args.seed,
+                workers=1,
+                settings=CampaignSettings(mode="rate", rate=rate),
+            ).summary["sdc"]
             fo = f"{est['failure']:.2e} [{est['lo']:.2e}, {est['hi']:.2e}]"
             direct = f"{mc['rate']:.2e} [{mc['lo']:.2e}, {mc['hi']:.2e}]"
             ratio = mc["rate"] / est["failure"] if est["failure"] else float("nan")
-            print(f"{design:<12} {est['expected_faults']:>10.1f} {fo:>28} {direct:>28} "
-                  f"{n:>10,} {ratio:>6.2f}", flush=True)  # fmt: skip
+            print(
+                f"{design:<12} {est['expected_faults']:>10.1f} {fo:>28} {direct:>28} "
+                f"{n:>10,} {ratio:>6.2f}",
+                flush=True,
+            )
     return 0
 
 

@@ -60,16 +60,20 @@ def main(argv: list[str] | None = None) -> int:
         settings = AllocationSettings(precision=args.precision)
         est, trials = adaptive_estimate(store, weights, settings=settings)
         rankings.append(rank_neurons(store, weights, trials))
-        print(f"seed {seed}: {int(trials.sum()):,} single-fault injections, P(failure) "
-              f"{est['failure']:.3e} [{est['lo']:.3e}, {est['hi']:.3e}]")  # fmt: skip
+        print(
+            f"seed {seed}: {int(trials.sum()):,} single-fault injections, P(failure) "
+            f"{est['failure']:.3e} [{est['lo']:.3e}, {est['hi']:.3e}]"
+        )
     a, b = rankings
     print(f"{'layer':<10} {'neurons':>7} {'Spearman':>9} {'chi2 p (seed 0, 1)':>20}")
     for layer, values in a.measured.items():
         if len(values) < 2:
             continue
         rho = spearmanr(values, b.measured[layer]).statistic
-        print(f"{layer:<10} {len(values):>7} {rho:>9.2f} "
-              f"{a.p_values[layer]:>10.3g} {b.p_values[layer]:>9.3g}")  # fmt: skip
+        print(
+            f"{layer:<10} {len(values):>7} {rho:>9.2f} "
+            f"{a.p_values[layer]:>10.3g} {b.p_values[layer]:>9.3g}"
+        )
     raw = [NeuronRanking(r.measured, r.significant, r.p_values, r.measured) for r in rankings]
     same, size = overlap(top_neurons(raw[0], args.fraction), top_neurons(raw[1], args.fraction))
     print(f"top {args.fraction:.0%} by raw per-neuron estimate: {same} of {size} shared")

@@ -28,12 +28,17 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKLOAD = ROOT / "workloads" / "digits_optimize.yaml"
 console = Console()
 
-QUICK_SPACE = {"array_rows": [4, 8], "array_cols": [4, 8], "weight_bits": [4, 8],
-               "hardened_bits": {"accumulator": [0, 8]}}  # fmt: skip
+QUICK_SPACE = {
+    "array_rows": [4, 8],
+    "array_cols": [4, 8],
+    "weight_bits": [4, 8],
+    "hardened_bits": {"accumulator": [0, 8]},
+}
 
 
-def bench_optimizer(*, quick: bool = False, seeds: int = 5, budget: int | None = None,
-                    tolerance: float = 0.02) -> Table:  # fmt: skip
+def bench_optimizer(
+    *, quick: bool = False, seeds: int = 5, budget: int | None = None, tolerance: float = 0.02
+) -> Table:
     """Run the benchmark and return its table of figures."""
     from accelsim.workload import load_workload
     from optimizer import evaluations_to_reach
@@ -41,8 +46,16 @@ def bench_optimizer(*, quick: bool = False, seeds: int = 5, budget: int | None =
     from optimizer.evaluate import DesignEvaluator, run_search
 
     # quick: a small test set (so a looser accuracy bound) and a 1% target the space can meet
-    overrides = ["dataset.samples=32", "faults.samples=8", "optimize.constraints.min_accuracy=0.8",
-                 "optimize.constraints.min_reliability=0.99"] if quick else []  # fmt: skip
+    overrides = (
+        [
+            "dataset.samples=32",
+            "faults.samples=8",
+            "optimize.constraints.min_accuracy=0.8",
+            "optimize.constraints.min_reliability=0.99",
+        ]
+        if quick
+        else []
+    )
     workload = load_workload(WORKLOAD, [*overrides, "optimize.certify.enabled=false"])
     section = dict(workload.config.optimize)
     if quick:
@@ -57,22 +70,31 @@ def bench_optimizer(*, quick: bool = False, seeds: int = 5, budget: int | None =
     for method in runs:
         for seed in range(seeds):
             start = time.perf_counter()
-            result = run_search(method, opt.with_updates(seed=seed), evaluator, budget=budget,
-                                log_path=None, on_evaluation=None)  # fmt: skip
+            result = run_search(
+                method,
+                opt.with_updates(seed=seed),
+                evaluator,
+                budget=budget,
+                log_path=None,
+                on_evaluation=None,
+            )
             runs[method].append((result, time.perf_counter() - start))
             found = "none" if result.best is None else f"{result.best.objective:,.0f}"
             console.print(f"{method} seed {seed}: best {found} after {budget} evaluations")
     if quick:
-        truth = run_search("exhaustive", opt, evaluator, budget=opt.space.size, log_path=None,
-                           on_evaluation=None)  # fmt: skip
+        truth = run_search(
+            "exhaustive", opt, evaluator, budget=opt.space.size, log_path=None, on_evaluation=None
+        )
         reference, source = truth.best, "exhaustive optimum"
     else:
         bests = [r.best for results in runs.values() for r, _ in results if r.best is not None]
         reference = min(bests, key=lambda e: e.objective) if bests else None
         source = "best design any run found"
-    table = Table(title=f"optimizer quality: digits CNN, {opt.space.size:,} designs, budget "
-                        f"{budget}, {seeds} seeds, within {tolerance:.0%} of the "
-                        f"{source}")  # fmt: skip
+    table = Table(
+        title=f"optimizer quality: digits CNN, {opt.space.size:,} designs, budget "
+        f"{budget}, {seeds} seeds, within {tolerance:.0%} of the "
+        f"{source}"
+    )
     for col in ("method", "reached (runs)", "median evaluations", "per seed", "wall s / run"):
         table.add_column(col, justify="left" if col == "method" else "right")
     if reference is None:
@@ -83,13 +105,18 @@ def bench_optimizer(*, quick: bool = False, seeds: int = 5, budget: int | None =
         reached = [c for c in counts if c is not None]
         # a run that never got there counts as budget + 1 (a lower bound) for the median
         median = statistics.median(c if c is not None else budget + 1 for c in counts)
-        table.add_row(method, f"{len(reached)}/{seeds}",
-                      f"{median:g}" + ("" if len(reached) == seeds else " (≥)"),
-                      " ".join("–" if c is None else str(c) for c in counts),
-                      f"{statistics.mean(w for _, w in results):.1f}")  # fmt: skip
-    console.print(f"reliability estimated by: {evaluator.estimator.method}; designs simulated: "
-                  f"{evaluator.evaluations}; reference ({source}): {reference.objective:,.0f} "
-                  f"{opt.readable(reference.design)}")  # fmt: skip
+        table.add_row(
+            method,
+            f"{len(reached)}/{seeds}",
+            f"{median:g}" + ("" if len(reached) == seeds else " (≥)"),
+            " ".join("–" if c is None else str(c) for c in counts),
+            f"{statistics.mean(w for _, w in results):.1f}",
+        )
+    console.print(
+        f"reliability estimated by: {evaluator.estimator.method}; designs simulated: "
+        f"{evaluator.evaluations}; reference ({source}): {reference.objective:,.0f} "
+        f"{opt.readable(reference.design)}"
+    )
     return table
 
 

@@ -43,54 +43,82 @@ def main(argv: list[str] | None = None) -> int:
     base = [f"optimize.seed={args.seed}"]
     searches = {
         "cross layer": [],
-        "bit only": ["optimize.variables.protected_fraction=[0.0]",
-                     "optimize.variables.redundant_units=[0]"],
+        "bit only": [
+            "optimize.variables.protected_fraction=[0.0]",
+            "optimize.variables.redundant_units=[0]",
+        ],
         "neuron only": [f"optimize.variables.hardened_bits.{c}=[0]" for c in HARDENING],
-    }  # fmt: skip
+    }
     unprotected = [f"optimize.variables.hardened_bits.{c}=[0]" for c in HARDENING] + [
-        "optimize.variables.protected_fraction=[0.0]", "optimize.variables.redundant_units=[0]",
-        "optimize.method=exhaustive"]  # fmt: skip
-    result = optimize(load_workload(args.workload, [*base, *unprotected]), out_dir=args.out,
-                      with_fixed=False)  # fmt: skip
+        "optimize.variables.protected_fraction=[0.0]",
+        "optimize.variables.redundant_units=[0]",
+        "optimize.method=exhaustive",
+    ]
+    result = optimize(
+        load_workload(args.workload, [*base, *unprotected]), out_dir=args.out, with_fixed=False
+    )
     evaluations = result.search.evaluations
-    lowest = min((e.metrics["reliability"]["failure_lo"] for e in evaluations
-                  if e.ran and "reliability" in e.metrics), default=None)  # fmt: skip
-    console.print(f"unprotected, exhaustive over {len(evaluations)} designs: "
-                  f"{result.search.message}; lowest first-order lower bound of P(failure): "
-                  f"{lowest:.2e}")  # fmt: skip
+    lowest = min(
+        (
+            e.metrics["reliability"]["failure_lo"]
+            for e in evaluations
+            if e.ran and "reliability" in e.metrics
+        ),
+        default=None,
+    )
+    console.print(
+        f"unprotected, exhaustive over {len(evaluations)} designs: "
+        f"{result.search.message}; lowest first-order lower bound of P(failure): "
+        f"{lowest:.2e}"
+    )
     rows = {}
     fixed = {}
     for name, overrides in searches.items():
         workload = load_workload(args.workload, [*base, *overrides])
         budget = 3 * args.budget if name == "cross layer" else args.budget
-        result = optimize(workload, budget=budget, out_dir=args.out,
-                          with_fixed=name == "cross layer")  # fmt: skip
+        result = optimize(
+            workload, budget=budget, out_dir=args.out, with_fixed=name == "cross layer"
+        )
         console.print(f"{name}: {result.search.message}")
         rows[name] = result.best
         if name == "cross layer":
             fixed = result.fixed
-    console.print(f"protection on the shipped problem: budget {args.budget} per restricted "
-                  f"search, {3 * args.budget} cross-layer, seed {args.seed}; P(failure) per "
-                  "inference with 95% intervals (a markdown table)")  # fmt: skip
-    print("| design | area µm² (no SRAM) | cycles | accuracy | P(failure) first order | "
-          "P(failure) direct campaign | injections | certified |")  # fmt: skip
+    console.print(
+        f"protection on the shipped problem: budget {args.budget} per restricted "
+        f"search, {3 * args.budget} cross-layer, seed {args.seed}; P(failure) per "
+        "inference with 95% intervals (a markdown table)"
+    )
+    print(
+        "| design | area µm² (no SRAM) | cycles | accuracy | P(failure) first order | "
+        "P(failure) direct campaign | injections | certified |"
+    )
     print("|---|---|---|---|---|---|---|---|")
-    order = [("none", fixed.get("none")), ("full TMR", fixed.get("full TMR")),
-             ("best bit-only", rows["bit only"]), ("best neuron-only", rows["neuron only"]),
-             ("cross-layer optimum", rows["cross layer"])]  # fmt: skip
+    order = [
+        ("none", fixed.get("none")),
+        ("full TMR", fixed.get("full TMR")),
+        ("best bit-only", rows["bit only"]),
+        ("best neuron-only", rows["neuron only"]),
+        ("cross-layer optimum", rows["cross layer"]),
+    ]
     for name, ev in order:
         if ev is None:
             print(f"| {name} | no certified design | | | | | | |")
             continue
         m, cert = ev.metrics, ev.metrics.get("certificate")
         cells = [
-            name, f"{ev.objective:,.0f}", f"{m['latency_cycles']:,}", f"{m['accuracy']:.2%}",
-            sci_interval(m["reliability"]["failure"], m["reliability"]["failure_lo"],
-                         m["reliability"]["failure_hi"]),
+            name,
+            f"{ev.objective:,.0f}",
+            f"{m['latency_cycles']:,}",
+            f"{m['accuracy']:.2%}",
+            sci_interval(
+                m["reliability"]["failure"],
+                m["reliability"]["failure_lo"],
+                m["reliability"]["failure_hi"],
+            ),
             "–" if not cert else sci_interval(cert["failure"], cert["lo"], cert["hi"]),
             "–" if not cert else f"{cert['injections']:,}",
             "–" if not cert else ("yes" if cert["certified"] else f"no ({cert['verdict']})"),
-        ]  # fmt: skip
+        ]
         print("| " + " | ".join(cells) + " |", flush=True)
     return 0
 

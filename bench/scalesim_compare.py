@@ -46,10 +46,19 @@ def run_scalesim(layer: tuple, python: Path) -> dict | str:
     spec = ",".join(map(str, layer))
     start = time.perf_counter()
     proc = subprocess.run(
-        [str(python), str(REFERENCE), "--time-conv", spec, "--dataflow", DATAFLOW,
-         "--array", f"{ROWS}x{COLS}"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            str(python),
+            str(REFERENCE),
+            "--time-conv",
+            spec,
+            "--dataflow",
+            DATAFLOW,
+            "--array",
+            f"{ROWS}x{COLS}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         return f"SCALE-Sim failed: {proc.stderr.strip().splitlines()[-1:]}"
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -68,24 +77,29 @@ def run_accelsim(layer: tuple) -> dict | str:
 
     big = {"capacity_kib": 65536.0, "double_buffered": False}
     config = AcceleratorConfig.model_validate(
-        {"array": {"rows": ROWS, "cols": COLS, "dataflow": DATAFLOW}, "timing": "scalesim",
-         "buffers": {"input": big, "weight": big, "output": big}}
-    )  # fmt: skip
+        {
+            "array": {"rows": ROWS, "cols": COLS, "dataflow": DATAFLOW},
+            "timing": "scalesim",
+            "buffers": {"input": big, "weight": big, "output": big},
+        }
+    )
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "layer.csv"
         csv.write_text(
             "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
             "Num Filter, Strides,\n" + ", ".join(map(str, layer)) + ",\n"
         )
-        graph = load_scalesim_topology(csv, seed=0, weight_bits=8, activation_bits=8,
-                                       acc_bits=32)  # fmt: skip
+        graph = load_scalesim_topology(csv, seed=0, weight_bits=8, activation_bits=8, acc_bits=32)
     x = np.random.default_rng(0).integers(0, 256, size=(1, *graph.tensors[graph.input].shape))
     start = time.perf_counter()
     _, runs = Accelerator(config).run(graph, x)
     wall = time.perf_counter() - start
     (run,) = [r for r in runs if r.node.name == layer[0]]
-    return {"cycles": int(run.counters.compute_cycles), "span": run.end_cycle - run.start_cycle,
-            "wall_s": wall}  # fmt: skip
+    return {
+        "cycles": int(run.counters.compute_cycles),
+        "span": run.end_cycle - run.start_cycle,
+        "wall_s": wall,
+    }
 
 
 def main() -> int:
@@ -96,26 +110,32 @@ def main() -> int:
     python = args.venv / "bin" / "python"
     have_scalesim = python.exists()
     if not have_scalesim:
-        print(f"SCALE-Sim venv not found at {args.venv}: skipping SCALE-Sim (create it with "
-              f"python3 -m venv {args.venv} && {args.venv}/bin/pip install scalesim==3.0.0 "
-              '"numpy<2.4")')  # fmt: skip
+        print(
+            f"SCALE-Sim venv not found at {args.venv}: skipping SCALE-Sim (create it with "
+            f"python3 -m venv {args.venv} && {args.venv}/bin/pip install scalesim==3.0.0 "
+            '"numpy<2.4")'
+        )
     print(f"ResNet-18 224x224, {ROWS}x{COLS} {DATAFLOW}, batch 1")
     for layer in LAYERS:
         M, K, N = gemm_of(layer)
         start = time.perf_counter()
         ours = scalesim_layer_cycles(DATAFLOW, M, K, N, ROWS, COLS)
         formula_s = time.perf_counter() - start
-        line = f"{layer[0]:16s} M={M:6d} K={K:4d} N={N:4d}  timing_scalesim={ours:9d} " \
-               f"({formula_s * 1e6:.0f} us)"  # fmt: skip
+        line = (
+            f"{layer[0]:16s} M={M:6d} K={K:4d} N={N:4d}  timing_scalesim={ours:9d} "
+            f"({formula_s * 1e6:.0f} us)"
+        )
         if have_scalesim:
             ref = run_scalesim(layer, python)
             if isinstance(ref, str):
                 line += f"  {ref}"
             else:
                 same = "==" if ref["total_cycles"] == ours else "!="
-                line += (f"  SCALE-Sim={ref['total_cycles']:9d} ({same})  "
-                         f"SCALE-Sim wall {ref['wall_s']:.1f} s "
-                         f"(process {ref['process_wall_s']:.1f} s)")  # fmt: skip
+                line += (
+                    f"  SCALE-Sim={ref['total_cycles']:9d} ({same})  "
+                    f"SCALE-Sim wall {ref['wall_s']:.1f} s "
+                    f"(process {ref['process_wall_s']:.1f} s)"
+                )
         print(line, flush=True)
         if not args.no_sim:
             try:
@@ -124,9 +144,11 @@ def main() -> int:
                 print(f"{'':16s} accelsim simulator: failed ({type(exc).__name__}: {exc})")
             else:
                 same = "==" if sim["cycles"] == ours else "!="
-                print(f"{'':16s} accelsim simulator (timing: scalesim): compute cycles "
-                      f"{sim['cycles']} ({same} timing_scalesim), layer span {sim['span']:.0f},"
-                      f" wall {sim['wall_s']:.2f} s")  # fmt: skip
+                print(
+                    f"{'':16s} accelsim simulator (timing: scalesim): compute cycles "
+                    f"{sim['cycles']} ({same} timing_scalesim), layer span {sim['span']:.0f},"
+                    f" wall {sim['wall_s']:.2f} s"
+                )
     return 0
 
 

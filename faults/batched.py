@@ -45,9 +45,13 @@ def fast_path(table: FaultTable, batch: int) -> np.ndarray:
     return fast
 
 
-def faulty_outputs(golden: Golden, samples: np.ndarray, table: FaultTable, *,
-                   protected: Mapping[str, np.ndarray] | None = None,
-                   ) -> tuple[np.ndarray, list[InjectionStats]]:  # fmt: skip
+def faulty_outputs(
+    golden: Golden,
+    samples: np.ndarray,
+    table: FaultTable,
+    *,
+    protected: Mapping[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, list[InjectionStats]]:
     """Network outputs ``(B, ...)`` of injections ``0..B-1`` (sample ``samples[i]``, faults
     the rows of ``table`` with ``injection == i``) and what each one's shortcuts saved."""
     samples = np.asarray(samples, dtype=np.int64)
@@ -61,26 +65,43 @@ def faulty_outputs(golden: Golden, samples: np.ndarray, table: FaultTable, *,
         faults = table.faults(int(i), sample=int(samples[i]))
         pe = [f for f in faults if not f.is_sram]
         sram = [f for f in faults if f.is_sram]
-        outputs[i] = faulty_inference(golden, int(samples[i]), inference_faults(pe), stats[i],
-                                      protected=protected, sram=sram)[0]  # fmt: skip
+        outputs[i] = faulty_inference(
+            golden, int(samples[i]), inference_faults(pe), stats[i], protected=protected, sram=sram
+        )[0]
     selected = fast[table.injection]
     for layer_id in np.unique(table.layer[selected]):
         rows = np.flatnonzero(selected & (table.layer == layer_id))
         node = graph.node(table.layer_names[int(layer_id)])
         changed, injections = faulty_layer_outputs(
-            golden, node, samples, table.injection[rows], table.fold[rows],
-            table.kernel_rows(rows), stats, protected.get(node.name),
-        )  # fmt: skip
+            golden,
+            node,
+            samples,
+            table.injection[rows],
+            table.fold[rows],
+            table.kernel_rows(rows),
+            stats,
+            protected.get(node.name),
+        )
         if injections:
-            outputs[injections] = propagate(golden, graph.nodes.index(node) + 1,
-                                            samples[injections], node.output,
-                                            np.concatenate(changed),
-                                            [stats[i] for i in injections])  # fmt: skip
+            outputs[injections] = propagate(
+                golden,
+                graph.nodes.index(node) + 1,
+                samples[injections],
+                node.output,
+                np.concatenate(changed),
+                [stats[i] for i in injections],
+            )
     return outputs, stats
 
 
-def propagate(golden: Golden, start: int, samples: np.ndarray, name: str, values: np.ndarray,
-              stats: list[InjectionStats]) -> np.ndarray:  # fmt: skip
+def propagate(
+    golden: Golden,
+    start: int,
+    samples: np.ndarray,
+    name: str,
+    values: np.ndarray,
+    stats: list[InjectionStats],
+) -> np.ndarray:
     """The network outputs when tensor ``name`` of samples ``samples`` is ``values``.
 
     Nodes ``start..`` are fault-free, so each is computed once for every row whose inputs

@@ -73,8 +73,13 @@ class CampaignSettings:
         if config.plan is not None:
             base = source.parent if source is not None else Path.cwd()
             return cls(mode="plan", plan=tuple(load_plan(base / config.plan)))
-        return cls(rate=config.rate, unit=config.unit, model=config.model,
-                   mbu_width=config.mbu_width, registers=tuple(config.registers))  # fmt: skip
+        return cls(
+            rate=config.rate,
+            unit=config.unit,
+            model=config.model,
+            mbu_width=config.mbu_width,
+            registers=tuple(config.registers),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "plan"}
@@ -97,9 +102,13 @@ class CampaignContext:
         if self._sampler is None:
             s = self.settings
             self._sampler = SiteSampler(
-                self.exposure, registers=s.registers, layers=s.layers, bits=s.bits,
-                neuron=s.neuron, unit=s.unit if s.mode == "rate" else "bit_cycle",
-            )  # fmt: skip
+                self.exposure,
+                registers=s.registers,
+                layers=s.layers,
+                bits=s.bits,
+                neuron=s.neuron,
+                unit=s.unit if s.mode == "rate" else "bit_cycle",
+            )
         return self._sampler
 
 
@@ -114,7 +123,7 @@ def exposure_of(golden: Golden) -> Exposure:
             accel.array.rows,
             sram_words=sram_words(sched),
             sram_word_bits=sram_word_bits(sched),
-        )  # fmt: skip
+        )
         for sched in golden.schedules.values()
     )
     return Exposure(layers, register_widths(golden.graph), accel.protection.hardened_bits)
@@ -152,8 +161,9 @@ def draw_batch(
     owner = index[injection]
     sites = words_below(task_words(seed, owner, FIRST_FAULT_WORD + 2 * nth), sampler.total)
     cycle_words = task_words(seed, owner, FIRST_FAULT_WORD + 2 * nth + 1) >> np.uint64(1)
-    table = sampler.locate(injection, sites, cycle_words.astype(np.int64), model=s.model,
-                           mbu_width=s.mbu_width)  # fmt: skip
+    table = sampler.locate(
+        injection, sites, cycle_words.astype(np.int64), model=s.model, mbu_width=s.mbu_width
+    )
     return samples, table
 
 
@@ -202,21 +212,23 @@ def run_injections(tasks: Sequence[TaskSpec], ctx: CampaignContext) -> list[dict
         for mask in masks[lo:hi]:
             union |= mask
         label = labels[i]
-        results.append({
-            "sample": samples_[i],
-            "faults": hi - lo,
-            "registers": sorted(set(registers[lo:hi])),
-            "layers": sorted(set(layers[lo:hi])),
-            "bits": list(mask_bits(union)),
-            "masked": masked_[i],
-            "top1_changed": top1_[i] != golden_top1_[i],
-            "correct": None if label is None else top1_[i] == label,
-            "golden_correct": None if label is None else golden_top1_[i] == label,
-            "rmse": rmse_[i],
-            "masked_early": stats[i].masked_early,
-            "tiles_recomputed": stats[i].tiles_recomputed,
-            "layers_recomputed": stats[i].layers_recomputed,
-        })  # fmt: skip
+        results.append(
+            {
+                "sample": samples_[i],
+                "faults": hi - lo,
+                "registers": sorted(set(registers[lo:hi])),
+                "layers": sorted(set(layers[lo:hi])),
+                "bits": list(mask_bits(union)),
+                "masked": masked_[i],
+                "top1_changed": top1_[i] != golden_top1_[i],
+                "correct": None if label is None else top1_[i] == label,
+                "golden_correct": None if label is None else golden_top1_[i] == label,
+                "rmse": rmse_[i],
+                "masked_early": stats[i].masked_early,
+                "tiles_recomputed": stats[i].tiles_recomputed,
+                "layers_recomputed": stats[i].layers_recomputed,
+            }
+        )
     return results
 
 
@@ -261,8 +273,13 @@ class CampaignResult:
 
 
 def _add(tally: Tally, r: Mapping[str, Any]) -> None:
-    tally.add(masked=r["masked"], top1_changed=r["top1_changed"], rmse=r["rmse"],
-              correct=r["correct"], golden_correct=r["golden_correct"])  # fmt: skip
+    tally.add(
+        masked=r["masked"],
+        top1_changed=r["top1_changed"],
+        rmse=r["rmse"],
+        correct=r["correct"],
+        golden_correct=r["golden_correct"],
+    )
 
 
 def summarize(results: Sequence[Mapping[str, Any]]) -> tuple[Tally, dict, dict]:
@@ -281,24 +298,38 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> tuple[Tally, dict, dict]:
 def campaign_key(workload: Workload, settings: CampaignSettings, samples: int, seed: int) -> str:
     """Identifies a campaign: a log written for another key is refused, never mixed in."""
     blob = json.dumps(
-        {"graph": workload.graph.content_hash(),
-         "accelerator": workload.config.accelerator.model_dump(mode="json"),
-         "settings": settings.to_dict(), "samples": samples, "seed": seed,
-         "inputs": hashlib.sha256(np.ascontiguousarray(workload.inputs[:samples])).hexdigest(),
-         "draws": DRAW_SCHEME},
+        {
+            "graph": workload.graph.content_hash(),
+            "accelerator": workload.config.accelerator.model_dump(mode="json"),
+            "settings": settings.to_dict(),
+            "samples": samples,
+            "seed": seed,
+            "inputs": hashlib.sha256(np.ascontiguousarray(workload.inputs[:samples])).hexdigest(),
+            "draws": DRAW_SCHEME,
+        },
         sort_keys=True,
-    )  # fmt: skip
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def prepare(workload: Workload, settings: CampaignSettings, *, samples: int | None = None,
-            protected: Mapping[str, np.ndarray] | None = None) -> CampaignContext:  # fmt: skip
+def prepare(
+    workload: Workload,
+    settings: CampaignSettings,
+    *,
+    samples: int | None = None,
+    protected: Mapping[str, np.ndarray] | None = None,
+) -> CampaignContext:
     """The golden run and exposure that every injection of a campaign shares."""
     n = len(workload.inputs) if samples is None else min(samples, len(workload.inputs))
     golden = golden_run(workload.graph, workload.config.accelerator, workload.inputs[:n])
     labels = None if workload.labels is None else np.asarray(workload.labels[:n])
-    return CampaignContext(golden=golden, exposure=exposure_of(golden), labels=labels,
-                           settings=settings, protected=dict(protected or {}))  # fmt: skip
+    return CampaignContext(
+        golden=golden,
+        exposure=exposure_of(golden),
+        labels=labels,
+        settings=settings,
+        protected=dict(protected or {}),
+    )
 
 
 def campaign(
@@ -325,8 +356,11 @@ def campaign(
 
     cfg = workload.config.faults or FaultsConfig()
     if settings is None:
-        settings = context.settings if context is not None else (
-            CampaignSettings.from_config(cfg, source=workload.source))  # fmt: skip
+        settings = (
+            context.settings
+            if context is not None
+            else (CampaignSettings.from_config(cfg, source=workload.source))
+        )
     injections = injections if injections is not None else cfg.injections
     samples = samples if samples is not None else cfg.samples
     seed = cfg.seed if seed is None else seed
@@ -337,9 +371,16 @@ def campaign(
 
     def execute(log_dir: Path) -> list[dict[str, Any]]:
         return run_tasks(
-            run_injection, injections, seed=seed, log_path=log_dir / LOG_NAME,
-            workers=workers, context=ctx, run_key=key, on_result=on_result, executor=executor,
-        )  # fmt: skip
+            run_injection,
+            injections,
+            seed=seed,
+            log_path=log_dir / LOG_NAME,
+            workers=workers,
+            context=ctx,
+            run_key=key,
+            on_result=on_result,
+            executor=executor,
+        )
 
     if out_dir is None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -352,8 +393,13 @@ def campaign(
     return result
 
 
-def _result(workload: Workload, ctx: CampaignContext, settings: CampaignSettings, seed: int,
-            results: list[dict[str, Any]]) -> CampaignResult:  # fmt: skip
+def _result(
+    workload: Workload,
+    ctx: CampaignContext,
+    settings: CampaignSettings,
+    seed: int,
+    results: list[dict[str, Any]],
+) -> CampaignResult:
     total, per_register, per_layer = summarize(results)
     golden_accuracy = None
     if ctx.labels is not None:

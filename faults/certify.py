@@ -80,8 +80,9 @@ def _needed(predicted: float, target: float, covered: float, confidence: float) 
     return hi
 
 
-def campaign_size(predicted: float | None, target: float, mu: float,
-                  settings: CertifySettings) -> int:  # fmt: skip
+def campaign_size(
+    predicted: float | None, target: float, mu: float, settings: CertifySettings
+) -> int:
     """Injections for a certificate of a design predicted at ``predicted`` (see the module)."""
     covered = -math.expm1(-mu)  # P(at least one fault)
     if covered <= 0:
@@ -109,21 +110,40 @@ def certify_design(
     faults = workload.config.faults
     if faults is None or faults.rate <= 0:
         raise ValueError("a certificate needs a faults: section with rate > 0")
-    run = CampaignSettings(mode="rate", rate=float(faults.rate), unit=faults.unit,
-                           model=faults.model, mbu_width=faults.mbu_width,
-                           registers=tuple(faults.registers))  # fmt: skip
+    run = CampaignSettings(
+        mode="rate",
+        rate=float(faults.rate),
+        unit=faults.unit,
+        model=faults.model,
+        mbu_width=faults.mbu_width,
+        registers=tuple(faults.registers),
+    )
     ctx = prepare(workload, run, samples=settings.samples, protected=protected)
     sampler = ctx.sampler()
     mu = float(faults.rate) * sampler.total
     total = campaign_size(predicted, target, mu, settings) if injections is None else injections
     record: dict[str, Any] = {
-        "method": METHOD, "target": target, "confidence": settings.confidence,
-        "seed": settings.seed, "expected_faults": mu, "predicted": predicted,
+        "method": METHOD,
+        "target": target,
+        "confidence": settings.confidence,
+        "seed": settings.seed,
+        "expected_faults": mu,
+        "predicted": predicted,
         "samples": ctx.golden.samples,
-    }  # fmt: skip
+    }
     if total == 0 or mu == 0:
-        return {**record, "failure": 0.0, "lo": 0.0, "hi": 0.0, "upper": 0.0, "injections": 0,
-                "strata": [], "tail": 0.0, "verdict": "certified", "certified": True}  # fmt: skip
+        return {
+            **record,
+            "failure": 0.0,
+            "lo": 0.0,
+            "hi": 0.0,
+            "upper": 0.0,
+            "injections": 0,
+            "strata": [],
+            "tail": 0.0,
+            "verdict": "certified",
+            "certified": True,
+        }
     # fault counts 1..k_max; beyond, the Poisson tail counts as failure in the upper limit
     k_max = max(1, int(poisson.isf(max(target * 0.01, 1e-15), mu)) + 1)
     counts = np.arange(1, k_max + 1)
@@ -144,25 +164,38 @@ def certify_design(
             outputs, _ = faulty_outputs(golden, samples, table, protected=ctx.protected)
             top1 = outputs.reshape(len(index), -1).argmax(axis=1)
             failures[s] += int(np.sum(top1 != golden_top1[samples]))
-    bounds = stratified_interval(np.append(pi, tail), np.append(failures, 0),
-                                 np.append(alloc, 0), settings.confidence)  # fmt: skip
+    bounds = stratified_interval(
+        np.append(pi, tail), np.append(failures, 0), np.append(alloc, 0), settings.confidence
+    )
     lower = stratified_interval(pi, failures, alloc, 1 - 2 * (1 - settings.confidence))["lo"]
     verdict = (
-        "certified" if bounds["upper"] <= target else "refuted" if lower > target
+        "certified"
+        if bounds["upper"] <= target
+        else "refuted"
+        if lower > target
         else "inconclusive"
-    )  # fmt: skip
+    )
     return {
         **record,
-        "failure": bounds["point"], "lo": bounds["lo"], "hi": bounds["hi"],
-        "upper": bounds["upper"], "lower": lower, "injections": int(alloc.sum()),
-        "strata": [{"faults": int(k), "weight": float(p), "injections": int(n),
-                    "failures": int(f)} for k, p, n, f in zip(counts, pi, alloc, failures)],
-        "tail": tail, "verdict": verdict, "certified": verdict == "certified",
-    }  # fmt: skip
+        "failure": bounds["point"],
+        "lo": bounds["lo"],
+        "hi": bounds["hi"],
+        "upper": bounds["upper"],
+        "lower": lower,
+        "injections": int(alloc.sum()),
+        "strata": [
+            {"faults": int(k), "weight": float(p), "injections": int(n), "failures": int(f)}
+            for k, p, n, f in zip(counts, pi, alloc, failures)
+        ],
+        "tail": tail,
+        "verdict": verdict,
+        "certified": verdict == "certified",
+    }
 
 
-def _draw(seed: int, index: np.ndarray, k: int, sampler: Any, n_samples: int,
-          run: CampaignSettings) -> tuple[np.ndarray, FaultTable]:  # fmt: skip
+def _draw(
+    seed: int, index: np.ndarray, k: int, sampler: Any, n_samples: int, run: CampaignSettings
+) -> tuple[np.ndarray, FaultTable]:
     """Samples and exactly ``k`` faults of each injection in ``index`` (uniform sites)."""
     samples = words_below(task_words(seed, index, np.full(len(index), SAMPLE_WORD)), n_samples)
     owner = np.repeat(index, k)
@@ -170,6 +203,7 @@ def _draw(seed: int, index: np.ndarray, k: int, sampler: Any, n_samples: int,
     sites = words_below(task_words(seed, owner, FIRST_FAULT_WORD + 2 * nth), sampler.total)
     cycles = task_words(seed, owner, FIRST_FAULT_WORD + 2 * nth + 1) >> np.uint64(1)
     injection = np.repeat(np.arange(len(index), dtype=np.int64), k)
-    table = sampler.locate(injection, sites, cycles.astype(np.int64), model=run.model,
-                           mbu_width=run.mbu_width)  # fmt: skip
+    table = sampler.locate(
+        injection, sites, cycles.astype(np.int64), model=run.model, mbu_width=run.mbu_width
+    )
     return samples, table

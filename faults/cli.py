@@ -10,10 +10,17 @@ from rich.console import Console
 from rich_argparse import RichHelpFormatter
 
 
-def run_campaign_for_cli(workload, out_dir: Path, console: Console, *,
-                         injections: int | None = None, workers: int | None = None,
-                         protected=None, scheduler: str | None = None,
-                         dask_workers: int | None = None) -> dict[str, Any]:  # fmt: skip
+def run_campaign_for_cli(
+    workload,
+    out_dir: Path,
+    console: Console,
+    *,
+    injections: int | None = None,
+    workers: int | None = None,
+    protected=None,
+    scheduler: str | None = None,
+    dask_workers: int | None = None,
+) -> dict[str, Any]:
     """Run the workload's campaign with live progress; render and return its summary.
 
     ``scheduler`` (or ``DASK_SCHEDULER_ADDRESS``) sends the injections to that Dask cluster,
@@ -37,34 +44,49 @@ def run_campaign_for_cli(workload, out_dir: Path, console: Console, *,
     total = injections if injections is not None else cfg.injections
     running = Tally()
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("SDC {task.fields[sdc]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("SDC {task.fields[sdc]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=console,
-    ) as progress:  # fmt: skip
+    ) as progress:
         task = progress.add_task("golden run", total=total, sdc="–")
         context = prepare(workload, settings, samples=cfg.samples, protected=protected)
         progress.update(task, description="faulty inferences")
 
         def on_result(index: int, result: dict[str, Any]) -> None:
-            running.add(masked=result["masked"], top1_changed=result["top1_changed"],
-                        rmse=result["rmse"])  # fmt: skip
+            running.add(
+                masked=result["masked"], top1_changed=result["top1_changed"], rmse=result["rmse"]
+            )
             progress.update(task, advance=1, sdc=rate_text(running.summary()["sdc"]))
 
         from .campaign import run_injection
         from .dask_executor import executor_from_options
 
-        executor = executor_from_options(run_injection, cfg.seed, context, scheduler=scheduler,
-                                         workers=dask_workers)  # fmt: skip
+        executor = executor_from_options(
+            run_injection, cfg.seed, context, scheduler=scheduler, workers=dask_workers
+        )
         try:
-            result = campaign(workload, injections=total, settings=settings, workers=workers,
-                              out_dir=out_dir, context=context, on_result=on_result,
-                              executor=executor)  # fmt: skip
+            result = campaign(
+                workload,
+                injections=total,
+                settings=settings,
+                workers=workers,
+                out_dir=out_dir,
+                context=context,
+                on_result=on_result,
+                executor=executor,
+            )
         finally:
             if executor is not None:
                 executor.shutdown()
     console.print(render_campaign(result))
-    console.print(f"wrote [bold]{Path(out_dir) / 'faults.json'}[/] and the per-injection log "
-                  f"[bold]{Path(out_dir) / 'faults.jsonl'}[/]")  # fmt: skip
+    console.print(
+        f"wrote [bold]{Path(out_dir) / 'faults.json'}[/] and the per-injection log "
+        f"[bold]{Path(out_dir) / 'faults.jsonl'}[/]"
+    )
     return result.to_dict()
 
 
@@ -75,8 +97,10 @@ def vulnerability_for_run(workload, console: Console):
 
     with console.status("vulnerability factors: stratified single-fault injections"):
         vf = vulnerability_factors(workload, cache_dir=DEFAULT_CACHE_DIR)
-    console.print(f"vulnerability factors: {vf.injections:,} single-fault injections "
-                  f"({vf.computed:,} run now, the rest cached)")  # fmt: skip
+    console.print(
+        f"vulnerability factors: {vf.injections:,} single-fault injections "
+        f"({vf.computed:,} run now, the rest cached)"
+    )
     return vf
 
 
@@ -137,11 +161,20 @@ def cmd_inject(args: argparse.Namespace) -> int:
 
     workload, out_dir = workload_and_out_dir(args)
     if workload.config.faults is None and not any(s.startswith("faults.") for s in args.set):
-        raise AccelsimError("the workload has no faults: section (add one or use --set "
-                            "faults.rate=...)", file=args.workload, key="faults")  # fmt: skip
-    run_campaign_for_cli(workload, out_dir, console, injections=args.injections,
-                         workers=args.workers, scheduler=args.scheduler,
-                         dask_workers=args.dask_workers)  # fmt: skip
+        raise AccelsimError(
+            "the workload has no faults: section (add one or use --set faults.rate=...)",
+            file=args.workload,
+            key="faults",
+        )
+    run_campaign_for_cli(
+        workload,
+        out_dir,
+        console,
+        injections=args.injections,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        dask_workers=args.dask_workers,
+    )
     return 0
 
 
@@ -149,16 +182,24 @@ def register(sub) -> None:
     from accelsim.cli import add_workload_arguments
 
     inject = sub.add_parser(
-        "inject", help="run the workload's fault campaign alone (resumes from its log)",
+        "inject",
+        help="run the workload's fault campaign alone (resumes from its log)",
         formatter_class=RichHelpFormatter,
-    )  # fmt: skip
+    )
     add_workload_arguments(inject, set_example="faults.rate=1e-7")
     inject.add_argument("--injections", type=int, help="override faults.injections")
     inject.add_argument("--workers", type=int, help="local worker processes")
-    inject.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                        help="run on this Dask cluster (default: $DASK_SCHEDULER_ADDRESS)")  # fmt: skip
-    inject.add_argument("--dask-workers", type=int, metavar="N",
-                        help="start a local Dask cluster of N worker processes")  # fmt: skip
+    inject.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="run on this Dask cluster (default: $DASK_SCHEDULER_ADDRESS)",
+    )
+    inject.add_argument(
+        "--dask-workers",
+        type=int,
+        metavar="N",
+        help="start a local Dask cluster of N worker processes",
+    )
     inject.set_defaults(func=cmd_inject)
 
     from .vulnerability_cli import register as register_vulnerability

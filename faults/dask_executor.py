@@ -71,13 +71,16 @@ class DaskConnection:
     thread each (the Numba kernels are single-threaded per task).
     """
 
-    def __init__(self, *, client: Any = None, scheduler: str | None = None,
-                 workers: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, *, client: Any = None, scheduler: str | None = None, workers: int | None = None
+    ) -> None:
         from distributed import Client, LocalCluster
 
-        sources = [name for name, value in
-                   (("client", client), ("scheduler", scheduler), ("workers", workers))
-                   if value is not None]  # fmt: skip
+        sources = [
+            name
+            for name, value in (("client", client), ("scheduler", scheduler), ("workers", workers))
+            if value is not None
+        ]
         if len(sources) != 1:
             raise ValueError(f"give exactly one of client, scheduler, workers; got {sources}")
         if workers is not None and workers < 1:
@@ -87,8 +90,9 @@ class DaskConnection:
         if scheduler is not None:
             client = Client(scheduler)
         elif client is None:
-            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                        processes=True, dashboard_address=None)  # fmt: skip
+            self.cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
             client = Client(self.cluster)
         self.client = client
 
@@ -166,8 +170,9 @@ class DaskExecutor:
     def _send(self, shard: Shard, result: Future[ChunkResult], *, rescatters_left: int) -> None:
         context = self._context
         key = self.shard_key(shard)
-        dask_future = self.client.submit(run_shard, self.fn, context, shard, key=key,
-                                         retries=SHARD_RETRIES)  # fmt: skip
+        dask_future = self.client.submit(
+            run_shard, self.fn, context, shard, key=key, retries=SHARD_RETRIES
+        )
         with self._lock:
             self._in_flight[key] = dask_future
 
@@ -204,8 +209,9 @@ class DaskExecutor:
             if self._closing:
                 return False
             if self._context is used and self._lost(used):
-                [self._context] = self.client.scatter([self._context_value], broadcast=True,
-                                                      hash=False)  # fmt: skip
+                [self._context] = self.client.scatter(
+                    [self._context_value], broadcast=True, hash=False
+                )
             return True
 
     def _lost(self, context: Any) -> bool:

@@ -153,13 +153,14 @@ class LayerFolds:
                 position[index] = place
             chains.append(np.array([(k0, k1) for k0, k1, _ in chain], dtype=np.int64))
         return cls(
-            dims=np.array([(f.m1 - f.m0, f.k1 - f.k0, f.n1 - f.n0) for f in folds],
-                          dtype=np.int64).reshape(-1, 3),
+            dims=np.array(
+                [(f.m1 - f.m0, f.k1 - f.k0, f.n1 - f.n0) for f in folds], dtype=np.int64
+            ).reshape(-1, 3),
             tile=tile,
             position=position,
             tiles=np.array(list(keys), dtype=np.int64).reshape(-1, 5),
             chains=tuple(chains),
-        )  # fmt: skip
+        )
 
 
 def golden_run(graph: Graph, accel: AcceleratorConfig, inputs: np.ndarray) -> Golden:
@@ -182,15 +183,30 @@ def _reaches_output(dataflow, rows, cols, dims, faults):
             live[i] = False  # every bit it hits is hardened
         elif faults[i, KIND] == FLIP:
             m0, m1, n0, n1 = mapping.affected_box(
-                dataflow, faults[i, 0], faults[i, 1], faults[i, 2], faults[i, 3],
-                dims[i, 0], dims[i, 1], dims[i, 2], rows, cols, faults[i, KIND],
-            )  # fmt: skip
+                dataflow,
+                faults[i, 0],
+                faults[i, 1],
+                faults[i, 2],
+                faults[i, 3],
+                dims[i, 0],
+                dims[i, 1],
+                dims[i, 2],
+                rows,
+                cols,
+                faults[i, KIND],
+            )
             live[i] = m0 < m1 and n0 < n1
     return live
 
 
-def live_faults(golden: Golden, node: Node, owner: np.ndarray, fold: np.ndarray,
-                faults: np.ndarray, stats: Sequence[InjectionStats]) -> np.ndarray:  # fmt: skip
+def live_faults(
+    golden: Golden,
+    node: Node,
+    owner: np.ndarray,
+    fold: np.ndarray,
+    faults: np.ndarray,
+    stats: Sequence[InjectionStats],
+) -> np.ndarray:
     """Which kernel rows ``faults`` of one layer (folds ``fold``, injections ``owner``) can
     change an output, once the hardened bits are removed (in place); the others are counted
     as masked early in their injection's ``stats``."""
@@ -208,8 +224,9 @@ def live_faults(golden: Golden, node: Node, owner: np.ndarray, fold: np.ndarray,
     return live
 
 
-def reachable_faults(golden: Golden, node: Node, faults: LayerFaults,
-                     stats: InjectionStats) -> dict[int, np.ndarray]:  # fmt: skip
+def reachable_faults(
+    golden: Golden, node: Node, faults: LayerFaults, stats: InjectionStats
+) -> dict[int, np.ndarray]:
     """The faults of one layer that can change an output (hardened bits removed)."""
     per_fold = [np.asarray(rows, dtype=np.int64).reshape(-1, 6) for rows in faults.values()]
     if not per_fold:
@@ -220,10 +237,16 @@ def reachable_faults(golden: Golden, node: Node, faults: LayerFaults,
     return {int(f): rows[live & (fold == f)] for f in np.unique(fold[live])}
 
 
-def faulty_layer_outputs(golden: Golden, node: Node, samples: np.ndarray, owner: np.ndarray,
-                         fold: np.ndarray, faults: np.ndarray, stats: Sequence[InjectionStats],
-                         channels: np.ndarray | None = None,
-                         ) -> tuple[list[np.ndarray], list[int]]:  # fmt: skip
+def faulty_layer_outputs(
+    golden: Golden,
+    node: Node,
+    samples: np.ndarray,
+    owner: np.ndarray,
+    fold: np.ndarray,
+    faults: np.ndarray,
+    stats: Sequence[InjectionStats],
+    channels: np.ndarray | None = None,
+) -> tuple[list[np.ndarray], list[int]]:
     """Layer outputs of several injections whose faults all sit in this layer, input golden.
 
     Fault row ``j`` (kernel row ``faults[j]`` in fold ``fold[j]``) belongs to injection
@@ -251,8 +274,16 @@ def faulty_layer_outputs(golden: Golden, node: Node, samples: np.ndarray, owner:
     owner, tile, with_position = owner[order], tile[order], with_position[order]
     starts = np.flatnonzero(np.r_[True, (owner[1:] != owner[:-1]) | (tile[1:] != tile[:-1])])
     ends = np.r_[starts[1:], len(owner)]
-    args = (mapping.DATAFLOW_CODES[array.dataflow], array.rows, array.cols, shape.a_bits,
-            shape.a_signed, shape.w_bits, shape.acc_bits, OVERFLOW_RULES[shape.overflow])  # fmt: skip
+    args = (
+        mapping.DATAFLOW_CODES[array.dataflow],
+        array.rows,
+        array.cols,
+        shape.a_bits,
+        shape.a_signed,
+        shape.w_bits,
+        shape.acc_bits,
+        OVERFLOW_RULES[shape.overflow],
+    )
     multiplier, shift = node.params["multiplier"], node.params["shift"]
     attrs = node.attrs
     requant = (int(attrs["out_zero_point"]), int(attrs["out_lo"]), int(attrs["out_hi"]))
@@ -277,12 +308,27 @@ def faulty_layer_outputs(golden: Golden, node: Node, samples: np.ndarray, owner:
             golden_out = golden.tensor(node.output, int(samples[i]))
         t = int(tile[start])
         g, m0, m1, n0, n1 = folds.tiles[t].tolist()
-        psum = chain_values(*args, ops.a[g], ops.w[g], ops.bias[g], m0, m1, n0, n1,
-                            folds.chains[t], with_position[start:end])  # fmt: skip
+        psum = chain_values(
+            *args,
+            ops.a[g],
+            ops.w[g],
+            ops.bias[g],
+            m0,
+            m1,
+            n0,
+            n1,
+            folds.chains[t],
+            with_position[start:end],
+        )
         stats[i].tiles_recomputed += 1
         channel = slice(g * shape.N + n0, g * shape.N + n1)
-        values, differs = _requantize_tile(psum, multiplier[channel], shift[channel], *requant,
-                                           _tile_view(golden_out, node.op, m0, m1, channel))  # fmt: skip
+        values, differs = _requantize_tile(
+            psum,
+            multiplier[channel],
+            shift[channel],
+            *requant,
+            _tile_view(golden_out, node.op, m0, m1, channel),
+        )
         if differs:
             if out is None:
                 out = golden_out.copy()
@@ -316,25 +362,44 @@ def _tile_view(out: np.ndarray, op: str, m0: int, m1: int, channel: slice) -> np
     return flat[channel, m0:m1].T
 
 
-def faulty_layer_from_golden(golden: Golden, node: Node, sample: int, faults: LayerFaults,
-                             stats: InjectionStats,
-                             channels: np.ndarray | None = None) -> np.ndarray | None:  # fmt: skip
+def faulty_layer_from_golden(
+    golden: Golden,
+    node: Node,
+    sample: int,
+    faults: LayerFaults,
+    stats: InjectionStats,
+    channels: np.ndarray | None = None,
+) -> np.ndarray | None:
     """The layer's output under ``faults`` when its input is fault-free; None if masked."""
     per_fold = [np.asarray(rows, dtype=np.int64).reshape(-1, 6) for rows in faults.values()]
     if not per_fold:
         return None
     rows = np.concatenate(per_fold)
     fold = np.repeat(np.array(list(faults), dtype=np.int64), [len(r) for r in per_fold])
-    outs, _ = faulty_layer_outputs(golden, node, np.array([sample]),
-                                   np.zeros(len(rows), dtype=np.int64), fold, rows, [stats],
-                                   channels)  # fmt: skip
+    outs, _ = faulty_layer_outputs(
+        golden,
+        node,
+        np.array([sample]),
+        np.zeros(len(rows), dtype=np.int64),
+        fold,
+        rows,
+        [stats],
+        channels,
+    )
     return outs[0] if outs else None
 
 
-def sram_faulty_layer(golden: Golden, node: Node, sample: int, sram: Sequence[Fault],
-                      stats: InjectionStats, *, pe_faults: LayerFaults | None = None,
-                      x: np.ndarray | None = None,
-                      channels: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def sram_faulty_layer(
+    golden: Golden,
+    node: Node,
+    sample: int,
+    sram: Sequence[Fault],
+    stats: InjectionStats,
+    *,
+    pe_faults: LayerFaults | None = None,
+    x: np.ndarray | None = None,
+    channels: np.ndarray | None = None,
+) -> np.ndarray:
     """The layer's output under its SRAM faults ``sram`` (and PE faults ``pe_faults``).
 
     ``x``: the layer's input when it differs from the golden run (None: golden, and the cached
@@ -356,8 +421,16 @@ def sram_faulty_layer(golden: Golden, node: Node, sample: int, sram: Sequence[Fa
         ops = lower_operands(node, x, sched.shape)
         functional.run_folds(node, sched, ops, accel, live)
         pe_tiles = set()
-    psum, tiles = recompute_psums(sched, array.dataflow, array.rows, array.cols, ops, effects,
-                                  pe_faults=live, extra_tiles=pe_tiles)  # fmt: skip
+    psum, tiles = recompute_psums(
+        sched,
+        array.dataflow,
+        array.rows,
+        array.cols,
+        ops,
+        effects,
+        pe_faults=live,
+        extra_tiles=pe_tiles,
+    )
     stats.tiles_recomputed += tiles
     out = gemm_output(node, ops.with_psum(psum), sched.shape)
     if channels is not None and len(channels):
@@ -365,8 +438,9 @@ def sram_faulty_layer(golden: Golden, node: Node, sample: int, sram: Sequence[Fa
         if x is not None:  # the redundant units see the operands, not the array's PE faults
             clean = lower_operands(node, x, sched.shape)
             functional.run_folds(node, sched, clean, accel)
-        psum, _ = recompute_psums(sched, array.dataflow, array.rows, array.cols, clean, effects,
-                                  psum_flips=False)  # fmt: skip
+        psum, _ = recompute_psums(
+            sched, array.dataflow, array.rows, array.cols, clean, effects, psum_flips=False
+        )
         out[:, channels] = gemm_output(node, ops.with_psum(psum), sched.shape)[:, channels]
     return out
 
@@ -382,10 +456,15 @@ def _sram_by_layer(golden: Golden, sram: Sequence[Fault]) -> dict[str, list[Faul
     return by_layer
 
 
-def faulty_inference(golden: Golden, sample: int, faults: InferenceFaults,
-                     stats: InjectionStats | None = None, *,
-                     protected: Mapping[str, np.ndarray] | None = None,
-                     sram: Sequence[Fault] = ()) -> np.ndarray:  # fmt: skip
+def faulty_inference(
+    golden: Golden,
+    sample: int,
+    faults: InferenceFaults,
+    stats: InjectionStats | None = None,
+    *,
+    protected: Mapping[str, np.ndarray] | None = None,
+    sram: Sequence[Fault] = (),
+) -> np.ndarray:
     """The network output of ``sample`` (shape (1, ...)) with ``faults`` injected.
 
     ``faults``: PE faults as kernel rows per layer and fold (:func:`faults.plan.inference_faults`).
@@ -409,8 +488,16 @@ def faulty_inference(golden: Golden, sample: int, faults: InferenceFaults,
         if layer_sram:
             x = changed.get(node.inputs[0]) if dirty else None
             stats.layers_recomputed += dirty
-            out = sram_faulty_layer(golden, node, sample, layer_sram, stats,
-                                    pe_faults=layer_faults, x=x, channels=channels)  # fmt: skip
+            out = sram_faulty_layer(
+                golden,
+                node,
+                sample,
+                layer_sram,
+                stats,
+                pe_faults=layer_faults,
+                x=x,
+                channels=channels,
+            )
             if not np.array_equal(out, golden.tensor(node.output, sample)):
                 changed[node.output] = out
             continue
@@ -435,8 +522,9 @@ def faulty_inference(golden: Golden, sample: int, faults: InferenceFaults,
     return changed.get(graph.output, golden.tensor(graph.output, sample))
 
 
-def full_faulty_inference(golden: Golden, sample: int, faults: InferenceFaults,
-                          sram: Sequence[Fault] = ()) -> np.ndarray:  # fmt: skip
+def full_faulty_inference(
+    golden: Golden, sample: int, faults: InferenceFaults, sram: Sequence[Fault] = ()
+) -> np.ndarray:
     """The same result the slow way: every layer of the sample re-run with its faults.
 
     The oracle for :func:`faulty_inference` in tests and the baseline in benchmarks. A layer
@@ -449,14 +537,23 @@ def full_faulty_inference(golden: Golden, sample: int, faults: InferenceFaults,
         inputs = [values[name] for name in node.inputs]
         if node.name in sram_faults:
             values[node.output] = sram_faulty_layer(
-                golden, node, sample, sram_faults[node.name], InjectionStats(),
-                pe_faults=faults.get(node.name), x=inputs[0],
-            )  # fmt: skip
+                golden,
+                node,
+                sample,
+                sram_faults[node.name],
+                InjectionStats(),
+                pe_faults=faults.get(node.name),
+                x=inputs[0],
+            )
         elif node.op in GEMM_OPS:
             values[node.output] = functional.run_layer(
-                graph, node, inputs[0], golden.accel, faults.get(node.name),
+                graph,
+                node,
+                inputs[0],
+                golden.accel,
+                faults.get(node.name),
                 sched=golden.schedules[node.name],
-            )  # fmt: skip
+            )
         else:
             values[node.output] = executor.run_node(graph, node, inputs)
     return values[graph.output]

@@ -108,16 +108,28 @@ class Fault:
         """``[register_class, row, col, cycle, mask, kind]`` as int64, for the fold kernel."""
         if self.is_sram:
             raise ValueError(f"{self.register} faults are applied to buffer words, not PEs")
-        values = (REGISTER_CODES[self.register], self.row, self.col, self.cycle, self.mask,
-                  KIND_CODES[self.kind])  # fmt: skip
+        values = (
+            REGISTER_CODES[self.register],
+            self.row,
+            self.col,
+            self.cycle,
+            self.mask,
+            KIND_CODES[self.kind],
+        )
         return np.array(values, dtype=np.int64)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "layer": self.layer, "fold": self.fold, "register": self.register, "row": self.row,
-            "col": self.col, "cycle": self.cycle, "bits": list(self.bits), "kind": self.kind,
+            "layer": self.layer,
+            "fold": self.fold,
+            "register": self.register,
+            "row": self.row,
+            "col": self.col,
+            "cycle": self.cycle,
+            "bits": list(self.bits),
+            "kind": self.kind,
             "sample": self.sample,
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fault:
@@ -254,10 +266,12 @@ class LayerExposure:
             raise ValueError(f"dataflow {dataflow!r} is not one of {DATAFLOWS}")
         folds = schedule.folds
         blocks = np.array(
-            [mapping.fault_sites(dataflow, f.m1 - f.m0, f.k1 - f.k0, f.n1 - f.n0, array_rows)
-             for f in folds],
+            [
+                mapping.fault_sites(dataflow, f.m1 - f.m0, f.k1 - f.k0, f.n1 - f.n0, array_rows)
+                for f in folds
+            ],
             dtype=np.int64,
-        ).reshape(-1, 3)  # fmt: skip
+        ).reshape(-1, 3)
         neuron0 = None
         if dataflow in ("ws", "os"):  # column c computes output channel n0 + c
             per_group = schedule.shape.N
@@ -293,8 +307,11 @@ def _hardened_dict(hardened: Any) -> dict[str, int]:
     out = {}
     for name in PE_REGISTERS:
         value = hardened.get(name, 0)
-        out[name] = int(value) if isinstance(value, int | np.integer) else sum(
-            1 << int(b) for b in set(value))  # fmt: skip
+        out[name] = (
+            int(value)
+            if isinstance(value, int | np.integer)
+            else sum(1 << int(b) for b in set(value))
+        )
     unknown = set(hardened) - set(PE_REGISTERS)
     if unknown:
         raise ValueError(f"hardened masks for unknown registers {sorted(unknown)}")
@@ -399,8 +416,9 @@ class SiteSampler:
         layer_names = _as_names(layers, exposure.layer_names, "layer")
         if neuron is not None and len(layer_names) != 1:
             # neurons are numbered per layer: a neuron index means nothing without its layer
-            raise AccelsimError("a neuron needs exactly one layer", key="layer",
-                                allowed=exposure.layer_names)  # fmt: skip
+            raise AccelsimError(
+                "a neuron needs exactly one layer", key="layer", allowed=exposure.layer_names
+            )
         wanted_bits = None if bits is None else {int(bits)} if np.isscalar(bits) else set(bits)
 
         # per (layer, register): exposed bit positions, as rows of one padded table
@@ -419,15 +437,33 @@ class SiteSampler:
         for i, allowed in enumerate(bit_lists):
             self._bit_table[i, : len(allowed)] = allowed
         self._layer_names = tuple(layer_names)
-        self._widths = np.array([[exposure.width_of(exposure.layer(name), register)
-                                  for register in REGISTERS] for name in layer_names],
-                                dtype=np.int64).reshape(len(layer_names), len(REGISTERS))  # fmt: skip
-        self._hardened = np.array([exposure.hardened[r] if r in PE_REGISTERS else 0
-                                   for r in REGISTERS], dtype=np.int64)  # fmt: skip
+        self._widths = np.array(
+            [
+                [exposure.width_of(exposure.layer(name), register) for register in REGISTERS]
+                for name in layer_names
+            ],
+            dtype=np.int64,
+        ).reshape(len(layer_names), len(REGISTERS))
+        self._hardened = np.array(
+            [exposure.hardened[r] if r in PE_REGISTERS else 0 for r in REGISTERS], dtype=np.int64
+        )
 
         columns: dict[str, list[np.ndarray]] = {
-            key: [] for key in ("layer", "fold", "register", "cycles", "rows", "cols", "row0",
-                                "col0", "nbits", "table", "sites")}  # fmt: skip
+            key: []
+            for key in (
+                "layer",
+                "fold",
+                "register",
+                "cycles",
+                "rows",
+                "cols",
+                "row0",
+                "col0",
+                "nbits",
+                "table",
+                "sites",
+            )
+        }
         for layer_id, name in enumerate(layer_names):
             layer = exposure.layer(name)
             for register in self.registers:
@@ -518,8 +554,9 @@ class SiteSampler:
         self._check_sites()
         sites = rng.integers(0, self.total, size=n, dtype=np.int64)
         cycle_words = rng.integers(0, 2**63, size=n, dtype=np.int64)
-        table = self.locate(np.zeros(n, np.int64), sites, cycle_words, model=model,
-                            mbu_width=mbu_width)  # fmt: skip
+        table = self.locate(
+            np.zeros(n, np.int64), sites, cycle_words, model=model, mbu_width=mbu_width
+        )
         return table.faults(0, sample=sample)
 
     def _check_sites(self) -> None:
@@ -528,8 +565,15 @@ class SiteSampler:
                 "no exposed fault sites (all selected bits hardened, or nothing selected)"
             )
 
-    def locate(self, injection: np.ndarray, sites: np.ndarray, cycle_words: np.ndarray, *,
-               model: str = "seu", mbu_width: int = 2) -> FaultTable:  # fmt: skip
+    def locate(
+        self,
+        injection: np.ndarray,
+        sites: np.ndarray,
+        cycle_words: np.ndarray,
+        *,
+        model: str = "seu",
+        mbu_width: int = 2,
+    ) -> FaultTable:
         """The faults at site numbers ``sites`` (each in ``[0, total)``), as a table.
 
         ``injection[j]`` names the injection fault ``j`` belongs to; the table is sorted by
@@ -563,12 +607,17 @@ class SiteSampler:
             mask = np.int64(1) << start_bit
         # an SRAM cell is laid out as rows = words, one column: the row is the word address
         return FaultTable(
-            injection=injection, layer=c["layer"], fold=c["fold"], register=c["register"],
-            row=np.where(is_sram, 0, row), col=np.where(is_sram, 0, col),
-            cycle=np.where(is_sram, row, cycle), mask=mask,
+            injection=injection,
+            layer=c["layer"],
+            fold=c["fold"],
+            register=c["register"],
+            row=np.where(is_sram, 0, row),
+            col=np.where(is_sram, 0, col),
+            cycle=np.where(is_sram, row, cycle),
+            mask=mask,
             kind=np.full(len(site), KIND_CODES[MODEL_KINDS[model]], dtype=np.int64),
             layer_names=self._layer_names,
-        )  # fmt: skip
+        )
 
 
 MODEL_KINDS = {"seu": "flip", "mbu": "flip", "stuck0": "stuck0", "stuck1": "stuck1"}
@@ -608,19 +657,29 @@ class FaultTable:
         """The table of explicit faults, ``per_injection[i]`` being injection ``i``'s."""
         names = tuple(dict.fromkeys(f.layer for faults in per_injection for f in faults))
         rows = [
-            (i, names.index(f.layer), f.fold, REGISTERS.index(f.register), f.row, f.col,
-             f.cycle, f.mask, KIND_CODES[f.kind])
+            (
+                i,
+                names.index(f.layer),
+                f.fold,
+                REGISTERS.index(f.register),
+                f.row,
+                f.col,
+                f.cycle,
+                f.mask,
+                KIND_CODES[f.kind],
+            )
             for i, faults in enumerate(per_injection)
             for f in faults
-        ]  # fmt: skip
+        ]
         columns = np.array(rows, dtype=np.int64).reshape(-1, 9).T
         return cls(*columns, layer_names=names)
 
     def of_injections(self, start: int, stop: int) -> FaultTable:
         """The faults of injections ``start..stop-1``, renumbered from 0."""
         rows = (self.injection >= start) & (self.injection < stop)
-        columns = {f.name: getattr(self, f.name)[rows] for f in fields(self)
-                   if f.name != "layer_names"}  # fmt: skip
+        columns = {
+            f.name: getattr(self, f.name)[rows] for f in fields(self) if f.name != "layer_names"
+        }
         columns["injection"] = columns["injection"] - start
         return FaultTable(**columns, layer_names=self.layer_names)
 
@@ -643,7 +702,7 @@ class FaultTable:
                 bits=mask_bits(int(self.mask[j])),
                 kind=KINDS[int(self.kind[j])],
                 sample=sample,
-            )  # fmt: skip
+            )
             for j in rows
         ]
 
@@ -707,9 +766,15 @@ def sample_plan_from_config(
 ) -> list[Fault]:
     """:func:`sample_rate_plan` with the settings of an :class:`accelsim.config.FaultsConfig`."""
     return sample_rate_plan(
-        exposure, config.rate, rng=rng, unit=config.unit, model=config.model,
-        mbu_width=config.mbu_width, registers=config.registers, sample=sample,
-    )  # fmt: skip
+        exposure,
+        config.rate,
+        rng=rng,
+        unit=config.unit,
+        model=config.model,
+        mbu_width=config.mbu_width,
+        registers=config.registers,
+        sample=sample,
+    )
 
 
 def sample_single_fault(
@@ -763,20 +828,24 @@ _REQUIRED = ("layer", "fold", "register", "row", "col", "cycle", "bits")
 def _fault_from_entry(entry: Any, *, index: int, file: str | Path) -> Fault:
     where = f"faults[{index}]"
     if not isinstance(entry, Mapping):
-        raise AccelsimError("a fault is a mapping of keys", file=file, key=where,
-                            allowed=", ".join(_ENTRY_KEYS))  # fmt: skip
+        raise AccelsimError(
+            "a fault is a mapping of keys", file=file, key=where, allowed=", ".join(_ENTRY_KEYS)
+        )
     for key in entry:
         if key not in _ENTRY_KEYS:
-            raise AccelsimError("unknown key", file=file, key=f"{where}.{key}",
-                                allowed=_ENTRY_KEYS)  # fmt: skip
+            raise AccelsimError("unknown key", file=file, key=f"{where}.{key}", allowed=_ENTRY_KEYS)
     for key in _REQUIRED:
         if key not in entry:
             raise AccelsimError("required key is missing", file=file, key=f"{where}.{key}")
 
     def integer(key: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-            raise AccelsimError(f"{value!r} is not a non-negative integer", file=file,
-                                key=f"{where}.{key}", allowed="integers >= 0")  # fmt: skip
+            raise AccelsimError(
+                f"{value!r} is not a non-negative integer",
+                file=file,
+                key=f"{where}.{key}",
+                allowed="integers >= 0",
+            )
         return int(value)
 
     layer = entry["layer"]
@@ -784,30 +853,45 @@ def _fault_from_entry(entry: Any, *, index: int, file: str | Path) -> Fault:
         raise AccelsimError(f"{layer!r} is not a layer name", file=file, key=f"{where}.layer")
     register = entry["register"]
     if register not in REGISTERS:
-        raise AccelsimError(f"{register!r} is not allowed", file=file, key=f"{where}.register",
-                            allowed=REGISTERS)  # fmt: skip
+        raise AccelsimError(
+            f"{register!r} is not allowed", file=file, key=f"{where}.register", allowed=REGISTERS
+        )
     kind = entry.get("kind", "flip")
     if kind not in KINDS:
-        raise AccelsimError(f"{kind!r} is not allowed", file=file, key=f"{where}.kind",
-                            allowed=KINDS)  # fmt: skip
+        raise AccelsimError(
+            f"{kind!r} is not allowed", file=file, key=f"{where}.kind", allowed=KINDS
+        )
     raw_bits = entry["bits"]
     bit_values = raw_bits if isinstance(raw_bits, list | tuple) else [raw_bits]
     bits = []
     for value in bit_values:
         bit = integer("bits", value)
         if bit > MAX_REGISTER_BITS:
-            raise AccelsimError(f"bit {bit} is too high", file=file, key=f"{where}.bits",
-                                allowed=f"0..{MAX_REGISTER_BITS}")  # fmt: skip
+            raise AccelsimError(
+                f"bit {bit} is too high",
+                file=file,
+                key=f"{where}.bits",
+                allowed=f"0..{MAX_REGISTER_BITS}",
+            )
         bits.append(bit)
     if not bits:
-        raise AccelsimError("no bits given", file=file, key=f"{where}.bits",
-                            allowed="a bit position or a non-empty list")  # fmt: skip
+        raise AccelsimError(
+            "no bits given",
+            file=file,
+            key=f"{where}.bits",
+            allowed="a bit position or a non-empty list",
+        )
     return Fault(
-        layer=layer, fold=integer("fold", entry["fold"]), register=register,
-        row=integer("row", entry["row"]), col=integer("col", entry["col"]),
-        cycle=integer("cycle", entry["cycle"]), bits=tuple(bits), kind=kind,
+        layer=layer,
+        fold=integer("fold", entry["fold"]),
+        register=register,
+        row=integer("row", entry["row"]),
+        col=integer("col", entry["col"]),
+        cycle=integer("cycle", entry["cycle"]),
+        bits=tuple(bits),
+        kind=kind,
         sample=integer("sample", entry.get("sample", 0)),
-    )  # fmt: skip
+    )
 
 
 def parse_plan(data: Any, *, file: str | Path = "<plan>") -> list[Fault]:
@@ -815,8 +899,9 @@ def parse_plan(data: Any, *, file: str | Path = "<plan>") -> list[Fault]:
     if isinstance(data, Mapping):
         extra = set(data) - {"faults"}
         if extra:
-            raise AccelsimError("unknown key", file=file, key=sorted(map(str, extra))[0],
-                                allowed="faults")  # fmt: skip
+            raise AccelsimError(
+                "unknown key", file=file, key=sorted(map(str, extra))[0], allowed="faults"
+            )
         if "faults" not in data:
             raise AccelsimError("required key is missing", file=file, key="faults")
         data = data["faults"]
@@ -868,27 +953,45 @@ def check_plan(faults: Sequence[Fault], exposure: Exposure, *, file: str | Path 
     for i, fault in enumerate(faults):
         where = f"faults[{i}]"
         if fault.layer not in exposure.layer_names:
-            raise AccelsimError(f"unknown layer {fault.layer!r}", file=file, key=f"{where}.layer",
-                                allowed=exposure.layer_names)  # fmt: skip
+            raise AccelsimError(
+                f"unknown layer {fault.layer!r}",
+                file=file,
+                key=f"{where}.layer",
+                allowed=exposure.layer_names,
+            )
         layer = exposure.layer(fault.layer)
         hits = np.flatnonzero(layer.fold == fault.fold)
         if not len(hits):
-            raise AccelsimError(f"layer {layer.name} has no fold {fault.fold}", file=file,
-                                key=f"{where}.fold", allowed=f"0..{layer.n_folds - 1}")  # fmt: skip
+            raise AccelsimError(
+                f"layer {layer.name} has no fold {fault.fold}",
+                file=file,
+                key=f"{where}.fold",
+                allowed=f"0..{layer.n_folds - 1}",
+            )
         j = int(hits[0])
         width = exposure.width_of(layer, fault.register)
         if fault.is_sram:
             words = layer.sram_words.get(fault.register, 0)
             limits = {"row": 1, "col": 1, "cycle": words}
         else:
-            limits = {"row": int(layer.row0[j] + layer.rows[j]),
-                      "col": int(layer.col0[j] + layer.cols[j]),
-                      "cycle": int(layer.cycles[j])}  # fmt: skip
+            limits = {
+                "row": int(layer.row0[j] + layer.rows[j]),
+                "col": int(layer.col0[j] + layer.cols[j]),
+                "cycle": int(layer.cycles[j]),
+            }
         for key, limit in limits.items():
             value = getattr(fault, key)
             if value >= limit:
-                raise AccelsimError(f"{key} {value} is outside fold {fault.fold}", file=file,
-                                    key=f"{where}.{key}", allowed=f"< {limit}")  # fmt: skip
+                raise AccelsimError(
+                    f"{key} {value} is outside fold {fault.fold}",
+                    file=file,
+                    key=f"{where}.{key}",
+                    allowed=f"< {limit}",
+                )
         if fault.bits[-1] >= width:
-            raise AccelsimError(f"bit {fault.bits[-1]} is outside the {width}-bit {fault.register}",
-                                file=file, key=f"{where}.bits", allowed=f"0..{width - 1}")  # fmt: skip
+            raise AccelsimError(
+                f"bit {fault.bits[-1]} is outside the {width}-bit {fault.register}",
+                file=file,
+                key=f"{where}.bits",
+                allowed=f"0..{width - 1}",
+            )

@@ -38,8 +38,11 @@ def bvf_heatmap(vf: VulnerabilityFactors, path: str | Path) -> Path:
     ax.set_yticks(range(len(registers)), registers)
     ax.set_xticks(range(0, width, 2))
     ax.set_xlabel("bit position (0 = LSB); grey dot = no failure observed (BVF only bounded)")
-    ax.set_title(f"{vf.workload}: bit vulnerability factor, P(top-1 change | one flip), "
-                 f"{vf.injections:,} injections", fontsize=9)  # fmt: skip
+    ax.set_title(
+        f"{vf.workload}: bit vulnerability factor, P(top-1 change | one flip), "
+        f"{vf.injections:,} injections",
+        fontsize=9,
+    )
     fig.colorbar(image, ax=ax, label="BVF (darker = more vulnerable)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -61,14 +64,27 @@ def nvf_distributions(vf: VulnerabilityFactors, out_dir: str | Path) -> list[Pat
         channels = np.arange(len(rates))
         fig, ax = plt.subplots(figsize=(max(5.0, len(rates) * 0.25), 3.0))
         ax.bar(channels, rates, color="tab:red", alpha=0.7)
-        ax.errorbar(channels, rates, yerr=[rates - lo, hi - rates], fmt="none", ecolor="black",
-                    capsize=2, linewidth=0.8)  # fmt: skip
+        ax.errorbar(
+            channels,
+            rates,
+            yerr=[rates - lo, hi - rates],
+            fmt="none",
+            ecolor="black",
+            capsize=2,
+            linewidth=0.8,
+        )
         ax.set_xlabel("output channel")
         ax.set_ylabel("NVF")
         ranking = (vf.nvf_ranking or {}).get(layer)
-        verdict = "" if ranking is None else (
-            f"; ranking significant (p {ranking['p_value']:.2g})" if ranking["significant"]
-            else f"; ranking not significant (p {ranking['p_value']:.2g})")  # fmt: skip
+        verdict = (
+            ""
+            if ranking is None
+            else (
+                f"; ranking significant (p {ranking['p_value']:.2g})"
+                if ranking["significant"]
+                else f"; ranking not significant (p {ranking['p_value']:.2g})"
+            )
+        )
         ax.set_title(f"{vf.workload} {layer}: NVF ({conf} interval){verdict}", fontsize=9)
         fig.tight_layout()
         path = Path(out_dir) / f"nvf_{layer}.png"
@@ -78,8 +94,9 @@ def nvf_distributions(vf: VulnerabilityFactors, out_dir: str | Path) -> list[Pat
     return paths
 
 
-def accuracy_vs_rate(points: Sequence[dict[str, Any]], path: str | Path, *,
-                     title: str = "") -> Path:  # fmt: skip
+def accuracy_vs_rate(
+    points: Sequence[dict[str, Any]], path: str | Path, *, title: str = ""
+) -> Path:
     """Accuracy under faults (with interval) and P(failure) against the fault rate.
 
     ``points``: dicts with ``rate``, ``accuracy`` {rate, lo, hi}, ``failure`` {rate, lo, hi},
@@ -88,16 +105,23 @@ def accuracy_vs_rate(points: Sequence[dict[str, Any]], path: str | Path, *,
     plt = _pyplot()
     rates = np.array([p["rate"] for p in points], float)
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
-    for key, colour, label in (("accuracy", "tab:blue", "accuracy under faults"),
-                               ("failure", "tab:red", "P(failure) campaign")):  # fmt: skip
+    for key, colour, label in (
+        ("accuracy", "tab:blue", "accuracy under faults"),
+        ("failure", "tab:red", "P(failure) campaign"),
+    ):
         mid = np.array([p[key]["rate"] for p in points], float)
         lo = np.array([p[key]["lo"] for p in points], float)
         hi = np.array([p[key]["hi"] for p in points], float)
         ax.plot(rates, mid, "o-", color=colour, label=label)
         ax.fill_between(rates, lo, hi, color=colour, alpha=0.2)
     if all("first_order" in p for p in points):
-        ax.plot(rates, [p["first_order"] for p in points], "s--", color="tab:gray",
-                label="P(failure) first order")  # fmt: skip
+        ax.plot(
+            rates,
+            [p["first_order"] for p in points],
+            "s--",
+            color="tab:gray",
+            label="P(failure) first order",
+        )
     ax.set_xscale("log")
     ax.set_ylim(0.0, 1.0)
     ax.set_xlabel("fault rate")

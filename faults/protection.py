@@ -29,14 +29,18 @@ from accelsim.errors import AccelsimError, Infeasible
 from accelsim.simulation import register_widths, simulate
 from accelsim.workload import Workload
 
-PROTECTION_VARIABLES = (*(f"hardened_bits.{c}" for c in REGISTER_CLASSES), "protected_fraction",
-                        "redundant_units")  # fmt: skip
+PROTECTION_VARIABLES = (
+    *(f"hardened_bits.{c}" for c in REGISTER_CLASSES),
+    "protected_fraction",
+    "redundant_units",
+)
 FULL_WIDTH = 64  # "harden every bit": more than any register class has
 
 
 # --------------------------------------------------------------------------- the fixed designs
-def fixed_protections(*, fraction: float, units: int, hardening: Mapping[str, int],
-                      cross_layer: bool = False) -> dict[str, dict[str, Any]]:  # fmt: skip
+def fixed_protections(
+    *, fraction: float, units: int, hardening: Mapping[str, int], cross_layer: bool = False
+) -> dict[str, dict[str, Any]]:
     """The fixed protection schemes as values of :data:`PROTECTION_VARIABLES`: ``none``,
     ``full TMR`` (every register bit hardened), ``neuron-only`` (``fraction`` of the neurons on
     ``units`` redundant units, if ``fraction`` > 0), ``bit-only`` (``hardening``:
@@ -70,9 +74,9 @@ def fixed_designs(
     fractions = values.get("protected_fraction", (1.0,))
     units = values.get("redundant_units", ())
     hardening = {n: max(v) for n, v in values.items() if n.startswith("hardened_bits.")}
-    schemes = fixed_protections(fraction=max(fractions),
-                                units=max(units) if units else default_units,
-                                hardening=hardening)  # fmt: skip
+    schemes = fixed_protections(
+        fraction=max(fractions), units=max(units) if units else default_units, hardening=hardening
+    )
     return {name: {**base, **scheme} for name, scheme in schemes.items()}
 
 
@@ -90,19 +94,24 @@ def select_neurons(vf: Any, fraction: float) -> dict[str, list[int]]:
     from .strata import NeuronRanking, top_neurons
 
     if not 0.0 <= fraction <= 1.0:
-        raise AccelsimError(f"fraction {fraction} is outside [0, 1]",
-                            key="protection.protected_fraction", allowed="0..1")  # fmt: skip
+        raise AccelsimError(
+            f"fraction {fraction} is outside [0, 1]",
+            key="protection.protected_fraction",
+            allowed="0..1",
+        )
     if vf.nvf_ranking is None:
-        raise AccelsimError(vf.nvf_unavailable or "NVF unavailable",
-                            key="protection.protected_fraction")  # fmt: skip
+        raise AccelsimError(
+            vf.nvf_unavailable or "NVF unavailable", key="protection.protected_fraction"
+        )
     ranked = vf.nvf_ranking
     ranking = NeuronRanking(
         scores={layer: np.asarray(r["scores"], dtype=float) for layer, r in ranked.items()},
         significant={layer: r["significant"] for layer, r in ranked.items()},
         p_values={layer: r["p_value"] for layer, r in ranked.items()},
-        measured={layer: np.asarray(r["contributions"], dtype=float)
-                  for layer, r in ranked.items()},
-    )  # fmt: skip
+        measured={
+            layer: np.asarray(r["contributions"], dtype=float) for layer, r in ranked.items()
+        },
+    )
     chosen = top_neurons(ranking, fraction)
     return {layer: [int(c) for c in chosen[layer]] for layer in ranked if layer in chosen}
 
@@ -133,8 +142,11 @@ class Design:
     protected: dict[str, list[int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "protection": self.accelerator.protection.model_dump(),
-                "protected": self.protected}  # fmt: skip
+        return {
+            "name": self.name,
+            "protection": self.accelerator.protection.model_dump(),
+            "protected": self.protected,
+        }
 
 
 def _with_protection(accel: AcceleratorConfig, **update: Any) -> AcceleratorConfig:
@@ -142,8 +154,9 @@ def _with_protection(accel: AcceleratorConfig, **update: Any) -> AcceleratorConf
     return accel.model_copy(update={"protection": protection})
 
 
-def baseline_designs(workload: Workload, vf: Any, *, p: float = 0.1, k: int = 8,
-                     redundant_units: int | None = None) -> dict[str, Design]:  # fmt: skip
+def baseline_designs(
+    workload: Workload, vf: Any, *, p: float = 0.1, k: int = 8, redundant_units: int | None = None
+) -> dict[str, Design]:
     """:func:`fixed_protections` with cross-layer on the workload's array: ``p`` the protected
     fraction of neurons (by NVF ranking), ``k`` hardened bits per register class (by BVF
     ranking), ``redundant_units`` S (default :func:`workload_units`). Without NVF (``is``
@@ -153,14 +166,18 @@ def baseline_designs(workload: Workload, vf: Any, *, p: float = 0.1, k: int = 8,
     if not 0.0 <= p <= 1.0:
         raise AccelsimError(f"p = {p} is outside [0, 1]", file="--p", allowed="0..1")
     if redundant_units is not None and redundant_units < 1:
-        raise AccelsimError(f"{redundant_units} redundant units", file="--redundant-units",
-                            allowed=">= 1")  # fmt: skip
+        raise AccelsimError(
+            f"{redundant_units} redundant units", file="--redundant-units", allowed=">= 1"
+        )
     accel = workload.config.accelerator
     units = redundant_units or workload_units(workload)
     widths = register_widths(workload.graph).as_dict()
-    schemes = fixed_protections(fraction=p if vf.nvf_ranking is not None else 0.0, units=units,
-                                hardening={f"hardened_bits.{c}": k for c in REGISTER_CLASSES},
-                                cross_layer=True)  # fmt: skip
+    schemes = fixed_protections(
+        fraction=p if vf.nvf_ranking is not None else 0.0,
+        units=units,
+        hardening={f"hardened_bits.{c}": k for c in REGISTER_CLASSES},
+        cross_layer=True,
+    )
     designs = {}
     for name, scheme in schemes.items():
         counts = {c: min(int(scheme[f"hardened_bits.{c}"]), widths[c]) for c in REGISTER_CLASSES}
@@ -196,8 +213,9 @@ def evaluate_design(
 
     row: dict[str, Any] = {**design.to_dict()}
     # the same graph (the quantisation is unchanged), another accelerator
-    variant = replace(workload, config=workload.config.model_copy(
-        update={"accelerator": design.accelerator}))  # fmt: skip
+    variant = replace(
+        workload, config=workload.config.model_copy(update={"accelerator": design.accelerator})
+    )
     protected = {k: np.asarray(v, dtype=np.int64) for k, v in design.protected.items()} or None
     try:
         result = simulate(variant, samples=samples, protected=protected)
@@ -213,29 +231,37 @@ def evaluate_design(
         latency_us=totals["latency_us"],
         energy_pj=totals["energy_pj"],
         accuracy=result.accuracy,
-        hardened_bits_per_pe=hardened_bit_count(design.accelerator,
-                                                register_widths(workload.graph)),
+        hardened_bits_per_pe=hardened_bit_count(
+            design.accelerator, register_widths(workload.graph)
+        ),
         protected_neurons=sum(len(v) for v in design.protected.values()),
-    )  # fmt: skip
+    )
     # hardening only removes sites (weight 0); protected neurons are priced on records of
     # their own, run with the redundant units (first_order_failure); the certificate, not
     # this estimate, decides against the target
     row["first_order"] = first_order_failure(
-        vf, rate=workload.config.faults.rate, hardened=design.accelerator.protection.hardened_bits,
+        vf,
+        rate=workload.config.faults.rate,
+        hardened=design.accelerator.protection.hardened_bits,
         protected=design.protected,
-    )  # fmt: skip
+    )
     if certify is not None:
-        row["certificate"] = certify_design(variant, target=target,
-                                            predicted=row["first_order"]["upper"],
-                                            protected=protected, settings=certify)  # fmt: skip
+        row["certificate"] = certify_design(
+            variant,
+            target=target,
+            predicted=row["first_order"]["upper"],
+            protected=protected,
+            settings=certify,
+        )
     return row
 
 
 def check_target(target: float) -> None:
     """A P(failure) target must be a probability strictly between 0 and 1."""
     if not (0.0 < target < 1.0 and math.isfinite(target)):
-        raise AccelsimError(f"target {target} is not a probability", file="--target",
-                            allowed="0 < target < 1")  # fmt: skip
+        raise AccelsimError(
+            f"target {target} is not a probability", file="--target", allowed="0 < target < 1"
+        )
 
 
 def compare_baselines(
@@ -253,12 +279,17 @@ def compare_baselines(
     workload's ``faults:`` rate, which the factors ``vf`` must have been measured for."""
     faults = workload.config.faults
     if faults is None or faults.rate <= 0:
-        raise AccelsimError("no fault rate: add faults.rate (or pass --rate)",
-                            key="faults.rate", allowed="> 0")  # fmt: skip
+        raise AccelsimError(
+            "no fault rate: add faults.rate (or pass --rate)", key="faults.rate", allowed="> 0"
+        )
     check_target(target)
     if faults.unit != vf.unit:
-        raise AccelsimError(f"the vulnerability factors were measured per {vf.unit}, not "
-                            f"{faults.unit}", key="faults.unit")  # fmt: skip
+        raise AccelsimError(
+            f"the vulnerability factors were measured per {vf.unit}, not {faults.unit}",
+            key="faults.unit",
+        )
     designs = baseline_designs(workload, vf, p=p, k=k, redundant_units=redundant_units)
-    return [evaluate_design(workload, vf, design, target=target, samples=samples,
-                            certify=certify) for design in designs.values()]  # fmt: skip
+    return [
+        evaluate_design(workload, vf, design, target=target, samples=samples, certify=certify)
+        for design in designs.values()
+    ]

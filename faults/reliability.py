@@ -33,12 +33,15 @@ from .vulnerability import VulnerabilityFactors
 Protected = Mapping[str, Iterable[int]]
 
 
-def protected_arrays(vf: VulnerabilityFactors, protected: Protected | None
-                     ) -> dict[str, np.ndarray] | None:  # fmt: skip
+def protected_arrays(
+    vf: VulnerabilityFactors, protected: Protected | None
+) -> dict[str, np.ndarray] | None:
     """``protected`` as sorted int64 channels per layer, checked against the factors' layers
     (None when nothing is protected)."""
-    chosen = {layer: np.asarray(sorted({int(c) for c in channels}), dtype=np.int64)
-              for layer, channels in (protected or {}).items()}  # fmt: skip
+    chosen = {
+        layer: np.asarray(sorted({int(c) for c in channels}), dtype=np.int64)
+        for layer, channels in (protected or {}).items()
+    }
     chosen = {layer: channels for layer, channels in chosen.items() if len(channels)}
     if not chosen:
         return None
@@ -46,18 +49,24 @@ def protected_arrays(vf: VulnerabilityFactors, protected: Protected | None
         raise AccelsimError(vf.nvf_unavailable or "NVF unavailable", key="protected_neurons")
     for layer, channels in chosen.items():
         if layer not in vf.nvf:
-            raise AccelsimError(f"unknown layer {layer!r}", key="protected_neurons",
-                                allowed=tuple(vf.nvf))  # fmt: skip
+            raise AccelsimError(
+                f"unknown layer {layer!r}", key="protected_neurons", allowed=tuple(vf.nvf)
+            )
         count = len(vf.nvf[layer]["rate"])
         if channels[0] < 0 or channels[-1] >= count:
-            raise AccelsimError(f"layer {layer} has no neuron {int(channels[-1])}",
-                                key="protected_neurons", allowed=f"0..{count - 1}")  # fmt: skip
+            raise AccelsimError(
+                f"layer {layer} has no neuron {int(channels[-1])}",
+                key="protected_neurons",
+                allowed=f"0..{count - 1}",
+            )
     return chosen
 
 
-def design_weights(vf: VulnerabilityFactors, rate: float,
-                   hardened: HardenedBitsConfig | Mapping[str, Iterable[int]] | None = None
-                   ) -> np.ndarray:  # fmt: skip
+def design_weights(
+    vf: VulnerabilityFactors,
+    rate: float,
+    hardened: HardenedBitsConfig | Mapping[str, Iterable[int]] | None = None,
+) -> np.ndarray:
     """Expected faults per inference of each stratum for the design with ``hardened`` bits on
     the factors' array (:meth:`faults.strata.StratifiedInjections.weights`)."""
     if rate < 0 or not np.isfinite(rate):
@@ -93,8 +102,11 @@ def first_order_failure(
     # a protected design has records of its own, run with its neurons recomputed
     store = vf.records().with_protection(chosen)
     est, _ = adaptive_estimate(store, weights, settings=settings, target=target)
-    return {**{k: v.item() if isinstance(v, np.generic) else v for k, v in est.items()},
-            "rate": float(rate), "unit": vf.unit}  # fmt: skip
+    return {
+        **{k: v.item() if isinstance(v, np.generic) else v for k, v in est.items()},
+        "rate": float(rate),
+        "unit": vf.unit,
+    }
 
 
 def monte_carlo_failure(
@@ -121,19 +133,35 @@ def monte_carlo_failure(
 
     if hardened is not None:
         accel = workload.config.accelerator
-        accel = accel.model_copy(update={"protection": accel.protection.model_copy(
-            update={"hardened_bits": hardened})})  # fmt: skip
-        workload = replace(workload, config=workload.config.model_copy(
-            update={"accelerator": accel}))  # fmt: skip
-    settings = CampaignSettings(mode="rate", rate=float(rate), unit=unit,
-                                registers=tuple(registers))  # fmt: skip
+        accel = accel.model_copy(
+            update={"protection": accel.protection.model_copy(update={"hardened_bits": hardened})}
+        )
+        workload = replace(
+            workload, config=workload.config.model_copy(update={"accelerator": accel})
+        )
+    settings = CampaignSettings(
+        mode="rate", rate=float(rate), unit=unit, registers=tuple(registers)
+    )
     chosen = None
     if protected:
         chosen = {k: np.asarray(sorted(v), dtype=np.int64) for k, v in protected.items()}
-    result = campaign(workload, injections=injections, settings=settings, samples=samples,
-                      seed=seed, workers=workers, protected=chosen, out_dir=out_dir)  # fmt: skip
+    result = campaign(
+        workload,
+        injections=injections,
+        settings=settings,
+        samples=samples,
+        seed=seed,
+        workers=workers,
+        protected=chosen,
+        out_dir=out_dir,
+    )
     sdc = result.summary["sdc"]
-    return {"failure": sdc["rate"], "lo": sdc["lo"], "hi": sdc["hi"],
-            "expected_faults": result.expected_faults_per_inference,
-            "faults_per_inference": result.faults_per_inference,
-            "accuracy": result.summary["accuracy"], "injections": result.injections}  # fmt: skip
+    return {
+        "failure": sdc["rate"],
+        "lo": sdc["lo"],
+        "hi": sdc["hi"],
+        "expected_faults": result.expected_faults_per_inference,
+        "faults_per_inference": result.faults_per_inference,
+        "accuracy": result.summary["accuracy"],
+        "injections": result.injections,
+    }

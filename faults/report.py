@@ -39,21 +39,26 @@ def interval_text(point: float | None, lo: float | None = None, hi: float | None
 
 def _breakdown(title: str, rows: dict[str, dict[str, Any]]) -> Table:
     table = Table(title=title)
-    for col in ("", "injections", "masked", "SDC (top-1 changed) [95% CI]", "critical SDC",
-                "RMSE"):  # fmt: skip
+    for col in ("", "injections", "masked", "SDC (top-1 changed) [95% CI]", "critical SDC", "RMSE"):
         table.add_column(col, justify="left" if not col else "right")
     for name, s in rows.items():
         table.add_row(
-            name, str(s["count"]), rate_text(s["masked"]), rate_text(s["sdc"]),
-            rate_text(s["critical_sdc"]), f"{s['rmse']['mean']:.4g}",
-        )  # fmt: skip
+            name,
+            str(s["count"]),
+            rate_text(s["masked"]),
+            rate_text(s["sdc"]),
+            rate_text(s["critical_sdc"]),
+            f"{s['rmse']['mean']:.4g}",
+        )
     return table
 
 
 def render_campaign(result: CampaignResult) -> Group:
     s = result.summary
-    head = Table(title=f"{result.workload}: fault campaign ({result.settings.mode}, "
-                       f"{result.settings.model}, seed {result.seed})")  # fmt: skip
+    head = Table(
+        title=f"{result.workload}: fault campaign ({result.settings.mode}, "
+        f"{result.settings.model}, seed {result.seed})"
+    )
     head.add_column("figure")
     head.add_column("value [95% CI]", justify="right")
     settings = result.settings
@@ -70,8 +75,9 @@ def render_campaign(result: CampaignResult) -> Group:
         head.add_row("accuracy under faults", rate_text(s["accuracy"]))
     if result.golden_accuracy is not None:
         head.add_row("accuracy fault-free", f"{result.golden_accuracy:.2%}")
-    head.add_row("logit RMSE", f"{s['rmse']['mean']:.4g} [{s['rmse']['lo']:.4g}, "
-                               f"{s['rmse']['hi']:.4g}]")  # fmt: skip
+    head.add_row(
+        "logit RMSE", f"{s['rmse']['mean']:.4g} [{s['rmse']['lo']:.4g}, {s['rmse']['hi']:.4g}]"
+    )
     head.add_row("faults masked early (not computed)", str(result.masked_early))
     parts: list[Any] = [head]
     if result.per_register:

@@ -168,9 +168,10 @@ def _check(fault: Fault, sched: LayerSchedule) -> None:
 
 def _tile_hits(fold: FoldJob, operand: str, rows: np.ndarray, cols: np.ndarray) -> bool:
     r0, r1, c0, c1 = (
-        (fold.m0, fold.m1, fold.k0, fold.k1) if operand == "a"
+        (fold.m0, fold.m1, fold.k0, fold.k1)
+        if operand == "a"
         else (fold.k0, fold.k1, fold.n0, fold.n1)
-    )  # fmt: skip
+    )
     return bool(np.any((rows >= r0) & (rows < r1) & (cols >= c0) & (cols < c1)))
 
 
@@ -192,9 +193,10 @@ def layer_effects(
         if fault.register == SRAM_INPUT:
             rows, cols = np.nonzero(index[at.group] == address + 1)
             readers = frozenset(
-                f.index for f in folds
+                f.index
+                for f in folds
                 if f.block == at.block and f.index >= at.index and _tile_hits(f, "a", rows, cols)
-            )  # fmt: skip
+            )
             if readers:
                 flip = OperandFlip("a", at.group, rows, cols, mask, readers)
         elif fault.register == SRAM_WEIGHT:
@@ -210,8 +212,7 @@ def layer_effects(
         else:
             group, rest = divmod(address, shape.M * shape.N)
             m, n = divmod(rest, shape.N)
-            chain = [f for f in folds
-                     if f.group == group and f.m0 <= m < f.m1 and f.n0 <= n < f.n1]  # fmt: skip
+            chain = [f for f in folds if f.group == group and f.m0 <= m < f.m1 and f.n0 <= n < f.n1]
             reader = next((f for f in chain if f.index >= at.index), None)
             if reader is not None and not reader.first_k:
                 flip = PsumFlip(group, m, n, mask, reader.index)
@@ -227,12 +228,14 @@ def layer_effects(
 
 
 def _local_fold(fold: FoldJob) -> FoldJob:
-    return dataclasses.replace(fold, m0=0, m1=fold.m1 - fold.m0, k0=0, k1=fold.k1 - fold.k0,
-                               n0=0, n1=fold.n1 - fold.n0)  # fmt: skip
+    return dataclasses.replace(
+        fold, m0=0, m1=fold.m1 - fold.m0, k0=0, k1=fold.k1 - fold.k0, n0=0, n1=fold.n1 - fold.n0
+    )
 
 
-def _flip_tile(tile: np.ndarray, flip: OperandFlip, r0: int, c0: int, bits: int,
-               signed: bool) -> None:  # fmt: skip
+def _flip_tile(
+    tile: np.ndarray, flip: OperandFlip, r0: int, c0: int, bits: int, signed: bool
+) -> None:
     rows, cols = flip.rows - r0, flip.cols - c0
     inside = (rows >= 0) & (rows < tile.shape[0]) & (cols >= 0) & (cols < tile.shape[1])
     rows, cols = rows[inside], cols[inside]
@@ -285,11 +288,21 @@ def recompute_psums(
             out[:] = ops.bias[g][fold.n0 : fold.n1]
         for p in psum_in.get(fold.index, ()):
             out[p.m - fold.m0, p.n - fold.n0] = flip_array(
-                out[p.m - fold.m0, p.n - fold.n0], p.mask, shape.acc_bits, True)  # fmt: skip
+                out[p.m - fold.m0, p.n - fold.n0], p.mask, shape.acc_bits, True
+            )
         flips = by_fold.get(fold.index)
         if not flips:
-            compute_fold(code, rows, cols, shape, fold, ops.a[g], ops.w[g], psum[g],
-                         pe_faults.get(fold.index))  # fmt: skip
+            compute_fold(
+                code,
+                rows,
+                cols,
+                shape,
+                fold,
+                ops.a[g],
+                ops.w[g],
+                psum[g],
+                pe_faults.get(fold.index),
+            )
             continue
         a_tile = ops.a[g][fold.m0 : fold.m1, fold.k0 : fold.k1].copy()
         w_tile = ops.w[g][fold.k0 : fold.k1, fold.n0 : fold.n1].copy()
@@ -299,11 +312,21 @@ def recompute_psums(
             else:
                 _flip_tile(w_tile, flip, fold.k0, fold.n0, shape.w_bits, True)
         local = out.copy()
-        compute_fold(code, rows, cols, shape, _local_fold(fold), a_tile, w_tile, local,
-                     pe_faults.get(fold.index))  # fmt: skip
+        compute_fold(
+            code,
+            rows,
+            cols,
+            shape,
+            _local_fold(fold),
+            a_tile,
+            w_tile,
+            local,
+            pe_faults.get(fold.index),
+        )
         out[:] = local
     for p in psum_effects:
         if p.fold is None:
-            psum[p.group][p.m, p.n] = flip_array(psum[p.group][p.m, p.n], p.mask,
-                                                 shape.acc_bits, True)  # fmt: skip
+            psum[p.group][p.m, p.n] = flip_array(
+                psum[p.group][p.m, p.n], p.mask, shape.acc_bits, True
+            )
     return psum, len(tiles)

@@ -43,8 +43,10 @@ def _beta_continued_fraction(a: float, b: float, x: float) -> float:
     h = d
     for m in range(1, 500):
         m2 = 2 * m
-        for numerator in (m * (b - m) * x / ((qam + m2) * (a + m2)),
-                          -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):  # fmt: skip
+        for numerator in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
             d = 1.0 + numerator * d
             d = 1.0 / (d if abs(d) > tiny else tiny)
             c = 1.0 + numerator / c
@@ -117,8 +119,9 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return lo, hi
 
 
-def clopper_pearson(successes: Any, n: Any, confidence: float = 0.95
-                    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def clopper_pearson(
+    successes: Any, n: Any, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact (Clopper-Pearson) two-sided interval of binomial proportions, elementwise.
 
     ``lo = Beta(a/2; k, n - k + 1)``, ``hi = Beta(1 - a/2; k + 1, n - k)``: guaranteed

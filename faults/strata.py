@@ -131,8 +131,9 @@ class _Records:
         return len(self.sample)
 
 
-def bare_context(workload: Workload, samples: int | None, settings: CampaignSettings
-                 ) -> CampaignContext:  # fmt: skip
+def bare_context(
+    workload: Workload, samples: int | None, settings: CampaignSettings
+) -> CampaignContext:
     """ONE golden run of the workload's array without hardening or redundant units."""
     from accelsim.config import ProtectionConfig
 
@@ -141,8 +142,9 @@ def bare_context(workload: Workload, samples: int | None, settings: CampaignSett
     n = len(workload.inputs) if samples is None else min(samples, len(workload.inputs))
     golden = golden_run(workload.graph, accel, workload.inputs[:n])
     labels = None if workload.labels is None else np.asarray(workload.labels[:n])
-    return CampaignContext(golden=golden, exposure=exposure_of(golden), labels=labels,
-                           settings=settings)  # fmt: skip
+    return CampaignContext(
+        golden=golden, exposure=exposure_of(golden), labels=labels, settings=settings
+    )
 
 
 class StratifiedInjections:
@@ -173,8 +175,9 @@ class StratifiedInjections:
         self._workload, self._cache_dir = workload, cache_dir
         self._siblings: dict[str, StratifiedInjections] = {}
         self.unit, self.model, self.mbu_width, self.seed = unit, model, mbu_width, int(seed)
-        settings = CampaignSettings(mode="single", unit=unit, model=model, mbu_width=mbu_width,
-                                    registers=self.registers)  # fmt: skip
+        settings = CampaignSettings(
+            mode="single", unit=unit, model=model, mbu_width=mbu_width, registers=self.registers
+        )
         self.ctx = bare_context(workload, samples, settings)
         golden = self.ctx.golden
         self.samples = golden.samples
@@ -188,16 +191,19 @@ class StratifiedInjections:
             layer = exposure.layer(layer_name)
             for register in self.registers:
                 for bit in exposure.exposed_bits(layer, register):
-                    sampler = SiteSampler(exposure, registers=register, layers=layer_name,
-                                          bits=bit, unit=unit)  # fmt: skip
+                    sampler = SiteSampler(
+                        exposure, registers=register, layers=layer_name, bits=bit, unit=unit
+                    )
                     if sampler.total:
                         self.strata.append(Stratum(layer_name, register, bit))
                         self._samplers.append(sampler)
         self.index = {s.key(): h for h, s in enumerate(self.strata)}
         self.sites = np.array([s.total for s in self._samplers], dtype=np.int64)
         h_ids = np.arange(len(self.strata), dtype=np.int64)
-        self._seeds = [int(np.random.SeedSequence([self.seed, 0x57A7, h]).generate_state(1)[0])
-                       for h in range(len(self.strata))]  # fmt: skip
+        self._seeds = [
+            int(np.random.SeedSequence([self.seed, 0x57A7, h]).generate_state(1)[0])
+            for h in range(len(self.strata))
+        ]
         self._offsets = words_below(
             task_words(self.seed, h_ids, np.full(len(h_ids), OFFSET_WORD)), self.samples
         )
@@ -207,8 +213,9 @@ class StratifiedInjections:
         self.cache_path = None if cache_dir is None else Path(cache_dir) / f"{self.key}.npz"
         self._load()
 
-    def with_protection(self, protected: Mapping[str, Iterable[int]] | None
-                        ) -> StratifiedInjections:  # fmt: skip
+    def with_protection(
+        self, protected: Mapping[str, Iterable[int]] | None
+    ) -> StratifiedInjections:
         """The store of the same workload, array and draws whose injections run with
         ``protected`` neurons recomputed (itself when that is its own protection)."""
         chosen = _protected_arrays(protected)
@@ -217,10 +224,16 @@ class StratifiedInjections:
             return self
         if key not in self._siblings:
             self._siblings[key] = StratifiedInjections(
-                self._workload, registers=self.registers, unit=self.unit, model=self.model,
-                mbu_width=self.mbu_width, samples=self.samples, seed=self.seed,
-                cache_dir=self._cache_dir, protected=chosen,
-            )  # fmt: skip
+                self._workload,
+                registers=self.registers,
+                unit=self.unit,
+                model=self.model,
+                mbu_width=self.mbu_width,
+                samples=self.samples,
+                seed=self.seed,
+                cache_dir=self._cache_dir,
+                protected=chosen,
+            )
         return self._siblings[key]
 
     # ---------------------------------------------------------------- identity and cache
@@ -228,14 +241,21 @@ class StratifiedInjections:
         accel = self.ctx.golden.accel
         inputs = np.ascontiguousarray(workload.inputs[: self.samples])
         blob = json.dumps(
-            {"format": STORE_FORMAT, "graph": workload.graph.content_hash(),
-             "accelerator": accel.model_dump(mode="json"), "samples": self.samples,
-             "inputs": hashlib.sha256(inputs).hexdigest(), "seed": self.seed,
-             "unit": self.unit, "model": self.model, "mbu_width": self.mbu_width,
-             "registers": list(self.registers),
-             "protected": _protected_lists(self.protected)},
+            {
+                "format": STORE_FORMAT,
+                "graph": workload.graph.content_hash(),
+                "accelerator": accel.model_dump(mode="json"),
+                "samples": self.samples,
+                "inputs": hashlib.sha256(inputs).hexdigest(),
+                "seed": self.seed,
+                "unit": self.unit,
+                "model": self.model,
+                "mbu_width": self.mbu_width,
+                "registers": list(self.registers),
+                "protected": _protected_lists(self.protected),
+            },
             sort_keys=True,
-        )  # fmt: skip
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     def _load(self) -> None:
@@ -313,9 +333,12 @@ class StratifiedInjections:
             sites = words_below(words, int(self.sites[h]))
             cycles = task_words(self._seeds[h], idx, np.full(len(idx), CYCLE_WORD)) >> np.uint64(1)
             table = self._samplers[h].locate(
-                base + np.arange(len(idx), dtype=np.int64), sites, cycles.astype(np.int64),
-                model=self.model, mbu_width=self.mbu_width,
-            )  # fmt: skip
+                base + np.arange(len(idx), dtype=np.int64),
+                sites,
+                cycles.astype(np.int64),
+                model=self.model,
+                mbu_width=self.mbu_width,
+            )
             tables.append(table)
             samples.append((self._offsets[h] + idx) % self.samples)
             owners.append(np.full(len(idx), h))
@@ -357,8 +380,7 @@ class StratifiedInjections:
         for layer_name in exposure.layer_names:
             layer = exposure.layer(layer_name)
             for register in self.registers:
-                sites = SiteSampler(exposure, registers=register, layers=layer_name,
-                                    unit=self.unit)  # fmt: skip
+                sites = SiteSampler(exposure, registers=register, layers=layer_name, unit=self.unit)
                 bits = exposure.exposed_bits(layer, register)
                 if not bits or not sites.total:
                     continue
@@ -420,11 +442,14 @@ class StratifiedInjections:
 
     def failures(self, trials: np.ndarray) -> np.ndarray:
         """Failures per stratum among its first ``trials`` records."""
-        return np.array([self._records[h].failed[: int(n)].sum() if n else 0
-                         for h, n in enumerate(trials)], dtype=float)  # fmt: skip
+        return np.array(
+            [self._records[h].failed[: int(n)].sum() if n else 0 for h, n in enumerate(trials)],
+            dtype=float,
+        )
 
-    def neuron_contributions(self, trials: np.ndarray, weights: np.ndarray
-                             ) -> dict[str, np.ndarray]:  # fmt: skip
+    def neuron_contributions(
+        self, trials: np.ndarray, weights: np.ndarray
+    ) -> dict[str, np.ndarray]:
         """Expected failing faults per inference caused by each neuron's column, per layer."""
         out = {name: np.zeros(count) for name, count in self.neurons.items()}
         for h in np.flatnonzero((weights > 0) & (trials > 0)):
@@ -438,8 +463,9 @@ class StratifiedInjections:
 
     def neuron_trials(self, trials: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """(injections, failures) per neuron of each layer, over the first ``trials`` records."""
-        out = {name: (np.zeros(c, np.int64), np.zeros(c, np.int64))
-               for name, c in self.neurons.items()}  # fmt: skip
+        out = {
+            name: (np.zeros(c, np.int64), np.zeros(c, np.int64)) for name, c in self.neurons.items()
+        }
         for h in np.flatnonzero(trials > 0):
             rec, n = self._records[h], int(trials[h])
             layer = self.strata[h].layer
@@ -454,8 +480,10 @@ class StratifiedInjections:
 
 
 def _protected_arrays(protected: Mapping[str, Iterable[int]] | None) -> dict[str, np.ndarray]:
-    return {layer: np.asarray(sorted({int(n) for n in v}), dtype=np.int64)
-            for layer, v in (protected or {}).items()}  # fmt: skip
+    return {
+        layer: np.asarray(sorted({int(n) for n in v}), dtype=np.int64)
+        for layer, v in (protected or {}).items()
+    }
 
 
 def _protected_lists(protected: Mapping[str, np.ndarray]) -> dict[str, list[int]]:
@@ -473,9 +501,20 @@ def _concat(tables: Sequence[FaultTable]) -> FaultTable:
     first = tables[0]
     if len(tables) == 1:
         return first
-    columns = {name: np.concatenate([getattr(t, name) for t in tables])
-               for name in ("injection", "layer", "fold", "register", "row", "col", "cycle",
-                            "mask", "kind")}  # fmt: skip
+    columns = {
+        name: np.concatenate([getattr(t, name) for t in tables])
+        for name in (
+            "injection",
+            "layer",
+            "fold",
+            "register",
+            "row",
+            "col",
+            "cycle",
+            "mask",
+            "kind",
+        )
+    }
     return replace(first, **columns)
 
 
@@ -512,8 +551,11 @@ def adaptive_estimate(
     for round_ in range(settings.rounds + 1):
         store.ensure(trials)
         est = store.estimate(weights, trials, confidence=settings.confidence)
-        lam, lo, hi = est["expected_failures"], est["expected_failures_lo"], est[
-            "expected_failures_hi"]  # fmt: skip
+        lam, lo, hi = (
+            est["expected_failures"],
+            est["expected_failures_lo"],
+            est["expected_failures_hi"],
+        )
         precise = lam > 0 and (hi - lo) / 2 <= settings.precision * lam
         decided = target is not None and (est["upper"] <= target or est["lo"] > target)
         nothing_exposed = not live.any()  # e.g. every bit hardened: Λ is exactly 0
@@ -549,8 +591,9 @@ def adaptive_estimate(
 
 
 # --------------------------------------------------------------------------- what to protect
-def rank_bits(store: StratifiedInjections, weights: np.ndarray, trials: np.ndarray
-              ) -> dict[str, list[int]]:  # fmt: skip
+def rank_bits(
+    store: StratifiedInjections, weights: np.ndarray, trials: np.ndarray
+) -> dict[str, list[int]]:
     """Per register class, bit positions by descending contribution to the expected failures
     (Σ over layers of w_h k_h / n_h; ties: the higher bit first)."""
     failures = store.failures(trials)
@@ -559,8 +602,10 @@ def rank_bits(store: StratifiedInjections, weights: np.ndarray, trials: np.ndarr
     for h, stratum in enumerate(store.strata):
         by_bit = totals.setdefault(stratum.register, {})
         by_bit[stratum.bit] = by_bit.get(stratum.bit, 0.0) + float(share[h])
-    return {register: sorted(by_bit, key=lambda b, d=by_bit: (-d[b], -b))
-            for register, by_bit in totals.items()}  # fmt: skip
+    return {
+        register: sorted(by_bit, key=lambda b, d=by_bit: (-d[b], -b))
+        for register, by_bit in totals.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -577,8 +622,13 @@ class NeuronRanking:
     measured: dict[str, np.ndarray]  # per-neuron contribution estimates, before pooling
 
 
-def rank_neurons(store: StratifiedInjections, weights: np.ndarray, trials: np.ndarray, *,
-                 confidence: float = 0.95) -> NeuronRanking:  # fmt: skip
+def rank_neurons(
+    store: StratifiedInjections,
+    weights: np.ndarray,
+    trials: np.ndarray,
+    *,
+    confidence: float = 0.95,
+) -> NeuronRanking:
     from scipy.stats import chi2
 
     contributions = store.neuron_contributions(trials, weights)
@@ -595,8 +645,10 @@ def rank_neurons(store: StratifiedInjections, weights: np.ndarray, trials: np.nd
         if seen.sum() > 1 and 0 < total_k < total_n:
             expected_fail = n[seen] * total_k / total_n
             expected_ok = n[seen] - expected_fail
-            stat = float(np.sum((k[seen] - expected_fail) ** 2 / expected_fail)
-                         + np.sum((n[seen] - k[seen] - expected_ok) ** 2 / expected_ok))  # fmt: skip
+            stat = float(
+                np.sum((k[seen] - expected_fail) ** 2 / expected_fail)
+                + np.sum((n[seen] - k[seen] - expected_ok) ** 2 / expected_ok)
+            )
             p_value = float(chi2.sf(stat, int(seen.sum()) - 1))
         p_values[layer] = p_value
         significant[layer] = p_value < (1.0 - confidence) / tested
@@ -610,9 +662,11 @@ def rank_neurons(store: StratifiedInjections, weights: np.ndarray, trials: np.nd
 def top_neurons(ranking: NeuronRanking, fraction: float) -> dict[str, np.ndarray]:
     """The ``ceil(fraction x neurons)`` highest-scoring neurons over all layers (ties: layer
     order, then index), as sorted channel indices per layer."""
-    entries = [(-float(score), order, layer, int(n))
-               for order, (layer, values) in enumerate(ranking.scores.items())
-               for n, score in enumerate(values)]  # fmt: skip
+    entries = [
+        (-float(score), order, layer, int(n))
+        for order, (layer, values) in enumerate(ranking.scores.items())
+        for n, score in enumerate(values)
+    ]
     count = math.ceil(fraction * len(entries) - 1e-9)
     chosen: dict[str, list[int]] = {}
     for _, _, layer, n in sorted(entries)[:count]:

@@ -49,8 +49,9 @@ def exhaustive_search(
 ) -> SearchResult:
     """Evaluate every design in enumeration order: the ground truth on small spaces."""
     order = list(space.iter_indices())
-    return _run_sequence(space, evaluate, order, "exhaustive", None, log_path, on_evaluation,
-                         verify)  # fmt: skip
+    return _run_sequence(
+        space, evaluate, order, "exhaustive", None, log_path, on_evaluation, verify
+    )
 
 
 def _run_sequence(

@@ -21,13 +21,16 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     workload, out_dir = workload_and_out_dir(args, "optimize")
     if workload.config.optimize is None:
-        raise AccelsimError("the workload has no optimize: section", file=args.workload,
-                            key="optimize")  # fmt: skip
+        raise AccelsimError(
+            "the workload has no optimize: section", file=args.workload, key="optimize"
+        )
     if args.batch_size < 1:
-        raise AccelsimError(f"must be a positive integer, got {args.batch_size}",
-                            key="--batch-size")  # fmt: skip
-    pool = pool_from_options(workers=args.workers, scheduler=args.scheduler,
-                             dask_workers=args.dask_workers)  # fmt: skip
+        raise AccelsimError(
+            f"must be a positive integer, got {args.batch_size}", key="--batch-size"
+        )
+    pool = pool_from_options(
+        workers=args.workers, scheduler=args.scheduler, dask_workers=args.dask_workers
+    )
     try:
         result = _run(args, workload, out_dir, pool, console, optimize)
     finally:
@@ -56,9 +59,13 @@ def _run(args: argparse.Namespace, workload, out_dir: Path, pool, console, optim
     from .report import binding_constraints, status_text
 
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console,
-    ) as progress:  # fmt: skip
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = None
 
         def on_phase(name: str, total: int) -> None:
@@ -72,14 +79,23 @@ def _run(args: argparse.Namespace, workload, out_dir: Path, pool, console, optim
             if p.best is not None:
                 binding = binding_constraints(p.best)
                 best = f"best {p.best.objective:.5g}" + (
-                    f" (binding: {', '.join(binding)})" if binding else "")  # fmt: skip
+                    f" (binding: {', '.join(binding)})" if binding else ""
+                )
             last = ("replayed" if p.replayed else "last") + ": " + status_text(p.evaluation)
             progress.update(task, completed=p.index + 1, detail=f"{best} | {last[:60]}")
 
-        return optimize(workload, out_dir=out_dir, on_evaluation=on_evaluation,
-                        budget=args.budget, method=args.method, compare=args.compare,
-                        with_fixed=not args.no_fixed, on_phase=on_phase,
-                        batch_size=args.batch_size, evaluator_pool=pool)  # fmt: skip
+        return optimize(
+            workload,
+            out_dir=out_dir,
+            on_evaluation=on_evaluation,
+            budget=args.budget,
+            method=args.method,
+            compare=args.compare,
+            with_fixed=not args.no_fixed,
+            on_phase=on_phase,
+            batch_size=args.batch_size,
+            evaluator_pool=pool,
+        )
 
 
 def register(sub) -> None:
@@ -87,26 +103,51 @@ def register(sub) -> None:
     from accelsim.cli import add_workload_arguments
 
     parser = sub.add_parser(
-        "optimize", help="find the cheapest design meeting the optimize: constraints "
-        "(Bayesian optimisation; resumes from its log)", formatter_class=RichHelpFormatter,
-    )  # fmt: skip
-    add_workload_arguments(parser, set_example="optimize.constraints.min_accuracy=0.9",
-                           out_default="out/<name>/optimize")  # fmt: skip
+        "optimize",
+        help="find the cheapest design meeting the optimize: constraints "
+        "(Bayesian optimisation; resumes from its log)",
+        formatter_class=RichHelpFormatter,
+    )
+    add_workload_arguments(
+        parser,
+        set_example="optimize.constraints.min_accuracy=0.9",
+        out_default="out/<name>/optimize",
+    )
     parser.add_argument("--budget", type=int, help="override optimize.budget (evaluations)")
-    parser.add_argument("--method", choices=["bo", "random", "exhaustive"],
-                        help="override optimize.method")  # fmt: skip
-    parser.add_argument("--compare", action="store_true",
-                        help="also run random search (BO if --method random) at the same budget")  # fmt: skip
-    parser.add_argument("--no-fixed", action="store_true",
-                        help="skip the fixed protection designs (none, full TMR, ...)")  # fmt: skip
+    parser.add_argument(
+        "--method", choices=["bo", "random", "exhaustive"], help="override optimize.method"
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also run random search (BO if --method random) at the same budget",
+    )
+    parser.add_argument(
+        "--no-fixed",
+        action="store_true",
+        help="skip the fixed protection designs (none, full TMR, ...)",
+    )
     parser.add_argument("--plot", metavar="DIR", help="write convergence.png and pareto.png here")
-    parser.add_argument("--batch-size", type=int, default=1, metavar="Q",
-                        help="BO designs proposed and evaluated together per iteration")  # fmt: skip
-    parser.add_argument("--workers", type=int, metavar="N",
-                        help="evaluate designs on N local worker processes")  # fmt: skip
-    parser.add_argument("--scheduler", metavar="ADDRESS",
-                        help="Dask scheduler (tcp://HOST:PORT) to evaluate designs on "
-                        "(default: $DASK_SCHEDULER_ADDRESS)")  # fmt: skip
-    parser.add_argument("--dask-workers", type=int, metavar="N",
-                        help="start a local Dask cluster of N workers to evaluate designs")  # fmt: skip
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        metavar="Q",
+        help="BO designs proposed and evaluated together per iteration",
+    )
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="evaluate designs on N local worker processes"
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler (tcp://HOST:PORT) to evaluate designs on "
+        "(default: $DASK_SCHEDULER_ADDRESS)",
+    )
+    parser.add_argument(
+        "--dask-workers",
+        type=int,
+        metavar="N",
+        help="start a local Dask cluster of N workers to evaluate designs",
+    )
     parser.set_defaults(func=cmd_optimize)

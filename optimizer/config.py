@@ -78,13 +78,17 @@ class ReliabilitySettings(_Strict):
     every design of a quantisation; see :mod:`faults.strata`)."""
 
     confidence: float = Field(
-        0.95, gt=0.5, lt=1.0,
+        0.95,
+        gt=0.5,
+        lt=1.0,
         description="confidence of every interval and bound; decisions use the one-sided bound",
-    )  # fmt: skip
+    )
     relative_precision: float = Field(
-        0.2, gt=0.0, le=1.0,
+        0.2,
+        gt=0.0,
+        le=1.0,
         description="stop allocating when the interval half-width is within this of the estimate",
-    )  # fmt: skip
+    )
     pilot_per_stratum: int = Field(
         64, gt=0, description="single-fault injections per (layer, register, bit) to start with"
     )
@@ -120,9 +124,10 @@ class OptimizeSection(_Strict):
     reliability: ReliabilitySettings = ReliabilitySettings()
     certify: CertifySettings = CertifySettings()
     sram_in_objective: bool = Field(
-        True, description="count the SRAM buffers in the area objective (false: compare at "
+        True,
+        description="count the SRAM buffers in the area objective (false: compare at "
         "equal buffers)",
-    )  # fmt: skip
+    )
     variables: dict[str, Any] = Field(description="design variable -> values or {min, max, step}")
 
 
@@ -144,8 +149,13 @@ VARIABLES = (*_INTEGER_BOUNDS, *_FRACTIONS, *CATEGORICAL)
 class OptimizeConfig:
     """The validated ``optimize:`` section and the design space it defines."""
 
-    def __init__(self, section: OptimizeSection, space: DesignSpace,
-                 categories: dict[str, tuple[str, ...]], file: str | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        section: OptimizeSection,
+        space: DesignSpace,
+        categories: dict[str, tuple[str, ...]],
+        file: str | None,
+    ) -> None:
         self.section = section
         self.space = space
         self.categories = categories  # categorical variable -> its values, by ordinal index
@@ -191,8 +201,9 @@ def _flatten(variables: Mapping[str, Any], file: str | None) -> dict[str, Any]:
             flat[name] = spec
     for name in flat:
         if name not in VARIABLES:
-            raise _error("unknown design variable", f"optimize.variables.{name}", file,
-                         ", ".join(VARIABLES))  # fmt: skip
+            raise _error(
+                "unknown design variable", f"optimize.variables.{name}", file, ", ".join(VARIABLES)
+            )
     return flat
 
 
@@ -239,16 +250,24 @@ def _variable(name: str, spec: Any, file: str | None) -> tuple[Variable, tuple[s
         lo, hi = _FRACTIONS[name]
         for v in values:
             if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
-                raise _error(f"value {v!r} is outside [{lo:g}, {hi:g}]", key, file,
-                             f"numbers in [{lo:g}, {hi:g}]")  # fmt: skip
+                raise _error(
+                    f"value {v!r} is outside [{lo:g}, {hi:g}]",
+                    key,
+                    file,
+                    f"numbers in [{lo:g}, {hi:g}]",
+                )
         values = [float(v) for v in values]
     else:
         lo, hi = _INTEGER_BOUNDS[name]
         for v in values:
             is_integer = isinstance(v, int) or (isinstance(v, float) and v.is_integer())
             if isinstance(v, bool) or not is_integer or not lo <= v <= hi:
-                raise _error(f"value {v!r} is not an integer in {lo}..{hi}", key, file,
-                             f"integers {lo}..{hi}")  # fmt: skip
+                raise _error(
+                    f"value {v!r} is not an integer in {lo}..{hi}",
+                    key,
+                    file,
+                    f"integers {lo}..{hi}",
+                )
         values = [int(v) for v in values]
     if len(set(values)) != len(values):
         raise _error("values repeat", key, file, "distinct values")
@@ -269,8 +288,12 @@ def parse_optimize(
     except ValidationError as exc:
         raise validation_error(exc, file=file_text or "<workload>", prefix="optimize") from None
     if not section.variables:
-        raise _error("needs at least one design variable", "optimize.variables", file_text,
-                     ", ".join(VARIABLES))  # fmt: skip
+        raise _error(
+            "needs at least one design variable",
+            "optimize.variables",
+            file_text,
+            ", ".join(VARIABLES),
+        )
     variables, categories = [], {}
     for name, spec in _flatten(section.variables, file_text).items():
         var, names = _variable(name, spec, file_text)
@@ -289,25 +312,42 @@ def _check_consistent(config: OptimizeConfig, workload: WorkloadConfig, file: st
     values = {v.name: v.values for v in config.space.variables}
     if config.constraints.min_reliability is not None:
         if workload.faults is None or workload.faults.rate <= 0:
-            raise _error("a reliability constraint needs a fault rate (a faults: section "
-                         "with rate > 0)", "optimize.constraints.min_reliability", file)  # fmt: skip
+            raise _error(
+                "a reliability constraint needs a fault rate (a faults: section with rate > 0)",
+                "optimize.constraints.min_reliability",
+                file,
+            )
         if workload.faults.plan is not None:
-            raise _error("a reliability constraint needs a fault rate, not a fault plan",
-                         "optimize.constraints.min_reliability", file)  # fmt: skip
+            raise _error(
+                "a reliability constraint needs a fault rate, not a fault plan",
+                "optimize.constraints.min_reliability",
+                file,
+            )
     fractions = values.get("protected_fraction", ())
     units = values.get("redundant_units", (workload.accelerator.protection.redundant_units,))
     if fractions and min(fractions) > 0 and max(units) == 0:
-        raise _error("every protected_fraction > 0 but there are no redundant units to "
-                     "recompute the protected neurons", "optimize.variables.protected_fraction",
-                     file, "include 0, or redundant_units > 0")  # fmt: skip
+        raise _error(
+            "every protected_fraction > 0 but there are no redundant units to "
+            "recompute the protected neurons",
+            "optimize.variables.protected_fraction",
+            file,
+            "include 0, or redundant_units > 0",
+        )
     q = workload.quantization
     act = values.get("activation_bits", (q.activation_bits,))
     reserved = values.get("reserved_msbs", (q.reserved_msbs,))
     if min(reserved) >= max(act) - 1:
-        raise _error(f"reserved_msbs >= activation_bits - 1 for every design (reserved "
-                     f"{list(reserved)}, activation_bits {list(act)})",
-                     "optimize.variables.reserved_msbs", file,
-                     "reserved_msbs < activation_bits - 1")  # fmt: skip
+        raise _error(
+            f"reserved_msbs >= activation_bits - 1 for every design (reserved "
+            f"{list(reserved)}, activation_bits {list(act)})",
+            "optimize.variables.reserved_msbs",
+            file,
+            "reserved_msbs < activation_bits - 1",
+        )
     if config.method == "exhaustive" and config.space.size > 100_000:
-        raise _error(f"exhaustive search over {config.space.size} designs is too many",
-                     "optimize.method", file, "bo or random, or a smaller space")  # fmt: skip
+        raise _error(
+            f"exhaustive search over {config.space.size} designs is too many",
+            "optimize.method",
+            file,
+            "bo or random, or a smaller space",
+        )

@@ -185,8 +185,9 @@ class DesignEvaluator:
             workload, protected = self.configure(design)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
-            return Evaluation.cannot_run(design, f"invalid combination: {first['msg']}",
-                                         {"design": readable})  # fmt: skip
+            return Evaluation.cannot_run(
+                design, f"invalid combination: {first['msg']}", {"design": readable}
+            )
         try:
             result = simulate(workload, protected=protected)
         except Infeasible as exc:
@@ -208,15 +209,18 @@ class DesignEvaluator:
             "energy_pj_per_inference": energy_per_inference,
             "accuracy": result.accuracy,
             "hardened_bits": hardened,
-            "protected_neurons": 0 if protected is None
+            "protected_neurons": 0
+            if protected is None
             else int(sum(len(v) for v in protected.values())),
-        }  # fmt: skip
+        }
         constraints: dict[str, float] = {}
         limits = self.opt.constraints
         if limits.min_accuracy is not None:
             if result.accuracy is None:
-                raise AccelsimError("an accuracy constraint needs a labelled dataset",
-                                    key="optimize.constraints.min_accuracy")  # fmt: skip
+                raise AccelsimError(
+                    "an accuracy constraint needs a labelled dataset",
+                    key="optimize.constraints.min_accuracy",
+                )
             # decided on the lower bound: the test set is a finite sample of the task
             samples = len(result.outputs) if result.outputs is not None else len(workload.inputs)
             correct = round(result.accuracy * samples)
@@ -250,8 +254,11 @@ class DesignEvaluator:
     @property
     def certifies(self) -> bool:
         """Whether feasible designs need a certificate (a reliability target at a rate)."""
-        return (self.opt.section.certify.enabled and self.rate > 0
-                and self.opt.constraints.min_reliability is not None)  # fmt: skip
+        return (
+            self.opt.section.certify.enabled
+            and self.rate > 0
+            and self.opt.constraints.min_reliability is not None
+        )
 
     def certify(self, evaluation: Evaluation, checks_before: int | None = None) -> Evaluation:
         """``evaluation`` with the certificate of a direct Monte-Carlo campaign of its design
@@ -271,11 +278,14 @@ class DesignEvaluator:
         if checks_before is not None:
             spent = (1.0 - confidence) * 6.0 / (math.pi**2 * (checks_before + 1) ** 2)
             confidence = 1.0 - spent
-        settings = CertifySettings(confidence=confidence,
-                                   min_injections=cfg.min_injections,
-                                   max_injections=cfg.max_injections, seed=cfg.seed,
-                                   # the same test samples as the first-order estimate
-                                   samples=cfg.samples or self.workload.config.faults.samples)  # fmt: skip
+        settings = CertifySettings(
+            confidence=confidence,
+            min_injections=cfg.min_injections,
+            max_injections=cfg.max_injections,
+            seed=cfg.seed,
+            # the same test samples as the first-order estimate
+            samples=cfg.samples or self.workload.config.faults.samples,
+        )
         workload, protected = self.configure(evaluation.design)
         # sized for the first-order *upper* bound: a certificate that the prediction's own
         # uncertainty could defeat would be wasted injections
@@ -283,11 +293,14 @@ class DesignEvaluator:
         predicted = reliability.get("failure_upper", reliability.get("failure"))
         # a stand-alone certificate (the comparison table) spends the whole budget: its
         # interval is what a reader compares, not only its verdict
-        certificate = certify_design(workload, target=1.0 - self.opt.constraints.min_reliability,
-                                     predicted=predicted, protected=protected,
-                                     settings=settings,
-                                     injections=cfg.max_injections if checks_before is None
-                                     else None)  # fmt: skip
+        certificate = certify_design(
+            workload,
+            target=1.0 - self.opt.constraints.min_reliability,
+            predicted=predicted,
+            protected=protected,
+            settings=settings,
+            injections=cfg.max_injections if checks_before is None else None,
+        )
         constraints = dict(evaluation.constraints)
         constraints["reliability"] = self.reliability_constraint(certificate["upper"])
         metrics = {**evaluation.metrics, CHECK_KEY: certificate}
@@ -309,15 +322,17 @@ class ReliabilityEstimator:
         """The top ``fraction`` of neurons (output channels) by vulnerability, per layer."""
         raise NotImplementedError
 
-    def reliability(self, workload: Workload, protected: Mapping[str, np.ndarray] | None,
-                    rate: float, unit: str) -> dict[str, Any]:  # fmt: skip
+    def reliability(
+        self, workload: Workload, protected: Mapping[str, np.ndarray] | None, rate: float, unit: str
+    ) -> dict[str, Any]:
         """``{"reliability", "lo", "hi", "failure", "failure_lo", "failure_hi",
         "expected_faults", "method"}`` per inference at ``rate`` (95% intervals)."""
         raise NotImplementedError
 
 
-def _reliability_record(failure: float, lo: float, hi: float, expected: float,
-                        method: str) -> dict[str, Any]:  # fmt: skip
+def _reliability_record(
+    failure: float, lo: float, hi: float, expected: float, method: str
+) -> dict[str, Any]:
     return {
         "reliability": 1.0 - failure,
         "lo": 1.0 - hi,
@@ -367,8 +382,9 @@ class CampaignEstimator(ReliabilityEstimator):
             chosen[node.name] = np.sort(np.argsort(-norms, kind="stable")[:count])
         return chosen
 
-    def reliability(self, workload: Workload, protected: Mapping[str, np.ndarray] | None,
-                    rate: float, unit: str) -> dict[str, Any]:  # fmt: skip
+    def reliability(
+        self, workload: Workload, protected: Mapping[str, np.ndarray] | None, rate: float, unit: str
+    ) -> dict[str, Any]:
         from faults.campaign import CampaignSettings, campaign, prepare
         from faults.plan import exposed_bit_cycles
 
@@ -380,15 +396,22 @@ class CampaignEstimator(ReliabilityEstimator):
         expected = rate * sites
         if sites == 0:
             return _reliability_record(0.0, 0.0, 0.0, 0.0, self.method)
-        result = campaign(workload, injections=self.injections, settings=settings,
-                          seed=self.seed, workers=1, context=context)  # fmt: skip
+        result = campaign(
+            workload,
+            injections=self.injections,
+            settings=settings,
+            seed=self.seed,
+            workers=1,
+            context=context,
+        )
         avf = result.summary["sdc"]
 
         def failure(p: float) -> float:
             return -math.expm1(-expected * p)
 
-        return _reliability_record(failure(avf["rate"]), failure(avf["lo"]), failure(avf["hi"]),
-                                   expected, self.method)  # fmt: skip
+        return _reliability_record(
+            failure(avf["rate"]), failure(avf["lo"]), failure(avf["hi"]), expected, self.method
+        )
 
 
 class StratifiedEstimator(ReliabilityEstimator):
@@ -408,8 +431,14 @@ class StratifiedEstimator(ReliabilityEstimator):
 
     method = "first order (stratified single-fault injections, per-sample model)"
 
-    def __init__(self, *, cache_dir: Path | None = None, settings: Any = None, seed: int = 0,
-                 target: float | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        cache_dir: Path | None = None,
+        settings: Any = None,
+        seed: int = 0,
+        target: float | None = None,
+    ) -> None:
         from faults.strata import AllocationSettings
 
         self.cache_dir = cache_dir
@@ -435,10 +464,16 @@ class StratifiedEstimator(ReliabilityEstimator):
         if key not in self._stores:
             faults = workload.config.faults
             self._stores[key] = StratifiedInjections(
-                workload, registers=faults.registers, unit=faults.unit, model=faults.model,
-                mbu_width=faults.mbu_width, samples=faults.samples, seed=self.seed,
-                cache_dir=self.cache_dir, protected=protected,
-            )  # fmt: skip
+                workload,
+                registers=faults.registers,
+                unit=faults.unit,
+                model=faults.model,
+                mbu_width=faults.mbu_width,
+                samples=faults.samples,
+                seed=self.seed,
+                cache_dir=self.cache_dir,
+                protected=protected,
+            )
         return self._stores[key]
 
     def reference_counts(self, workload: Workload) -> tuple[np.ndarray, np.ndarray]:
@@ -475,19 +510,25 @@ class StratifiedEstimator(ReliabilityEstimator):
         ranking = rank_neurons(store, weights, trials, confidence=self.settings.confidence)
         return top_neurons(ranking, fraction)
 
-    def reliability(self, workload: Workload, protected: Mapping[str, np.ndarray] | None,
-                    rate: float, unit: str) -> dict[str, Any]:  # fmt: skip
+    def reliability(
+        self, workload: Workload, protected: Mapping[str, np.ndarray] | None, rate: float, unit: str
+    ) -> dict[str, Any]:
         from faults.strata import adaptive_estimate
 
         store = self.store(workload, protected)
         weights = store.weights(design_exposure(workload), rate)
         est, _ = adaptive_estimate(store, weights, settings=self.settings, target=self.target)
-        record = _reliability_record(est["failure"], est["lo"], est["hi"],
-                                     est["expected_faults"], self.method)  # fmt: skip
-        record.update(failure_upper=est["upper"], injections=est["injections"],
-                      zero_failure_strata=est["zero_failure_strata"], strata=est["strata"],
-                      precision_reached=est["precision_reached"],
-                      confidence=est["confidence"])  # fmt: skip
+        record = _reliability_record(
+            est["failure"], est["lo"], est["hi"], est["expected_faults"], self.method
+        )
+        record.update(
+            failure_upper=est["upper"],
+            injections=est["injections"],
+            zero_failure_strata=est["zero_failure_strata"],
+            strata=est["strata"],
+            precision_reached=est["precision_reached"],
+            confidence=est["confidence"],
+        )
         return record
 
 
@@ -502,23 +543,29 @@ def design_exposure(workload: Workload) -> Any:
     accel = workload.config.accelerator
     graph = workload.graph
     layers = [
-        LayerExposure.from_schedule(schedule_layer(graph, node, accel, batch=1),
-                                    accel.array.dataflow, accel.array.rows)
-        for node in graph.nodes if node.op in GEMM_OPS
-    ]  # fmt: skip
+        LayerExposure.from_schedule(
+            schedule_layer(graph, node, accel, batch=1), accel.array.dataflow, accel.array.rows
+        )
+        for node in graph.nodes
+        if node.op in GEMM_OPS
+    ]
     return Exposure(layers, register_widths(graph), accel.protection.hardened_bits)
 
 
-def make_estimator(workload: Workload, opt: OptimizeConfig, *,
-                   cache_dir: Path | None = None) -> ReliabilityEstimator:  # fmt: skip
+def make_estimator(
+    workload: Workload, opt: OptimizeConfig, *, cache_dir: Path | None = None
+) -> ReliabilityEstimator:
     """The stratified first-order estimator with the ``optimize.reliability`` settings."""
     from faults.strata import AllocationSettings
 
     seed = 0 if workload.config.faults is None else workload.config.faults.seed
     r = opt.section.reliability
-    settings = AllocationSettings(confidence=r.confidence, precision=r.relative_precision,
-                                  pilot=r.pilot_per_stratum,
-                                  max_injections=r.max_injections)  # fmt: skip
+    settings = AllocationSettings(
+        confidence=r.confidence,
+        precision=r.relative_precision,
+        pilot=r.pilot_per_stratum,
+        max_injections=r.max_injections,
+    )
     target = None
     if opt.constraints.min_reliability is not None:
         target = 1.0 - opt.constraints.min_reliability
@@ -564,30 +611,59 @@ def run_key(workload: Workload, opt: OptimizeConfig) -> str:
     a changed constraint or workload starts a fresh log while a larger budget resumes."""
     config = workload.config.model_dump(mode="json", exclude={"optimize"})
     section = opt.section.model_dump(mode="json", exclude={"budget", "method"})
-    blob = json.dumps({"config": config, "optimize": section, "space": opt.space.to_dict(),
-                       "graph": workload.graph.content_hash()}, sort_keys=True)  # fmt: skip
+    blob = json.dumps(
+        {
+            "config": config,
+            "optimize": section,
+            "space": opt.space.to_dict(),
+            "graph": workload.graph.content_hash(),
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
-def run_search(method: str, opt: OptimizeConfig, evaluate: Callable[[dict[str, Any]], Evaluation],
-               *, budget: int, log_path: Path | None,
-               on_evaluation: ProgressCallback | None, batch_size: int = 1,
-               evaluator_pool: EvaluatorPool | None = None,
-               verify: Verify | None = None) -> SearchResult:  # fmt: skip
+def run_search(
+    method: str,
+    opt: OptimizeConfig,
+    evaluate: Callable[[dict[str, Any]], Evaluation],
+    *,
+    budget: int,
+    log_path: Path | None,
+    on_evaluation: ProgressCallback | None,
+    batch_size: int = 1,
+    evaluator_pool: EvaluatorPool | None = None,
+    verify: Verify | None = None,
+) -> SearchResult:
     """One search of ``opt.space`` with ``method`` (bo, random, exhaustive). ``batch_size`` and
     ``evaluator_pool`` apply to BO (the baselines evaluate one design at a time); ``verify``
     checks every design that would become the best (certificates)."""
     if method == "bo":
-        return bayesian_optimize(opt.space, evaluate, budget=budget, n_initial=opt.n_initial,
-                                 seed=opt.seed, log_path=log_path, on_evaluation=on_evaluation,
-                                 batch_size=batch_size, evaluator_pool=evaluator_pool,
-                                 verify=verify)  # fmt: skip
+        return bayesian_optimize(
+            opt.space,
+            evaluate,
+            budget=budget,
+            n_initial=opt.n_initial,
+            seed=opt.seed,
+            log_path=log_path,
+            on_evaluation=on_evaluation,
+            batch_size=batch_size,
+            evaluator_pool=evaluator_pool,
+            verify=verify,
+        )
     if method == "random":
-        return random_search(opt.space, evaluate, budget=min(budget, opt.space.size),
-                             seed=opt.seed, log_path=log_path, on_evaluation=on_evaluation,
-                             verify=verify)  # fmt: skip
-    return exhaustive_search(opt.space, evaluate, log_path=log_path, on_evaluation=on_evaluation,
-                             verify=verify)  # fmt: skip
+        return random_search(
+            opt.space,
+            evaluate,
+            budget=min(budget, opt.space.size),
+            seed=opt.seed,
+            log_path=log_path,
+            on_evaluation=on_evaluation,
+            verify=verify,
+        )
+    return exhaustive_search(
+        opt.space, evaluate, log_path=log_path, on_evaluation=on_evaluation, verify=verify
+    )
 
 
 def optimize(
@@ -621,11 +697,13 @@ def optimize(
         try:
             opt = opt.with_updates(**changes)
         except ValidationError as exc:
-            raise validation_error(exc, file=str(workload.source or "<workload>"),
-                                   prefix="optimize") from None  # fmt: skip
+            raise validation_error(
+                exc, file=str(workload.source or "<workload>"), prefix="optimize"
+            ) from None
     out = None if out_dir is None else Path(out_dir)
-    evaluator = DesignEvaluator(workload, opt, cache_dir=None if out is None else out / "cache",
-                                estimator=estimator)  # fmt: skip
+    evaluator = DesignEvaluator(
+        workload, opt, cache_dir=None if out is None else out / "cache", estimator=estimator
+    )
     key = run_key(workload, opt)
     logs: dict[str, str] = {}
     remote = [0]  # designs evaluated by the pool's workers (not counted by this evaluator)
@@ -652,10 +730,17 @@ def optimize(
         if on_phase is not None:
             on_phase(name, total)
         pooled = name == "bo" and evaluator_pool is not None
-        return run_search(name, opt, evaluator, budget=opt.budget, log_path=log_path,
-                          on_evaluation=count_remote if pooled else on_evaluation,
-                          batch_size=batch_size, evaluator_pool=evaluator_pool,
-                          verify=evaluator.certify if evaluator.certifies else None)  # fmt: skip
+        return run_search(
+            name,
+            opt,
+            evaluator,
+            budget=opt.budget,
+            log_path=log_path,
+            on_evaluation=count_remote if pooled else on_evaluation,
+            batch_size=batch_size,
+            evaluator_pool=evaluator_pool,
+            verify=evaluator.certify if evaluator.certifies else None,
+        )
 
     result = search(opt.method)
     comparison = None
@@ -704,15 +789,19 @@ def certified_message(search: SearchResult) -> SearchResult:
     verdicts = [e.metrics[CHECK_KEY]["verdict"] for e in checked]
     failed = f"{verdicts.count('refuted')} refuted, {verdicts.count('inconclusive')} inconclusive"
     if search.best is None:
-        message = (f"no certified design in {len(search.evaluations)} evaluations: "
-                   f"{len(checked)} candidate(s) checked by direct Monte-Carlo ({failed}); "
-                   + search.message)  # fmt: skip
+        message = (
+            f"no certified design in {len(search.evaluations)} evaluations: "
+            f"{len(checked)} candidate(s) checked by direct Monte-Carlo ({failed}); "
+            + search.message
+        )
     else:
         cert = search.best.metrics[CHECK_KEY]
-        message = (f"{search.message.replace('best feasible', 'best certified', 1)}; "
-                   f"P(failure) {cert['failure']:.3g} [{cert['lo']:.3g}, {cert['hi']:.3g}], "
-                   f"upper {cert['upper']:.3g} <= {cert['target']:.3g} on "
-                   f"{cert['injections']} injections; {len(checked)} checked ({failed})")  # fmt: skip
+        message = (
+            f"{search.message.replace('best feasible', 'best certified', 1)}; "
+            f"P(failure) {cert['failure']:.3g} [{cert['lo']:.3g}, {cert['hi']:.3g}], "
+            f"upper {cert['upper']:.3g} <= {cert['target']:.3g} on "
+            f"{cert['injections']} injections; {len(checked)} checked ({failed})"
+        )
     return dataclasses.replace(search, message=message)
 
 
@@ -772,8 +861,9 @@ class ProcessEvaluatorPool:
         self._evaluate: Callable[[dict[str, Any]], Evaluation] | None = None
         self._token = ""
 
-    def map(self, evaluate: Callable[[dict[str, Any]], Evaluation],
-            designs: Sequence[dict[str, Any]]) -> Iterator[Evaluation]:  # fmt: skip
+    def map(
+        self, evaluate: Callable[[dict[str, Any]], Evaluation], designs: Sequence[dict[str, Any]]
+    ) -> Iterator[Evaluation]:
         """Start every design now; yield the evaluations in the order of ``designs``."""
         if self._pool is None or self._evaluate is not evaluate:
             self.close()
@@ -785,8 +875,9 @@ class ProcessEvaluatorPool:
                 initializer=_install_evaluator,
                 initargs=(self._token, evaluate),
             )
-        return self._pool.map(_evaluate_in_worker, [self._token] * len(designs),
-                              [dict(d) for d in designs])  # fmt: skip
+        return self._pool.map(
+            _evaluate_in_worker, [self._token] * len(designs), [dict(d) for d in designs]
+        )
 
     def close(self) -> None:
         """Stop the workers (pending designs are cancelled)."""
@@ -812,8 +903,9 @@ class DaskEvaluatorPool:
     ``client.map`` and come back in order.
     """
 
-    def __init__(self, *, client: Any = None, scheduler: str | None = None,
-                 workers: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, *, client: Any = None, scheduler: str | None = None, workers: int | None = None
+    ) -> None:
         from faults.dask_executor import DaskConnection
 
         self._connection = DaskConnection(client=client, scheduler=scheduler, workers=workers)
@@ -821,8 +913,9 @@ class DaskEvaluatorPool:
         self._evaluate: Callable[[dict[str, Any]], Evaluation] | None = None
         self._scattered: Any = None
 
-    def map(self, evaluate: Callable[[dict[str, Any]], Evaluation],
-            designs: Sequence[dict[str, Any]]) -> Iterator[Evaluation]:  # fmt: skip
+    def map(
+        self, evaluate: Callable[[dict[str, Any]], Evaluation], designs: Sequence[dict[str, Any]]
+    ) -> Iterator[Evaluation]:
         """Submit every design now; yield the evaluations in the order of ``designs``."""
         if self._evaluate is not evaluate:
             if self._scattered is not None:
@@ -830,8 +923,12 @@ class DaskEvaluatorPool:
             # a one-item list: scatter would split a list or dict into pieces
             [self._scattered] = self.client.scatter([evaluate], broadcast=True, hash=False)
             self._evaluate = evaluate
-        futures = self.client.map(evaluate_design, [self._scattered] * len(designs),
-                                  [dict(d) for d in designs], pure=False)  # fmt: skip
+        futures = self.client.map(
+            evaluate_design,
+            [self._scattered] * len(designs),
+            [dict(d) for d in designs],
+            pure=False,
+        )
         return self._in_order(futures)
 
     def _in_order(self, futures: list[Any]) -> Iterator[Evaluation]:
@@ -856,8 +953,9 @@ class DaskEvaluatorPool:
         self.close()
 
 
-def pool_from_options(*, workers: int | None = None, scheduler: str | None = None,
-                      dask_workers: int | None = None) -> Any:  # fmt: skip
+def pool_from_options(
+    *, workers: int | None = None, scheduler: str | None = None, dask_workers: int | None = None
+) -> Any:
     """The pool a command line asks for: a Dask scheduler (``scheduler``, else the
     ``DASK_SCHEDULER_ADDRESS`` environment variable), else a local Dask cluster of
     ``dask_workers``, else a process pool of ``workers`` (> 1), else None (this process)."""

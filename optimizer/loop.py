@@ -546,8 +546,9 @@ class SpaceFillingThenAcquisition(CandidatePointCalculator):
         self.optimizer = optimizer
         self.recorder = recorder
         # one design at a time unless bayesian_optimize sets a batch schedule
-        self.schedule = BatchSchedule(n_initial=len(initial), batch_size=1,
-                                      budget=recorder.space.size)  # fmt: skip
+        self.schedule = BatchSchedule(
+            n_initial=len(initial), batch_size=1, budget=recorder.space.size
+        )
         models.n_initial = len(initial)
 
     def compute_next_points(self, loop_state: Any, context: dict | None = None) -> np.ndarray:

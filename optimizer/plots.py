@@ -85,11 +85,16 @@ def write_plots(result: Any, plot_dir: str | Path) -> list[Path]:
     evaluations += list(result.fixed.values())
     ran = [e for e in evaluations if e.ran and e.metrics.get("reliability")]
     if ran:
-        points = np.array([[e.metrics["area_um2"]["total_um2"],
-                            e.metrics["reliability"]["reliability"]] for e in ran])  # fmt: skip
+        points = np.array(
+            [
+                [e.metrics["area_um2"]["total_um2"], e.metrics["reliability"]["reliability"]]
+                for e in ran
+            ]
+        )
         feasible = np.array([e.feasible for e in ran])
-        ax.scatter(points[~feasible, 0], points[~feasible, 1], marker="x", color="grey",
-                   label="infeasible")  # fmt: skip
+        ax.scatter(
+            points[~feasible, 0], points[~feasible, 1], marker="x", color="grey", label="infeasible"
+        )
         ax.scatter(points[feasible, 0], points[feasible, 1], color="tab:blue", label="feasible")
         front = pareto_front(points)
         ax.step(front[:, 0], front[:, 1], where="post", color="tab:red", label="Pareto front")
@@ -97,8 +102,9 @@ def write_plots(result: Any, plot_dir: str | Path) -> list[Path]:
         if target is not None:
             ax.axhline(target, color="tab:green", linestyle=":", label="target")
     else:
-        ax.text(0.5, 0.5, "no reliability figures (no fault rate)", ha="center",
-                transform=ax.transAxes)  # fmt: skip
+        ax.text(
+            0.5, 0.5, "no reliability figures (no fault rate)", ha="center", transform=ax.transAxes
+        )
     ax.set_xlabel("area (µm²)")
     ax.set_ylabel("reliability (1 - P(failure)/inference)")
     ax.set_title(f"{result.workload}: area vs reliability")

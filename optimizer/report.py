@@ -28,8 +28,11 @@ def binding_constraints(evaluation: Evaluation | None) -> list[str]:
     the design from getting cheaper)."""
     if evaluation is None:
         return []
-    return [name for name, value in sorted(evaluation.constraints.items())
-            if -BINDING_MARGIN.get(name, 0.05) <= value <= 0.0]  # fmt: skip
+    return [
+        name
+        for name, value in sorted(evaluation.constraints.items())
+        if -BINDING_MARGIN.get(name, 0.05) <= value <= 0.0
+    ]
 
 
 def status_text(evaluation: Evaluation) -> str:
@@ -61,9 +64,11 @@ def certificate_text(cert: Mapping[str, Any] | None) -> str:
     """``certified: 0.041 [0.01, 0.1] %, upper 0.09 % vs target 0.1 %, N injections``."""
     if not cert:
         return "–"
-    return (f"{cert['verdict']}: {interval_text(cert['failure'], cert['lo'], cert['hi'])} %, "
-            f"upper {pct(cert['upper'])} % vs target {pct(cert['target'])} %, "
-            f"{cert['injections']:,} injections")  # fmt: skip
+    return (
+        f"{cert['verdict']}: {interval_text(cert['failure'], cert['lo'], cert['hi'])} %, "
+        f"upper {pct(cert['upper'])} % vs target {pct(cert['target'])} %, "
+        f"{cert['injections']:,} injections"
+    )
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -73,8 +78,11 @@ def _num(value: float | None, digits: int = 4) -> str:
 def best_table(result: Any) -> Table:
     """Every metric of the best feasible design."""
     best = result.best
-    table = Table(title=f"{result.workload}: best design ({result.search.method}, "
-                        f"{len(result.search.evaluations)} evaluations)", show_header=False)  # fmt: skip
+    table = Table(
+        title=f"{result.workload}: best design ({result.search.method}, "
+        f"{len(result.search.evaluations)} evaluations)",
+        show_header=False,
+    )
     table.add_column("figure")
     table.add_column("value", justify="right")
     if best is None:
@@ -94,17 +102,24 @@ def best_table(result: Any) -> Table:
     if m.get("reliability"):
         rel = m["reliability"]
         table.add_row("reliability [95% CI]", reliability_text(m))
-        table.add_row("P(failure)/inference", f"{rel['failure']:.3g} "
-                      f"[{rel['failure_lo']:.3g}, {rel['failure_hi']:.3g}]")  # fmt: skip
+        table.add_row(
+            "P(failure)/inference",
+            f"{rel['failure']:.3g} [{rel['failure_lo']:.3g}, {rel['failure_hi']:.3g}]",
+        )
         if "failure_upper" in rel:
-            table.add_row("P(failure) upper bound", f"{rel['failure_upper']:.3g} (one-sided "
-                          f"{rel.get('confidence', 0.95):.0%}, {rel.get('injections', 0):,} "
-                          "single-fault injections)")  # fmt: skip
+            table.add_row(
+                "P(failure) upper bound",
+                f"{rel['failure_upper']:.3g} (one-sided "
+                f"{rel.get('confidence', 0.95):.0%}, {rel.get('injections', 0):,} "
+                "single-fault injections)",
+            )
         table.add_row("expected faults/inference", f"{rel['expected_faults']:.3g}")
     if m.get("certificate"):
         table.add_row("certificate", certificate_text(m["certificate"]))
-    table.add_row("hardened bits", ", ".join(f"{c}: {v}" for c, v in m["hardened_bits"].items()
-                                              if v) or "none")  # fmt: skip
+    table.add_row(
+        "hardened bits",
+        ", ".join(f"{c}: {v}" for c, v in m["hardened_bits"].items() if v) or "none",
+    )
     table.add_row("protected neurons", str(m["protected_neurons"]))
     binding = binding_constraints(best)
     table.add_row("binding constraints", ", ".join(binding) or "none")
@@ -120,18 +135,27 @@ def _reached(search: SearchResult) -> str:
 def comparison_table(result: Any) -> Table:
     """The search against the comparison search at the same budget."""
     table = Table(title="search methods at equal budget")
-    for col in ("method", "evaluations", "feasible", "cannot run", "best objective",
-                "evaluations to best"):  # fmt: skip
+    for col in (
+        "method",
+        "evaluations",
+        "feasible",
+        "cannot run",
+        "best objective",
+        "evaluations to best",
+    ):
         table.add_column(col, justify="left" if col == "method" else "right")
     for search in (result.search, result.comparison):
         if search is None:
             continue
         evs = search.evaluations
         table.add_row(
-            search.method, str(len(evs)), str(sum(e.feasible for e in evs)),
+            search.method,
+            str(len(evs)),
+            str(sum(e.feasible for e in evs)),
             str(sum(not e.ran for e in evs)),
-            "–" if search.best is None else f"{search.best.objective:.6g}", _reached(search),
-        )  # fmt: skip
+            "–" if search.best is None else f"{search.best.objective:.6g}",
+            _reached(search),
+        )
     return table
 
 
@@ -139,10 +163,14 @@ def fixed_table(result: Any) -> Table:
     """The fixed protection designs on the best design's hardware, against the optimum: cost,
     then P(failure) per inference in %, first order (FO) and, where certified, the direct
     campaign (MC) on a row of its own, so the table fits 80 columns."""
-    table = Table(title="fixed protection designs (same array and quantisation)",
-                  caption="P(failure) per inference in %; FO: first order, MC: certificate; cert.: "
-                          "certified, or not: ref. refuted, inc. inconclusive",
-                  box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)  # fmt: skip
+    table = Table(
+        title="fixed protection designs (same array and quantisation)",
+        caption="P(failure) per inference in %; FO: first order, MC: certificate; cert.: "
+        "certified, or not: ref. refuted, inc. inconclusive",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+    )
     for col in ("design", "objective", "cycles", "acc.", "P(fail) [95% CI]", "cert."):
         table.add_column(col, justify="left" if col == "design" else "right", no_wrap=True)
     rows: list[tuple[str, Evaluation]] = []
@@ -155,13 +183,25 @@ def fixed_table(result: Any) -> Table:
             table.add_row(name, "–", "–", "–", "–", status_text(ev))
             continue
         accuracy = "–" if m["accuracy"] is None else f"{m['accuracy']:.1%}"
-        table.add_row(name, _num(ev.objective, 6), f"{m['latency_cycles']:,}", accuracy,
-                      f"FO {first_order_text(m)}", "")  # fmt: skip
+        table.add_row(
+            name,
+            _num(ev.objective, 6),
+            f"{m['latency_cycles']:,}",
+            accuracy,
+            f"FO {first_order_text(m)}",
+            "",
+        )
         cert = m.get("certificate")
         if cert:
             verdict = {"certified": "yes", "refuted": "ref."}.get(cert["verdict"], "inc.")
-            table.add_row("", "", "", "", "MC " + interval_text(cert["failure"], cert["lo"],
-                                                                cert["hi"]), verdict)  # fmt: skip
+            table.add_row(
+                "",
+                "",
+                "",
+                "",
+                "MC " + interval_text(cert["failure"], cert["lo"], cert["hi"]),
+                verdict,
+            )
     return table
 
 
@@ -172,6 +212,8 @@ def render_optimize(result: Any) -> Group:
         parts.append(comparison_table(result))
     if result.fixed:
         parts.append(fixed_table(result))
-    parts.append(f"{result.search.message}\nreliability estimated by: {result.reliability_method}"
-                 f"; designs simulated by this run: {result.evaluated}")  # fmt: skip
+    parts.append(
+        f"{result.search.message}\nreliability estimated by: {result.reliability_method}"
+        f"; designs simulated by this run: {result.evaluated}"
+    )
     return Group(*parts)

@@ -45,7 +45,7 @@ def tiny_integer_graph(seed: int = 0, *, acc_bits: int = 32, overflow: str = "wr
                 "multiplier": np.full(4, conv_mult, np.int64),
                 "shift": np.full(4, conv_shift, np.int64),
             },
-        ),  # fmt: skip
+        ),
         Node("clamp", "relu1", ["c1"], "r1", {"lo": 0, "hi": 255}),
         Node(
             "maxpool2d",
@@ -53,7 +53,7 @@ def tiny_integer_graph(seed: int = 0, *, acc_bits: int = 32, overflow: str = "wr
             ["r1"],
             "p1",
             {"kernel": [2, 2], "stride": [2, 2], "padding": [0, 0]},
-        ),  # fmt: skip
+        ),
         Node("flatten", "flat", ["p1"], "f1"),
         Node(
             "linear",
@@ -74,7 +74,7 @@ def tiny_integer_graph(seed: int = 0, *, acc_bits: int = 32, overflow: str = "wr
                 "multiplier": np.full(5, fc_mult, np.int64),
                 "shift": np.full(5, fc_shift, np.int64),
             },
-        ),  # fmt: skip
+        ),
     ]
     return Graph("integer", "tiny", "x", "y", tensors, nodes, {"source": "conftest"})
 

@@ -19,14 +19,30 @@ BUFFER_KIB = 4096  # room for the largest tile of the standard classifiers
 NEVER = 1 << 40  # a fold cycle no fold reaches: the fault never fires
 
 
-def workload_of(graph: Graph, inputs: np.ndarray, tmp_path: Path, dataflow: str, *,
-                rows: int = 4, cols: int = 4, timing: str = "accurate"):  # fmt: skip
+def workload_of(
+    graph: Graph,
+    inputs: np.ndarray,
+    tmp_path: Path,
+    dataflow: str,
+    *,
+    rows: int = 4,
+    cols: int = 4,
+    timing: str = "accurate",
+):
     """A workload running ``graph`` on ``inputs`` (one batch) on a small array."""
     save_graph(graph, tmp_path / "g.npz")
     buffers = {b: {"capacity_kib": BUFFER_KIB} for b in ("input", "weight", "output")}
-    raw = {"name": "ops", "model": "g.npz", "batch": int(len(inputs)), "seed": 0,
-           "accelerator": {"timing": timing, "buffers": buffers,
-                           "array": {"rows": rows, "cols": cols, "dataflow": dataflow}}}  # fmt: skip
+    raw = {
+        "name": "ops",
+        "model": "g.npz",
+        "batch": int(len(inputs)),
+        "seed": 0,
+        "accelerator": {
+            "timing": timing,
+            "buffers": buffers,
+            "array": {"rows": rows, "cols": cols, "dataflow": dataflow},
+        },
+    }
     workload = build_workload(parse_workload(raw), base_dir=tmp_path, source=tmp_path / "w.yaml")
     return workload.__class__(**{**workload.__dict__, "inputs": np.asarray(inputs, np.int64)})
 
@@ -45,18 +61,27 @@ def silent_fault_plan(workload) -> dict:
     return {0: plan}
 
 
-def assert_simulator_equals_executor(graph: Graph, inputs: np.ndarray, tmp_path: Path, *,
-                                     dataflows=DATAFLOWS, rows: int = 4, cols: int = 4,
-                                     timing: str = "accurate") -> np.ndarray:  # fmt: skip
+def assert_simulator_equals_executor(
+    graph: Graph,
+    inputs: np.ndarray,
+    tmp_path: Path,
+    *,
+    dataflows=DATAFLOWS,
+    rows: int = 4,
+    cols: int = 4,
+    timing: str = "accurate",
+) -> np.ndarray:
     """Simulate ``graph`` in every dataflow, fault-free and with fold kernels forced."""
     expected = execute(graph, inputs)
     for dataflow in dataflows:
-        workload = workload_of(graph, inputs, tmp_path, dataflow, rows=rows, cols=cols,
-                               timing=timing)  # fmt: skip
+        workload = workload_of(
+            graph, inputs, tmp_path, dataflow, rows=rows, cols=cols, timing=timing
+        )
         result = simulate(workload)
         np.testing.assert_array_equal(result.outputs, expected, err_msg=f"{dataflow} fast path")
         if any(n.op in GEMM_OPS for n in graph.nodes):
             forced = simulate(workload, fault_plans=silent_fault_plan(workload))
-            np.testing.assert_array_equal(forced.outputs, expected,
-                                          err_msg=f"{dataflow} fold kernels")  # fmt: skip
+            np.testing.assert_array_equal(
+                forced.outputs, expected, err_msg=f"{dataflow} fold kernels"
+            )
     return expected

@@ -38,10 +38,14 @@ def one_at_a_time(ctx, samples, table):
     for i, sample in enumerate(samples):
         faults = table.faults(i, sample=int(sample))
         stat = InjectionStats()
-        out = faulty_inference(ctx.golden, int(sample),
-                               inference_faults([f for f in faults if not f.is_sram]), stat,
-                               protected=ctx.protected,
-                               sram=[f for f in faults if f.is_sram])  # fmt: skip
+        out = faulty_inference(
+            ctx.golden,
+            int(sample),
+            inference_faults([f for f in faults if not f.is_sram]),
+            stat,
+            protected=ctx.protected,
+            sram=[f for f in faults if f.is_sram],
+        )
         outputs.append(out[0])
         stats.append(stat)
     return np.stack(outputs), stats
@@ -59,17 +63,23 @@ def assert_batch_equals_oracle(ctx, tasks, seed=5):
 @pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
 @pytest.mark.parametrize("model", ["seu", "mbu", "stuck0", "stuck1"])
 def test_single_faults_batched_equal_one_at_a_time(dataflow, model):
-    workload = load_workload(DIGITS, [
-        "dataset.samples=10", f"accelerator.array.dataflow={dataflow}",
-        "accelerator.array.rows=4", "accelerator.array.cols=4",
-    ])  # fmt: skip
+    workload = load_workload(
+        DIGITS,
+        [
+            "dataset.samples=10",
+            f"accelerator.array.dataflow={dataflow}",
+            "accelerator.array.rows=4",
+            "accelerator.array.cols=4",
+        ],
+    )
     ctx = prepare(workload, CampaignSettings(mode="single", model=model, mbu_width=3))
     samples, table, out, _ = assert_batch_equals_oracle(ctx, range(150))
     assert fast_path(table, len(samples)).all()
     for i in range(0, 150, 3):  # and the slow way, every layer re-run fold by fold
         faults = inference_faults(table.faults(i, sample=int(samples[i])))
-        np.testing.assert_array_equal(out[i], full_faulty_inference(ctx.golden, int(samples[i]),
-                                                                    faults)[0])  # fmt: skip
+        np.testing.assert_array_equal(
+            out[i], full_faulty_inference(ctx.golden, int(samples[i]), faults)[0]
+        )
     changed = np.any((out != ctx.golden.outputs[samples]).reshape(len(samples), -1), axis=1)
     assert changed.any()  # some faults get through, so the later layers were exercised
 
@@ -97,14 +107,19 @@ def test_rate_plans_mix_fast_and_general_paths_and_agree():
 
 
 def test_hardening_and_protection_batched_equal_one_at_a_time():
-    workload = load_workload(DIGITS, [
-        "dataset.samples=10", "accelerator.protection.hardened_bits.accumulator=[29, 30, 31]",
-    ])  # fmt: skip
+    workload = load_workload(
+        DIGITS,
+        [
+            "dataset.samples=10",
+            "accelerator.protection.hardened_bits.accumulator=[29, 30, 31]",
+        ],
+    )
     graph = workload.graph
     layers = [node.name for node in graph.layers()]
     protected = {layers[0]: np.array([0, 3]), layers[-1]: np.arange(5)}
-    ctx = prepare(workload, CampaignSettings(mode="single", model="mbu", mbu_width=4),
-                  protected=protected)  # fmt: skip
+    ctx = prepare(
+        workload, CampaignSettings(mode="single", model="mbu", mbu_width=4), protected=protected
+    )
     assert_batch_equals_oracle(ctx, range(150))
 
 
@@ -116,19 +131,26 @@ def test_explicit_plan_batched_equals_full_rerun():
     ctx = prepare(workload, CampaignSettings(mode="plan", plan=plan))
     samples, table, out, _ = assert_batch_equals_oracle(ctx, range(12))
     for i, sample in enumerate(samples):
-        full = full_faulty_inference(ctx.golden, int(sample),
-                                     inference_faults(table.faults(i, sample=int(sample))))  # fmt: skip
+        full = full_faulty_inference(
+            ctx.golden, int(sample), inference_faults(table.faults(i, sample=int(sample)))
+        )
         np.testing.assert_array_equal(out[i], full[0])
 
 
 def test_residual_network_batched_equals_one_at_a_time():
-    workload = load_workload(ROOT / "workloads" / "resnet18.yaml", [
-        "model.input_size=32", "accelerator.array.rows=8", "accelerator.array.cols=8",
-    ])  # fmt: skip
+    workload = load_workload(
+        ROOT / "workloads" / "resnet18.yaml",
+        [
+            "model.input_size=32",
+            "accelerator.array.rows=8",
+            "accelerator.array.cols=8",
+        ],
+    )
     assert any(node.op == "add" for node in workload.graph.nodes)
     early = tuple(f"layer1.{block}.conv{conv}" for block in (0, 1) for conv in (1, 2))
-    settings = CampaignSettings(mode="single", registers=("accumulator",), layers=early,
-                                bits=(29, 30, 31))  # fmt: skip
+    settings = CampaignSettings(
+        mode="single", registers=("accumulator",), layers=early, bits=(29, 30, 31)
+    )
     ctx = prepare(workload, settings)
     *_, stats = assert_batch_equals_oracle(ctx, range(40))
     # some faults travel through the residual adds to the logits
@@ -180,9 +202,13 @@ def test_one_injection_and_a_chunk_give_the_same_results():
 
 
 def test_a_plan_fault_on_a_hardened_bit_changes_nothing_and_is_masked_early():
-    workload = load_workload(DIGITS, [
-        "dataset.samples=6", "accelerator.protection.hardened_bits.accumulator=[30]",
-    ])  # fmt: skip
+    workload = load_workload(
+        DIGITS,
+        [
+            "dataset.samples=6",
+            "accelerator.protection.hardened_bits.accumulator=[30]",
+        ],
+    )
     layer = workload.graph.layers()[0].name
     plan = (Fault(layer=layer, fold=0, register="accumulator", row=2, col=1, cycle=9, bits=(30,)),)
     ctx = prepare(workload, CampaignSettings(mode="plan", plan=plan))

@@ -38,8 +38,11 @@ def test_golden_run_equals_reference_executor(digits_context):
 @pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
 @pytest.mark.parametrize("model", ["seu", "mbu", "stuck0", "stuck1"])
 def test_shortcut_injection_equals_full_faulty_rerun(dataflow, model):
-    workload = digits(f"accelerator.array.dataflow={dataflow}", "accelerator.array.rows=4",
-                      "accelerator.array.cols=4")  # fmt: skip
+    workload = digits(
+        f"accelerator.array.dataflow={dataflow}",
+        "accelerator.array.rows=4",
+        "accelerator.array.cols=4",
+    )
     ctx = prepare(workload, CampaignSettings(mode="rate", rate=1e-4, model=model, mbu_width=3))
     rng = np.random.default_rng(7)
     sampler = ctx.sampler()
@@ -47,8 +50,7 @@ def test_shortcut_injection_equals_full_faulty_rerun(dataflow, model):
     for trial in range(12):
         sample = int(rng.integers(ctx.golden.samples))
         count = 1 + int(rng.integers(3))
-        faults = inference_faults(sampler.draw(rng, count, model=model, mbu_width=3,
-                                               sample=sample))  # fmt: skip
+        faults = inference_faults(sampler.draw(rng, count, model=model, mbu_width=3, sample=sample))
         fast = faulty_inference(ctx.golden, sample, faults)
         slow = full_faulty_inference(ctx.golden, sample, faults)
         np.testing.assert_array_equal(fast, slow, err_msg=f"trial {trial}")
@@ -69,11 +71,19 @@ def test_high_order_accumulator_flip_is_seen_and_low_order_can_be_masked(digits_
     # computation (the space-time map says no output can see it)
     accel = workload.config.accelerator
     fold = golden.schedules[layer].folds[0]
-    shape = (fold.m1 - fold.m0, fold.k1 - fold.k0, fold.n1 - fold.n0, accel.array.rows,
-             accel.array.cols)  # fmt: skip
+    shape = (
+        fold.m1 - fold.m0,
+        fold.k1 - fold.k0,
+        fold.n1 - fold.n0,
+        accel.array.rows,
+        accel.array.cols,
+    )
     cycles = mapping.fold_cycles(accel.array.dataflow, *shape)
-    late = next(t for t in range(cycles)
-                if mapping.affected_outputs(accel.array.dataflow, 1, 0, 0, t, *shape)[0].size == 0)  # fmt: skip
+    late = next(
+        t
+        for t in range(cycles)
+        if mapping.affected_outputs(accel.array.dataflow, 1, 0, 0, t, *shape)[0].size == 0
+    )
     idle = {layer: {0: np.array([[1, 0, 0, late, 1, 0]])}}
     stats = InjectionStats()
     out = faulty_inference(golden, 0, idle, stats)
@@ -83,8 +93,9 @@ def test_high_order_accumulator_flip_is_seen_and_low_order_can_be_masked(digits_
 
 def test_rate_zero_equals_the_fault_free_run(tmp_path):
     workload = digits()
-    result = campaign(workload, injections=20, settings=CampaignSettings(rate=0.0),
-                      out_dir=tmp_path)  # fmt: skip
+    result = campaign(
+        workload, injections=20, settings=CampaignSettings(rate=0.0), out_dir=tmp_path
+    )
     assert result.summary["masked"]["rate"] == 1.0
     assert result.summary["sdc"]["rate"] == 0.0
     assert result.faults_per_inference == 0.0
@@ -97,8 +108,9 @@ def test_same_seed_same_results_serial_or_parallel(tmp_path, digits_context):
     parallel = campaign(workload, workers=2, out_dir=tmp_path / "parallel", **kwargs)
     assert serial.results == parallel.results
     assert serial.to_dict() == parallel.to_dict()
-    other = campaign(workload, workers=1, out_dir=tmp_path / "other", injections=24, seed=12,
-                     context=ctx)  # fmt: skip
+    other = campaign(
+        workload, workers=1, out_dir=tmp_path / "other", injections=24, seed=12, context=ctx
+    )
     assert other.results != serial.results
 
 
@@ -111,8 +123,14 @@ def test_interrupted_campaign_resumes_to_the_same_summary(tmp_path, digits_conte
     cut.mkdir()
     (cut / "faults.jsonl").write_text("".join(log[:14]) + log[14][: len(log[14]) // 2])
     computed = []
-    resumed = campaign(workload, injections=30, seed=5, context=ctx, out_dir=cut,
-                       on_result=lambda i, r: computed.append(i))  # fmt: skip
+    resumed = campaign(
+        workload,
+        injections=30,
+        seed=5,
+        context=ctx,
+        out_dir=cut,
+        on_result=lambda i, r: computed.append(i),
+    )
     assert resumed.to_dict() == whole.to_dict()
     lines = [json.loads(x) for x in (cut / "faults.jsonl").read_text().splitlines()[1:]]
     assert sorted(x["task"] for x in lines) == list(range(30))  # each injection exactly once
@@ -124,10 +142,26 @@ def test_inject_cli_runs_and_writes_results(tmp_path):
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-m", "accelsim", "inject", str(DIGITS), "--out", str(tmp_path),
-         "--set", "dataset.samples=8", "--set", "faults.rate=1e-5", "--injections", "10"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "inject",
+            str(DIGITS),
+            "--out",
+            str(tmp_path),
+            "--set",
+            "dataset.samples=8",
+            "--set",
+            "faults.rate=1e-5",
+            "--injections",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "faults.json").read_text())
     assert summary["injections"] == 10

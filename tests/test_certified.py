@@ -99,8 +99,9 @@ def test_a_designs_estimate_does_not_depend_on_what_was_asked_before(store, tmp_
     settings = AllocationSettings(pilot=16, max_injections=6000)
     weights = store.weights(None, 2e-6)
     hardened = weights.copy()
-    hardened[[h for h, s in enumerate(store.strata) if s.register == "accumulator"
-              and s.bit >= 16]] = 0.0  # fmt: skip
+    hardened[
+        [h for h, s in enumerate(store.strata) if s.register == "accumulator" and s.bit >= 16]
+    ] = 0.0
     fresh = StratifiedInjections(digits(), samples=16, seed=5)
     a, trials_a = adaptive_estimate(store, hardened, settings=settings)
     adaptive_estimate(fresh, weights, settings=settings)  # another design first
@@ -123,8 +124,9 @@ def test_records_survive_the_cache(tmp_path):
 # --------------------------------------------------------------------------- certificates
 def test_count_stratified_certificate_agrees_with_a_plain_rate_campaign():
     workload = digits("faults.rate=2e-6")
-    cert = certify_design(workload, target=1e-2, injections=4000,
-                          settings=CertifySettings(samples=32, seed=3))  # fmt: skip
+    cert = certify_design(
+        workload, target=1e-2, injections=4000, settings=CertifySettings(samples=32, seed=3)
+    )
     direct = campaign(
         workload,
         injections=4000,
@@ -149,10 +151,13 @@ def test_certificate_size_follows_the_prediction():
 
 
 def test_fully_hardened_design_is_certified_without_injections():
-    workload = digits("faults.rate=2e-6", *(f"accelerator.protection.hardened_bits.{c}="
-                                            f"[{','.join(map(str, range(32)))}]"
-                                            for c in ("input", "weight", "product",
-                                                      "accumulator")))  # fmt: skip
+    workload = digits(
+        "faults.rate=2e-6",
+        *(
+            f"accelerator.protection.hardened_bits.{c}=[{','.join(map(str, range(32)))}]"
+            for c in ("input", "weight", "product", "accumulator")
+        ),
+    )
     cert = certify_design(workload, target=1e-3, settings=CertifySettings(samples=8))
     assert cert["certified"] and cert["injections"] == 0 and cert["upper"] == 0.0
 
@@ -172,29 +177,43 @@ class Optimistic(ReliabilityEstimator):
         return {}
 
     def reliability(self, workload, protected, rate, unit):
-        return {"reliability": 1.0, "lo": 1.0, "hi": 1.0, "failure": 0.0, "failure_lo": 0.0,
-                "failure_hi": 0.0, "failure_upper": 0.0, "expected_faults": 0.0,
-                "method": self.method}  # fmt: skip
+        return {
+            "reliability": 1.0,
+            "lo": 1.0,
+            "hi": 1.0,
+            "failure": 0.0,
+            "failure_lo": 0.0,
+            "failure_hi": 0.0,
+            "failure_upper": 0.0,
+            "expected_faults": 0.0,
+            "method": self.method,
+        }
 
 
 def crafted(target: float, rate: str = "2e-6", **extra):
-    workload = load_workload(DIGITS, ["dataset.samples=32", f"faults.rate={rate}",
-                                      "faults.samples=16"])  # fmt: skip
+    workload = load_workload(
+        DIGITS, ["dataset.samples=32", f"faults.rate={rate}", "faults.samples=16"]
+    )
     section = {
-        "objective": "area", "method": "exhaustive",
+        "objective": "area",
+        "method": "exhaustive",
         "constraints": {"min_reliability": 1 - target},
         "certify": {"min_injections": 3000, "max_injections": 3000, "samples": 32},
         "variables": {"array_rows": [4, 8], "hardened_bits": {"accumulator": [0, 16, 32]}},
         **extra,
-    }  # fmt: skip
+    }
     return workload, parse_optimize(section, workload=workload.config, file="t.yaml")
 
 
 def test_optimistic_first_order_never_yields_a_design_its_own_check_refutes(tmp_path):
     workload, opt = crafted(target=1e-2)
-    result = optimize(workload.with_config(workload.config.model_copy(
-        update={"optimize": opt.section.model_dump()})), estimator=Optimistic(),
-        with_fixed=False)  # fmt: skip
+    result = optimize(
+        workload.with_config(
+            workload.config.model_copy(update={"optimize": opt.section.model_dump()})
+        ),
+        estimator=Optimistic(),
+        with_fixed=False,
+    )
     best = result.best
     assert best is not None
     cert = best.metrics["certificate"]
@@ -211,9 +230,13 @@ def test_optimistic_first_order_never_yields_a_design_its_own_check_refutes(tmp_
 
 def test_a_run_without_a_certified_design_says_so():
     workload, opt = crafted(target=1e-6, variables={"array_rows": [4, 8]})
-    result = optimize(workload.with_config(workload.config.model_copy(
-        update={"optimize": opt.section.model_dump()})), estimator=Optimistic(),
-        with_fixed=False)  # fmt: skip
+    result = optimize(
+        workload.with_config(
+            workload.config.model_copy(update={"optimize": opt.section.model_dump()})
+        ),
+        estimator=Optimistic(),
+        with_fixed=False,
+    )
     assert result.best is None
     assert "certif" in result.search.message
     assert all("certificate" in e.metrics for e in result.search.evaluations)
@@ -221,13 +244,12 @@ def test_a_run_without_a_certified_design_says_so():
 
 def test_resume_gives_the_same_answer_with_the_certificates(tmp_path):
     workload, opt = crafted(target=1e-2, method="random", budget=6, seed=3)
-    workload = workload.with_config(workload.config.model_copy(
-        update={"optimize": opt.section.model_dump()}))  # fmt: skip
+    workload = workload.with_config(
+        workload.config.model_copy(update={"optimize": opt.section.model_dump()})
+    )
     whole = optimize(workload, out_dir=tmp_path / "a", estimator=Optimistic(), with_fixed=False)
-    optimize(workload, budget=3, out_dir=tmp_path / "b", estimator=Optimistic(),
-             with_fixed=False)  # fmt: skip
-    resumed = optimize(workload, out_dir=tmp_path / "b", estimator=Optimistic(),
-                       with_fixed=False)  # fmt: skip
+    optimize(workload, budget=3, out_dir=tmp_path / "b", estimator=Optimistic(), with_fixed=False)
+    resumed = optimize(workload, out_dir=tmp_path / "b", estimator=Optimistic(), with_fixed=False)
     assert resumed.search.to_dict() == whole.search.to_dict()
     assert resumed.best.metrics["certificate"]["certified"]
 
@@ -249,10 +271,15 @@ def test_optimize_report_with_certificates_fits_80_columns():
 
     from optimizer.report import render_optimize
 
-    workload, opt = crafted(target=1e-2, variables={"array_rows": [4],
-                                                    "hardened_bits": {"accumulator": [0, 16]}})  # fmt: skip
-    result = optimize(workload.with_config(workload.config.model_copy(
-        update={"optimize": opt.section.model_dump()})), estimator=Optimistic())  # fmt: skip
+    workload, opt = crafted(
+        target=1e-2, variables={"array_rows": [4], "hardened_bits": {"accumulator": [0, 16]}}
+    )
+    result = optimize(
+        workload.with_config(
+            workload.config.model_copy(update={"optimize": opt.section.model_dump()})
+        ),
+        estimator=Optimistic(),
+    )
     assert all("certificate" in e.metrics for e in result.fixed.values() if e.ran)
     for width in (80, 200):
         console = Console(width=width, record=True)

@@ -18,10 +18,10 @@ from workloads.classifiers import CLASSIFIERS  # noqa: E402
 from workloads.export import export  # noqa: E402
 from workloads.quantize import QuantSpec, quantize  # noqa: E402
 
-FAST = ("squeezenet1_1", "shufflenet_v2_x0_5", "mobilenet_v3_small", "regnet_y_400mf",
-        "mnasnet0_5")  # fmt: skip
-CASES = [name if name in FAST else pytest.param(name, marks=pytest.mark.slow)
-         for name in CLASSIFIERS]  # fmt: skip
+FAST = ("squeezenet1_1", "shufflenet_v2_x0_5", "mobilenet_v3_small", "regnet_y_400mf", "mnasnet0_5")
+CASES = [
+    name if name in FAST else pytest.param(name, marks=pytest.mark.slow) for name in CLASSIFIERS
+]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -40,7 +40,17 @@ def test_classifier_is_exact_in_every_dataflow(name, tmp_path):
 
 
 def test_every_target_architecture_is_defined():
-    assert set(CLASSIFIERS) == {"resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
-                                "squeezenet1_1", "vgg11", "shufflenet_v2_x0_5",
-                                "efficientnet_b0", "densenet121", "googlenet", "regnet_y_400mf",
-                                "mnasnet0_5"}  # fmt: skip
+    assert set(CLASSIFIERS) == {
+        "resnet18",
+        "resnet50",
+        "mobilenet_v2",
+        "mobilenet_v3_small",
+        "squeezenet1_1",
+        "vgg11",
+        "shufflenet_v2_x0_5",
+        "efficientnet_b0",
+        "densenet121",
+        "googlenet",
+        "regnet_y_400mf",
+        "mnasnet0_5",
+    }

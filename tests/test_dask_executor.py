@@ -24,8 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def context_probe_task(task: TaskSpec, context: CountingContext) -> dict:
-    return {"value": float(task.rng().normal()) + context.offset, "pid": os.getpid(),
-            "loads_in_this_process": CountingContext.loads}  # fmt: skip
+    return {
+        "value": float(task.rng().normal()) + context.offset,
+        "pid": os.getpid(),
+        "loads_in_this_process": CountingContext.loads,
+    }
 
 
 def slow_task(task: TaskSpec, context: CountingContext) -> dict:
@@ -47,8 +50,9 @@ def logged_tasks(path: Path) -> list[int]:
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None)  # fmt: skip
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
     dask_client = Client(cluster)
     yield dask_client
     dask_client.close()
@@ -64,8 +68,9 @@ def digits():
 
 def test_the_context_reaches_each_worker_once(client, tmp_path):
     with DaskExecutor(context_probe_task, seed=4, context=CountingContext(10), client=client) as ex:
-        results = run_tasks(context_probe_task, 40, seed=4, log_path=tmp_path / "log.jsonl",
-                            chunk=2, executor=ex)  # fmt: skip
+        results = run_tasks(
+            context_probe_task, 40, seed=4, log_path=tmp_path / "log.jsonl", chunk=2, executor=ex
+        )
     loads = {}
     for r in results:
         loads[r["pid"]] = max(loads.get(r["pid"], 0), r["loads_in_this_process"])
@@ -88,11 +93,20 @@ def test_a_lost_context_is_scattered_again(client, tmp_path):
 
 def test_campaign_on_dask_equals_the_serial_campaign(client, digits, tmp_path):
     workload, settings, ctx = digits
-    serial = campaign(workload, injections=40, settings=settings, samples=16, seed=3,
-                      workers=1, context=ctx)  # fmt: skip
+    serial = campaign(
+        workload, injections=40, settings=settings, samples=16, seed=3, workers=1, context=ctx
+    )
     with DaskExecutor(run_injection, seed=3, context=ctx, client=client) as ex:
-        on_dask = campaign(workload, injections=40, settings=settings, samples=16, seed=3,
-                           context=ctx, executor=ex, out_dir=tmp_path)  # fmt: skip
+        on_dask = campaign(
+            workload,
+            injections=40,
+            settings=settings,
+            samples=16,
+            seed=3,
+            context=ctx,
+            executor=ex,
+            out_dir=tmp_path,
+        )
     assert on_dask.results == serial.results
     assert on_dask.summary == serial.summary
     assert sorted(logged_tasks(tmp_path / "faults.jsonl")) == list(range(40))
@@ -106,15 +120,17 @@ def test_a_run_started_serially_resumes_on_dask(client, digits, tmp_path):
     partial = run_tasks(run_injection, 24, seed=8, log_path=log, context=ctx, chunk=4, max_new=9)
     assert sum(r is not None for r in partial) == 9
     with DaskExecutor(run_injection, seed=8, context=ctx, client=client) as ex:
-        resumed = run_tasks(run_injection, 24, seed=8, log_path=log, context=ctx, chunk=4,
-                            executor=ex)  # fmt: skip
+        resumed = run_tasks(
+            run_injection, 24, seed=8, log_path=log, context=ctx, chunk=4, executor=ex
+        )
     assert resumed == reference
     assert sorted(logged_tasks(log)) == list(range(24))  # nothing computed twice
 
 
 def test_shards_are_self_describing_and_keyed_by_their_content(client):
-    with DaskExecutor(context_probe_task, seed=1, context=CountingContext(0), client=client,
-                      run_key="abc") as ex:  # fmt: skip
+    with DaskExecutor(
+        context_probe_task, seed=1, context=CountingContext(0), client=client, run_key="abc"
+    ) as ex:
         shard = Shard(seed=1, indices=(4, 5), run_key="abc")
         assert ex.shard_key(shard) == ex.shard_key(Shard(seed=1, indices=(4, 5), run_key="abc"))
         assert ex.shard_key(shard) != ex.shard_key(Shard(seed=2, indices=(4, 5), run_key="abc"))
@@ -152,11 +168,13 @@ def test_exactly_one_source_of_workers_is_required(client):
 def test_a_killed_workers_shard_is_rerun_and_counted_once(client, tmp_path):
     marker = tmp_path / "worker-killed"
     with DaskExecutor(die_once_task, seed=2, context=str(marker), client=client) as ex:
-        results = run_tasks(die_once_task, 16, seed=2, log_path=tmp_path / "log.jsonl",
-                            chunk=3, executor=ex)  # fmt: skip
+        results = run_tasks(
+            die_once_task, 16, seed=2, log_path=tmp_path / "log.jsonl", chunk=3, executor=ex
+        )
     assert marker.exists()  # the shard holding task 5 did kill a worker
     assert Counter(logged_tasks(tmp_path / "log.jsonl")) == Counter(range(16))
-    serial = run_tasks(die_once_task, 16, seed=2, log_path=tmp_path / "serial.jsonl",
-                       context=str(marker))  # fmt: skip
+    serial = run_tasks(
+        die_once_task, 16, seed=2, log_path=tmp_path / "serial.jsonl", context=str(marker)
+    )
     assert results == serial
     assert read_task_log(tmp_path / "log.jsonl").results == dict(enumerate(serial))

@@ -47,8 +47,9 @@ def test_shipped_graph_is_the_trained_resnet(float_graph):
     ops = [n.op for n in graph.nodes]
     assert ops.count("conv2d") == 15 and ops.count("add") == 6 and ops.count("linear") == 1
     assert ops.count("global_avgpool") == 1 and "batch_norm" not in ops  # BN folded
-    channels = {n.name: n.params["weight"].shape[0] for n in graph.nodes
-                if n.op in ("conv2d", "linear")}  # fmt: skip
+    channels = {
+        n.name: n.params["weight"].shape[0] for n in graph.nodes if n.op in ("conv2d", "linear")
+    }
     assert sum(channels.values()) == 570  # neurons to choose among for protection
     assert channels["layer3.0.downsample.0"] == 64 and channels["fc"] == 10
 
@@ -68,8 +69,12 @@ def test_8_bit_accuracy_within_one_point_of_float(float_graph):
 
 @pytest.mark.parametrize(("rows", "cols"), [(8, 8), (5, 7)])
 def test_simulator_equals_executor_in_ws(rows, cols):
-    overrides = ["dataset.samples=3", "batch=3", f"accelerator.array.rows={rows}",
-                 f"accelerator.array.cols={cols}"]  # fmt: skip
+    overrides = [
+        "dataset.samples=3",
+        "batch=3",
+        f"accelerator.array.rows={rows}",
+        f"accelerator.array.cols={cols}",
+    ]
     workload = load_workload(YAML, overrides)
     assert workload.config.accelerator.array.dataflow == "ws"
     assert workload.inputs.shape == (3, 1, 16, 16)

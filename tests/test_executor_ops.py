@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 from accelsim.executor import execute
 from accelsim.ir import Graph, Node, TensorSpec
 
-SETTINGS = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # ---- the oracle's own integer arithmetic ----------------------------------------------------
@@ -58,8 +57,9 @@ def int_tensor_type(draw):
 @st.composite
 def int_array(draw, shape, bits, signed):
     lo, hi = type_range(bits, signed)
-    values = draw(st.lists(st.integers(lo, hi), min_size=int(np.prod(shape)),
-                           max_size=int(np.prod(shape))))  # fmt: skip
+    values = draw(
+        st.lists(st.integers(lo, hi), min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))
+    )
     return np.array(values, dtype=np.int64).reshape(shape)
 
 
@@ -104,9 +104,19 @@ def conv_case(draw):
     weight = draw(int_array((n, c_group, kh, kw), w_bits, True))
     bias = draw(int_array((n,), acc_bits, True))
     rq = draw(requant_params(n))
-    return dict(groups=groups, stride=(sh, sw), padding=(ph, pw), a=(a_bits, a_signed),
-                w_bits=w_bits, acc_bits=acc_bits, rule=rule, x=x, weight=weight, bias=bias,
-                rq=rq)  # fmt: skip
+    return dict(
+        groups=groups,
+        stride=(sh, sw),
+        padding=(ph, pw),
+        a=(a_bits, a_signed),
+        w_bits=w_bits,
+        acc_bits=acc_bits,
+        rule=rule,
+        x=x,
+        weight=weight,
+        bias=bias,
+        rq=rq,
+    )
 
 
 def conv_graph(case) -> Graph:
@@ -115,15 +125,33 @@ def conv_graph(case) -> Graph:
     (sh, sw), (ph, pw) = case["stride"], case["padding"]
     n, _, kh, kw = weight.shape
     oh, ow = (x.shape[2] + 2 * ph - kh) // sh + 1, (x.shape[3] + 2 * pw - kw) // sw + 1
-    node = Node("conv2d", "conv", ["x"], "y",
-                {"stride": [sh, sw], "padding": [ph, pw], "groups": case["groups"],
-                 "acc_bits": case["acc_bits"], "overflow": case["rule"], "w_bits": case["w_bits"],
-                 "out_lo": lo, "out_hi": hi, "out_zero_point": 0},
-                {"weight": weight, "bias": case["bias"],
-                 "multiplier": np.array(mults, np.int64), "shift": np.array(shifts, np.int64)})  # fmt: skip
+    node = Node(
+        "conv2d",
+        "conv",
+        ["x"],
+        "y",
+        {
+            "stride": [sh, sw],
+            "padding": [ph, pw],
+            "groups": case["groups"],
+            "acc_bits": case["acc_bits"],
+            "overflow": case["rule"],
+            "w_bits": case["w_bits"],
+            "out_lo": lo,
+            "out_hi": hi,
+            "out_zero_point": 0,
+        },
+        {
+            "weight": weight,
+            "bias": case["bias"],
+            "multiplier": np.array(mults, np.int64),
+            "shift": np.array(shifts, np.int64),
+        },
+    )
     x_spec = TensorSpec("x", x.shape[1:], *case["a"], 1.0)
-    return single_node_graph(node, {"x": x_spec},
-                             TensorSpec("y", (n, oh, ow), out_bits, out_signed, 1.0))  # fmt: skip
+    return single_node_graph(
+        node, {"x": x_spec}, TensorSpec("y", (n, oh, ow), out_bits, out_signed, 1.0)
+    )
 
 
 def conv_oracle(case) -> np.ndarray:
@@ -147,8 +175,11 @@ def conv_oracle(case) -> np.ndarray:
                                 r, s = i * sh + u - ph, j * sw + v - pw
                                 inside = 0 <= r < h and 0 <= s < w
                                 a = int(x[b, g * c_group + ci, r, s]) if inside else 0
-                                acc = overflow(acc + a * int(weight[o, ci, u, v]),
-                                               case["acc_bits"], case["rule"])  # fmt: skip
+                                acc = overflow(
+                                    acc + a * int(weight[o, ci, u, v]),
+                                    case["acc_bits"],
+                                    case["rule"],
+                                )
                     out[b, o, i, j] = requant(acc, mults[o], shifts[o], 0, lo, hi)
     return out
 
@@ -169,8 +200,10 @@ def test_conv2d_wrap_matches_torch_exact_sum(case):
         torch.from_numpy(case["x"].astype(np.float64)),
         torch.from_numpy(case["weight"].astype(np.float64)),
         torch.from_numpy(case["bias"].astype(np.float64)),
-        stride=(sh, sw), padding=(ph, pw), groups=case["groups"],
-    ).numpy()  # fmt: skip
+        stride=(sh, sw),
+        padding=(ph, pw),
+        groups=case["groups"],
+    ).numpy()
     _, _, lo, hi, mults, shifts = case["rq"]
     expected = np.empty(exact.shape, dtype=np.int64)
     for index in np.ndindex(exact.shape):
@@ -198,13 +231,31 @@ def test_linear_matches_loop_oracle(data):
     weight = data.draw(int_array((n, k), w_bits, True))
     bias = data.draw(int_array((n,), acc_bits, True))
     out_bits, out_signed, lo, hi, mults, shifts = data.draw(requant_params(n))
-    node = Node("linear", "fc", ["x"], "y",
-                {"acc_bits": acc_bits, "overflow": rule, "w_bits": w_bits, "out_lo": lo,
-                 "out_hi": hi, "out_zero_point": 0},
-                {"weight": weight, "bias": bias, "multiplier": np.array(mults, np.int64),
-                 "shift": np.array(shifts, np.int64)})  # fmt: skip
-    graph = single_node_graph(node, {"x": TensorSpec("x", (k,), a_bits, a_signed, 1.0)},
-                              TensorSpec("y", (n,), out_bits, out_signed, 1.0))  # fmt: skip
+    node = Node(
+        "linear",
+        "fc",
+        ["x"],
+        "y",
+        {
+            "acc_bits": acc_bits,
+            "overflow": rule,
+            "w_bits": w_bits,
+            "out_lo": lo,
+            "out_hi": hi,
+            "out_zero_point": 0,
+        },
+        {
+            "weight": weight,
+            "bias": bias,
+            "multiplier": np.array(mults, np.int64),
+            "shift": np.array(shifts, np.int64),
+        },
+    )
+    graph = single_node_graph(
+        node,
+        {"x": TensorSpec("x", (k,), a_bits, a_signed, 1.0)},
+        TensorSpec("y", (n,), out_bits, out_signed, 1.0),
+    )
     expected = np.zeros((batch, n), dtype=np.int64)
     for b in range(batch):
         for o in range(n):
@@ -221,16 +272,24 @@ def test_linear_matches_loop_oracle(data):
 @st.composite
 def feature_map(draw, max_side=5):
     bits, signed = draw(int_tensor_type())
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, max_side)),
-             draw(st.integers(1, max_side)))  # fmt: skip
+    shape = (
+        draw(st.integers(1, 2)),
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, max_side)),
+        draw(st.integers(1, max_side)),
+    )
     return draw(int_array(shape, bits, signed)), bits, signed
 
 
-def same_type_graph(op: str, attrs: dict, x: np.ndarray, bits: int, signed: bool,
-                    out_shape: tuple[int, ...]) -> Graph:  # fmt: skip
+def same_type_graph(
+    op: str, attrs: dict, x: np.ndarray, bits: int, signed: bool, out_shape: tuple[int, ...]
+) -> Graph:
     node = Node(op, op, ["x"], "y", attrs)
-    return single_node_graph(node, {"x": TensorSpec("x", x.shape[1:], bits, signed, 0.5)},
-                             TensorSpec("y", out_shape, bits, signed, 0.5))  # fmt: skip
+    return single_node_graph(
+        node,
+        {"x": TensorSpec("x", x.shape[1:], bits, signed, 0.5)},
+        TensorSpec("y", out_shape, bits, signed, 0.5),
+    )
 
 
 @SETTINGS
@@ -244,13 +303,23 @@ def test_maxpool_matches_loop_oracle(fmap, data):
         kh, kw, ph, pw = 1, 1, 0, 0
     sh, sw = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
     oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    graph = same_type_graph("maxpool2d", {"kernel": [kh, kw], "stride": [sh, sw],
-                            "padding": [ph, pw]}, x, bits, signed, (c, oh, ow))  # fmt: skip
+    graph = same_type_graph(
+        "maxpool2d",
+        {"kernel": [kh, kw], "stride": [sh, sw], "padding": [ph, pw]},
+        x,
+        bits,
+        signed,
+        (c, oh, ow),
+    )
     expected = np.zeros((batch, c, oh, ow), dtype=np.int64)
     for index in np.ndindex(expected.shape):
         b, ch, i, j = index
-        window = [int(x[b, ch, r, s]) for r in range(i * sh - ph, i * sh - ph + kh)
-                  for s in range(j * sw - pw, j * sw - pw + kw) if 0 <= r < h and 0 <= s < w]  # fmt: skip
+        window = [
+            int(x[b, ch, r, s])
+            for r in range(i * sh - ph, i * sh - ph + kh)
+            for s in range(j * sw - pw, j * sw - pw + kw)
+            if 0 <= r < h and 0 <= s < w
+        ]
         expected[index] = max(window)  # padding never wins: only real values count
     np.testing.assert_array_equal(execute(graph, x), expected)
 
@@ -268,8 +337,9 @@ def test_avgpool_matches_loop_oracle(fmap, data):
     kh, kw = data.draw(st.integers(1, h)), data.draw(st.integers(1, w))
     sh, sw = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
     oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
-    graph = same_type_graph("avgpool2d", {"kernel": [kh, kw], "stride": [sh, sw]}, x, bits,
-                            signed, (c, oh, ow))  # fmt: skip
+    graph = same_type_graph(
+        "avgpool2d", {"kernel": [kh, kw], "stride": [sh, sw]}, x, bits, signed, (c, oh, ow)
+    )
     expected = np.zeros((batch, c, oh, ow), dtype=np.int64)
     for b, ch, i, j in np.ndindex(expected.shape):
         window = [int(x[b, ch, i * sh + u, j * sw + v]) for u in range(kh) for v in range(kw)]
@@ -283,8 +353,13 @@ def test_global_avgpool_matches_loop_oracle(fmap):
     x, bits, signed = fmap
     batch, c, _, _ = x.shape
     graph = same_type_graph("global_avgpool", {}, x, bits, signed, (c, 1, 1))
-    expected = np.array([[[[round_half_up_mean([int(v) for v in x[b, ch].ravel()])]]
-                          for ch in range(c)] for b in range(batch)], dtype=np.int64)  # fmt: skip
+    expected = np.array(
+        [
+            [[[round_half_up_mean([int(v) for v in x[b, ch].ravel()])]] for ch in range(c)]
+            for b in range(batch)
+        ],
+        dtype=np.int64,
+    )
     np.testing.assert_array_equal(execute(graph, x), expected)
 
 
@@ -298,8 +373,17 @@ def test_clamp_and_flatten_match_oracle(fmap, data):
     expected = np.vectorize(lambda v: min(max(int(v), lo), hi), otypes=[np.int64])(x)
     np.testing.assert_array_equal(execute(graph, x), expected)
     flat = same_type_graph("flatten", {}, x, bits, signed, (int(np.prod(x.shape[1:])),))
-    expected = np.array([[int(x[b, c, i, j]) for c in range(x.shape[1]) for i in range(x.shape[2])
-                          for j in range(x.shape[3])] for b in range(x.shape[0])])  # fmt: skip
+    expected = np.array(
+        [
+            [
+                int(x[b, c, i, j])
+                for c in range(x.shape[1])
+                for i in range(x.shape[2])
+                for j in range(x.shape[3])
+            ]
+            for b in range(x.shape[0])
+        ]
+    )
     np.testing.assert_array_equal(execute(flat, x), expected)
 
 
@@ -315,15 +399,30 @@ def test_add_matches_oracle(data):
     zp = data.draw(st.integers(-3, 3))
     lo_t, hi_t = type_range(out_bits, out_signed)
     lo, hi = max(lo, lo_t), min(hi, hi_t)
-    node = Node("add", "add", ["a", "b"], "y",
-                {"out_lo": lo, "out_hi": hi, "out_zero_point": zp, "shift": shifts[0]},
-                {"multiplier_a": np.array(mults[0], np.int64),
-                 "multiplier_b": np.array(mults[1], np.int64)})  # fmt: skip
-    graph = Graph("integer", "t", "a", "y", {
-        "a": TensorSpec("a", shape[1:], a_bits, a_signed, 1.0),
-        "b": TensorSpec("b", shape[1:], b_bits, b_signed, 1.0),
-        "y": TensorSpec("y", shape[1:], out_bits, out_signed, 1.0, zero_point=zp),
-    }, [node], {})  # fmt: skip
+    node = Node(
+        "add",
+        "add",
+        ["a", "b"],
+        "y",
+        {"out_lo": lo, "out_hi": hi, "out_zero_point": zp, "shift": shifts[0]},
+        {
+            "multiplier_a": np.array(mults[0], np.int64),
+            "multiplier_b": np.array(mults[1], np.int64),
+        },
+    )
+    graph = Graph(
+        "integer",
+        "t",
+        "a",
+        "y",
+        {
+            "a": TensorSpec("a", shape[1:], a_bits, a_signed, 1.0),
+            "b": TensorSpec("b", shape[1:], b_bits, b_signed, 1.0),
+            "y": TensorSpec("y", shape[1:], out_bits, out_signed, 1.0, zero_point=zp),
+        },
+        [node],
+        {},
+    )
     # the graph's only input is a; b is fed through run_node's batched interface
     from accelsim.executor import run_node
 
@@ -342,22 +441,39 @@ def test_requantize_matches_oracle(data):
     shape = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 6)))
     x = data.draw(int_array(shape, in_bits, True))
     out_bits, out_signed, lo, hi, mults, shifts = data.draw(requant_params(1))
-    node = Node("requantize", "rq", ["x"], "y",
-                {"shift": shifts[0], "out_lo": lo, "out_hi": hi, "out_zero_point": 0},
-                {"multiplier": np.array(mults[0], np.int64)})  # fmt: skip
-    graph = single_node_graph(node, {"x": TensorSpec("x", shape[1:], in_bits, True, 1.0)},
-                              TensorSpec("y", shape[1:], out_bits, out_signed, 1.0))  # fmt: skip
-    expected = np.vectorize(lambda v: requant(int(v), mults[0], shifts[0], 0, lo, hi),
-                            otypes=[np.int64])(x)  # fmt: skip
+    node = Node(
+        "requantize",
+        "rq",
+        ["x"],
+        "y",
+        {"shift": shifts[0], "out_lo": lo, "out_hi": hi, "out_zero_point": 0},
+        {"multiplier": np.array(mults[0], np.int64)},
+    )
+    graph = single_node_graph(
+        node,
+        {"x": TensorSpec("x", shape[1:], in_bits, True, 1.0)},
+        TensorSpec("y", shape[1:], out_bits, out_signed, 1.0),
+    )
+    expected = np.vectorize(
+        lambda v: requant(int(v), mults[0], shifts[0], 0, lo, hi), otypes=[np.int64]
+    )(x)
     np.testing.assert_array_equal(execute(graph, x), expected)
 
 
 def test_overflow_rules_really_trigger():
     """A case where wrap and saturate disagree: the oracle sees both rules as different."""
-    case = {"x": np.full((1, 1, 1, 3), 7, np.int64), "weight": np.full((1, 1, 1, 3), 7, np.int64),
-            "bias": np.zeros(1, np.int64), "groups": 1, "stride": (1, 1), "padding": (0, 0),
-            "a": (4, True), "w_bits": 4, "acc_bits": 6,
-            "rq": (8, True, -128, 127, [1 << 30], [30])}  # fmt: skip
+    case = {
+        "x": np.full((1, 1, 1, 3), 7, np.int64),
+        "weight": np.full((1, 1, 1, 3), 7, np.int64),
+        "bias": np.zeros(1, np.int64),
+        "groups": 1,
+        "stride": (1, 1),
+        "padding": (0, 0),
+        "a": (4, True),
+        "w_bits": 4,
+        "acc_bits": 6,
+        "rq": (8, True, -128, 127, [1 << 30], [30]),
+    }
     wrapped = execute(conv_graph({**case, "rule": "wrap"}), case["x"])
     saturated = execute(conv_graph({**case, "rule": "saturate"}), case["x"])
     assert int(wrapped.ravel()[0]) == wrap(147, 6) == 19

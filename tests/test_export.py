@@ -58,8 +58,16 @@ def user_export():
 
 def test_user_module_float_graph_matches_torch(user_export):
     model, x, graph = user_export
-    assert [n.op for n in graph.nodes] == ["conv2d", "clamp", "conv2d", "add", "clamp",
-                                           "avgpool2d", "flatten", "linear"]  # fmt: skip
+    assert [n.op for n in graph.nodes] == [
+        "conv2d",
+        "clamp",
+        "conv2d",
+        "add",
+        "clamp",
+        "avgpool2d",
+        "flatten",
+        "linear",
+    ]
     assert graph.node("stem").attrs["stride"] == [2, 2]
     assert graph.node("grouped").attrs["groups"] == 4
     assert graph.node("act").attrs == {"lo": 0.0, "hi": 6.0}
@@ -200,8 +208,9 @@ def test_decomposed_aten_graph_maps_the_same(user_export, monkeypatch):
     baked in (calibration then runs in chunks of the example's batch)."""
     model, x, graph = user_export
     original = torch.export.export
-    monkeypatch.setattr(torch.export, "export",
-                        lambda *a, **k: original(*a, **k).run_decompositions())  # fmt: skip
+    monkeypatch.setattr(
+        torch.export, "export", lambda *a, **k: original(*a, **k).run_decompositions()
+    )
     decomposed = export(model, x[:1], x, name="user")
     assert [n.op for n in decomposed.nodes] == [n.op for n in graph.nodes]
     with torch.no_grad():

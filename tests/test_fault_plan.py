@@ -48,8 +48,14 @@ def two_layer_exposure(hardened=None) -> Exposure:
         sram_words={"sram:input": 100, "sram:weight": 30},
         sram_word_bits={"sram:input": 8, "sram:weight": 8},
     )
-    fc = LayerExposure("fc", fold=[0, 1], cycles=[7, 3], rows=[2, 1], cols=[2, 2],
-                       widths={"input": 4, "weight": 4, "product": 8, "accumulator": 16})  # fmt: skip
+    fc = LayerExposure(
+        "fc",
+        fold=[0, 1],
+        cycles=[7, 3],
+        rows=[2, 1],
+        cols=[2, 2],
+        widths={"input": 4, "weight": 4, "product": 8, "accumulator": 16},
+    )
     return Exposure([conv, fc], WIDTHS, hardened)
 
 
@@ -132,9 +138,21 @@ def folds_of(shape_n: int, groups: int = 1):
     for g in range(groups):
         for n0 in range(0, shape_n, 4):
             for k0 in (0, 3):
-                folds.append(FoldJob(index=len(folds), group=g, block=0, m0=0, m1=9, k0=k0,
-                                     k1=k0 + 3 - k0 // 3, n0=n0, n1=min(n0 + 4, shape_n),
-                                     first_k=k0 == 0, last_k=k0 == 3))  # fmt: skip
+                folds.append(
+                    FoldJob(
+                        index=len(folds),
+                        group=g,
+                        block=0,
+                        m0=0,
+                        m1=9,
+                        k0=k0,
+                        k1=k0 + 3 - k0 // 3,
+                        n0=n0,
+                        n1=min(n0 + 4, shape_n),
+                        first_k=k0 == 0,
+                        last_k=k0 == 3,
+                    )
+                )
     return folds
 
 
@@ -143,8 +161,9 @@ def test_layer_exposure_from_schedule_uses_the_mapping_fault_sites(dataflow):
     folds = folds_of(6, groups=2)
     schedule = SimpleNamespace(shape=SimpleNamespace(layer="conv", N=6), folds=tuple(folds))
     layer = LayerExposure.from_schedule(schedule, dataflow, array_rows=4)
-    blocks = [mapping.fault_sites(dataflow, f.m1 - f.m0, f.k1 - f.k0, f.n1 - f.n0, 4)
-              for f in folds]  # fmt: skip
+    blocks = [
+        mapping.fault_sites(dataflow, f.m1 - f.m0, f.k1 - f.k0, f.n1 - f.n0, 4) for f in folds
+    ]
     assert list(zip(layer.rows.tolist(), layer.cols.tolist(), layer.cycles.tolist())) == blocks
     assert layer.fold.tolist() == list(range(len(folds)))
     if dataflow == "is":
@@ -193,8 +212,12 @@ def test_ber_unit_counts_bits_once_per_fold_and_places_the_cycle_inside_the_fold
 
 
 def test_hardened_bits_are_never_sampled():
-    hardened = {"input": [0, 7], "weight": [3, 4, 5], "product": list(range(8, 16)),
-                "accumulator": list(range(1, 32, 2))}  # fmt: skip
+    hardened = {
+        "input": [0, 7],
+        "weight": [3, 4, 5],
+        "product": list(range(8, 16)),
+        "accumulator": list(range(1, 32, 2)),
+    }
     exposure = two_layer_exposure(hardened)
     rng = np.random.default_rng(11)
     for model in ("seu", "mbu", "stuck0"):
@@ -245,8 +268,9 @@ def test_single_fault_stays_within_the_chosen_site_set():
     exposure = two_layer_exposure({"product": [15]})
     rng = np.random.default_rng(9)
     for _ in range(200):
-        fault = sample_single_fault(exposure, rng, registers=["product", "weight"], layer="fc",
-                                    bit=[2, 3, 15])  # fmt: skip
+        fault = sample_single_fault(
+            exposure, rng, registers=["product", "weight"], layer="fc", bit=[2, 3, 15]
+        )
         assert fault.layer == "fc" and fault.register in ("product", "weight")
         assert fault.bits[0] in (2, 3)  # 15 is hardened (and above fc's 8-bit product)
         check_plan([fault], exposure)
@@ -312,8 +336,9 @@ def test_unknown_selections_are_user_errors_naming_what_is_allowed():
 def test_drawn_faults_always_name_real_unhardened_sites(folds, hardened, seed, model):
     cycles, rows, cols = (list(v) for v in zip(*folds))
     layer = LayerExposure("l", fold=range(len(folds)), cycles=cycles, rows=rows, cols=cols)
-    exposure = Exposure([layer], RegisterWidths.from_bits(4, 4, 16),
-                        dict.fromkeys(PE_REGISTERS, hardened))  # fmt: skip
+    exposure = Exposure(
+        [layer], RegisterWidths.from_bits(4, 4, 16), dict.fromkeys(PE_REGISTERS, hardened)
+    )
     sampler = SiteSampler(exposure)
     if sampler.total == 0:
         return
@@ -360,8 +385,15 @@ def test_plan_file_accepts_a_bare_list_and_a_single_bit(tmp_path):
     ],
 )
 def test_bad_plan_entries_name_file_entry_key_and_allowed(tmp_path, entry, key, fragment):
-    good = {"layer": "conv1", "fold": 0, "register": "input", "row": 0, "col": 0, "cycle": 0,
-            "bits": [1]}  # fmt: skip
+    good = {
+        "layer": "conv1",
+        "fold": 0,
+        "register": "input",
+        "row": 0,
+        "col": 0,
+        "cycle": 0,
+        "bits": [1],
+    }
     path = tmp_path / "plan.json"
     path.write_text(json.dumps({"faults": [good, {**good, **entry}]}))
     with pytest.raises(AccelsimError) as info:

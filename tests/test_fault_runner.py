@@ -47,8 +47,9 @@ def test_task_seed_is_the_spawned_child_whatever_the_count():
 def test_results_come_back_in_task_order_and_every_task_is_logged_once(tmp_path):
     log = tmp_path / "log.jsonl"
     seen = []
-    results = run_tasks(noisy_task, 23, seed=5, log_path=log, chunk=4,
-                        on_result=lambda i, r: seen.append(i))  # fmt: skip
+    results = run_tasks(
+        noisy_task, 23, seed=5, log_path=log, chunk=4, on_result=lambda i, r: seen.append(i)
+    )
     assert len(results) == 23
     assert results[7] == json.loads(
         json.dumps(noisy_task(TaskSpec(7, 5), None), default=np.ndarray.tolist)
@@ -66,8 +67,9 @@ def test_an_interrupted_run_resumes_without_recomputing(tmp_path):
     assert partial[:11] == reference[:11] and partial[11:] == [None] * 19
     assert sorted(logged_tasks(log)) == list(range(11))
     reported = []
-    resumed = run_tasks(noisy_task, 30, seed=9, log_path=log, chunk=4,
-                        on_result=lambda i, r: reported.append(i))  # fmt: skip
+    resumed = run_tasks(
+        noisy_task, 30, seed=9, log_path=log, chunk=4, on_result=lambda i, r: reported.append(i)
+    )
     assert resumed == reference
     assert sorted(logged_tasks(log)) == list(range(30))  # each task computed exactly once
     assert sorted(reported) == list(range(30))  # logged ones are reported too, for progress
@@ -125,10 +127,23 @@ def test_a_failing_task_raises_and_finished_chunks_stay_logged(tmp_path):
 
 def test_two_worker_processes_give_the_serial_results_and_load_the_context_once(tmp_path):
     context = CountingContext(offset=100)
-    serial = run_tasks(context_probe_task, 24, seed=77, log_path=tmp_path / "serial.jsonl",
-                       context=context, chunk=3)  # fmt: skip
-    parallel = run_tasks(context_probe_task, 24, seed=77, log_path=tmp_path / "par.jsonl",
-                         context=context, chunk=3, workers=2)  # fmt: skip
+    serial = run_tasks(
+        context_probe_task,
+        24,
+        seed=77,
+        log_path=tmp_path / "serial.jsonl",
+        context=context,
+        chunk=3,
+    )
+    parallel = run_tasks(
+        context_probe_task,
+        24,
+        seed=77,
+        log_path=tmp_path / "par.jsonl",
+        context=context,
+        chunk=3,
+        workers=2,
+    )
 
     def values(results):
         return [(r["value"], r["draws"]) for r in results]

@@ -67,9 +67,14 @@ def test_wilson_interval_narrows_with_more_data_and_higher_confidence_widens_it(
 
 @pytest.mark.parametrize(
     ("df", "t95", "t99"),
-    [(1, 12.7062, 63.6567), (2, 4.3027, 9.9248), (5, 2.5706, 4.0321), (10, 2.2281, 3.1693),
-     (30, 2.0423, 2.7500)],
-)  # fmt: skip
+    [
+        (1, 12.7062, 63.6567),
+        (2, 4.3027, 9.9248),
+        (5, 2.5706, 4.0321),
+        (10, 2.2281, 3.1693),
+        (30, 2.0423, 2.7500),
+    ],
+)
 def test_student_t_quantile_matches_the_t_table(df, t95, t99):
     assert student_t_quantile(0.95, df) == pytest.approx(t95, abs=1e-4)
     assert student_t_quantile(0.99, df) == pytest.approx(t99, abs=1e-4)
@@ -117,8 +122,13 @@ def _tally_of(outcomes):
     tally = Tally()
     for masked, top1, rmse, correct in outcomes:
         golden_correct = None if correct is None else (correct != top1)
-        tally.add(masked=masked, top1_changed=top1, rmse=rmse, correct=correct,
-                  golden_correct=golden_correct)  # fmt: skip
+        tally.add(
+            masked=masked,
+            top1_changed=top1,
+            rmse=rmse,
+            correct=correct,
+            golden_correct=golden_correct,
+        )
     return tally
 
 
@@ -136,9 +146,13 @@ def _random_outcomes(seed, n):
 
 def test_tally_counts_and_summary_rates_with_intervals():
     tally = _tally_of(
-        [(True, False, 0.0, True), (False, False, 0.5, True), (False, True, 2.0, False),
-         (False, True, 1.5, None)]
-    )  # fmt: skip
+        [
+            (True, False, 0.0, True),
+            (False, False, 0.5, True),
+            (False, True, 2.0, False),
+            (False, True, 1.5, None),
+        ]
+    )
     assert (tally.count, tally.masked, tally.corrupted, tally.sdc) == (4, 1, 3, 2)
     assert tally.critical_sdc == 1  # the labelled SDC whose golden prediction was right
     assert (tally.labelled, tally.correct) == (3, 2)
@@ -157,7 +171,12 @@ def test_tally_merge_equals_one_tally_over_all_outcomes():
     parts = [_tally_of(outcomes[i : i + 37]) for i in range(0, 300, 37)]
     merged = Tally.merge_all(parts)
     assert (merged.count, merged.masked, merged.corrupted, merged.sdc, merged.critical_sdc) == (
-        whole.count, whole.masked, whole.corrupted, whole.sdc, whole.critical_sdc)  # fmt: skip
+        whole.count,
+        whole.masked,
+        whole.corrupted,
+        whole.sdc,
+        whole.critical_sdc,
+    )
     assert (merged.labelled, merged.correct) == (whole.labelled, whole.correct)
     assert merged.rmse_mean == pytest.approx(whole.rmse_mean, rel=1e-12)
     assert merged.rmse_m2 == pytest.approx(whole.rmse_m2, rel=1e-9)

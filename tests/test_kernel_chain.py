@@ -50,19 +50,43 @@ def _fault_rows(rng, widths, count, rows, cols, cycles, kinds):
         mask = (
             1 << int(rng.integers(bits)) if rng.random() < 0.7 else int(rng.integers(1, 1 << bits))
         )
-        faults[i] = (cls, rng.integers(rows), rng.integers(cols), rng.integers(cycles + 2), mask,
-                     rng.choice(kinds))  # fmt: skip
+        faults[i] = (
+            cls,
+            rng.integers(rows),
+            rng.integers(cols),
+            rng.integers(cycles + 2),
+            mask,
+            rng.choice(kinds),
+        )
     if count > 1 and rng.random() < 0.3:
         faults[:, 3] = faults[0, 3]  # several faults in one cycle
     return faults
 
 
 def _shape(widths, overflow, M, K, N):
-    return GemmShape(layer="chain", op="linear", batch=M, groups=1, M=M, K=K, N=N,
-                     in_channels=K, in_h=1, in_w=1, out_h=1, out_w=1, kernel=(1, 1),
-                     stride=(1, 1), padding=(0, 0), a_bits=widths["a_bits"],
-                     a_signed=widths["a_signed"], w_bits=widths["w_bits"],
-                     acc_bits=widths["acc_bits"], overflow=overflow, out_bits=8)  # fmt: skip
+    return GemmShape(
+        layer="chain",
+        op="linear",
+        batch=M,
+        groups=1,
+        M=M,
+        K=K,
+        N=N,
+        in_channels=K,
+        in_h=1,
+        in_w=1,
+        out_h=1,
+        out_w=1,
+        kernel=(1, 1),
+        stride=(1, 1),
+        padding=(0, 0),
+        a_bits=widths["a_bits"],
+        a_signed=widths["a_signed"],
+        w_bits=widths["w_bits"],
+        acc_bits=widths["acc_bits"],
+        overflow=overflow,
+        out_bits=8,
+    )
 
 
 def _simulator_tile(dataflow, rows, cols, shape, chain, a, w, bias, link_faults):
@@ -72,8 +96,19 @@ def _simulator_tile(dataflow, rows, cols, shape, chain, a, w, bias, link_faults)
     psum[first.m0 : first.m1, first.n0 : first.n1] = bias[first.n0 : first.n1]
     code = mapping.DATAFLOW_CODES[dataflow]
     for i, fold in enumerate(chain):
-        job = FoldJob(index=i, group=0, block=0, m0=fold.m0, m1=fold.m1, k0=fold.k0, k1=fold.k1,
-                      n0=fold.n0, n1=fold.n1, first_k=i == 0, last_k=i == len(chain) - 1)  # fmt: skip
+        job = FoldJob(
+            index=i,
+            group=0,
+            block=0,
+            m0=fold.m0,
+            m1=fold.m1,
+            k0=fold.k0,
+            k1=fold.k1,
+            n0=fold.n0,
+            n1=fold.n1,
+            first_k=i == 0,
+            last_k=i == len(chain) - 1,
+        )
         compute_fold(code, rows, cols, shape, job, a, w, psum, link_faults[i])
     return psum[first.m0 : first.m1, first.n0 : first.n1]
 
@@ -112,10 +147,24 @@ def test_chain_values_equal_the_simulators_fold_by_fold_recompute(dataflow, over
         shape = _shape(widths, overflow, M, K, N)
         expected = _simulator_tile(dataflow, rows, cols, shape, chain, a, w, bias, link_faults)
         got = kernels.chain_values(
-            mapping.DATAFLOW_CODES[dataflow], rows, cols, widths["a_bits"], widths["a_signed"],
-            widths["w_bits"], widths["acc_bits"], OVERFLOW_RULES[overflow], a, w, bias,
-            tile.m0, tile.m1, tile.n0, tile.n1, k_bounds, chain_faults,
-        )  # fmt: skip
+            mapping.DATAFLOW_CODES[dataflow],
+            rows,
+            cols,
+            widths["a_bits"],
+            widths["a_signed"],
+            widths["w_bits"],
+            widths["acc_bits"],
+            OVERFLOW_RULES[overflow],
+            a,
+            w,
+            bias,
+            tile.m0,
+            tile.m1,
+            tile.n0,
+            tile.n1,
+            k_bounds,
+            chain_faults,
+        )
         assert got.dtype == np.int64
         np.testing.assert_array_equal(got, expected, err_msg=f"case {case}")
     # the sweep exercises chains with faults (os folds take all of K: one-link chains)
@@ -131,8 +180,25 @@ def test_chain_without_faults_is_the_overflow_gemm_from_the_bias():
     )
     k_bounds = np.array([[0, 4], [4, 8], [8, 10]], dtype=np.int64)
     for overflow in (0, 1):
-        got = kernels.chain_values(1, 4, 4, 4, True, 4, 9, overflow, a, w, bias, 2, 6, 3, 7,
-                                   k_bounds, np.zeros((0, 7), dtype=np.int64))  # fmt: skip
+        got = kernels.chain_values(
+            1,
+            4,
+            4,
+            4,
+            True,
+            4,
+            9,
+            overflow,
+            a,
+            w,
+            bias,
+            2,
+            6,
+            3,
+            7,
+            k_bounds,
+            np.zeros((0, 7), dtype=np.int64),
+        )
         expected = kernels.run_gemm(a[2:6], w[:, 3:7], bias[3:7], acc_bits=9, overflow=overflow)
         np.testing.assert_array_equal(got, expected)
 
@@ -146,9 +212,15 @@ def test_chain_values_rejects_faults_outside_the_array_or_the_chain():
         return kernels.chain_values(0, 2, 2, 8, True, 8, 32, 0, a, w, bias, *tile, bounds, faults)
 
     run([1, 0, 1, 1, 0, 1, 0])  # a valid fault
-    for bad in ([2, 0, 0, 0, 0, 1, 0], [-1, 0, 0, 0, 0, 1, 0], [0, 4, 0, 0, 0, 1, 0],
-                [0, 0, 2, 0, 0, 1, 0], [0, 0, 0, -1, 0, 1, 0], [0, 0, 0, 0, -1, 1, 0],
-                [0, 0, 0, 0, 0, 1, 3]):  # fmt: skip
+    for bad in (
+        [2, 0, 0, 0, 0, 1, 0],
+        [-1, 0, 0, 0, 0, 1, 0],
+        [0, 4, 0, 0, 0, 1, 0],
+        [0, 0, 2, 0, 0, 1, 0],
+        [0, 0, 0, -1, 0, 1, 0],
+        [0, 0, 0, 0, -1, 1, 0],
+        [0, 0, 0, 0, 0, 1, 3],
+    ):
         with pytest.raises(ValueError):
             run(bad)
     with pytest.raises(ValueError):
@@ -164,8 +236,11 @@ def test_fold_values_equal_run_fold_and_the_reference_model():
         rows, cols = int(rng.integers(1, 5)), int(rng.integers(1, 5))
         free = int(rng.integers(1, 7))
         a_ext, b_ext = int(rng.integers(1, rows + 1)), int(rng.integers(1, cols + 1))
-        mt, kt, nt = {"ws": (free, a_ext, b_ext), "os": (a_ext, free, b_ext),
-                      "is": (b_ext, a_ext, free)}[dataflow]  # fmt: skip
+        mt, kt, nt = {
+            "ws": (free, a_ext, b_ext),
+            "os": (a_ext, free, b_ext),
+            "is": (b_ext, a_ext, free),
+        }[dataflow]
         widths = _widths(rng)
         overflow = ("wrap", "saturate")[case % 2]
         a, w, bias = _operands(rng, widths, mt, kt, nt)
@@ -175,14 +250,36 @@ def test_fold_values_equal_run_fold_and_the_reference_model():
         kinds = [0] if case % 4 < 2 else [0, 1, 2]
         faults = _fault_rows(rng, widths, int(rng.integers(0, 4)), rows, cols, cycles, kinds)
         code, ovf = mapping.DATAFLOW_CODES[dataflow], OVERFLOW_RULES[overflow]
-        got = kernels.fold_values(code, a, w, psum, rows, cols, widths["a_bits"],
-                                  widths["a_signed"], widths["w_bits"], widths["acc_bits"], ovf,
-                                  faults)  # fmt: skip
-        via_run_fold = kernels.run_fold(code, a, w, psum, rows=rows, cols=cols, faults=faults,
-                                        overflow=ovf, **widths)  # fmt: skip
+        got = kernels.fold_values(
+            code,
+            a,
+            w,
+            psum,
+            rows,
+            cols,
+            widths["a_bits"],
+            widths["a_signed"],
+            widths["w_bits"],
+            widths["acc_bits"],
+            ovf,
+            faults,
+        )
+        via_run_fold = kernels.run_fold(
+            code, a, w, psum, rows=rows, cols=cols, faults=faults, overflow=ovf, **widths
+        )
         reference, _ = refmodel.simulate_fold(
-            dataflow, a, w, psum, rows, cols, widths["a_bits"], widths["a_signed"],
-            widths["w_bits"], widths["acc_bits"], overflow, [tuple(f) for f in faults.tolist()],
-        )  # fmt: skip
+            dataflow,
+            a,
+            w,
+            psum,
+            rows,
+            cols,
+            widths["a_bits"],
+            widths["a_signed"],
+            widths["w_bits"],
+            widths["acc_bits"],
+            overflow,
+            [tuple(f) for f in faults.tolist()],
+        )
         np.testing.assert_array_equal(got, reference, err_msg=f"case {case}")
         np.testing.assert_array_equal(via_run_fold, reference, err_msg=f"case {case}")

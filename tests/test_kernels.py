@@ -35,8 +35,11 @@ def fold_cases(draw, max_faults=0):
     rows, cols = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     free = draw(st.integers(1, 5))
     a_ext, b_ext = draw(st.integers(1, rows)), draw(st.integers(1, cols))
-    mt, kt, nt = {"ws": (free, a_ext, b_ext), "os": (a_ext, free, b_ext),
-                  "is": (b_ext, a_ext, free)}[dataflow]  # fmt: skip
+    mt, kt, nt = {
+        "ws": (free, a_ext, b_ext),
+        "os": (a_ext, free, b_ext),
+        "is": (b_ext, a_ext, free),
+    }[dataflow]
     a_bits, w_bits = draw(st.integers(2, 8)), draw(st.integers(2, 8))
     a_signed = draw(st.booleans())
     # small accumulators so that wrap and saturate really trigger
@@ -53,40 +56,79 @@ def fold_cases(draw, max_faults=0):
     for _ in range(n_faults):
         cls = draw(st.integers(0, 3))
         bits = {0: a_bits, 1: w_bits, 2: a_bits + w_bits, 3: acc_bits}[cls]
-        mask = draw(st.sampled_from([1 << draw(st.integers(0, bits - 1)),
-                                     draw(st.integers(1, (1 << bits) - 1))]))  # fmt: skip
+        mask = draw(
+            st.sampled_from(
+                [1 << draw(st.integers(0, bits - 1)), draw(st.integers(1, (1 << bits) - 1))]
+            )
+        )
         kind = draw(st.sampled_from([0, 0, 0, 1, 2]))
-        faults.append([cls, draw(st.integers(0, rows - 1)), draw(st.integers(0, cols - 1)),
-                       draw(st.integers(0, cycles)), mask, kind])  # fmt: skip
-    return dict(dataflow=dataflow, a=a, w=w, psum=psum, rows=rows, cols=cols, a_bits=a_bits,
-                a_signed=a_signed, w_bits=w_bits, acc_bits=acc_bits, overflow=overflow,
-                faults=np.array(faults, dtype=np.int64).reshape(-1, 6))  # fmt: skip
+        faults.append(
+            [
+                cls,
+                draw(st.integers(0, rows - 1)),
+                draw(st.integers(0, cols - 1)),
+                draw(st.integers(0, cycles)),
+                mask,
+                kind,
+            ]
+        )
+    return dict(
+        dataflow=dataflow,
+        a=a,
+        w=w,
+        psum=psum,
+        rows=rows,
+        cols=cols,
+        a_bits=a_bits,
+        a_signed=a_signed,
+        w_bits=w_bits,
+        acc_bits=acc_bits,
+        overflow=overflow,
+        faults=np.array(faults, dtype=np.int64).reshape(-1, 6),
+    )
 
 
 def fast(case, faults=None):
     return kernels.run_fold(
-        mapping.DATAFLOW_CODES[case["dataflow"]], case["a"], case["w"], case["psum"],
-        rows=case["rows"], cols=case["cols"], a_bits=case["a_bits"], a_signed=case["a_signed"],
-        w_bits=case["w_bits"], acc_bits=case["acc_bits"],
+        mapping.DATAFLOW_CODES[case["dataflow"]],
+        case["a"],
+        case["w"],
+        case["psum"],
+        rows=case["rows"],
+        cols=case["cols"],
+        a_bits=case["a_bits"],
+        a_signed=case["a_signed"],
+        w_bits=case["w_bits"],
+        acc_bits=case["acc_bits"],
         overflow=OVERFLOW_RULES[case["overflow"]],
         faults=case["faults"] if faults is None else faults,
-    )  # fmt: skip
+    )
 
 
 def reference(case, faults=None):
     faults = case["faults"] if faults is None else faults
     return refmodel.simulate_fold(
-        case["dataflow"], case["a"], case["w"], case["psum"], case["rows"], case["cols"],
-        case["a_bits"], case["a_signed"], case["w_bits"], case["acc_bits"], case["overflow"],
+        case["dataflow"],
+        case["a"],
+        case["w"],
+        case["psum"],
+        case["rows"],
+        case["cols"],
+        case["a_bits"],
+        case["a_signed"],
+        case["w_bits"],
+        case["acc_bits"],
+        case["overflow"],
         [tuple(f) for f in np.asarray(faults).tolist()],
-    )  # fmt: skip
+    )
 
 
 @settings(max_examples=80, deadline=None)
 @given(fold_cases())
 def test_fault_free_fold_equals_sequential_accumulation_and_reference(case):
-    expected = sequential_gemm(case["a"], case["w"], case["psum"], case["acc_bits"],
-                               case["overflow"])  # fmt: skip
+    expected = sequential_gemm(
+        case["a"], case["w"], case["psum"], case["acc_bits"], case["overflow"]
+    )
     np.testing.assert_array_equal(fast(case), expected)
     out, cycles = reference(case)
     np.testing.assert_array_equal(out, expected)
@@ -109,9 +151,18 @@ def test_affected_outputs_contain_every_changed_output(case):
     allowed = np.zeros((mt, nt), dtype=bool)
     for f in case["faults"]:
         m_idx, n_idx = mapping.affected_outputs(
-            case["dataflow"], int(f[0]), int(f[1]), int(f[2]), int(f[3]), mt, kt, nt,
-            case["rows"], case["cols"], kind=int(f[5]),
-        )  # fmt: skip
+            case["dataflow"],
+            int(f[0]),
+            int(f[1]),
+            int(f[2]),
+            int(f[3]),
+            mt,
+            kt,
+            nt,
+            case["rows"],
+            case["cols"],
+            kind=int(f[5]),
+        )
         single, _ = reference(case, faults=f[None, :])
         one = np.zeros_like(allowed)
         one[m_idx, n_idx] = True
@@ -124,10 +175,19 @@ def test_affected_outputs_contain_every_changed_output(case):
 # ---- hand-worked cases: one per register class and dataflow -----------------------------
 
 WS_CASE = dict(
-    dataflow="ws", a=np.array([[1, 2], [3, 4], [5, 6]]), w=np.array([[1, 2], [3, 4]]),
-    psum=np.zeros((3, 2), dtype=np.int64), rows=2, cols=2, a_bits=8, a_signed=True, w_bits=8,
-    acc_bits=16, overflow="wrap", faults=np.zeros((0, 6), dtype=np.int64),
-)  # fmt: skip
+    dataflow="ws",
+    a=np.array([[1, 2], [3, 4], [5, 6]]),
+    w=np.array([[1, 2], [3, 4]]),
+    psum=np.zeros((3, 2), dtype=np.int64),
+    rows=2,
+    cols=2,
+    a_bits=8,
+    a_signed=True,
+    w_bits=8,
+    acc_bits=16,
+    overflow="wrap",
+    faults=np.zeros((0, 6), dtype=np.int64),
+)
 WS_CLEAN = np.array([[7, 10], [15, 22], [23, 34]])
 
 
@@ -164,8 +224,12 @@ def test_ws_accumulator_flip_at_the_bottom_edge():
 
 def test_ws_weight_sign_bit_flip_makes_the_weight_negative():
     # W[1,1] = 4 in 8 bits; flipping bit 7 gives 4 - 128 = -124 for every slot (cycle 0)
-    _check(WS_CASE, WS_CLEAN, [1, 1, 1, 0, 0x80, 0],
-           {(m, 1): WS_CASE["a"][m, 0] * 2 + WS_CASE["a"][m, 1] * -124 for m in range(3)})  # fmt: skip
+    _check(
+        WS_CASE,
+        WS_CLEAN,
+        [1, 1, 1, 0, 0x80, 0],
+        {(m, 1): WS_CASE["a"][m, 0] * 2 + WS_CASE["a"][m, 1] * -124 for m in range(3)},
+    )
 
 
 def test_masked_flips_change_nothing():
@@ -180,10 +244,19 @@ def test_ws_stuck_at_one_input_bit():
 
 
 OS_CASE = dict(
-    dataflow="os", a=np.array([[1, 2, 3], [4, 5, 6]]), w=np.array([[1, 2], [3, 4], [5, 6]]),
-    psum=np.zeros((2, 2), dtype=np.int64), rows=2, cols=2, a_bits=8, a_signed=True, w_bits=8,
-    acc_bits=16, overflow="wrap", faults=np.zeros((0, 6), dtype=np.int64),
-)  # fmt: skip
+    dataflow="os",
+    a=np.array([[1, 2, 3], [4, 5, 6]]),
+    w=np.array([[1, 2], [3, 4], [5, 6]]),
+    psum=np.zeros((2, 2), dtype=np.int64),
+    rows=2,
+    cols=2,
+    a_bits=8,
+    a_signed=True,
+    w_bits=8,
+    acc_bits=16,
+    overflow="wrap",
+    faults=np.zeros((0, 6), dtype=np.int64),
+)
 OS_CLEAN = np.array([[22, 28], [49, 64]])
 
 
@@ -209,10 +282,19 @@ def test_os_accumulator_flip_until_read():
 
 
 IS_CASE = dict(
-    dataflow="is", a=np.array([[1, 2], [3, 4]]), w=np.array([[1, 2, 3], [4, 5, 6]]),
-    psum=np.zeros((2, 3), dtype=np.int64), rows=2, cols=2, a_bits=8, a_signed=False, w_bits=8,
-    acc_bits=16, overflow="wrap", faults=np.zeros((0, 6), dtype=np.int64),
-)  # fmt: skip
+    dataflow="is",
+    a=np.array([[1, 2], [3, 4]]),
+    w=np.array([[1, 2, 3], [4, 5, 6]]),
+    psum=np.zeros((2, 3), dtype=np.int64),
+    rows=2,
+    cols=2,
+    a_bits=8,
+    a_signed=False,
+    w_bits=8,
+    acc_bits=16,
+    overflow="wrap",
+    faults=np.zeros((0, 6), dtype=np.int64),
+)
 IS_CLEAN = np.array([[9, 12, 15], [19, 26, 33]])
 
 
@@ -235,16 +317,26 @@ def test_is_product_and_accumulator_flips():
 
 def test_unsigned_input_flip_is_read_unsigned():
     # is: stationary A[1,1] = 4 (unsigned 8-bit) with bit 7 set is 132, not negative
-    _check(IS_CASE, IS_CLEAN, [0, 1, 1, 0, 0x80, 0],
-           {(1, n): 3 * IS_CASE["w"][0, n] + 132 * IS_CASE["w"][1, n] for n in range(3)})  # fmt: skip
+    _check(
+        IS_CASE,
+        IS_CLEAN,
+        [0, 1, 1, 0, 0x80, 0],
+        {(1, n): 3 * IS_CASE["w"][0, n] + 132 * IS_CASE["w"][1, n] for n in range(3)},
+    )
 
 
 # ---- run_gemm and the fast path's overflow shortcuts -------------------------------------
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 6), st.integers(1, 12), st.integers(1, 6), st.integers(4, 20),
-       st.sampled_from(["wrap", "saturate"]), st.integers(0, 2**32 - 1))  # fmt: skip
+@given(
+    st.integers(1, 6),
+    st.integers(1, 12),
+    st.integers(1, 6),
+    st.integers(4, 20),
+    st.sampled_from(["wrap", "saturate"]),
+    st.integers(0, 2**32 - 1),
+)
 def test_run_gemm_equals_a_plain_loop(M, K, N, acc_bits, overflow, seed):
     rng = np.random.default_rng(seed)
     a = rng.integers(-128, 128, (M, K))
@@ -277,9 +369,20 @@ def test_large_fault_free_fold_matches_the_plain_loop_on_a_sample():
     w = rng.integers(-128, 128, (16, 8))
     psum = rng.integers(-(1 << 20), 1 << 20, (300, 8))
     for overflow in ("wrap", "saturate"):
-        got = kernels.run_fold(0, a, w, psum, rows=16, cols=8, a_bits=8, a_signed=False,
-                               w_bits=8, acc_bits=21, overflow=OVERFLOW_RULES[overflow],
-                               faults=np.zeros((0, 6), dtype=np.int64))  # fmt: skip
+        got = kernels.run_fold(
+            0,
+            a,
+            w,
+            psum,
+            rows=16,
+            cols=8,
+            a_bits=8,
+            a_signed=False,
+            w_bits=8,
+            acc_bits=21,
+            overflow=OVERFLOW_RULES[overflow],
+            faults=np.zeros((0, 6), dtype=np.int64),
+        )
         rows = slice(0, 300, 37)
         np.testing.assert_array_equal(
             got[rows], sequential_gemm(a[rows], w, psum[rows], 21, overflow)
@@ -287,11 +390,19 @@ def test_large_fault_free_fold_matches_the_plain_loop_on_a_sample():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 9), st.integers(1, 40), st.integers(1, 9), st.sampled_from([8, 16, 32, 48]),
-       st.sampled_from([7, 16, 24, 31]), st.sampled_from(["wrap", "saturate"]),
-       st.booleans(), st.integers(0, 2**32 - 1))  # fmt: skip
-def test_run_gemm_float64_shortcut_equals_the_integer_kernel(M, K, N, acc_bits, magnitude,
-                                                            overflow, read_only, seed):  # fmt: skip
+@given(
+    st.integers(1, 9),
+    st.integers(1, 40),
+    st.integers(1, 9),
+    st.sampled_from([8, 16, 32, 48]),
+    st.sampled_from([7, 16, 24, 31]),
+    st.sampled_from(["wrap", "saturate"]),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
+def test_run_gemm_float64_shortcut_equals_the_integer_kernel(
+    M, K, N, acc_bits, magnitude, overflow, read_only, seed
+):
     """run_gemm sums in float64 BLAS when every partial sum stays below 2**53 (exact), else in
     the int64 kernel; both must equal the kernel the simulator always had, weights cached or not."""
     rng = np.random.default_rng(seed)

@@ -113,8 +113,16 @@ def test_in_place_variants_export_like_their_functional_ops():
     model = InPlace().eval()
     x = torch.randn(4, 2, 6, 6)
     graph = export(model, x[:1], x)
-    assert [n.op for n in graph.nodes] == ["conv2d", "clamp", "conv2d", "add", "clamp",
-                                           "activation", "mul", "clamp"]  # fmt: skip
+    assert [n.op for n in graph.nodes] == [
+        "conv2d",
+        "clamp",
+        "conv2d",
+        "add",
+        "clamp",
+        "activation",
+        "mul",
+        "clamp",
+    ]
     with torch.no_grad():
         expected = model(x.clone()).numpy()
     np.testing.assert_allclose(execute(graph, x.numpy()), expected, rtol=1e-4, atol=1e-5)
@@ -129,8 +137,9 @@ def test_in_place_variants_export_like_their_functional_ops():
 class ManyNorms(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList([nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
-                                     for _ in range(5)])  # fmt: skip
+        self.blocks = nn.ModuleList(
+            [nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4)) for _ in range(5)]
+        )
 
     def forward(self, x):
         for block in self.blocks:
@@ -186,9 +195,21 @@ def test_export_command_takes_calibration(tmp_path):
     source = tmp_path / "mine.py"
     source.write_text(FACTORY)
     np.save(tmp_path / "calib.npy", np.full((3, 1, 5, 5), 2.0, np.float32))
-    done = subprocess.run([sys.executable, "-m", "accelsim", "export", f"{source}:build",
-                           "--out", str(tmp_path / "g.npz"), "--calibration",
-                           str(tmp_path / "calib.npy")], cwd=ROOT, capture_output=True,
-                          text=True)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "export",
+            f"{source}:build",
+            "--out",
+            str(tmp_path / "g.npz"),
+            "--calibration",
+            str(tmp_path / "calib.npy"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert load_graph(tmp_path / "g.npz").tensors["input"].calib_max == 2.0

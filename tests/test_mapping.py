@@ -191,8 +191,19 @@ def _reach_cases(seed: int, count: int):
         cycles = mapping.fold_cycles(dataflow, mt, kt, nt, rows, cols)
         row, col = int(rng.integers(-1, rows + 1)), int(rng.integers(-1, cols + 1))
         cycle = int(rng.integers(-3, cycles + 3))
-        yield (dataflow, int(rng.integers(4)), row, col, cycle, mt, kt, nt, rows, cols,
-               int(rng.integers(3)))  # fmt: skip
+        yield (
+            dataflow,
+            int(rng.integers(4)),
+            row,
+            col,
+            cycle,
+            mt,
+            kt,
+            nt,
+            rows,
+            cols,
+            int(rng.integers(3)),
+        )
 
 
 def _flip_reach(dataflow, cls, r, c, t, mt, kt, nt):
@@ -256,8 +267,12 @@ def test_affected_box_is_the_full_rectangle_affected_outputs_lists():
             continue
         nonempty += 1
         m0, m1, n0, n1 = box
-        assert box == (min(expected)[0], max(expected)[0] + 1,
-                       min(n for _, n in expected), max(n for _, n in expected) + 1)  # fmt: skip
+        assert box == (
+            min(expected)[0],
+            max(expected)[0] + 1,
+            min(n for _, n in expected),
+            max(n for _, n in expected) + 1,
+        )
         # the reach is the whole box (a rectangle), listed once each, m-major
         assert pairs == [(m, n) for m in range(m0, m1) for n in range(n0, n1)]
     assert empty > 300 and nonempty > 300  # the sweep exercises both outcomes

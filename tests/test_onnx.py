@@ -42,10 +42,15 @@ def structure(graph: Graph) -> list:
     items = []
     for node in graph.nodes:
         spec = graph.tensors[node.output]
-        items.append((node.op, [position[i] for i in node.inputs], node.attrs,
-                      {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in node.params.items()},
-                      (spec.shape, spec.bits, spec.signed, spec.scale, spec.calib_min,
-                       spec.calib_max)))  # fmt: skip
+        items.append(
+            (
+                node.op,
+                [position[i] for i in node.inputs],
+                node.attrs,
+                {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in node.params.items()},
+                (spec.shape, spec.bits, spec.signed, spec.scale, spec.calib_min, spec.calib_max),
+            )
+        )
     return items
 
 
@@ -57,8 +62,17 @@ def both_paths(model, x, n_calib: int = 4):
     return via_torch, via_onnx
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "shufflenet_v2_x0_5",
-                                  "squeezenet1_1", "efficientnet_b0", "googlenet"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet18",
+        "mobilenet_v3_small",
+        "shufflenet_v2_x0_5",
+        "squeezenet1_1",
+        "efficientnet_b0",
+        "googlenet",
+    ],
+)
 def test_onnx_and_torch_export_give_the_identical_integer_graph(name):
     model = CLASSIFIERS[name]()
     x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -85,8 +99,7 @@ def test_onnx_of_every_new_op_matches_torch():
     with torch.no_grad():
         expected = model(x).numpy()
     np.testing.assert_allclose(execute(via_onnx, x.numpy()), expected, rtol=1e-4, atol=1e-4)
-    assert structure(quantize(via_onnx, QuantSpec())) == structure(quantize(via_torch,
-                                                                            QuantSpec()))  # fmt: skip
+    assert structure(quantize(via_onnx, QuantSpec())) == structure(quantize(via_torch, QuantSpec()))
 
 
 def qdq_model() -> onnx.ModelProto:
@@ -94,11 +107,18 @@ def qdq_model() -> onnx.ModelProto:
     w = onnx.numpy_helper.from_array(np.ones((2, 1, 1, 1), np.float32), "w")
     scale = onnx.numpy_helper.from_array(np.array(0.1, np.float32), "s")
     zero = onnx.numpy_helper.from_array(np.array(0, np.int8), "z")
-    nodes = [h.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant"),
-             h.make_node("DequantizeLinear", ["q", "s", "z"], ["d"], name="dequant"),
-             h.make_node("Conv", ["d", "w"], ["y"], name="conv")]  # fmt: skip
-    graph = h.make_graph(nodes, "qdq", [h.make_tensor_value_info("x", 1, [1, 1, 4, 4])],
-                         [h.make_tensor_value_info("y", 1, [1, 2, 4, 4])], [w, scale, zero])  # fmt: skip
+    nodes = [
+        h.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant"),
+        h.make_node("DequantizeLinear", ["q", "s", "z"], ["d"], name="dequant"),
+        h.make_node("Conv", ["d", "w"], ["y"], name="conv"),
+    ]
+    graph = h.make_graph(
+        nodes,
+        "qdq",
+        [h.make_tensor_value_info("x", 1, [1, 1, 4, 4])],
+        [h.make_tensor_value_info("y", 1, [1, 2, 4, 4])],
+        [w, scale, zero],
+    )
     return h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
 
 
@@ -114,18 +134,43 @@ def test_export_command_reads_onnx_files(tmp_path):
     model = CLASSIFIERS["squeezenet1_1"]()
     onnx.save(to_onnx(model, torch.zeros(1, 3, 32, 32)), tmp_path / "squeeze.onnx")
     np.save(tmp_path / "calib.npy", np.random.default_rng(0).normal(size=(3, 3, 32, 32)))
-    done = subprocess.run([sys.executable, "-m", "accelsim", "export",
-                           str(tmp_path / "squeeze.onnx"), "--out", str(tmp_path / "g.npz"),
-                           "--calibration", str(tmp_path / "calib.npy")], cwd=ROOT,
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "export",
+            str(tmp_path / "squeeze.onnx"),
+            "--out",
+            str(tmp_path / "g.npz"),
+            "--calibration",
+            str(tmp_path / "calib.npy"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     graph = load_graph(tmp_path / "g.npz")
-    assert graph.metadata["source"] == "onnx" and "calib.npy (3 samples)" in graph.metadata[
-        "calibration"]  # fmt: skip
+    assert (
+        graph.metadata["source"] == "onnx"
+        and "calib.npy (3 samples)" in graph.metadata["calibration"]
+    )
     assert graph.tensors["input"].shape == (3, 32, 32)
-    bad = subprocess.run([sys.executable, "-m", "accelsim", "export", str(tmp_path / "no.onnx"),
-                          "--out", str(tmp_path / "x.npz")], cwd=ROOT, capture_output=True,
-                         text=True)  # fmt: skip
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "export",
+            str(tmp_path / "no.onnx"),
+            "--out",
+            str(tmp_path / "x.npz"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "ONNX file not found" in bad.stderr
 
 
@@ -148,24 +193,41 @@ def keras_style_model() -> onnx.ModelProto:
     padding), an explicit Pad before a Conv, HardSigmoid, Relu, GlobalAveragePool, Gemm."""
     h = onnx.helper
     rng = np.random.default_rng(0)
-    init = [onnx.numpy_helper.from_array(rng.normal(0, 0.3, s).astype(np.float32), n)
-            for n, s in (("w1", (4, 3, 3, 3)), ("b1", (4,)), ("w2", (6, 4, 2, 2)),
-                         ("fc", (5, 6)), ("fb", (5,)))]  # fmt: skip
+    init = [
+        onnx.numpy_helper.from_array(rng.normal(0, 0.3, s).astype(np.float32), n)
+        for n, s in (
+            ("w1", (4, 3, 3, 3)),
+            ("b1", (4,)),
+            ("w2", (6, 4, 2, 2)),
+            ("fc", (5, 6)),
+            ("fb", (5,)),
+        )
+    ]
     init.append(onnx.numpy_helper.from_array(np.array([0, 0, 1, 0, 0, 0, 0, 1], np.int64), "p"))
     nodes = [
-        h.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="/stem/Conv", auto_pad="SAME_UPPER",
-                    strides=[2, 2]),
+        h.make_node(
+            "Conv",
+            ["x", "w1", "b1"],
+            ["c1"],
+            name="/stem/Conv",
+            auto_pad="SAME_UPPER",
+            strides=[2, 2],
+        ),
         h.make_node("Relu", ["c1"], ["r1"], name="/stem/Relu"),
         h.make_node("Pad", ["r1", "p"], ["pd"], name="/pad/Pad"),
         h.make_node("Conv", ["pd", "w2"], ["c2"], name="/conv2/Conv"),
-        h.make_node("HardSigmoid", ["c2"], ["s"], name="/gate/HardSigmoid", alpha=1 / 6,
-                    beta=0.5),
+        h.make_node("HardSigmoid", ["c2"], ["s"], name="/gate/HardSigmoid", alpha=1 / 6, beta=0.5),
         h.make_node("GlobalAveragePool", ["s"], ["g"], name="/pool/GlobalAveragePool"),
         h.make_node("Flatten", ["g"], ["f"], name="/flatten/Flatten"),
         h.make_node("Gemm", ["f", "fc", "fb"], ["y"], name="/head/Gemm", transB=1),
-    ]  # fmt: skip
-    graph = h.make_graph(nodes, "keras_like", [h.make_tensor_value_info("x", 1, [1, 3, 8, 8])],
-                         [h.make_tensor_value_info("y", 1, [1, 5])], init)  # fmt: skip
+    ]
+    graph = h.make_graph(
+        nodes,
+        "keras_like",
+        [h.make_tensor_value_info("x", 1, [1, 3, 8, 8])],
+        [h.make_tensor_value_info("y", 1, [1, 5])],
+        init,
+    )
     return h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
 
 

@@ -62,9 +62,22 @@ def dilated_conv_case(draw):
     x = draw(int_array((draw(st.integers(1, 2)), c, h, w), a_bits, a_signed))
     weight = draw(int_array((n, c // groups, kh, kw), w_bits, True))
     bias = draw(int_array((n,), acc_bits, True))
-    return dict(groups=groups, k=(kh, kw), d=(dh, dw), s=(sh, sw), p=(ph, pw), e=(eh, ew), x=x,
-                a=(a_bits, a_signed), weight=weight, bias=bias, w_bits=w_bits,
-                acc_bits=acc_bits, rule=rule, rq=draw(requant_params(n)))  # fmt: skip
+    return dict(
+        groups=groups,
+        k=(kh, kw),
+        d=(dh, dw),
+        s=(sh, sw),
+        p=(ph, pw),
+        e=(eh, ew),
+        x=x,
+        a=(a_bits, a_signed),
+        weight=weight,
+        bias=bias,
+        w_bits=w_bits,
+        acc_bits=acc_bits,
+        rule=rule,
+        rq=draw(requant_params(n)),
+    )
 
 
 def dilated_conv_graph(case):
@@ -74,16 +87,36 @@ def dilated_conv_graph(case):
     eh, ew = case["e"]
     oh = (x.shape[2] + ph + eh - dh * (kh - 1) - 1) // sh + 1
     ow = (x.shape[3] + pw + ew - dw * (kw - 1) - 1) // sw + 1
-    node = Node("conv2d", "conv", ["x"], "y",
-                {"stride": [sh, sw], "padding": [ph, pw], "padding_end": [eh, ew],
-                 "dilation": [dh, dw],
-                 "groups": case["groups"], "acc_bits": case["acc_bits"],
-                 "overflow": case["rule"], "w_bits": case["w_bits"], "out_lo": lo,
-                 "out_hi": hi, "out_zero_point": 0},
-                {"weight": weight, "bias": case["bias"], "multiplier": np.array(mults, np.int64),
-                 "shift": np.array(shifts, np.int64)})  # fmt: skip
-    return single_node_graph(node, {"x": spec("x", x.shape[1:], *case["a"])},
-                             spec("y", (weight.shape[0], oh, ow), out_bits, out_signed))  # fmt: skip
+    node = Node(
+        "conv2d",
+        "conv",
+        ["x"],
+        "y",
+        {
+            "stride": [sh, sw],
+            "padding": [ph, pw],
+            "padding_end": [eh, ew],
+            "dilation": [dh, dw],
+            "groups": case["groups"],
+            "acc_bits": case["acc_bits"],
+            "overflow": case["rule"],
+            "w_bits": case["w_bits"],
+            "out_lo": lo,
+            "out_hi": hi,
+            "out_zero_point": 0,
+        },
+        {
+            "weight": weight,
+            "bias": case["bias"],
+            "multiplier": np.array(mults, np.int64),
+            "shift": np.array(shifts, np.int64),
+        },
+    )
+    return single_node_graph(
+        node,
+        {"x": spec("x", x.shape[1:], *case["a"])},
+        spec("y", (weight.shape[0], oh, ow), out_bits, out_signed),
+    )
 
 
 def dilated_conv_oracle(case):
@@ -107,8 +140,9 @@ def dilated_conv_oracle(case):
                 for v in range(kw):
                     r, s = i * sh - ph + u * dh, j * sw - pw + v * dw
                     a = int(x[b, g * c_group + ci, r, s]) if 0 <= r < h and 0 <= s < w else 0
-                    acc = overflow(acc + a * int(weight[o, ci, u, v]), case["acc_bits"],
-                                   case["rule"])  # fmt: skip
+                    acc = overflow(
+                        acc + a * int(weight[o, ci, u, v]), case["acc_bits"], case["rule"]
+                    )
         out[b, o, i, j] = requant(acc, mults[o], shifts[o], 0, lo, hi)
     return out
 
@@ -132,23 +166,33 @@ def pool_case(draw):
     w = draw(st.integers(max(1, kw - 2 * pw), 7))
     bits, signed = draw(int_tensor_type())
     x = draw(int_array((draw(st.integers(1, 2)), draw(st.integers(1, 2)), h, w), bits, signed))
-    return dict(k=(kh, kw), s=(sh, sw), p=(ph, pw), ceil=draw(st.booleans()),
-                include=draw(st.booleans()), x=x, bits=bits, signed=signed)  # fmt: skip
+    return dict(
+        k=(kh, kw),
+        s=(sh, sw),
+        p=(ph, pw),
+        ceil=draw(st.booleans()),
+        include=draw(st.booleans()),
+        x=x,
+        bits=bits,
+        signed=signed,
+    )
 
 
 def pool_graph(case, op):
     x = case["x"]
     (kh, kw), (sh, sw), (ph, pw) = case["k"], case["s"], case["p"]
-    oh, ow = (pool_out(x.shape[2], kh, sh, ph, case["ceil"]),
-              pool_out(x.shape[3], kw, sw, pw, case["ceil"]))  # fmt: skip
-    attrs = {"kernel": [kh, kw], "stride": [sh, sw], "padding": [ph, pw],
-             "ceil_mode": case["ceil"]}  # fmt: skip
+    oh, ow = (
+        pool_out(x.shape[2], kh, sh, ph, case["ceil"]),
+        pool_out(x.shape[3], kw, sw, pw, case["ceil"]),
+    )
+    attrs = {"kernel": [kh, kw], "stride": [sh, sw], "padding": [ph, pw], "ceil_mode": case["ceil"]}
     if op == "avgpool2d":
         attrs["count_include_pad"] = case["include"]
     node = Node(op, "pool", ["x"], "y", attrs)
     t = (case["bits"], case["signed"])
-    return single_node_graph(node, {"x": spec("x", x.shape[1:], *t)},
-                             spec("y", (x.shape[1], oh, ow), *t))  # fmt: skip
+    return single_node_graph(
+        node, {"x": spec("x", x.shape[1:], *t)}, spec("y", (x.shape[1], oh, ow), *t)
+    )
 
 
 def pool_oracle(case, op):
@@ -193,8 +237,9 @@ def test_adaptive_avgpool_to_any_size_matches_loop_oracle(data):
     bits, signed = data.draw(int_tensor_type())
     x = data.draw(int_array((2, 2, h, w), bits, signed))
     node = Node("adaptive_avgpool2d", "pool", ["x"], "y", {"output_size": [oh, ow]})
-    graph = single_node_graph(node, {"x": spec("x", (2, h, w), bits, signed)},
-                              spec("y", (2, oh, ow), bits, signed))  # fmt: skip
+    graph = single_node_graph(
+        node, {"x": spec("x", (2, h, w), bits, signed)}, spec("y", (2, oh, ow), bits, signed)
+    )
     expected = np.zeros((2, 2, oh, ow), dtype=np.int64)
     for b, c, i, j in np.ndindex(2, 2, oh, ow):
         r0, r1 = (i * h) // oh, -(-((i + 1) * h) // oh)
@@ -211,11 +256,17 @@ def test_requantising_global_avgpool_matches_oracle(data):
     bits, signed = data.draw(int_tensor_type())
     x = data.draw(int_array((2, 3, h, w), bits, signed))
     out_bits, out_signed, lo, hi, mults, shifts = data.draw(requant_params(1))
-    node = Node("global_avgpool", "gap", ["x"], "y",
-                {"shift": shifts[0], "out_lo": lo, "out_hi": hi, "out_zero_point": 0},
-                {"multiplier": np.array(mults[0], np.int64)})  # fmt: skip
-    graph = single_node_graph(node, {"x": spec("x", (3, h, w), bits, signed)},
-                              spec("y", (3, 1, 1), out_bits, out_signed))  # fmt: skip
+    node = Node(
+        "global_avgpool",
+        "gap",
+        ["x"],
+        "y",
+        {"shift": shifts[0], "out_lo": lo, "out_hi": hi, "out_zero_point": 0},
+        {"multiplier": np.array(mults[0], np.int64)},
+    )
+    graph = single_node_graph(
+        node, {"x": spec("x", (3, h, w), bits, signed)}, spec("y", (3, 1, 1), out_bits, out_signed)
+    )
     expected = np.zeros((2, 3, 1, 1), dtype=np.int64)
     for b, c in np.ndindex(2, 3):
         total = sum(int(v) for v in x[b, c].ravel())
@@ -238,9 +289,14 @@ def test_concat_requantises_each_input_to_the_common_scale(data):
         c = data.draw(st.integers(1, 3))
         inputs.append(data.draw(int_array((2, c, h, w), bits, signed)))
         specs[f"x{i}"] = spec(f"x{i}", (c, h, w), bits, signed)
-    node = Node("concat", "cat", list(specs), "y",
-                {"shift": shifts[0], "out_lo": lo, "out_hi": hi, "out_zero_point": 0},
-                {"multipliers": np.array(mults, np.int64)})  # fmt: skip
+    node = Node(
+        "concat",
+        "cat",
+        list(specs),
+        "y",
+        {"shift": shifts[0], "out_lo": lo, "out_hi": hi, "out_zero_point": 0},
+        {"multipliers": np.array(mults, np.int64)},
+    )
     total = sum(v.shape[1] for v in inputs)
     graph = single_node_graph(node, specs, spec("y", (total, h, w), out_bits, out_signed))
     expected = []
@@ -267,12 +323,19 @@ def test_mul_of_two_activations_broadcasts_and_requantises(data):
     b_shape = (c, 1, 1) if gate else (c, h, w)
     b = data.draw(int_array((2, *b_shape), *b_t))
     out_bits, out_signed, lo, hi, mults, shifts = data.draw(requant_params(1))
-    node = Node("mul", "mul", ["a", "b"], "y",
-                {"shift": shifts[0], "out_lo": lo, "out_hi": hi, "out_zero_point": 0},
-                {"multiplier": np.array(mults[0], np.int64)})  # fmt: skip
-    graph = single_node_graph(node, {"a": spec("a", (c, h, w), *a_t),
-                                     "b": spec("b", b_shape, *b_t)},
-                              spec("y", (c, h, w), out_bits, out_signed))  # fmt: skip
+    node = Node(
+        "mul",
+        "mul",
+        ["a", "b"],
+        "y",
+        {"shift": shifts[0], "out_lo": lo, "out_hi": hi, "out_zero_point": 0},
+        {"multiplier": np.array(mults[0], np.int64)},
+    )
+    graph = single_node_graph(
+        node,
+        {"a": spec("a", (c, h, w), *a_t), "b": spec("b", b_shape, *b_t)},
+        spec("y", (c, h, w), out_bits, out_signed),
+    )
     from accelsim.executor import run_node
 
     expected = np.zeros((2, c, h, w), dtype=np.int64)
@@ -290,10 +353,12 @@ def test_activation_is_a_lookup_table_over_input_codes(data):
     x = data.draw(int_array((2, 2, 3, 3), bits, signed))
     lo, _ = type_range(bits, signed)
     table = data.draw(int_array((1 << bits,), out_bits, out_signed))
-    node = Node("activation", "act", ["x"], "y", {"function": "silu", "alpha": 0.0},
-                {"table": table})  # fmt: skip
-    graph = single_node_graph(node, {"x": spec("x", (2, 3, 3), bits, signed)},
-                              spec("y", (2, 3, 3), out_bits, out_signed))  # fmt: skip
+    node = Node(
+        "activation", "act", ["x"], "y", {"function": "silu", "alpha": 0.0}, {"table": table}
+    )
+    graph = single_node_graph(
+        node, {"x": spec("x", (2, 3, 3), bits, signed)}, spec("y", (2, 3, 3), out_bits, out_signed)
+    )
     expected = np.vectorize(lambda v: int(table[int(v) - lo]))(x).astype(np.int64)
     np.testing.assert_array_equal(execute(graph, x), expected)
 
@@ -310,11 +375,16 @@ def test_select_channels_and_nearest_upsampling_copy_values(data):
     x = data.draw(int_array((2, c, h, w), bits, signed))
     channels = data.draw(st.lists(st.integers(0, c - 1), min_size=1, max_size=6))
     sh, sw = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
-    nodes = [Node("select_channels", "sel", ["x"], "s", {"channels": channels}),
-             Node("upsample_nearest", "up", ["s"], "y", {"scale": [sh, sw]})]  # fmt: skip
+    nodes = [
+        Node("select_channels", "sel", ["x"], "s", {"channels": channels}),
+        Node("upsample_nearest", "up", ["s"], "y", {"scale": [sh, sw]}),
+    ]
     t = (bits, signed)
-    tensors = {"x": spec("x", (c, h, w), *t), "s": spec("s", (len(channels), h, w), *t),
-               "y": spec("y", (len(channels), h * sh, w * sw), *t)}  # fmt: skip
+    tensors = {
+        "x": spec("x", (c, h, w), *t),
+        "s": spec("s", (len(channels), h, w), *t),
+        "y": spec("y", (len(channels), h * sh, w * sw), *t),
+    }
     from accelsim.ir import Graph
 
     graph = Graph("integer", "t", "x", "y", tensors, nodes, {})

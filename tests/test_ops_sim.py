@@ -15,8 +15,20 @@ from accelsim.simulation import simulate
 from tests.opcheck import assert_simulator_equals_executor, workload_of
 
 
-def dilated_graph(seed: int, *, dilation, padding, stride=(1, 1), groups=1, h=9, w=8,
-                  c=4, n=8, k=(3, 3), padding_end=None) -> Graph:  # fmt: skip
+def dilated_graph(
+    seed: int,
+    *,
+    dilation,
+    padding,
+    stride=(1, 1),
+    groups=1,
+    h=9,
+    w=8,
+    c=4,
+    n=8,
+    k=(3, 3),
+    padding_end=None,
+) -> Graph:
     rng = np.random.default_rng(seed)
     mult, shift = quantize_multiplier(0.003)
     (kh, kw), (dh, dw), (ph, pw), (sh, sw) = k, dilation, padding, stride
@@ -24,25 +36,50 @@ def dilated_graph(seed: int, *, dilation, padding, stride=(1, 1), groups=1, h=9,
     oh = (h + ph + eh - dh * (kh - 1) - 1) // sh + 1
     ow = (w + pw + ew - dw * (kw - 1) - 1) // sw + 1
     extra = {} if padding_end is None else {"padding_end": list(padding_end)}
-    conv = Node("conv2d", "conv", ["x"], "c",
-                {"stride": list(stride), "padding": list(padding), "dilation": list(dilation),
-                 **extra,
-                 "groups": groups, "acc_bits": 32, "overflow": "wrap", "w_bits": 8,
-                 "out_lo": 0, "out_hi": 255, "out_zero_point": 0},
-                {"weight": rng.integers(-127, 128, (n, c // groups, kh, kw)),
-                 "bias": rng.integers(-300, 300, n), "multiplier": np.full(n, mult),
-                 "shift": np.full(n, shift)})  # fmt: skip
-    tensors = {"x": TensorSpec("x", (c, h, w), 8, False, 1 / 255),
-               "c": TensorSpec("c", (n, oh, ow), 8, False, 0.05)}  # fmt: skip
+    conv = Node(
+        "conv2d",
+        "conv",
+        ["x"],
+        "c",
+        {
+            "stride": list(stride),
+            "padding": list(padding),
+            "dilation": list(dilation),
+            **extra,
+            "groups": groups,
+            "acc_bits": 32,
+            "overflow": "wrap",
+            "w_bits": 8,
+            "out_lo": 0,
+            "out_hi": 255,
+            "out_zero_point": 0,
+        },
+        {
+            "weight": rng.integers(-127, 128, (n, c // groups, kh, kw)),
+            "bias": rng.integers(-300, 300, n),
+            "multiplier": np.full(n, mult),
+            "shift": np.full(n, shift),
+        },
+    )
+    tensors = {
+        "x": TensorSpec("x", (c, h, w), 8, False, 1 / 255),
+        "c": TensorSpec("c", (n, oh, ow), 8, False, 0.05),
+    }
     return Graph("integer", "dilated", "x", "c", tensors, [conv], {})
 
 
-@pytest.mark.parametrize(("dilation", "padding", "stride", "groups", "end"),
-                         [((2, 2), (2, 2), (1, 1), 1, None), ((3, 1), (1, 0), (2, 1), 2, (2, 1)),
-                          ((2, 3), (0, 1), (1, 2), 4, (1, 0))])  # fmt: skip
+@pytest.mark.parametrize(
+    ("dilation", "padding", "stride", "groups", "end"),
+    [
+        ((2, 2), (2, 2), (1, 1), 1, None),
+        ((3, 1), (1, 0), (2, 1), 2, (2, 1)),
+        ((2, 3), (0, 1), (1, 2), 4, (1, 0)),
+    ],
+)
 @pytest.mark.parametrize(("rows", "cols"), [(3, 2), (4, 4), (8, 16)])
-def test_dilated_conv_simulates_to_the_executors_integers(tmp_path, dilation, padding, stride,
-                                                          groups, end, rows, cols):  # fmt: skip
+def test_dilated_conv_simulates_to_the_executors_integers(
+    tmp_path, dilation, padding, stride, groups, end, rows, cols
+):
     graph = dilated_graph(
         1, dilation=dilation, padding=padding, stride=stride, groups=groups, padding_end=end
     )
@@ -82,8 +119,9 @@ class EveryOp(nn.Module):
         self.dil = nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=2)
         self.bn = nn.BatchNorm2d(8)
         self.se_fc = nn.Conv2d(8, 8, 1)
-        self.acts = nn.ModuleList([nn.Hardswish(), nn.SiLU(), nn.GELU(), nn.LeakyReLU(0.1),
-                                   nn.Tanh(), nn.Hardsigmoid()])  # fmt: skip
+        self.acts = nn.ModuleList(
+            [nn.Hardswish(), nn.SiLU(), nn.GELU(), nn.LeakyReLU(0.1), nn.Tanh(), nn.Hardsigmoid()]
+        )
         self.shuffle = nn.ChannelShuffle(2)
         self.head = nn.Linear(16 * 3 * 3, 5)
 
@@ -122,8 +160,17 @@ def every_op():
 def test_every_op_exports_to_the_float_graph_torch_computes(every_op):
     model, x, graph = every_op
     ops = {n.op for n in graph.nodes}
-    assert {"concat", "mul", "activation", "select_channels", "upsample_nearest",
-            "adaptive_avgpool2d", "maxpool2d", "avgpool2d", "global_avgpool"} <= ops  # fmt: skip
+    assert {
+        "concat",
+        "mul",
+        "activation",
+        "select_channels",
+        "upsample_nearest",
+        "adaptive_avgpool2d",
+        "maxpool2d",
+        "avgpool2d",
+        "global_avgpool",
+    } <= ops
     assert graph.node("dil").attrs["dilation"] == [2, 2]
     assert graph.node("stem").attrs["padding"] == [1, 1]  # 'same'
     with torch.no_grad():
@@ -156,21 +203,34 @@ def test_vector_ops_take_one_cycle_per_lane_group(every_op, tmp_path):
     lanes = workload.config.accelerator.vector_lanes
     result = simulate(workload)
     for stats in result.layers:
-        if stats.op in ("concat", "mul", "activation", "select_channels", "upsample_nearest",
-                        "adaptive_avgpool2d"):  # fmt: skip
+        if stats.op in (
+            "concat",
+            "mul",
+            "activation",
+            "select_channels",
+            "upsample_nearest",
+            "adaptive_avgpool2d",
+        ):
             elements = 2 * math.prod(q.tensors[q.node(stats.name).output].shape)
             assert stats.compute_cycles == math.ceil(elements / lanes), stats.name
 
 
-@pytest.mark.parametrize(("function", "alpha", "reference"), [
-    ("sigmoid", 0.0, torch.sigmoid), ("hardsigmoid", 0.0, nn.functional.hardsigmoid),
-    ("silu", 0.0, nn.functional.silu), ("hardswish", 0.0, nn.functional.hardswish),
-    ("tanh", 0.0, torch.tanh), ("gelu", 0.0, nn.functional.gelu),
-    ("gelu_tanh", 0.0, lambda x: nn.functional.gelu(x, approximate="tanh")),
-    ("leaky_relu", 0.1, lambda x: nn.functional.leaky_relu(x, 0.1)),
-    ("elu", 0.7, lambda x: nn.functional.elu(x, 0.7)),
-    ("mish", 0.0, nn.functional.mish), ("softplus", 0.0, nn.functional.softplus),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("function", "alpha", "reference"),
+    [
+        ("sigmoid", 0.0, torch.sigmoid),
+        ("hardsigmoid", 0.0, nn.functional.hardsigmoid),
+        ("silu", 0.0, nn.functional.silu),
+        ("hardswish", 0.0, nn.functional.hardswish),
+        ("tanh", 0.0, torch.tanh),
+        ("gelu", 0.0, nn.functional.gelu),
+        ("gelu_tanh", 0.0, lambda x: nn.functional.gelu(x, approximate="tanh")),
+        ("leaky_relu", 0.1, lambda x: nn.functional.leaky_relu(x, 0.1)),
+        ("elu", 0.7, lambda x: nn.functional.elu(x, 0.7)),
+        ("mish", 0.0, nn.functional.mish),
+        ("softplus", 0.0, nn.functional.softplus),
+    ],
+)
 def test_activation_functions_are_pytorchs(function, alpha, reference):
     from accelsim.executor import activation_float
 
@@ -253,8 +313,12 @@ def test_the_silent_fault_plan_reaches_the_fold_kernels(tmp_path):
     x = np.random.default_rng(2).integers(0, 256, (1, 4, 9, 8))
     workload = workload_of(graph, x, tmp_path, "ws")
     plan = silent_fault_plan(workload)
-    loud = {0: {layer: {i: np.array([[1, 0, 0, 0, 1 << 5, 0]]) for i in folds}
-                for layer, folds in plan[0].items()}}  # fmt: skip
+    loud = {
+        0: {
+            layer: {i: np.array([[1, 0, 0, 0, 1 << 5, 0]]) for i in folds}
+            for layer, folds in plan[0].items()
+        }
+    }
     clean = simulate(workload, fault_plans=plan).outputs
     np.testing.assert_array_equal(clean, execute(graph, x))
     assert not np.array_equal(simulate(workload, fault_plans=loud).outputs, clean)
@@ -283,14 +347,16 @@ def test_new_ops_round_trip_the_file_format_and_are_validated(every_op, tmp_path
     for node, name, value, message in cases:
         broken = dataclasses.replace(q, nodes=list(q.nodes))
         i = q.nodes.index(node)
-        broken.nodes[i] = Node(node.op, node.name, node.inputs, node.output, node.attrs,
-                               {**node.params, name: value})  # fmt: skip
+        broken.nodes[i] = Node(
+            node.op, node.name, node.inputs, node.output, node.attrs, {**node.params, name: value}
+        )
         with pytest.raises(AccelsimError, match=message):
             validate_graph(broken)
     broken = dataclasses.replace(q, nodes=list(q.nodes))
     i = q.nodes.index(select)
-    broken.nodes[i] = Node(select.op, select.name, select.inputs, select.output,
-                           {"channels": [10_000]})  # fmt: skip
+    broken.nodes[i] = Node(
+        select.op, select.name, select.inputs, select.output, {"channels": [10_000]}
+    )
     with pytest.raises(AccelsimError, match="channels"):
         validate_graph(broken)
 
@@ -327,5 +393,6 @@ def test_asymmetric_padding_exports_and_simulates_exactly(tmp_path):
 
     q = quantize(graph, QuantSpec())
     assert_simulator_equals_executor(q, quantize_input(q, x[:2].numpy()), tmp_path)
-    assert_simulator_equals_executor(q, quantize_input(q, x[:2].numpy()), tmp_path,
-                                     timing="scalesim")  # fmt: skip
+    assert_simulator_equals_executor(
+        q, quantize_input(q, x[:2].numpy()), tmp_path, timing="scalesim"
+    )

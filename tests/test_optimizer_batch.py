@@ -20,9 +20,20 @@ from optimizer.evaluate import ProcessEvaluatorPool
 from optimizer.loop import BatchSchedule, SerialPool
 
 # the sequence the sequential loop (before batches existed) chose for seed 4, budget 12
-SEQUENTIAL_SEED4 = [(1, 5, 3.0), (5, 6, 1.0), (7, 3, 0.5), (3, 2, 1.5), (9, 0, 2.5), (7, 7, 1.0),
-                    (6, 4, 1.0), (5, 5, 3.0), (5, 5, 1.5), (5, 5, 1.0), (8, 0, 0.5),
-                    (4, 7, 1.5)]  # fmt: skip
+SEQUENTIAL_SEED4 = [
+    (1, 5, 3.0),
+    (5, 6, 1.0),
+    (7, 3, 0.5),
+    (3, 2, 1.5),
+    (9, 0, 2.5),
+    (7, 7, 1.0),
+    (6, 4, 1.0),
+    (5, 5, 3.0),
+    (5, 5, 1.5),
+    (5, 5, 1.0),
+    (8, 0, 0.5),
+    (4, 7, 1.5),
+]
 
 
 def late_first(design: dict):
@@ -38,8 +49,9 @@ def test_schedule_cuts_batches_by_evaluation_count():
 
 
 def test_q1_reproduces_the_sequential_sequence():
-    result = bayesian_optimize(SPACE, problem, budget=12, n_initial=5, seed=4, batch_size=1,
-                               evaluator_pool=SerialPool())  # fmt: skip
+    result = bayesian_optimize(
+        SPACE, problem, budget=12, n_initial=5, seed=4, batch_size=1, evaluator_pool=SerialPool()
+    )
     assert designs(result) == SEQUENTIAL_SEED4
 
 
@@ -105,7 +117,6 @@ def test_a_log_is_bound_to_its_batch_size(tmp_path):
     log = tmp_path / "bo.jsonl"
     bayesian_optimize(SPACE, problem, budget=8, n_initial=5, seed=0, batch_size=3, log_path=log)
     with pytest.raises(AccelsimError, match="different search"):
-        bayesian_optimize(SPACE, problem, budget=8, n_initial=5, seed=0, batch_size=2,
-                          log_path=log)  # fmt: skip
+        bayesian_optimize(SPACE, problem, budget=8, n_initial=5, seed=0, batch_size=2, log_path=log)
     with pytest.raises(AccelsimError, match="optimize.batch_size"):
         bayesian_optimize(SPACE, problem, budget=8, n_initial=5, seed=0, batch_size=0)

@@ -20,8 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "workloads" / "digits_optimize.yaml"
 # no fault rate, no reliability constraint, MSB hardening, no protected neurons: nothing needs
 # vulnerability factors (the fast configuration for resume tests)
-FAST = ["faults.rate=0", "optimize.constraints.min_reliability=null", "dataset.samples=16",
-        "optimize.hardening=msb", "optimize.variables.protected_fraction=[0.0]"]  # fmt: skip
+FAST = [
+    "faults.rate=0",
+    "optimize.constraints.min_reliability=null",
+    "dataset.samples=16",
+    "optimize.hardening=msb",
+    "optimize.variables.protected_fraction=[0.0]",
+]
 
 
 def write_workload(tmp_path: Path, optimize_section: dict) -> Path:
@@ -62,14 +67,33 @@ def test_bad_budget_override_exits_2(tmp_path, capsys):
 def test_end_to_end_cli_writes_optimize_json(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "accelsim", "optimize", str(DIGITS), "--budget", "6",
-         "--out", str(out), "--plot", str(tmp_path / "plots"),
-         # a smaller test set and certificates: the command's path, not its statistics
-         "--set", "dataset.samples=128", "--set", "faults.samples=32",
-         "--set", "optimize.certify.max_injections=4000",
-         "--set", "optimize.reliability.max_injections=40000"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "optimize",
+            str(DIGITS),
+            "--budget",
+            "6",
+            "--out",
+            str(out),
+            "--plot",
+            str(tmp_path / "plots"),
+            # a smaller test set and certificates: the command's path, not its statistics
+            "--set",
+            "dataset.samples=128",
+            "--set",
+            "faults.samples=32",
+            "--set",
+            "optimize.certify.max_injections=4000",
+            "--set",
+            "optimize.reliability.max_injections=40000",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads((out / "optimize.json").read_text())
     assert len(doc["search"]["evaluations"]) == 6
@@ -87,8 +111,7 @@ def test_end_to_end_cli_writes_optimize_json(tmp_path):
 @pytest.mark.parametrize("method", ["bo", "random"])
 def test_resume_from_partial_log_gives_the_same_answer(tmp_path, method):
     workload = load_workload(DIGITS, FAST)
-    full = optimize(workload, out_dir=tmp_path / "full", budget=6, method=method,
-                    with_fixed=False)  # fmt: skip
+    full = optimize(workload, out_dir=tmp_path / "full", budget=6, method=method, with_fixed=False)
     log = Path(full.log_paths[method])
     lines = log.read_text().splitlines()
     assert len(lines) == 7  # header + 6 evaluations
@@ -97,8 +120,14 @@ def test_resume_from_partial_log_gives_the_same_answer(tmp_path, method):
     # a run that died after three evaluations, in the middle of writing the fourth
     (partial_dir / log.name).write_text("\n".join(lines[:4]) + "\n" + lines[4][:25])
     replayed = []
-    resumed = optimize(workload, out_dir=partial_dir, budget=6, method=method, with_fixed=False,
-                       on_evaluation=lambda p: replayed.append(p.replayed))  # fmt: skip
+    resumed = optimize(
+        workload,
+        out_dir=partial_dir,
+        budget=6,
+        method=method,
+        with_fixed=False,
+        on_evaluation=lambda p: replayed.append(p.replayed),
+    )
     assert replayed == [True] * 3 + [False] * 3
     assert resumed.evaluated == 3
     assert [e.design for e in resumed.search.evaluations] == [

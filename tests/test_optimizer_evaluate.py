@@ -18,8 +18,9 @@ DIGITS = ROOT / "workloads" / "digits_optimize.yaml"
 NO_FAULTS = ["faults.rate=0", "dataset.samples=16"]
 
 
-def evaluator(variables: dict, *, constraints: dict | None = None, overrides=(),
-              estimator=None) -> DesignEvaluator:  # fmt: skip
+def evaluator(
+    variables: dict, *, constraints: dict | None = None, overrides=(), estimator=None
+) -> DesignEvaluator:
     workload = load_workload(DIGITS, [*NO_FAULTS, *overrides])
     section = {"variables": variables, "constraints": constraints or {}}
     opt = parse_optimize(section, workload=workload.config, file="test.yaml")
@@ -27,8 +28,10 @@ def evaluator(variables: dict, *, constraints: dict | None = None, overrides=(),
 
 
 def test_feasible_design_has_objective_constraints_and_metrics():
-    ev = evaluator({"array_rows": [4, 8], "weight_bits": [6, 8]},
-                   constraints={"min_accuracy": 0.5, "max_latency_cycles": 10**6})  # fmt: skip
+    ev = evaluator(
+        {"array_rows": [4, 8], "weight_bits": [6, 8]},
+        constraints={"min_accuracy": 0.5, "max_latency_cycles": 10**6},
+    )
     result = ev({"array_rows": 8, "weight_bits": 8})
     assert result.ran and result.feasible
     m = result.metrics
@@ -53,8 +56,9 @@ def test_violated_constraint_is_positive_and_not_feasible():
 
 def test_buffer_too_small_is_infeasible_not_an_exception():
     # 8 x 8 int8 weight tile = 64 B; a 32 B weight slot (64 B double-buffered) holds 4 x 8 only
-    ev = evaluator({"array_rows": [4, 8]},
-                   overrides=["accelerator.buffers.weight.capacity_kib=0.0625"])  # fmt: skip
+    ev = evaluator(
+        {"array_rows": [4, 8]}, overrides=["accelerator.buffers.weight.capacity_kib=0.0625"]
+    )
     bad = ev({"array_rows": 8})
     assert not bad.ran and bad.objective is None
     assert "weight" in bad.infeasible_reason
@@ -62,8 +66,10 @@ def test_buffer_too_small_is_infeasible_not_an_exception():
 
 
 def test_protected_neurons_without_redundant_units_are_infeasible():
-    ev = evaluator({"protected_fraction": [0.0, 0.5], "redundant_units": [0, 4]},
-                   estimator=CampaignEstimator(injections=20))  # fmt: skip
+    ev = evaluator(
+        {"protected_fraction": [0.0, 0.5], "redundant_units": [0, 4]},
+        estimator=CampaignEstimator(injections=20),
+    )
     bad = ev({"protected_fraction": 0.5, "redundant_units": 0})
     assert not bad.ran and "redundant units" in bad.infeasible_reason
     good = ev({"protected_fraction": 0.5, "redundant_units": 4})
@@ -93,31 +99,52 @@ def test_quantisation_is_cached_and_evaluations_memoised():
 
 def test_msb_hardening_and_reliability_interval():
     workload = load_workload(DIGITS, ["dataset.samples=16"])
-    section = {"variables": {"hardened_bits.accumulator": [0, 8]}, "hardening": "msb",
-               "constraints": {"min_reliability": 0.99}}  # fmt: skip
+    section = {
+        "variables": {"hardened_bits.accumulator": [0, 8]},
+        "hardening": "msb",
+        "constraints": {"min_reliability": 0.99},
+    }
     opt = parse_optimize(section, workload=workload.config, file="test.yaml")
     ev = DesignEvaluator(workload, opt, estimator=CampaignEstimator(injections=60))
     bare, hardened = ev({"hardened_bits.accumulator": 0}), ev({"hardened_bits.accumulator": 8})
     acc_width = workload.config.quantization.acc_bits
-    assert hardened.metrics["hardened_bits"]["accumulator"] == list(range(acc_width - 8,
-                                                                         acc_width))  # fmt: skip
-    assert hardened.metrics["area_um2"]["hardening_um2"] > 0 == bare.metrics["area_um2"][
-        "hardening_um2"]  # fmt: skip
+    assert hardened.metrics["hardened_bits"]["accumulator"] == list(range(acc_width - 8, acc_width))
+    assert (
+        hardened.metrics["area_um2"]["hardening_um2"]
+        > 0
+        == bare.metrics["area_um2"]["hardening_um2"]
+    )
     for result in (bare, hardened):
         rel = result.metrics["reliability"]
         assert 0 <= rel["lo"] <= rel["reliability"] <= rel["hi"] <= 1
         assert "reliability" in result.constraints
     # hardened bits are not fault sites: fewer expected faults
-    assert hardened.metrics["reliability"]["expected_faults"] < bare.metrics["reliability"][
-        "expected_faults"]  # fmt: skip
+    assert (
+        hardened.metrics["reliability"]["expected_faults"]
+        < bare.metrics["reliability"]["expected_faults"]
+    )
 
 
 def test_fixed_designs_keep_hardware_and_vary_protection():
-    opt = parse_optimize({"variables": {"array_rows": [4, 8], "hardened_bits.weight": [0, 2],
-                                        "protected_fraction": [0.0, 0.2],
-                                        "redundant_units": [0, 8]}})  # fmt: skip
-    designs = fixed_designs(opt, {"array_rows": 4, "hardened_bits.weight": 2,
-                                  "protected_fraction": 0.2, "redundant_units": 8})  # fmt: skip
+    opt = parse_optimize(
+        {
+            "variables": {
+                "array_rows": [4, 8],
+                "hardened_bits.weight": [0, 2],
+                "protected_fraction": [0.0, 0.2],
+                "redundant_units": [0, 8],
+            }
+        }
+    )
+    designs = fixed_designs(
+        opt,
+        {
+            "array_rows": 4,
+            "hardened_bits.weight": 2,
+            "protected_fraction": 0.2,
+            "redundant_units": 8,
+        },
+    )
     assert set(designs) == {"none", "full TMR", "neuron-only", "bit-only"}
     assert all(d["array_rows"] == 4 for d in designs.values())
     assert designs["none"]["hardened_bits.weight"] == 0 and designs["none"]["redundant_units"] == 0
@@ -133,17 +160,22 @@ def test_fixed_designs_keep_hardware_and_vary_protection():
         ({"array_rows": []}, "optimize.variables.array_rows", "empty"),
         ({"weight_bits": {"min": 8, "max": 4}}, "optimize.variables.weight_bits", "min 8 > max 4"),
         ({"weight_bits": [1, 4]}, "optimize.variables.weight_bits", "2..8"),
-        ({"activation_bits": {"min": 4, "max": 9}}, "optimize.variables.activation_bits",
-         "2..8"),
+        ({"activation_bits": {"min": 4, "max": 9}}, "optimize.variables.activation_bits", "2..8"),
         ({"acc_bits": [16, 16]}, "optimize.variables.acc_bits", "repeat"),
         ({"colour": [1]}, "optimize.variables.colour", "unknown design variable"),
         ({"dataflow": ["ws", "diagonal"]}, "optimize.variables.dataflow", "not allowed"),
-        ({"protected_fraction": [0.5]}, "optimize.variables.protected_fraction",
-         "no redundant units"),
-        ({"weight_bits": {"min": 2, "max": 8, "stride": 2}}, "optimize.variables.weight_bits.stride",
-         "unknown key"),
+        (
+            {"protected_fraction": [0.5]},
+            "optimize.variables.protected_fraction",
+            "no redundant units",
+        ),
+        (
+            {"weight_bits": {"min": 2, "max": 8, "stride": 2}},
+            "optimize.variables.weight_bits.stride",
+            "unknown key",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_variables_name_the_key(variables, key, text):
     workload = load_workload(DIGITS, NO_FAULTS)
     with pytest.raises(AccelsimError) as info:
@@ -153,13 +185,14 @@ def test_bad_variables_name_the_key(variables, key, text):
 
 
 def test_range_expands_and_reliability_needs_a_rate():
-    opt = parse_optimize({"variables": {"protected_fraction": {"min": 0, "max": 0.3,
-                                                               "step": 0.1}}})  # fmt: skip
+    opt = parse_optimize({"variables": {"protected_fraction": {"min": 0, "max": 0.3, "step": 0.1}}})
     assert opt.space.variables[0].values == (0.0, 0.1, 0.2, 0.3)
     workload = load_workload(DIGITS, NO_FAULTS)
     with pytest.raises(AccelsimError, match="fault rate") as info:
-        parse_optimize({"variables": {"array_rows": [4]},
-                        "constraints": {"min_reliability": 0.9}}, workload=workload.config)  # fmt: skip
+        parse_optimize(
+            {"variables": {"array_rows": [4]}, "constraints": {"min_reliability": 0.9}},
+            workload=workload.config,
+        )
     assert info.value.key == "optimize.constraints.min_reliability"
 
 
@@ -169,14 +202,18 @@ def test_stratified_estimator_hardens_by_contribution_and_protection_removes_fai
 
     workload = load_workload(DIGITS, ["dataset.samples=16", "faults.samples=8"])
     section = {
-        "variables": {"hardened_bits.accumulator": [0, 4, 32], "protected_fraction": [0.0, 1.0],
-                      "redundant_units": [8]},
+        "variables": {
+            "hardened_bits.accumulator": [0, 4, 32],
+            "protected_fraction": [0.0, 1.0],
+            "redundant_units": [8],
+        },
         "constraints": {"min_reliability": 0.999},
         "certify": {"enabled": False},
-    }  # fmt: skip
+    }
     opt = parse_optimize(section, workload=workload.config, file="test.yaml")
-    estimator = StratifiedEstimator(cache_dir=tmp_path, settings=AllocationSettings(
-        pilot=16, max_injections=20_000))  # fmt: skip
+    estimator = StratifiedEstimator(
+        cache_dir=tmp_path, settings=AllocationSettings(pilot=16, max_injections=20_000)
+    )
     ev = DesignEvaluator(workload, opt, estimator=estimator)
     bare = ev({"hardened_bits.accumulator": 0, "protected_fraction": 0.0, "redundant_units": 8})
     four = ev({"hardened_bits.accumulator": 4, "protected_fraction": 0.0, "redundant_units": 8})
@@ -192,8 +229,10 @@ def test_stratified_estimator_hardens_by_contribution_and_protection_removes_fai
     assert sorted(chosen) == sorted(ranking[:4])
     width = workload.config.quantization.acc_bits
     assert full.metrics["hardened_bits"]["accumulator"] == list(range(width))
-    rel = {name: e.metrics["reliability"] for name, e in
-           (("bare", bare), ("four", four), ("full", full), ("every", every))}  # fmt: skip
+    rel = {
+        name: e.metrics["reliability"]
+        for name, e in (("bare", bare), ("four", four), ("full", full), ("every", every))
+    }
     for r in rel.values():
         assert r["failure_lo"] <= r["failure"] <= r["failure_hi"]
         assert r["failure"] <= r["failure_upper"] <= r["failure_hi"]

@@ -52,9 +52,17 @@ def residual_float_graph(seed: int = 0) -> Graph:
     rng = np.random.default_rng(seed)
 
     def gemm(op, name, inp, out, shape, attrs=None):
-        return Node(op, name, [inp], out, attrs or {},
-                    {"weight": rng.normal(0, 0.5, shape).astype(np.float32),
-                     "bias": rng.normal(0, 0.1, shape[0]).astype(np.float32)})  # fmt: skip
+        return Node(
+            op,
+            name,
+            [inp],
+            out,
+            attrs or {},
+            {
+                "weight": rng.normal(0, 0.5, shape).astype(np.float32),
+                "bias": rng.normal(0, 0.1, shape[0]).astype(np.float32),
+            },
+        )
 
     conv = {"stride": [1, 1], "padding": [1, 1], "groups": 1}
     nodes = [
@@ -67,14 +75,24 @@ def residual_float_graph(seed: int = 0) -> Graph:
         Node("flatten", "flat", ["p"], "f"),
         gemm("linear", "fc", "f", "y", (4, 3)),
     ]
-    shapes = {"input": (3, 5, 5), "c1": (3, 5, 5), "r1": (3, 5, 5), "c2": (3, 5, 5),
-              "s": (3, 5, 5), "r2": (3, 5, 5), "p": (3, 1, 1), "f": (3,), "y": (4,)}  # fmt: skip
+    shapes = {
+        "input": (3, 5, 5),
+        "c1": (3, 5, 5),
+        "r1": (3, 5, 5),
+        "c2": (3, 5, 5),
+        "s": (3, 5, 5),
+        "r2": (3, 5, 5),
+        "p": (3, 1, 1),
+        "f": (3,),
+        "y": (4,),
+    }
     tensors = {n: TensorSpec(n, s, None, True, 1.0) for n, s in shapes.items()}
     graph = Graph("float", "residual", "input", "y", tensors, nodes, {})
     values = execute(graph, calibration_inputs(), keep_all=True)
     for name, spec in graph.tensors.items():
-        graph.tensors[name] = dataclasses.replace(spec, calib_min=float(values[name].min()),
-                                                  calib_max=float(values[name].max()))  # fmt: skip
+        graph.tensors[name] = dataclasses.replace(
+            spec, calib_min=float(values[name].min()), calib_max=float(values[name].max())
+        )
     return graph
 
 
@@ -85,8 +103,14 @@ def calibration_inputs(n: int = 32, seed: int = 1) -> np.ndarray:
 def test_residual_graph_integer_output_tracks_float():
     float_graph = residual_float_graph()
     graph = quantize(float_graph, QuantSpec())
-    assert [n.op for n in graph.nodes] == ["conv2d", "conv2d", "add", "global_avgpool",
-                                           "flatten", "linear"]  # fmt: skip
+    assert [n.op for n in graph.nodes] == [
+        "conv2d",
+        "conv2d",
+        "add",
+        "global_avgpool",
+        "flatten",
+        "linear",
+    ]
     assert not graph.tensors["r1"].signed and not graph.tensors["r2"].signed  # fused ReLUs
     assert graph.tensors["c2"].signed and graph.tensors["input"].signed
     x = calibration_inputs()
@@ -100,8 +124,9 @@ def test_residual_graph_integer_output_tracks_float():
 def test_reserved_msbs_confine_every_requantised_tensor(bits, r):
     r_hidden = r
     float_graph = residual_float_graph()
-    graph = quantize(float_graph, QuantSpec(weight_bits=bits, activation_bits=bits,
-                                            reserved_msbs=r))  # fmt: skip
+    graph = quantize(
+        float_graph, QuantSpec(weight_bits=bits, activation_bits=bits, reserved_msbs=r)
+    )
     values = execute(graph, quantize_input(graph, calibration_inputs() * 3), keep_all=True)
     for node in graph.nodes:
         out = graph.tensors[node.output]
@@ -139,8 +164,11 @@ def test_weights_are_symmetric_per_output_channel():
 
 def test_per_layer_overrides_apply_and_unknown_layers_are_named():
     float_graph = residual_float_graph()
-    spec = QuantSpec(per_layer={"conv2": LayerSpec(weight_bits=4, activation_bits=6,
-                                                   acc_bits=20, reserved_msbs=1)})  # fmt: skip
+    spec = QuantSpec(
+        per_layer={
+            "conv2": LayerSpec(weight_bits=4, activation_bits=6, acc_bits=20, reserved_msbs=1)
+        }
+    )
     graph = quantize(float_graph, spec)
     conv2 = graph.node("conv2")
     assert conv2.attrs["w_bits"] == 4 and conv2.attrs["acc_bits"] == 20
@@ -157,8 +185,14 @@ def test_per_layer_overrides_apply_and_unknown_layers_are_named():
 
 
 def test_spec_from_config_and_quantization_key():
-    cfg = QuantizationConfig(weight_bits=6, activation_bits=7, acc_bits=24, overflow="saturate",
-                             reserved_msbs=1, per_layer={"fc": {"weight_bits": 4}})  # fmt: skip
+    cfg = QuantizationConfig(
+        weight_bits=6,
+        activation_bits=7,
+        acc_bits=24,
+        overflow="saturate",
+        reserved_msbs=1,
+        per_layer={"fc": {"weight_bits": 4}},
+    )
     spec = spec_from_config(cfg, source="w.yaml")
     assert spec.settings("fc").weight_bits == 4 and spec.settings("conv1").weight_bits == 6
     assert spec.settings(None).activation_bits == 7 and spec.overflow == "saturate"
@@ -195,7 +229,8 @@ def test_quantize_needs_no_torch():
         print(execute(graph, quantize_input(graph, x)).shape)
         assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None]
     """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "(8, 10)"

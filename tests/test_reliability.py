@@ -64,8 +64,9 @@ def test_first_order_agrees_with_a_direct_campaign(workload):
     assert mc["lo"] <= first["failure"] <= mc["hi"]
     # the certificate's campaign (stratified by fault count) measures the same quantity
     at_rate = load_workload(DIGITS, [f"dataset.samples={SAMPLES}", f"faults.rate={rate}"])
-    cert = certify_design(at_rate, target=0.05, injections=4000,
-                          settings=CertifySettings(samples=SAMPLES, seed=4))  # fmt: skip
+    cert = certify_design(
+        at_rate, target=0.05, injections=4000, settings=CertifySettings(samples=SAMPLES, seed=4)
+    )
     assert cert["lo"] <= first["failure"] <= cert["hi"]
     assert cert["verdict"] == "certified" and cert["upper"] <= 0.05
 
@@ -79,8 +80,9 @@ def test_hardening_lowers_the_estimate_and_every_bit_hardened_cannot_fail(vf):
     assert hardened["expected_faults"] < bare["expected_faults"]
     assert hardened["upper"] < bare["upper"]
     # a mapping of bit lists is the same design
-    same = first_order_failure(vf, rate=rate, hardened={"accumulator": range(14, 32),
-                                                        "weight": [7]})  # fmt: skip
+    same = first_order_failure(
+        vf, rate=rate, hardened={"accumulator": range(14, 32), "weight": [7]}
+    )
     assert same == hardened
     everything = HardenedBitsConfig(**{c: list(range(w)) for c, w in vf.widths.items()})
     none_left = first_order_failure(vf, rate=rate, hardened=everything)
@@ -94,8 +96,10 @@ def test_the_ber_unit_prices_register_loads(workload):
     ber = load_workload(DIGITS, [f"dataset.samples={SAMPLES}", "faults.unit=ber"])
     loads = vulnerability_factors(ber, **kwargs)
     assert loads.unit == "ber" and cycles.unit == "bit_cycle"
-    assert (first_order_failure(loads, rate=1e-4)["expected_faults"]
-            < first_order_failure(cycles, rate=1e-4)["expected_faults"])  # fmt: skip
+    assert (
+        first_order_failure(loads, rate=1e-4)["expected_faults"]
+        < first_order_failure(cycles, rate=1e-4)["expected_faults"]
+    )
 
 
 def test_protected_neurons_are_checked_and_credited(vf):
@@ -119,13 +123,30 @@ def test_run_with_reliability_end_to_end(tmp_path):
     estimate in result.json."""
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "accelsim", "run", str(DIGITS), "--reliability", "--out", str(out),
-         "--set", "dataset.samples=8", "--set", "faults.injections=50",
-         "--set", "accelerator.protection.protected_fraction=0.1",
-         "--set", "accelerator.protection.redundant_units=4"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "run",
+            str(DIGITS),
+            "--reliability",
+            "--out",
+            str(out),
+            "--set",
+            "dataset.samples=8",
+            "--set",
+            "faults.injections=50",
+            "--set",
+            "accelerator.protection.protected_fraction=0.1",
+            "--set",
+            "accelerator.protection.redundant_units=4",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
         env={**os.environ, "PYTHONPATH": str(DIGITS.parents[1])},
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "first-order reliability" in proc.stdout
     result = json.loads((out / "result.json").read_text())

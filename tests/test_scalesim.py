@@ -29,14 +29,23 @@ CASES = EXPECTED["cases"]
 def accelsim_folds(dataflow: str, M: int, K: int, N: int, rows: int, cols: int):
     """Our fold tiling (docs/semantics.md §3), re-derived: (Mt, Kt, Nt, first) per fold."""
     if dataflow == "ws":
-        tiles = [(M, min(rows, K - k), min(cols, N - n))
-                 for k in range(0, K, rows) for n in range(0, N, cols)]  # fmt: skip
+        tiles = [
+            (M, min(rows, K - k), min(cols, N - n))
+            for k in range(0, K, rows)
+            for n in range(0, N, cols)
+        ]
     elif dataflow == "os":
-        tiles = [(min(rows, M - m), K, min(cols, N - n))
-                 for m in range(0, M, rows) for n in range(0, N, cols)]  # fmt: skip
+        tiles = [
+            (min(rows, M - m), K, min(cols, N - n))
+            for m in range(0, M, rows)
+            for n in range(0, N, cols)
+        ]
     else:
-        tiles = [(min(cols, M - m), min(rows, K - k), N)
-                 for k in range(0, K, rows) for m in range(0, M, cols)]  # fmt: skip
+        tiles = [
+            (min(cols, M - m), min(rows, K - k), N)
+            for k in range(0, K, rows)
+            for m in range(0, M, cols)
+        ]
     return [(*tile, i == 0) for i, tile in enumerate(tiles)]
 
 
@@ -109,9 +118,13 @@ def test_rejects_nonsense():
 @settings(max_examples=60, deadline=None)
 @given(
     dataflow=st.sampled_from(["os", "ws", "is"]),
-    M=st.integers(1, 300), K=st.integers(1, 300), N=st.integers(1, 300),
-    rows=st.integers(1, 33), cols=st.integers(1, 33), groups=st.integers(1, 3),
-)  # fmt: skip
+    M=st.integers(1, 300),
+    K=st.integers(1, 300),
+    N=st.integers(1, 300),
+    rows=st.integers(1, 33),
+    cols=st.integers(1, 33),
+    groups=st.integers(1, 3),
+)
 def test_fold_sum_is_the_layer_count(dataflow, M, K, N, rows, cols, groups):
     folds = accelsim_folds(dataflow, M, K, N, rows, cols)
     assert len(folds) == scalesim_fold_count(dataflow, M, K, N, rows, cols)
@@ -120,8 +133,9 @@ def test_fold_sum_is_the_layer_count(dataflow, M, K, N, rows, cols, groups):
     )
 
 
-@pytest.mark.skipif(importlib.util.find_spec("accelsim.mapping") is None,
-                    reason="accelsim.mapping not written yet")  # fmt: skip
+@pytest.mark.skipif(
+    importlib.util.find_spec("accelsim.mapping") is None, reason="accelsim.mapping not written yet"
+)
 @pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
 def test_mapping_plan_folds_sum_to_scalesim(dataflow):
     from accelsim import mapping
@@ -140,7 +154,7 @@ def test_mapping_plan_folds_sum_to_scalesim(dataflow):
                 rows,
                 cols,
                 first_fold=(f.m0, f.k0, f.n0) == (0, 0, 0),
-            )  # fmt: skip
+            )
             for f in folds
         )
         assert case["groups"] * total == case["total_cycles"], _case_id(case)

@@ -26,8 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def make_workload(tmp_path: Path, *, graph=None, batch: int = 2, **accelerator):
     graph = graph or tiny_integer_graph()
     save_graph(graph, tmp_path / "tiny.npz")
-    raw = {"name": "tiny", "model": "tiny.npz", "batch": batch, "seed": 3,
-           "accelerator": accelerator}  # fmt: skip
+    raw = {
+        "name": "tiny",
+        "model": "tiny.npz",
+        "batch": batch,
+        "seed": 3,
+        "accelerator": accelerator,
+    }
     return build_workload(parse_workload(raw), base_dir=tmp_path, source=tmp_path / "w.yaml")
 
 
@@ -45,8 +50,9 @@ def test_simulated_integers_equal_reference_executor(tmp_path, dataflow, timing,
 @pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
 def test_saturating_accumulator_matches_executor(tmp_path, dataflow):
     graph = tiny_integer_graph(seed=5, acc_bits=14, overflow="saturate")
-    workload = make_workload(tmp_path, graph=graph, array={"rows": 4, "cols": 3,
-                                                           "dataflow": dataflow})  # fmt: skip
+    workload = make_workload(
+        tmp_path, graph=graph, array={"rows": 4, "cols": 3, "dataflow": dataflow}
+    )
     expected = execute(graph, workload.inputs, keep_all=True)
     result = simulate(workload)
     np.testing.assert_array_equal(result.outputs, expected[graph.output])
@@ -57,10 +63,16 @@ def test_saturating_accumulator_matches_executor(tmp_path, dataflow):
 
 def test_dram_bandwidth_stalls_emerge(tmp_path):
     # without preload overlap the array's own cycles cannot depend on the memory system
-    fast = simulate(make_workload(tmp_path, dram={"bandwidth_bytes_per_cycle": 64.0},
-                                  double_buffer_weights=False))  # fmt: skip
-    slow = simulate(make_workload(tmp_path, dram={"bandwidth_bytes_per_cycle": 0.25},
-                                  double_buffer_weights=False))  # fmt: skip
+    fast = simulate(
+        make_workload(
+            tmp_path, dram={"bandwidth_bytes_per_cycle": 64.0}, double_buffer_weights=False
+        )
+    )
+    slow = simulate(
+        make_workload(
+            tmp_path, dram={"bandwidth_bytes_per_cycle": 0.25}, double_buffer_weights=False
+        )
+    )
     assert sum(s.compute_cycles for s in slow.layers) == sum(s.compute_cycles for s in fast.layers)
     assert slow.totals()["stall_cycles"] > fast.totals()["stall_cycles"]
     assert slow.totals()["total_cycles"] > fast.totals()["total_cycles"]
@@ -68,8 +80,9 @@ def test_dram_bandwidth_stalls_emerge(tmp_path):
 
 
 def test_scalesim_mode_has_ideal_memory(tmp_path):
-    result = simulate(make_workload(tmp_path, timing="scalesim",
-                                    dram={"bandwidth_bytes_per_cycle": 0.25}))  # fmt: skip
+    result = simulate(
+        make_workload(tmp_path, timing="scalesim", dram={"bandwidth_bytes_per_cycle": 0.25})
+    )
     gemm = [s for s in result.layers if s.op in ("conv2d", "linear")]
     assert all(s.stall_cycles == 0 for s in gemm)
 
@@ -77,11 +90,24 @@ def test_scalesim_mode_has_ideal_memory(tmp_path):
 def test_hardened_bits_never_change_an_output(tmp_path):
     all_bits = list(range(32))
     hardened = {c: all_bits for c in ("input", "weight", "product", "accumulator")}
-    workload = make_workload(tmp_path, array={"rows": 4, "cols": 4},
-                             protection={"hardened_bits": hardened})  # fmt: skip
+    workload = make_workload(
+        tmp_path, array={"rows": 4, "cols": 4}, protection={"hardened_bits": hardened}
+    )
     rng = np.random.default_rng(0)
-    faults = np.array([[c, rng.integers(4), rng.integers(4), rng.integers(20),
-                        int(rng.integers(1, 1 << 16)), 0] for c in range(4) for _ in range(5)])  # fmt: skip
+    faults = np.array(
+        [
+            [
+                c,
+                rng.integers(4),
+                rng.integers(4),
+                rng.integers(20),
+                int(rng.integers(1, 1 << 16)),
+                0,
+            ]
+            for c in range(4)
+            for _ in range(5)
+        ]
+    )
     plan = {0: {"conv1": {0: faults}, "fc": {0: faults, 1: faults}}}
     result = simulate(workload, fault_plans=plan)
     np.testing.assert_array_equal(result.outputs, execute(workload.graph, workload.inputs))
@@ -89,11 +115,14 @@ def test_hardened_bits_never_change_an_output(tmp_path):
 
 def test_protected_neurons_are_never_corrupted(tmp_path):
     workload = make_workload(
-        tmp_path, batch=1, array={"rows": 4, "cols": 4},
+        tmp_path,
+        batch=1,
+        array={"rows": 4, "cols": 4},
         protection={"redundant_units": 4, "protected_neurons": {"conv1": [0, 1, 2, 3]}},
-    )  # fmt: skip
-    accumulator_msb = np.array([[3, r, c, t, 1 << 20, 0] for r in range(4) for c in range(4)
-                                for t in range(0, 40, 3)])  # fmt: skip
+    )
+    accumulator_msb = np.array(
+        [[3, r, c, t, 1 << 20, 0] for r in range(4) for c in range(4) for t in range(0, 40, 3)]
+    )
     plan = {b: {"conv1": {f: accumulator_msb for f in range(4)}} for b in range(2)}
     result = simulate(workload, samples=2, fault_plans=plan)
     np.testing.assert_array_equal(result.outputs, execute(workload.graph, workload.inputs[:2]))
@@ -102,9 +131,11 @@ def test_protected_neurons_are_never_corrupted(tmp_path):
 def test_redundant_units_too_small_make_the_layer_wait(tmp_path):
     def run(size, channels):
         workload = make_workload(
-            tmp_path, batch=1, array={"rows": 8, "cols": 8},
+            tmp_path,
+            batch=1,
+            array={"rows": 8, "cols": 8},
             protection={"redundant_units": size, "protected_neurons": {"conv1": channels}},
-        )  # fmt: skip
+        )
         return next(s for s in simulate(workload, samples=1).layers if s.name == "conv1")
 
     # conv1: M = 36 pixels, K = 18 (3 k-folds of <= 8 rows), N = 4. One protected channel on
@@ -128,13 +159,16 @@ def _write(tmp_path: Path, raw: dict) -> Path:
 BAD_WORKLOADS = {
     "unknown-key": ({"model": "tiny.npz", "accelerator": {"arary": {}}}, "accelerator.arary"),
     "wrong-type": ({"model": "tiny.npz", "batch": "two"}, "batch"),
-    "negative-size": ({"model": "tiny.npz", "accelerator": {"array": {"rows": -4}}},
-                      "accelerator.array.rows"),
-    "buffer-too-small": ({"model": "tiny.npz",
-                          "accelerator": {"buffers": {"weight": {"capacity_kib": 0.001}}}},
-                         "accelerator.buffers.weight"),
+    "negative-size": (
+        {"model": "tiny.npz", "accelerator": {"array": {"rows": -4}}},
+        "accelerator.array.rows",
+    ),
+    "buffer-too-small": (
+        {"model": "tiny.npz", "accelerator": {"buffers": {"weight": {"capacity_kib": 0.001}}}},
+        "accelerator.buffers.weight",
+    ),
     "missing-model": ({"model": "nowhere.npz"}, "model"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_WORKLOADS))
@@ -144,8 +178,11 @@ def test_bad_workload_is_one_clear_line(tmp_path, case):
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "accelsim", "run", str(path), "--out", str(out)],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
@@ -155,13 +192,33 @@ def test_bad_workload_is_one_clear_line(tmp_path, case):
 
 
 def test_run_writes_result_json_and_trace(tmp_path):
-    path = _write(tmp_path, {"name": "tiny", "model": "tiny.npz", "batch": 2,
-                             "accelerator": {"array": {"rows": 4, "cols": 4}}})  # fmt: skip
+    path = _write(
+        tmp_path,
+        {
+            "name": "tiny",
+            "model": "tiny.npz",
+            "batch": 2,
+            "accelerator": {"array": {"rows": 4, "cols": 4}},
+        },
+    )
     out, trace = tmp_path / "out", tmp_path / "trace.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "accelsim", "run", str(path), "--out", str(out),
-         "--trace", str(trace)], capture_output=True, text=True, cwd=ROOT, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "accelsim",
+            "run",
+            str(path),
+            "--out",
+            str(out),
+            "--trace",
+            str(trace),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "result.json").read_text())
     assert {"layers", "totals", "area", "config"} <= result.keys()
@@ -177,8 +234,9 @@ SCALESIM_CASES = [
 ][::4]
 
 
-@pytest.mark.parametrize("case", SCALESIM_CASES, ids=lambda c: f"{c['name']}-{c['dataflow']}-"
-                         f"{c['rows']}x{c['cols']}")  # fmt: skip
+@pytest.mark.parametrize(
+    "case", SCALESIM_CASES, ids=lambda c: f"{c['name']}-{c['dataflow']}-{c['rows']}x{c['cols']}"
+)
 def test_simulator_in_scalesim_mode_reports_scalesims_cycles(tmp_path, case):
     """The whole path — topology CSV, graph, schedule, SimPy model — gives SCALE-Sim 3.0.0's
     own "Total Cycles" (numbers stored from the real package, tools/scalesim_reference.py)."""
@@ -190,9 +248,14 @@ def test_simulator_in_scalesim_mode_reports_scalesims_cycles(tmp_path, case):
         f"{case['name']}, {p['ifmap_h']}, {p['ifmap_w']}, {p['filter_h']}, {p['filter_w']}, "
         f"{p['channels']}, {p['num_filter']}, {p['stride']},\n"
     )
-    raw = {"name": "scalesim", "model": {"scalesim_topology": "layer.csv"},
-           "accelerator": {"timing": "scalesim", "array": {
-               "rows": case["rows"], "cols": case["cols"], "dataflow": case["dataflow"]}}}  # fmt: skip
+    raw = {
+        "name": "scalesim",
+        "model": {"scalesim_topology": "layer.csv"},
+        "accelerator": {
+            "timing": "scalesim",
+            "array": {"rows": case["rows"], "cols": case["cols"], "dataflow": case["dataflow"]},
+        },
+    }
     workload = build_workload(parse_workload(raw), base_dir=tmp_path, source=tmp_path / "w.yaml")
     layer = next(s for s in simulate(workload).layers if s.op == "conv2d")
     assert layer.compute_cycles == case["total_cycles"]
@@ -227,9 +290,13 @@ def test_redundant_unit_stall_matches_a_hand_computed_case(tmp_path):
     cycles, 288, 288 and 72, queued in order at each fold's start: [0, 288), [288, 576),
     [576, 648). The tile is written back only when its recomputes are done: at 648, so the
     layer waits 648 - 173 = 475 cycles for the redundant unit."""
-    workload = make_workload(tmp_path, batch=1, timing="scalesim", array={"rows": 8, "cols": 8},
-                             protection={"redundant_units": 1,
-                                         "protected_neurons": {"conv1": [0]}})  # fmt: skip
+    workload = make_workload(
+        tmp_path,
+        batch=1,
+        timing="scalesim",
+        array={"rows": 8, "cols": 8},
+        protection={"redundant_units": 1, "protected_neurons": {"conv1": [0]}},
+    )
     conv1 = next(s for s in simulate(workload, samples=1).layers if s.name == "conv1")
     assert (conv1.folds, conv1.compute_cycles) == (3, 173)
     assert conv1.total_cycles == 648

@@ -33,8 +33,7 @@ SRAM = ("sram:input", "sram:weight", "sram:output")
 def make_workload(tmp_path: Path, dataflow: str = "ws", **accelerator):
     save_graph(tiny_integer_graph(), tmp_path / "tiny.npz")
     accelerator = {"array": {"rows": 4, "cols": 4, "dataflow": dataflow}, **accelerator}
-    raw = {"name": "tiny", "model": "tiny.npz", "batch": 2, "seed": 3,
-           "accelerator": accelerator}  # fmt: skip
+    raw = {"name": "tiny", "model": "tiny.npz", "batch": 2, "seed": 3, "accelerator": accelerator}
     return build_workload(parse_workload(raw), base_dir=tmp_path, source=tmp_path / "w.yaml")
 
 
@@ -43,8 +42,9 @@ def golden_of(workload):
 
 
 def sram_fault(register: str, fold: int, address: int, bit: int, layer: str = "conv1") -> Fault:
-    return Fault(layer=layer, fold=fold, register=register, row=0, col=0, cycle=address,
-                 bits=(bit,))  # fmt: skip
+    return Fault(
+        layer=layer, fold=fold, register=register, row=0, col=0, cycle=address, bits=(bit,)
+    )
 
 
 def conv_gemm(graph, x, weight):
@@ -63,8 +63,14 @@ def conv_gemm(graph, x, weight):
 def conv_output(graph, psum):
     node = graph.node("conv1")
     a = node.attrs
-    out = requantize_array(psum, node.params["multiplier"], node.params["shift"],
-                           int(a["out_zero_point"]), int(a["out_lo"]), int(a["out_hi"]))  # fmt: skip
+    out = requantize_array(
+        psum,
+        node.params["multiplier"],
+        node.params["shift"],
+        int(a["out_zero_point"]),
+        int(a["out_lo"]),
+        int(a["out_hi"]),
+    )
     return out.reshape(1, 6, 6, -1).transpose(0, 3, 1, 2)
 
 
@@ -106,16 +112,20 @@ def test_input_flip_is_seen_only_by_later_folds(tmp_path):
     late_weight[:, 0, 0, :] = 0
     late_weight[:, 0, 1, 0] = 0
     late_weight[:, 1:] = 0  # channel 1 is not the flipped element's channel
-    psum = conv_gemm(graph, x, weight) + conv_gemm(graph, flipped - x, late_weight) - (
-        graph.node("conv1").params["bias"])  # fmt: skip
+    psum = (
+        conv_gemm(graph, x, weight)
+        + conv_gemm(graph, flipped - x, late_weight)
+        - (graph.node("conv1").params["bias"])
+    )
     fault = sram_fault("sram:input", 1, address, bit)
     layer = sram_faulty_layer(golden, graph.node("conv1"), sample, [fault], InjectionStats())
     np.testing.assert_array_equal(layer, conv_output(graph, psum))
     assert not np.array_equal(layer, golden.tensor("c1", sample))
     # folds 3 and 4 read only channel 1 (k >= 12): a channel-0 word flipped then is never read
     stats = InjectionStats()
-    out = faulty_inference(golden, sample, {}, stats, sram=[sram_fault("sram:input", 3,
-                                                                       address, bit)])  # fmt: skip
+    out = faulty_inference(
+        golden, sample, {}, stats, sram=[sram_fault("sram:input", 3, address, bit)]
+    )
     np.testing.assert_array_equal(out, golden.tensor("y", sample))
     assert stats.masked_early == 1 and stats.tiles_recomputed == 0
 
@@ -148,8 +158,9 @@ def test_weight_flip_lives_until_the_tile_is_reloaded(tmp_path, resident):
     if resident:  # read before fold 0 as well: the same as the executor on a flipped weight
         g2 = copy.deepcopy(graph)
         g2.node("conv1").params["weight"] = flipped
-        out = faulty_inference(golden, sample, {}, sram=[sram_fault("sram:weight", 0,
-                                                                    address, bit)])  # fmt: skip
+        out = faulty_inference(
+            golden, sample, {}, sram=[sram_fault("sram:weight", 0, address, bit)]
+        )
         np.testing.assert_array_equal(out, execute(g2, x))
 
 
@@ -173,8 +184,9 @@ def test_output_flip_hits_the_next_psum_read_only(tmp_path):
     assert (layer != golden.tensor("c1", sample)).sum() == 1
     # fold 0 starts the tile from the bias: the flipped word is overwritten before any read
     stats = InjectionStats()
-    out = faulty_inference(golden, sample, {}, stats,
-                           sram=[sram_fault("sram:output", 0, address, bit)])  # fmt: skip
+    out = faulty_inference(
+        golden, sample, {}, stats, sram=[sram_fault("sram:output", 0, address, bit)]
+    )
     np.testing.assert_array_equal(out, golden.tensor("y", sample))
     assert stats.masked_early == 1
 
@@ -188,13 +200,15 @@ def test_output_flip_before_write_back_in_os(tmp_path):
     psum = conv_gemm(graph, golden.tensor("x", sample), node.params["weight"])
     value = int(psum[m, n]) & 0xFFFFFFFF ^ (1 << bit)
     psum[m, n] = value - (1 << 32) if value >> 31 else value
-    layer = sram_faulty_layer(golden, node, sample, [sram_fault("sram:output", 2, address, bit)],
-                              InjectionStats())  # fmt: skip
+    layer = sram_faulty_layer(
+        golden, node, sample, [sram_fault("sram:output", 2, address, bit)], InjectionStats()
+    )
     np.testing.assert_array_equal(layer, conv_output(graph, psum))
     for late in (1, 3, 8):  # fresh tile, or already written back
         stats = InjectionStats()
-        out = sram_faulty_layer(golden, node, sample, [sram_fault("sram:output", late, address,
-                                                                  bit)], stats)  # fmt: skip
+        out = sram_faulty_layer(
+            golden, node, sample, [sram_fault("sram:output", late, address, bit)], stats
+        )
         np.testing.assert_array_equal(out, golden.tensor("c1", sample))
         assert stats.masked_early == 1
 
@@ -235,14 +249,16 @@ def test_campaign_with_sram_registers_is_reproducible(tmp_path):
     ctx = prepare(workload, settings)
     rate = 3.0 / ctx.sampler().total  # about three faults per inference
     settings = CampaignSettings(mode="rate", rate=rate, registers=(*SRAM, "weight"))
-    runs = [campaign(workload, injections=25, settings=settings, seed=9, workers=1)
-            for _ in range(2)]  # fmt: skip
+    runs = [
+        campaign(workload, injections=25, settings=settings, seed=9, workers=1) for _ in range(2)
+    ]
     assert runs[0].results == runs[1].results
     assert runs[0].injections == 25
     assert set(runs[0].per_register) & set(SRAM)
     other = campaign(workload, injections=25, settings=settings, seed=10, workers=1)
     assert other.results != runs[0].results
     plan = (sram_fault("sram:weight", 0, 5, 7),)
-    planned = campaign(workload, injections=3, settings=CampaignSettings(mode="plan", plan=plan),
-                       seed=1, workers=1)  # fmt: skip
+    planned = campaign(
+        workload, injections=3, settings=CampaignSettings(mode="plan", plan=plan), seed=1, workers=1
+    )
     assert all(r["registers"] == ["sram:weight"] for r in planned.results)

@@ -28,8 +28,9 @@ def load(path: Path, seed: int = 0, **bits) -> object:
 
 def run(graph, seed: int = 1, batch: int = 2) -> dict[str, np.ndarray]:
     lo, hi = graph.tensors[graph.input].value_range()
-    x = np.random.default_rng(seed).integers(lo, hi + 1, size=(batch, *graph.tensors[
-        graph.input].shape))  # fmt: skip
+    x = np.random.default_rng(seed).integers(
+        lo, hi + 1, size=(batch, *graph.tensors[graph.input].shape)
+    )
     return execute(graph, x, keep_all=True)
 
 
@@ -81,8 +82,11 @@ def test_schedule_sees_scalesims_gemm_shape():
     for layer in graph.metadata["scalesim"]["layers"]:
         shape = gemm_shape(graph, graph.node(layer["name"]), batch=1)
         assert (shape.M, shape.K, shape.N, shape.groups) == (
-            layer["M"], layer["K"], layer["N"], layer["groups"]
-        )  # fmt: skip
+            layer["M"],
+            layer["K"],
+            layer["N"],
+            layer["groups"],
+        )
         assert scalesim_layer_cycles("ws", shape.M, shape.K, shape.N, 8, 8) > 0
 
 
@@ -129,9 +133,14 @@ def test_seeded_and_reproducible(tmp_path):
     assert load_graph(tmp_path / "g.npz").content_hash() == a.content_hash()
 
 
-@pytest.mark.parametrize("bits", [dict(weight_bits=8, activation_bits=8, acc_bits=32),
-                                  dict(weight_bits=4, activation_bits=4, acc_bits=16),
-                                  dict(weight_bits=2, activation_bits=3, acc_bits=12)])  # fmt: skip
+@pytest.mark.parametrize(
+    "bits",
+    [
+        dict(weight_bits=8, activation_bits=8, acc_bits=32),
+        dict(weight_bits=4, activation_bits=4, acc_bits=16),
+        dict(weight_bits=2, activation_bits=3, acc_bits=12),
+    ],
+)
 def test_outputs_use_the_range_without_saturating(bits):
     graph = load(RESNET, **bits)
     values = run(graph, batch=4)
@@ -153,8 +162,10 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-HEADER = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, " \
-         "Num Filter, Strides,\n"  # fmt: skip
+HEADER = (
+    "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+    "Num Filter, Strides,\n"
+)
 GOOD = "a, 8, 8, 3, 3, 2, 4, 1,\n"
 
 
@@ -224,9 +235,12 @@ def test_graph_folds_reproduce_real_scalesim_cycles(tmp_path):
     for case in cases:
         graph = graphs[case["kind"]]
         accel = AcceleratorConfig.model_validate(
-            {"array": {"rows": case["rows"], "cols": case["cols"], "dataflow": case["dataflow"]},
-             "timing": "scalesim", "buffers": {"input": big, "weight": big, "output": big}}
-        )  # fmt: skip
+            {
+                "array": {"rows": case["rows"], "cols": case["cols"], "dataflow": case["dataflow"]},
+                "timing": "scalesim",
+                "buffers": {"input": big, "weight": big, "output": big},
+            }
+        )
         sched = schedule_layer(graph, graph.node(case["name"]), accel, batch=1)
         shape = sched.shape
         expected = tuple(case["gemm"][k] for k in "MKN")
@@ -240,7 +254,7 @@ def test_graph_folds_reproduce_real_scalesim_cycles(tmp_path):
                 case["rows"],
                 case["cols"],
                 first_fold=(f.m0, f.k0, f.n0) == (0, 0, 0),
-            )  # fmt: skip
+            )
             for f in sched.folds
         )
         assert cycles == case["total_cycles"], (case["name"], case["dataflow"], case["rows"])

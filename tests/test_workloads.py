@@ -21,8 +21,13 @@ YAMLS = sorted(WORKLOADS.glob("*.yaml"))
 
 def test_all_example_yamls_are_present():
     names = {p.name for p in YAMLS}
-    assert {"digits_cnn.yaml", "digits_mlp.yaml", "resnet18.yaml", "vgg16.yaml",
-            "mobilenet_block.yaml"} <= names  # fmt: skip
+    assert {
+        "digits_cnn.yaml",
+        "digits_mlp.yaml",
+        "resnet18.yaml",
+        "vgg16.yaml",
+        "mobilenet_block.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("path", YAMLS, ids=lambda p: p.name)

@@ -66,9 +66,14 @@ def torch_model(path: Path) -> nn.Sequential:
     for node in graph.nodes:
         if node.op == "conv2d":
             weight = torch.from_numpy(np.asarray(node.params["weight"], np.float32))
-            conv = nn.Conv2d(weight.shape[1] * node.attrs["groups"], weight.shape[0],
-                             tuple(weight.shape[2:]), tuple(node.attrs["stride"]),
-                             tuple(node.attrs["padding"]), groups=node.attrs["groups"])  # fmt: skip
+            conv = nn.Conv2d(
+                weight.shape[1] * node.attrs["groups"],
+                weight.shape[0],
+                tuple(weight.shape[2:]),
+                tuple(node.attrs["stride"]),
+                tuple(node.attrs["padding"]),
+                groups=node.attrs["groups"],
+            )
             conv.weight.data.copy_(weight)
             conv.bias.data.copy_(torch.from_numpy(np.asarray(node.params["bias"], np.float32)))
             layers.append(conv)
@@ -81,8 +86,13 @@ def torch_model(path: Path) -> nn.Sequential:
         elif node.op == "clamp" and node.attrs["lo"] == 0.0 and node.attrs["hi"] == float("inf"):
             layers.append(nn.ReLU())
         elif node.op == "maxpool2d":
-            layers.append(nn.MaxPool2d(tuple(node.attrs["kernel"]), tuple(node.attrs["stride"]),
-                                       tuple(node.attrs["padding"])))  # fmt: skip
+            layers.append(
+                nn.MaxPool2d(
+                    tuple(node.attrs["kernel"]),
+                    tuple(node.attrs["stride"]),
+                    tuple(node.attrs["padding"]),
+                )
+            )
         elif node.op == "flatten":
             layers.append(nn.Flatten())
         else:
@@ -90,8 +100,9 @@ def torch_model(path: Path) -> nn.Sequential:
     return nn.Sequential(*layers).eval()
 
 
-def load_model(name: str, input_size: int, samples: int,
-               seed: int) -> tuple[nn.Module, torch.Tensor, np.ndarray | None]:  # fmt: skip
+def load_model(
+    name: str, input_size: int, samples: int, seed: int
+) -> tuple[nn.Module, torch.Tensor, np.ndarray | None]:
     """The float model, ``samples`` inputs and their labels (None: random inputs)."""
     if name == "digits_cnn":
         data = np.load(DATA)
@@ -115,8 +126,7 @@ def flip_weight_bit(weights: torch.Tensor, index: tuple) -> torch.Tensor:
     return torch.tensor(signed * scale, dtype=weights.dtype)
 
 
-def time_injections(inject, golden: torch.Tensor, inputs: torch.Tensor, n: int,
-                    batch: int) -> dict:  # fmt: skip
+def time_injections(inject, golden: torch.Tensor, inputs: torch.Tensor, n: int, batch: int) -> dict:
     """Run ``n`` injections of ``inject(sample index)``; each yields ``batch`` faulty inferences."""
     changed = 0
     start = time.perf_counter()
@@ -127,8 +137,12 @@ def time_injections(inject, golden: torch.Tensor, inputs: torch.Tensor, n: int,
             out = faulty(inputs[first : first + batch])
         changed += int((out.argmax(1) != golden[first : first + batch]).sum())
     wall = time.perf_counter() - start
-    return {"injections": n * batch, "wall_s": wall, "injections_per_s": n * batch / wall,
-            "top1_changed": changed}  # fmt: skip
+    return {
+        "injections": n * batch,
+        "wall_s": wall,
+        "injections_per_s": n * batch / wall,
+        "top1_changed": changed,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,22 +165,29 @@ def main(argv: list[str] | None = None) -> int:
     accuracy = None if labels is None else float(np.mean(golden.numpy() == labels))
 
     gemm_types = [nn.Conv2d, nn.Linear]
-    weight_fi = core.fault_injection(model, 1, input_shape=list(inputs.shape[1:]),
-                                     layer_types=gemm_types)  # fmt: skip
+    weight_fi = core.fault_injection(
+        model, 1, input_shape=list(inputs.shape[1:]), layer_types=gemm_types
+    )
 
     def inject_weight() -> nn.Module:
         layer = random.randrange(weight_fi.get_total_layers())
         shape = weight_fi.get_weights_size(layer)
         index = [random.randrange(size) for size in shape] + [None] * (4 - len(shape))
-        return weight_fi.declare_weight_fi(function=flip_weight_bit, layer_num=[layer],
-                                           k=[index[0]], dim1=[index[1]], dim2=[index[2]],
-                                           dim3=[index[3]])  # fmt: skip
+        return weight_fi.declare_weight_fi(
+            function=flip_weight_bit,
+            layer_num=[layer],
+            k=[index[0]],
+            dim1=[index[1]],
+            dim2=[index[2]],
+            dim3=[index[3]],
+        )
 
     # PyTorchFI's bit-flip neuron model needs each layer's output range
     ranges = []
     probe = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    hooks = [m.register_forward_hook(lambda m, i, o: ranges.append(float(o.abs().max())))
-             for m in probe]  # fmt: skip
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: ranges.append(float(o.abs().max()))) for m in probe
+    ]
     with torch.no_grad():
         model(inputs)
     for hook in hooks:
@@ -189,14 +210,14 @@ def main(argv: list[str] | None = None) -> int:
             inputs,
             args.injections,
             1,
-        ),  # fmt: skip
+        ),
         "neuron_batched": time_injections(
             lambda: random_neuron_single_bit_inj_batched(batched_fi, ranges),
             golden,
             inputs,
             max(1, args.injections // batch),
             batch,
-        ),  # fmt: skip
+        ),
     }
     print(json.dumps(results))
     return 0

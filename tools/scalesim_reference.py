@@ -111,8 +111,9 @@ def conv_gemm_shape(h, w, kh, kw, c, f, s) -> dict:
     return {"M": oh * ow, "K": kh * kw * c, "N": f}
 
 
-def run_scalesim(kind: str, rows_csv: list[tuple], dataflow: str, rows: int, cols: int,
-                 workdir: Path) -> list[dict]:  # fmt: skip
+def run_scalesim(
+    kind: str, rows_csv: list[tuple], dataflow: str, rows: int, cols: int, workdir: Path
+) -> list[dict]:
     """One SCALE-Sim run over a topology; the COMPUTE_REPORT rows it writes."""
     from scalesim.scale_sim import scalesim
 
@@ -124,8 +125,14 @@ def run_scalesim(kind: str, rows_csv: list[tuple], dataflow: str, rows: int, col
     topo.write_text(header + "".join(", ".join(map(str, r)) + ",\n" for r in rows_csv))
     layout = workdir / "layout.csv"  # scalesim insists on a layout file; unused without layouts
     layout.write_text(CONV_HEADER)
-    sim = scalesim(save_disk_space=True, verbose=False, config=str(cfg), topology=str(topo),
-                   layout=str(layout), input_type_gemm=kind == "gemm")  # fmt: skip
+    sim = scalesim(
+        save_disk_space=True,
+        verbose=False,
+        config=str(cfg),
+        topology=str(topo),
+        layout=str(layout),
+        input_type_gemm=kind == "gemm",
+    )
     sim.run_scale(top_path=str(workdir / "out"))
     report = (workdir / "out" / run_name / "COMPUTE_REPORT.csv").read_text().splitlines()
     names = [c.strip() for c in report[0].split(",")]
@@ -153,8 +160,15 @@ def collect(workdir: Path) -> dict:
                     name = layer[0]
                     if kind == "conv":
                         h, w, kh, kw, c, f, s = layer[1:]
-                        params = dict(ifmap_h=h, ifmap_w=w, filter_h=kh, filter_w=kw,
-                                      channels=c, num_filter=f, stride=s)  # fmt: skip
+                        params = dict(
+                            ifmap_h=h,
+                            ifmap_w=w,
+                            filter_h=kh,
+                            filter_w=kw,
+                            channels=c,
+                            num_filter=f,
+                            stride=s,
+                        )
                         # SCALE-Sim splits a 'DP' layer into one layer per channel
                         parts = c if "DP" in name else 1
                         shape = conv_gemm_shape(h, w, kh, kw, 1 if parts > 1 else c, f, s)
@@ -165,13 +179,21 @@ def collect(workdir: Path) -> dict:
                     sub = [next(reports) for _ in range(parts)]
                     cases.append(
                         {
-                            "kind": kind, "name": name, "params": params, "gemm": shape,
-                            "groups": parts, "dataflow": dataflow, "rows": rows, "cols": cols,
+                            "kind": kind,
+                            "name": name,
+                            "params": params,
+                            "gemm": shape,
+                            "groups": parts,
+                            "dataflow": dataflow,
+                            "rows": rows,
+                            "cols": cols,
                             **{key: sum(r[key] for r in sub) for key in REPORT_COLUMNS.values()},
                         }
-                    )  # fmt: skip
-                print(f"{kind:4s} {dataflow} {rows}x{cols}: {len(layers)} layers in {wall:.2f} s",
-                      file=sys.stderr)  # fmt: skip
+                    )
+                print(
+                    f"{kind:4s} {dataflow} {rows}x{cols}: {len(layers)} layers in {wall:.2f} s",
+                    file=sys.stderr,
+                )
     return {
         "generator": "tools/scalesim_reference.py",
         "scalesim_version": version("scalesim"),
@@ -188,16 +210,25 @@ def time_conv(spec: str, dataflow: str, array: str, workdir: Path) -> dict:
     rows, cols = (int(v) for v in array.lower().split("x"))
     start = time.perf_counter()
     (report,) = run_scalesim("conv", [layer], dataflow, rows, cols, workdir)
-    return {"layer": name, "dataflow": dataflow, "rows": rows, "cols": cols,
-            "wall_s": time.perf_counter() - start, **report}  # fmt: skip
+    return {
+        "layer": name,
+        "dataflow": dataflow,
+        "rows": rows,
+        "cols": cols,
+        "wall_s": time.perf_counter() - start,
+        **report,
+    }
 
 
 def _reexec_in_venv(venv: Path) -> int:
     python = venv / "bin" / "python"
     if not python.exists():
-        print(f"scalesim is not importable here and {python} does not exist; create the venv:\n"
-              f"  python3 -m venv {venv} && {venv}/bin/pip install scalesim==3.0.0 "
-              '"numpy<2.4"', file=sys.stderr)  # fmt: skip
+        print(
+            f"scalesim is not importable here and {python} does not exist; create the venv:\n"
+            f"  python3 -m venv {venv} && {venv}/bin/pip install scalesim==3.0.0 "
+            '"numpy<2.4"',
+            file=sys.stderr,
+        )
         return 3
     env = dict(os.environ, SCALESIM_REFERENCE_REEXEC="1")
     return subprocess.call([str(python), __file__, *sys.argv[1:]], env=env)

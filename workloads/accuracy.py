@@ -53,16 +53,23 @@ def accuracy_table(
             for r in reserved:
                 if r >= b - 1:
                     continue
-                spec = QuantSpec(weight_bits=b, activation_bits=b, acc_bits=acc_bits,
-                                 overflow=overflow, reserved_msbs=r)  # fmt: skip
-                rows.append({
-                    "model": model,
-                    "bits": b,
-                    "reserved_msbs": r,
-                    "float_accuracy": float_acc,
-                    "integer_accuracy": integer_accuracy(float_graph, spec, x, y),
-                    "samples": int(len(y)),
-                })  # fmt: skip
+                spec = QuantSpec(
+                    weight_bits=b,
+                    activation_bits=b,
+                    acc_bits=acc_bits,
+                    overflow=overflow,
+                    reserved_msbs=r,
+                )
+                rows.append(
+                    {
+                        "model": model,
+                        "bits": b,
+                        "reserved_msbs": r,
+                        "float_accuracy": float_acc,
+                        "integer_accuracy": integer_accuracy(float_graph, spec, x, y),
+                        "samples": int(len(y)),
+                    }
+                )
     return rows
 
 
@@ -78,15 +85,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reserved", nargs="+", type=int, default=[0, 1, 2])
     args = parser.parse_args(argv)
     rows = accuracy_table(args.models, args.bits, args.reserved)
-    table = Table(title=f"digits test accuracy ({rows[0]['samples']} samples), "
-                  "float vs integer (reference executor)")  # fmt: skip
+    table = Table(
+        title=f"digits test accuracy ({rows[0]['samples']} samples), "
+        "float vs integer (reference executor)"
+    )
     for column in ("model", "w/a bits", "r", "float", "integer", "Δ points"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for row in rows:
         delta = 100 * (row["integer_accuracy"] - row["float_accuracy"])
-        table.add_row(row["model"], str(row["bits"]), str(row["reserved_msbs"]),
-                      f"{100 * row['float_accuracy']:.2f}", f"{100 * row['integer_accuracy']:.2f}",
-                      f"{delta:+.2f}")  # fmt: skip
+        table.add_row(
+            row["model"],
+            str(row["bits"]),
+            str(row["reserved_msbs"]),
+            f"{100 * row['float_accuracy']:.2f}",
+            f"{100 * row['integer_accuracy']:.2f}",
+            f"{delta:+.2f}",
+        )
     Console().print(table)
     return 0
 

@@ -29,8 +29,15 @@ def _divisible(value: float, divisor: int = 8, min_value: int | None = None) -> 
     return new + divisor if new < 0.9 * value else new
 
 
-def conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1, groups: int = 1,
-            act: type[nn.Module] | None = nn.ReLU, eps: float = 1e-5) -> nn.Sequential:  # fmt: skip
+def conv_bn(
+    c_in: int,
+    c_out: int,
+    k: int = 3,
+    stride: int = 1,
+    groups: int = 1,
+    act: type[nn.Module] | None = nn.ReLU,
+    eps: float = 1e-5,
+) -> nn.Sequential:
     """Conv (no bias) - BatchNorm - activation, padding (k - 1) // 2."""
     layers: list[nn.Module] = [
         nn.Conv2d(c_in, c_out, k, stride, (k - 1) // 2, groups=groups, bias=False),
@@ -44,8 +51,13 @@ def conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1, groups: int = 1,
 class SqueezeExcitation(nn.Module):
     """torchvision.ops.SqueezeExcitation: x * scale(fc2(act(fc1(avgpool(x)))))."""
 
-    def __init__(self, channels: int, squeeze: int, act: type[nn.Module] = nn.ReLU,
-                 scale: type[nn.Module] = nn.Sigmoid) -> None:  # fmt: skip
+    def __init__(
+        self,
+        channels: int,
+        squeeze: int,
+        act: type[nn.Module] = nn.ReLU,
+        scale: type[nn.Module] = nn.Sigmoid,
+    ) -> None:
         super().__init__()
         self.fc1 = nn.Conv2d(channels, squeeze, 1)
         self.fc2 = nn.Conv2d(squeeze, channels, 1)
@@ -136,8 +148,10 @@ class InvertedResidualV2(nn.Module):
         layers: list[nn.Module] = []
         if expand != 1:
             layers.append(conv_bn(c_in, hidden, 1, act=nn.ReLU6))
-        layers += [conv_bn(hidden, hidden, 3, stride, groups=hidden, act=nn.ReLU6),
-                   conv_bn(hidden, c_out, 1, act=None)]  # fmt: skip
+        layers += [
+            conv_bn(hidden, hidden, 3, stride, groups=hidden, act=nn.ReLU6),
+            conv_bn(hidden, c_out, 1, act=None),
+        ]
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -145,8 +159,15 @@ class InvertedResidualV2(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    SETTINGS = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1],
-                [6, 160, 3, 2], [6, 320, 1, 1]]  # fmt: skip
+    SETTINGS = [
+        [1, 16, 1, 1],
+        [6, 24, 2, 2],
+        [6, 32, 3, 2],
+        [6, 64, 4, 2],
+        [6, 96, 3, 1],
+        [6, 160, 3, 2],
+        [6, 320, 1, 1],
+    ]
 
     def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
@@ -166,19 +187,22 @@ class MobileNetV2(nn.Module):
 
 
 class InvertedResidualV3(nn.Module):
-    def __init__(self, c_in: int, k: int, expanded: int, c_out: int, se: bool, act: str,
-                 stride: int) -> None:  # fmt: skip
+    def __init__(
+        self, c_in: int, k: int, expanded: int, c_out: int, se: bool, act: str, stride: int
+    ) -> None:
         super().__init__()
         activation = nn.Hardswish if act == "HS" else nn.ReLU
         self.use_res = stride == 1 and c_in == c_out
         layers: list[nn.Module] = []
         if expanded != c_in:
             layers.append(conv_bn(c_in, expanded, 1, act=activation, eps=0.001))
-        layers.append(conv_bn(expanded, expanded, k, stride, groups=expanded, act=activation,
-                              eps=0.001))  # fmt: skip
+        layers.append(
+            conv_bn(expanded, expanded, k, stride, groups=expanded, act=activation, eps=0.001)
+        )
         if se:
-            layers.append(SqueezeExcitation(expanded, _divisible(expanded // 4),
-                                            scale=nn.Hardsigmoid))  # fmt: skip
+            layers.append(
+                SqueezeExcitation(expanded, _divisible(expanded // 4), scale=nn.Hardsigmoid)
+            )
         layers.append(conv_bn(expanded, c_out, 1, act=None, eps=0.001))
         self.block = nn.Sequential(*layers)
 
@@ -188,12 +212,19 @@ class InvertedResidualV3(nn.Module):
 
 
 class MobileNetV3Small(nn.Module):
-    SETTINGS = [(16, 3, 16, 16, True, "RE", 2), (16, 3, 72, 24, False, "RE", 2),
-                (24, 3, 88, 24, False, "RE", 1), (24, 5, 96, 40, True, "HS", 2),
-                (40, 5, 240, 40, True, "HS", 1), (40, 5, 240, 40, True, "HS", 1),
-                (40, 5, 120, 48, True, "HS", 1), (48, 5, 144, 48, True, "HS", 1),
-                (48, 5, 288, 96, True, "HS", 2), (96, 5, 576, 96, True, "HS", 1),
-                (96, 5, 576, 96, True, "HS", 1)]  # fmt: skip
+    SETTINGS = [
+        (16, 3, 16, 16, True, "RE", 2),
+        (16, 3, 72, 24, False, "RE", 2),
+        (24, 3, 88, 24, False, "RE", 1),
+        (24, 5, 96, 40, True, "HS", 2),
+        (40, 5, 240, 40, True, "HS", 1),
+        (40, 5, 240, 40, True, "HS", 1),
+        (40, 5, 120, 48, True, "HS", 1),
+        (48, 5, 144, 48, True, "HS", 1),
+        (48, 5, 288, 96, True, "HS", 2),
+        (96, 5, 576, 96, True, "HS", 1),
+        (96, 5, 576, 96, True, "HS", 1),
+    ]
 
     def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
@@ -202,8 +233,12 @@ class MobileNetV3Small(nn.Module):
         layers.append(conv_bn(96, 576, 1, act=nn.Hardswish, eps=0.001))
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Linear(576, 1024), nn.Hardswish(inplace=True),
-                                        nn.Dropout(0.2), nn.Linear(1024, num_classes))  # fmt: skip
+        self.classifier = nn.Sequential(
+            nn.Linear(576, 1024),
+            nn.Hardswish(inplace=True),
+            nn.Dropout(0.2),
+            nn.Linear(1024, num_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
@@ -214,8 +249,11 @@ class MnasResidual(nn.Module):
         super().__init__()
         mid = c_in * expand
         self.use_res = c_in == c_out and stride == 1
-        self.layers = nn.Sequential(conv_bn(c_in, mid, 1), conv_bn(mid, mid, k, stride, mid),
-                                    conv_bn(mid, c_out, 1, act=None))  # fmt: skip
+        self.layers = nn.Sequential(
+            conv_bn(c_in, mid, 1),
+            conv_bn(mid, mid, k, stride, mid),
+            conv_bn(mid, c_out, 1, act=None),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x) + x if self.use_res else self.layers(x)
@@ -230,14 +268,30 @@ class MNASNet(nn.Module):
     def __init__(self, alpha: float = 0.5, num_classes: int = 1000) -> None:
         super().__init__()
         d = [_round_to_multiple_of(v * alpha, 8) for v in (32, 16, 24, 40, 80, 96, 192, 320)]
-        layers: list[nn.Module] = [conv_bn(3, d[0], 3, 2), conv_bn(d[0], d[0], 3, 1, d[0]),
-                                   conv_bn(d[0], d[1], 1, act=None)]  # fmt: skip
-        stacks = [(3, 2, 3, 3), (5, 2, 3, 3), (5, 2, 6, 3), (3, 1, 6, 2), (5, 2, 6, 4),
-                  (3, 1, 6, 1)]  # fmt: skip
+        layers: list[nn.Module] = [
+            conv_bn(3, d[0], 3, 2),
+            conv_bn(d[0], d[0], 3, 1, d[0]),
+            conv_bn(d[0], d[1], 1, act=None),
+        ]
+        stacks = [
+            (3, 2, 3, 3),
+            (5, 2, 3, 3),
+            (5, 2, 6, 3),
+            (3, 1, 6, 2),
+            (5, 2, 6, 4),
+            (3, 1, 6, 1),
+        ]
         for i, (k, stride, expand, repeats) in enumerate(stacks):
             for r in range(repeats):
-                layers.append(MnasResidual(d[i + 1] if r == 0 else d[i + 2], d[i + 2], k,
-                                           stride if r == 0 else 1, expand))  # fmt: skip
+                layers.append(
+                    MnasResidual(
+                        d[i + 1] if r == 0 else d[i + 2],
+                        d[i + 2],
+                        k,
+                        stride if r == 0 else 1,
+                        expand,
+                    )
+                )
         layers.append(conv_bn(d[7], 1280, 1))
         self.layers = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
@@ -254,9 +308,11 @@ class MBConv(nn.Module):
         layers: list[nn.Module] = []
         if hidden != c_in:
             layers.append(conv_bn(c_in, hidden, 1, act=nn.SiLU, eps=0.001))
-        layers += [conv_bn(hidden, hidden, k, stride, hidden, act=nn.SiLU, eps=0.001),
-                   SqueezeExcitation(hidden, max(1, c_in // 4), act=nn.SiLU),
-                   conv_bn(hidden, c_out, 1, act=None, eps=0.001)]  # fmt: skip
+        layers += [
+            conv_bn(hidden, hidden, k, stride, hidden, act=nn.SiLU, eps=0.001),
+            SqueezeExcitation(hidden, max(1, c_in // 4), act=nn.SiLU),
+            conv_bn(hidden, c_out, 1, act=None, eps=0.001),
+        ]
         self.block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -265,17 +321,24 @@ class MBConv(nn.Module):
 
 
 class EfficientNetB0(nn.Module):
-    SETTINGS = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2),
-                (6, 3, 2, 40, 80, 3), (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4),
-                (6, 3, 1, 192, 320, 1)]  # fmt: skip
+    SETTINGS = [
+        (1, 3, 1, 32, 16, 1),
+        (6, 3, 2, 16, 24, 2),
+        (6, 5, 2, 24, 40, 2),
+        (6, 3, 2, 40, 80, 3),
+        (6, 5, 1, 80, 112, 3),
+        (6, 5, 2, 112, 192, 4),
+        (6, 3, 1, 192, 320, 1),
+    ]
 
     def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
         layers: list[nn.Module] = [conv_bn(3, 32, 3, 2, act=nn.SiLU, eps=0.001)]
         for expand, k, stride, c_in, c_out, n in self.SETTINGS:
             for i in range(n):
-                layers.append(MBConv(expand, k, stride if i == 0 else 1, c_in if i == 0 else c_out,
-                                     c_out))  # fmt: skip
+                layers.append(
+                    MBConv(expand, k, stride if i == 0 else 1, c_in if i == 0 else c_out, c_out)
+                )
         layers.append(conv_bn(320, 1280, 1, act=nn.SiLU, eps=0.001))
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -306,13 +369,26 @@ class SqueezeNet11(nn.Module):
         super().__init__()
         pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)  # noqa: E731
         self.features = nn.Sequential(
-            nn.Conv2d(3, 64, 3, 2), nn.ReLU(inplace=True), pool(), Fire(64, 16, 64, 64),
-            Fire(128, 16, 64, 64), pool(), Fire(128, 32, 128, 128), Fire(256, 32, 128, 128),
-            pool(), Fire(256, 48, 192, 192), Fire(384, 48, 192, 192), Fire(384, 64, 256, 256),
+            nn.Conv2d(3, 64, 3, 2),
+            nn.ReLU(inplace=True),
+            pool(),
+            Fire(64, 16, 64, 64),
+            Fire(128, 16, 64, 64),
+            pool(),
+            Fire(128, 32, 128, 128),
+            Fire(256, 32, 128, 128),
+            pool(),
+            Fire(256, 48, 192, 192),
+            Fire(384, 48, 192, 192),
+            Fire(384, 64, 256, 256),
             Fire(512, 64, 256, 256),
-        )  # fmt: skip
-        self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Conv2d(512, num_classes, 1),
-                                        nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d((1, 1)))  # fmt: skip
+        )
+        self.classifier = nn.Sequential(
+            nn.Dropout(0.5),
+            nn.Conv2d(512, num_classes, 1),
+            nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d((1, 1)),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.classifier(self.features(x)), 1)
@@ -334,10 +410,14 @@ class VGG11(nn.Module):
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, hidden), nn.ReLU(True), nn.Dropout(0.5),
-            nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(0.5),
+            nn.Linear(512 * 7 * 7, hidden),
+            nn.ReLU(True),
+            nn.Dropout(0.5),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(True),
+            nn.Dropout(0.5),
             nn.Linear(hidden, num_classes),
-        )  # fmt: skip
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
@@ -354,16 +434,20 @@ class BasicConv2d(nn.Module):
 
 
 class Inception(nn.Module):
-    def __init__(self, c_in: int, ch1: int, ch3r: int, ch3: int, ch5r: int, ch5: int,
-                 pool_proj: int) -> None:  # fmt: skip
+    def __init__(
+        self, c_in: int, ch1: int, ch3r: int, ch3: int, ch5r: int, ch5: int, pool_proj: int
+    ) -> None:
         super().__init__()
         self.branch1 = BasicConv2d(c_in, ch1, kernel_size=1)
-        self.branch2 = nn.Sequential(BasicConv2d(c_in, ch3r, kernel_size=1),
-                                     BasicConv2d(ch3r, ch3, kernel_size=3, padding=1))  # fmt: skip
-        self.branch3 = nn.Sequential(BasicConv2d(c_in, ch5r, kernel_size=1),
-                                     BasicConv2d(ch5r, ch5, kernel_size=3, padding=1))  # fmt: skip
-        self.branch4 = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True),
-                                     BasicConv2d(c_in, pool_proj, kernel_size=1))  # fmt: skip
+        self.branch2 = nn.Sequential(
+            BasicConv2d(c_in, ch3r, kernel_size=1), BasicConv2d(ch3r, ch3, kernel_size=3, padding=1)
+        )
+        self.branch3 = nn.Sequential(
+            BasicConv2d(c_in, ch5r, kernel_size=1), BasicConv2d(ch5r, ch5, kernel_size=3, padding=1)
+        )
+        self.branch4 = nn.Sequential(
+            nn.MaxPool2d(3, 1, 1, ceil_mode=True), BasicConv2d(c_in, pool_proj, kernel_size=1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
@@ -431,19 +515,32 @@ class DenseBlock(nn.Module):
 
 
 class DenseNet121(nn.Module):
-    def __init__(self, num_classes: int = 1000, growth: int = 32, blocks=(6, 12, 24, 16),
-                 init_features: int = 64, bn_size: int = 4) -> None:  # fmt: skip
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        growth: int = 32,
+        blocks=(6, 12, 24, 16),
+        init_features: int = 64,
+        bn_size: int = 4,
+    ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3, init_features, 7, 2, 3, bias=False),
-                                   nn.BatchNorm2d(init_features), nn.ReLU(inplace=True),
-                                   nn.MaxPool2d(3, 2, 1)]  # fmt: skip
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, init_features, 7, 2, 3, bias=False),
+            nn.BatchNorm2d(init_features),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1),
+        ]
         c = init_features
         for i, n in enumerate(blocks):
             layers.append(DenseBlock(n, c, growth, bn_size))
             c += n * growth
             if i != len(blocks) - 1:
-                layers += [nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-                           nn.Conv2d(c, c // 2, 1, bias=False), nn.AvgPool2d(2, 2)]  # fmt: skip
+                layers += [
+                    nn.BatchNorm2d(c),
+                    nn.ReLU(inplace=True),
+                    nn.Conv2d(c, c // 2, 1, bias=False),
+                    nn.AvgPool2d(2, 2),
+                ]
                 c //= 2
         layers.append(nn.BatchNorm2d(c))
         self.features = nn.Sequential(*layers)
@@ -466,11 +563,14 @@ class ShuffleResidual(nn.Module):
         self.stride = stride
         branch = c_out // 2
         if stride > 1:
-            self.branch1 = nn.Sequential(conv_bn(c_in, c_in, 3, stride, c_in, act=None),
-                                         conv_bn(c_in, branch, 1))  # fmt: skip
-        self.branch2 = nn.Sequential(conv_bn(c_in if stride > 1 else branch, branch, 1),
-                                     conv_bn(branch, branch, 3, stride, branch, act=None),
-                                     conv_bn(branch, branch, 1))  # fmt: skip
+            self.branch1 = nn.Sequential(
+                conv_bn(c_in, c_in, 3, stride, c_in, act=None), conv_bn(c_in, branch, 1)
+            )
+        self.branch2 = nn.Sequential(
+            conv_bn(c_in if stride > 1 else branch, branch, 1),
+            conv_bn(branch, branch, 3, stride, branch, act=None),
+            conv_bn(branch, branch, 1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 1:
@@ -482,8 +582,9 @@ class ShuffleResidual(nn.Module):
 
 
 class ShuffleNetV2(nn.Module):
-    def __init__(self, repeats=(4, 8, 4), channels=(24, 48, 96, 192, 1024),
-                 num_classes: int = 1000) -> None:  # fmt: skip
+    def __init__(
+        self, repeats=(4, 8, 4), channels=(24, 48, 96, 192, 1024), num_classes: int = 1000
+    ) -> None:
         super().__init__()
         self.conv1 = conv_bn(3, channels[0], 3, 2)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
@@ -504,17 +605,20 @@ class ShuffleNetV2(nn.Module):
 class RegNetBlock(nn.Module):
     """ResBottleneckBlock with squeeze-and-excitation (RegNetY), bottleneck ratio 1."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, group_width: int,
-                 se_ratio: float) -> None:  # fmt: skip
+    def __init__(
+        self, c_in: int, c_out: int, stride: int, group_width: int, se_ratio: float
+    ) -> None:
         super().__init__()
         self.proj = None
         if c_in != c_out or stride != 1:
             self.proj = conv_bn(c_in, c_out, 1, stride, act=None)
         groups = c_out // group_width
         self.f = nn.Sequential(
-            conv_bn(c_in, c_out, 1), conv_bn(c_out, c_out, 3, stride, groups),
-            SqueezeExcitation(c_out, int(round(se_ratio * c_in))), conv_bn(c_out, c_out, 1, act=None),
-        )  # fmt: skip
+            conv_bn(c_in, c_out, 1),
+            conv_bn(c_out, c_out, 3, stride, groups),
+            SqueezeExcitation(c_out, int(round(se_ratio * c_in))),
+            conv_bn(c_out, c_out, 1, act=None),
+        )
         self.activation = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -525,15 +629,15 @@ class RegNetBlock(nn.Module):
 class RegNetY400MF(nn.Module):
     DEPTHS, WIDTHS = (1, 3, 6, 6), (48, 104, 208, 440)
 
-    def __init__(self, num_classes: int = 1000, group_width: int = 8,
-                 se_ratio: float = 0.25) -> None:  # fmt: skip
+    def __init__(
+        self, num_classes: int = 1000, group_width: int = 8, se_ratio: float = 0.25
+    ) -> None:
         super().__init__()
         self.stem = conv_bn(3, 32, 3, 2)
         blocks, c_in = [], 32
         for depth, width in zip(self.DEPTHS, self.WIDTHS):
             for i in range(depth):
-                blocks.append(RegNetBlock(c_in, width, 2 if i == 0 else 1, group_width,
-                                          se_ratio))  # fmt: skip
+                blocks.append(RegNetBlock(c_in, width, 2 if i == 0 else 1, group_width, se_ratio))
                 c_in = width
         self.trunk_output = nn.Sequential(*blocks)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))

@@ -135,17 +135,63 @@ def _aten(target: Any) -> str:
     return schema.name.split("::")[-1]
 
 
-_IDENTITY = {"dropout", "dropout_", "feature_dropout", "alpha_dropout", "clone", "contiguous",
-             "detach", "detach_", "alias", "lift_fresh_copy"}  # fmt: skip
-_ASSERTS = {"_assert_tensor_metadata", "_assert_async", "_assert_scalar", "sym_constrain_range",
-            "sym_constrain_range_for_size", "_functional_assert_async"}  # fmt: skip
-_CLAMPS = {"relu", "relu_", "relu6", "hardtanh", "hardtanh_", "clamp", "clamp_", "clamp_min",
-           "clamp_max"}  # fmt: skip
+_IDENTITY = {
+    "dropout",
+    "dropout_",
+    "feature_dropout",
+    "alpha_dropout",
+    "clone",
+    "contiguous",
+    "detach",
+    "detach_",
+    "alias",
+    "lift_fresh_copy",
+}
+_ASSERTS = {
+    "_assert_tensor_metadata",
+    "_assert_async",
+    "_assert_scalar",
+    "sym_constrain_range",
+    "sym_constrain_range_for_size",
+    "_functional_assert_async",
+}
+_CLAMPS = {
+    "relu",
+    "relu_",
+    "relu6",
+    "hardtanh",
+    "hardtanh_",
+    "clamp",
+    "clamp_",
+    "clamp_min",
+    "clamp_max",
+}
 _GROUPED_OPS = {"view", "reshape", "_unsafe_view", "transpose", "permute"}
-_SUPPORTED = {"conv2d", "convolution", "linear", "addmm", "mm", "batch_norm",
-              "_native_batch_norm_legit_no_training", "max_pool2d", "max_pool2d_with_indices",
-              "avg_pool2d", "adaptive_avg_pool2d", "mean", "add", "add_", "flatten", "view",
-              "reshape", "_unsafe_view", "getitem"} | _CLAMPS | _IDENTITY  # fmt: skip
+_SUPPORTED = (
+    {
+        "conv2d",
+        "convolution",
+        "linear",
+        "addmm",
+        "mm",
+        "batch_norm",
+        "_native_batch_norm_legit_no_training",
+        "max_pool2d",
+        "max_pool2d_with_indices",
+        "avg_pool2d",
+        "adaptive_avg_pool2d",
+        "mean",
+        "add",
+        "add_",
+        "flatten",
+        "view",
+        "reshape",
+        "_unsafe_view",
+        "getitem",
+    }
+    | _CLAMPS
+    | _IDENTITY
+)
 
 
 SUPPORTED_SUMMARY = (
@@ -164,8 +210,9 @@ def unsupported_message(model: str, problems: list[tuple[str, str, str]]) -> str
     groups: dict[tuple[str, str], list[str]] = {}
     for op, why, where in problems:
         groups.setdefault((op, why), []).append(where)
-    lines = [f"model {model!r} uses {len(problems)} unsupported operation(s) "
-             f"({len(groups)} distinct):"]  # fmt: skip
+    lines = [
+        f"model {model!r} uses {len(problems)} unsupported operation(s) ({len(groups)} distinct):"
+    ]
     for (op, why), places in groups.items():
         unique = list(dict.fromkeys(places))
         named = ", ".join(unique[:FIRST_PLACES])
@@ -175,10 +222,13 @@ def unsupported_message(model: str, problems: list[tuple[str, str, str]]) -> str
     return "\n".join(lines)
 
 
-_NORM_WHY = ("needs per-sample mean and variance (a division and a square root per sample); "
-             "accelsim has no integer op for it yet")  # fmt: skip
-_MATMUL_WHY = ("a matrix product of two activations (attention): the array's weights must be "
-               "constants")  # fmt: skip
+_NORM_WHY = (
+    "needs per-sample mean and variance (a division and a square root per sample); "
+    "accelsim has no integer op for it yet"
+)
+_MATMUL_WHY = (
+    "a matrix product of two activations (attention): the array's weights must be constants"
+)
 _SOFTMAX_WHY = "softmax needs an exponential and a per-sample division; not supported yet"
 # ops refused with the reason (what accelsim would need)
 _REFUSED_WHY = {
@@ -268,11 +318,14 @@ class _Walker:
             elif kind in ("CONSTANT_TENSOR", "CUSTOM_OBJ"):
                 values[arg_name] = program.constants[spec.target]
             else:
-                raise AccelsimError(f"exported program has an input of kind {kind}",
-                                    allowed="parameters, buffers, constants, one user input")  # fmt: skip
+                raise AccelsimError(
+                    f"exported program has an input of kind {kind}",
+                    allowed="parameters, buffers, constants, one user input",
+                )
         if len(user_inputs) != 1:
-            raise AccelsimError(f"model takes {len(user_inputs)} tensor inputs",
-                                allowed="exactly one input tensor")  # fmt: skip
+            raise AccelsimError(
+                f"model takes {len(user_inputs)} tensor inputs", allowed="exactly one input tensor"
+            )
         self.input_name = user_inputs[0]
         return values
 
@@ -298,8 +351,15 @@ class _Walker:
             val = val[0]
         return tuple(int(s) for s in val.shape[1:])
 
-    def emit(self, fx_node, op: str, inputs: list[_Act], attrs: dict, params: dict | None = None,
-             shape: tuple[int, ...] | None = None) -> _Act:  # fmt: skip
+    def emit(
+        self,
+        fx_node,
+        op: str,
+        inputs: list[_Act],
+        attrs: dict,
+        params: dict | None = None,
+        shape: tuple[int, ...] | None = None,
+    ) -> _Act:
         name = self.node_name(fx_node, op)
         node = Node(op, name, [a.name for a in inputs], name, attrs, params or {})
         self.nodes.append(node)
@@ -325,8 +385,9 @@ class _Walker:
             if fx_node.op == "placeholder":
                 if fx_node.name == self.input_name:
                     self.input_node = fx_node
-                    self.tensors["input"] = TensorSpec("input", self.shape(fx_node), None, True,
-                                                       1.0)  # fmt: skip
+                    self.tensors["input"] = TensorSpec(
+                        "input", self.shape(fx_node), None, True, 1.0
+                    )
                     self.probe["input"] = fx_node
                     self.env[fx_node] = _Act("input")
                 else:
@@ -334,18 +395,26 @@ class _Walker:
             elif fx_node.op == "call_function":
                 self.env[fx_node] = self.call(fx_node)
             elif fx_node.op == "output":
-                outputs = [o for o in torch.utils._pytree.tree_leaves(fx_node.args[0])
-                           if o is not None]  # fmt: skip
+                outputs = [
+                    o for o in torch.utils._pytree.tree_leaves(fx_node.args[0]) if o is not None
+                ]
                 if len(outputs) != 1:
-                    raise AccelsimError(f"model returns {len(outputs)} tensors",
-                                        allowed="exactly one output tensor")  # fmt: skip
+                    raise AccelsimError(
+                        f"model returns {len(outputs)} tensors", allowed="exactly one output tensor"
+                    )
                 out = self.env[outputs[0]]
             else:
-                self.problems.append((f"fx node {fx_node.op} {fx_node.target}",
-                                      "not supported", "the model's forward"))  # fmt: skip
+                self.problems.append(
+                    (
+                        f"fx node {fx_node.op} {fx_node.target}",
+                        "not supported",
+                        "the model's forward",
+                    )
+                )
         if self.problems:
-            raise AccelsimError(unsupported_message(self.graph_name, self.problems),
-                                allowed=SUPPORTED_SUMMARY)  # fmt: skip
+            raise AccelsimError(
+                unsupported_message(self.graph_name, self.problems), allowed=SUPPORTED_SUMMARY
+            )
         if not isinstance(out, _Act) or out.name == "input":
             raise AccelsimError("model output is not computed from its input by supported ops")
         graph = Graph("float", self.graph_name, "input", out.name, self.tensors, self.nodes, {})
@@ -377,8 +446,11 @@ class _Walker:
         if op in _IDENTITY:
             return args[0]
         if any(isinstance(v, _Grouped) for v in leaves) and op not in _GROUPED_OPS:
-            return self.problem(fx_node, "a (groups, C/groups, H, W) view is supported only as "
-                                "a channel shuffle (view, transpose(1, 2), view back)")  # fmt: skip
+            return self.problem(
+                fx_node,
+                "a (groups, C/groups, H, W) view is supported only as "
+                "a channel shuffle (view, transpose(1, 2), view back)",
+            )
         if any(isinstance(v, _Padded) for v in leaves) and op not in ("conv2d", "convolution"):
             return self.problem(fx_node, "reads a zero-padded map (F.pad): only a conv may")
         if op in _CLAMPS:
@@ -398,12 +470,22 @@ class _Walker:
             return None
         return value
 
-    def op_conv2d(self, fx_node, x, weight, bias=None, stride=1, padding=0, dilation=1,
-                  groups=1):  # fmt: skip
+    def op_conv2d(self, fx_node, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         return self._conv(fx_node, x, weight, bias, stride, padding, dilation, False, groups)
 
-    def op_convolution(self, fx_node, x, weight, bias, stride, padding, dilation, transposed,
-                       output_padding, groups):  # fmt: skip
+    def op_convolution(
+        self,
+        fx_node,
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        dilation,
+        transposed,
+        output_padding,
+        groups,
+    ):
         return self._conv(fx_node, x, weight, bias, stride, padding, dilation, transposed, groups)
 
     def _conv(self, fx_node, x, weight, bias, stride, padding, dilation, transposed, groups):
@@ -412,8 +494,11 @@ class _Walker:
             return v * 2 if len(v) == 1 else v
 
         if transposed:
-            return self.problem(fx_node, "transposed convolution (ConvTranspose2d) is not "
-                                "supported: use nearest upsampling followed by a conv")  # fmt: skip
+            return self.problem(
+                fx_node,
+                "transposed convolution (ConvTranspose2d) is not "
+                "supported: use nearest upsampling followed by a conv",
+            )
         weight = self._const(fx_node, weight, "conv weight")
         if weight is None or not isinstance(x, (_Act, _Padded)) or weight.dim() != 4:
             return self.problem(fx_node, "only 2-d convolution of an activation")
@@ -486,8 +571,9 @@ class _Walker:
         channels = shape[0]
         vectors = []
         for value in (scale, shift):
-            v = np.asarray(self.numpy(value) if self.torch.is_tensor(value) else value,
-                           dtype=np.float64)  # fmt: skip
+            v = np.asarray(
+                self.numpy(value) if self.torch.is_tensor(value) else value, dtype=np.float64
+            )
             while v.ndim > len(shape) and v.shape[0] == 1:
                 v = v[0]  # a leading batch axis of size 1
             per_channel = v.reshape(-1) if v.size in (1, channels) else None
@@ -496,8 +582,10 @@ class _Walker:
             if v.ndim not in (0, len(shape)) and not (v.ndim == 1 and len(shape) == 1):
                 per_channel = None  # a 1-d constant broadcasts over W, not channels
             if per_channel is None:
-                return self.problem(fx_node, f"constant of shape {tuple(v.shape)}: only "
-                                    "scalars or one value per channel")  # fmt: skip
+                return self.problem(
+                    fx_node,
+                    f"constant of shape {tuple(v.shape)}: only scalars or one value per channel",
+                )
             vectors.append(np.broadcast_to(per_channel, (channels,)).astype(np.float64))
         scale, shift = vectors
         producer = self.producer.get(x.name)
@@ -505,18 +593,23 @@ class _Walker:
         if producer is not None and producer.op in ("conv2d", "linear") and alone:
             w = producer.params["weight"].astype(np.float64)
             b = producer.params["bias"].astype(np.float64)
-            producer.params.update(_float_params(w * scale.reshape(-1, *[1] * (w.ndim - 1)),
-                                                 b * scale + shift))  # fmt: skip
+            producer.params.update(
+                _float_params(w * scale.reshape(-1, *[1] * (w.ndim - 1)), b * scale + shift)
+            )
             self.probe[x.name] = fx_node  # the layer's tensor now holds the affine's value
             return x
         if len(shape) == 3:
             attrs = {"stride": [1, 1], "padding": [0, 0], "groups": channels}
-            return self.emit(fx_node, "conv2d", [x], attrs,
-                             _float_params(scale.reshape(channels, 1, 1, 1), shift))  # fmt: skip
+            return self.emit(
+                fx_node,
+                "conv2d",
+                [x],
+                attrs,
+                _float_params(scale.reshape(channels, 1, 1, 1), shift),
+            )
         if len(shape) == 1:
             return self.emit(fx_node, "linear", [x], {}, _float_params(np.diag(scale), shift))
-        return self.problem(fx_node, "constant arithmetic on a tensor of rank "
-                            f"{len(shape)}")  # fmt: skip
+        return self.problem(fx_node, f"constant arithmetic on a tensor of rank {len(shape)}")
 
     def _batch_norm(self, fx_node, x, gamma, beta, mean, var, eps):
         if not isinstance(x, _Act):
@@ -528,17 +621,20 @@ class _Walker:
         factor = gamma / np.sqrt(var + float(np.float32(eps)))
         axes = (-1,) + (1,) * (len(self.tensors[x.name].shape) - 1)  # one value per channel
         # directly after a conv/linear: folded into it; elsewhere a per-channel affine
-        return self._affine(fx_node, x, fx_node.args[0], factor.reshape(axes),
-                            (beta - mean * factor).reshape(axes))  # fmt: skip
+        return self._affine(
+            fx_node, x, fx_node.args[0], factor.reshape(axes), (beta - mean * factor).reshape(axes)
+        )
 
-    def op_batch_norm(self, fx_node, x, gamma, beta, mean, var, training, momentum, eps,
-                      cudnn_enabled=False):  # fmt: skip
+    def op_batch_norm(
+        self, fx_node, x, gamma, beta, mean, var, training, momentum, eps, cudnn_enabled=False
+    ):
         if training:
             return self.problem(fx_node, "batch_norm in training mode: call model.eval()")
         return self._batch_norm(fx_node, x, gamma, beta, mean, var, eps)
 
-    def op_native_batch_norm_legit_no_training(self, fx_node, x, gamma, beta, mean, var,
-                                               momentum, eps):  # fmt: skip
+    def op_native_batch_norm_legit_no_training(
+        self, fx_node, x, gamma, beta, mean, var, momentum, eps
+    ):
         out = self._batch_norm(fx_node, x, gamma, beta, mean, var, eps)
         return (out, None, None)
 
@@ -577,12 +673,13 @@ class _Walker:
 
     def _check_window(self, fx_node, x: _Act, kernel, stride, padding, ceil_mode) -> bool:
         _, h, w = self.tensors[x.name].shape
-        expected = tuple(pool_out(s, k, st, p, bool(ceil_mode))
-                         for s, k, st, p in zip((h, w), kernel, stride, padding))  # fmt: skip
+        expected = tuple(
+            pool_out(s, k, st, p, bool(ceil_mode))
+            for s, k, st, p in zip((h, w), kernel, stride, padding)
+        )
         return expected == self.shape(fx_node)[1:]
 
-    def op_max_pool2d(self, fx_node, x, kernel, stride=(), padding=0, dilation=1,
-                      ceil_mode=False):  # fmt: skip
+    def op_max_pool2d(self, fx_node, x, kernel, stride=(), padding=0, dilation=1, ceil_mode=False):
         kernel, stride, padding = self._pool_pairs(kernel, stride, padding)
         dilation = self._pool_pairs(dilation, None, 0)[0]
         if any(d != 1 for d in dilation):
@@ -599,8 +696,17 @@ class _Walker:
     def op_max_pool2d_with_indices(self, fx_node, *args, **kwargs):
         return (self.op_max_pool2d(fx_node, *args, **kwargs), None)
 
-    def op_avg_pool2d(self, fx_node, x, kernel, stride=(), padding=0, ceil_mode=False,
-                      count_include_pad=True, divisor_override=None):  # fmt: skip
+    def op_avg_pool2d(
+        self,
+        fx_node,
+        x,
+        kernel,
+        stride=(),
+        padding=0,
+        ceil_mode=False,
+        count_include_pad=True,
+        divisor_override=None,
+    ):
         kernel, stride, padding = self._pool_pairs(kernel, stride, padding)
         if divisor_override is not None:
             return self.problem(fx_node, "avg_pool2d with divisor_override")
@@ -610,8 +716,13 @@ class _Walker:
             return self.problem(fx_node, "output size differs from accelsim's pooling rule")
         attrs = {"kernel": kernel, "stride": stride}
         if any(padding) or ceil_mode or not count_include_pad:
-            attrs.update({"padding": padding, "ceil_mode": bool(ceil_mode),
-                          "count_include_pad": bool(count_include_pad)})  # fmt: skip
+            attrs.update(
+                {
+                    "padding": padding,
+                    "ceil_mode": bool(ceil_mode),
+                    "count_include_pad": bool(count_include_pad),
+                }
+            )
         return self.emit(fx_node, "avgpool2d", [x], attrs)
 
     def op_adaptive_avg_pool2d(self, fx_node, x, output_size):
@@ -798,8 +909,9 @@ class _Walker:
             if (start, end) == (0, c):
                 pieces.taken[index] = pieces.act
             else:
-                pieces.taken[index] = self.emit(fx_node, "select_channels", [pieces.act],
-                                                {"channels": list(range(start, end))})  # fmt: skip
+                pieces.taken[index] = self.emit(
+                    fx_node, "select_channels", [pieces.act], {"channels": list(range(start, end))}
+                )
         return pieces.taken[index]
 
     def op_slice(self, fx_node, x, dim=0, start=None, end=None, step=1):
@@ -839,15 +951,17 @@ class _Walker:
     def op_transpose(self, fx_node, x, dim0, dim1):
         if isinstance(x, _Grouped) and sorted((int(dim0) % 5, int(dim1) % 5)) == [1, 2]:
             return _Grouped(x.act, x.groups, not x.swapped)
-        return self.problem(fx_node, "transpose of an activation (only the channel shuffle "
-                            "pattern view -> transpose(1, 2) -> view)")  # fmt: skip
+        return self.problem(
+            fx_node,
+            "transpose of an activation (only the channel shuffle "
+            "pattern view -> transpose(1, 2) -> view)",
+        )
 
     def op_permute(self, fx_node, x, dims):
         dims = [int(d) % 5 for d in dims]
         if isinstance(x, _Grouped) and dims == [0, 2, 1, 3, 4]:
             return _Grouped(x.act, x.groups, not x.swapped)
-        return self.problem(fx_node, "permute of an activation (only the channel shuffle "
-                            "pattern)")  # fmt: skip
+        return self.problem(fx_node, "permute of an activation (only the channel shuffle pattern)")
 
     # -- resampling
     def op_upsample_nearest2d(self, fx_node, x, output_size=None, scales=None, *rest):
@@ -856,8 +970,9 @@ class _Walker:
         c, h, w = self.tensors[x.name].shape
         _, oh, ow = self.shape(fx_node)
         if oh % h or ow % w:
-            return self.problem(fx_node, f"nearest upsampling {h}x{w} -> {oh}x{ow}: only "
-                                "integer factors")  # fmt: skip
+            return self.problem(
+                fx_node, f"nearest upsampling {h}x{w} -> {oh}x{ow}: only integer factors"
+            )
         return self.emit(fx_node, "upsample_nearest", [x], {"scale": [oh // h, ow // w]})
 
     def op_upsample_bilinear2d(self, fx_node, *args, **kwargs):
@@ -876,11 +991,18 @@ class _Walker:
             return x
         if len(shape_out) == 1 and shape_out[0] == math.prod(shape_in):
             return self.emit(fx_node, "flatten", [x], {})
-        if (len(shape_in) == 3 and len(shape_out) == 4 and shape_out[2:] == shape_in[1:]
-                and shape_out[0] * shape_out[1] == shape_in[0]):  # fmt: skip
+        if (
+            len(shape_in) == 3
+            and len(shape_out) == 4
+            and shape_out[2:] == shape_in[1:]
+            and shape_out[0] * shape_out[1] == shape_in[0]
+        ):
             return _Grouped(x, int(shape_out[0]))
-        return self.problem(fx_node, f"reshape {shape_in} -> {shape_out} is not a flatten "
-                            "to (batch, features) or a channel shuffle")  # fmt: skip
+        return self.problem(
+            fx_node,
+            f"reshape {shape_in} -> {shape_out} is not a flatten "
+            "to (batch, features) or a channel shuffle",
+        )
 
     op_flatten = _reshape
     op_view = _reshape
@@ -919,15 +1041,21 @@ def _run_program(torch, program, constants: dict, input_name: str, x, wanted: se
     return seen
 
 
-def _calibrate(torch, program, walker: _Walker, constants: dict, graph: Graph, data,
-               batch: int) -> int:  # fmt: skip
+def _calibrate(
+    torch, program, walker: _Walker, constants: dict, graph: Graph, data, batch: int
+) -> int:
     """Record per-tensor min/max of ``data`` into ``graph.tensors``; returns samples used."""
-    data = torch.as_tensor(np.asarray(data, dtype=np.float32) if not torch.is_tensor(data)
-                           else data.detach().to(torch.float32))  # fmt: skip
+    data = torch.as_tensor(
+        np.asarray(data, dtype=np.float32)
+        if not torch.is_tensor(data)
+        else data.detach().to(torch.float32)
+    )
     expected = graph.tensors[graph.input].shape
     if data.ndim != len(expected) + 1 or tuple(data.shape[1:]) != expected:
-        raise AccelsimError(f"calibration data has shape {tuple(data.shape)}",
-                            allowed=f"(samples, {', '.join(map(str, expected))})")  # fmt: skip
+        raise AccelsimError(
+            f"calibration data has shape {tuple(data.shape)}",
+            allowed=f"(samples, {', '.join(map(str, expected))})",
+        )
     if data.shape[0] == 0:
         raise AccelsimError("calibration data is empty", allowed="at least one sample")
     wanted: dict[Any, list[str]] = {}
@@ -972,8 +1100,10 @@ def calibrate(graph: Graph, data, chunk: int = CALIBRATION_CHUNK) -> int:
     data = np.asarray(data, dtype=np.float64)
     expected = graph.tensors[graph.input].shape
     if data.ndim != len(expected) + 1 or tuple(data.shape[1:]) != expected or not len(data):
-        raise AccelsimError(f"calibration data has shape {tuple(data.shape)}",
-                            allowed=f"(samples >= 1, {', '.join(map(str, expected))})")  # fmt: skip
+        raise AccelsimError(
+            f"calibration data has shape {tuple(data.shape)}",
+            allowed=f"(samples >= 1, {', '.join(map(str, expected))})",
+        )
     lows = dict.fromkeys(graph.tensors, math.inf)
     highs = dict.fromkeys(graph.tensors, -math.inf)
     for start in range(0, len(data), chunk):
@@ -1001,19 +1131,30 @@ def export(model, example_input, calibration_data, *, name: str | None = None) -
     model = model.eval()
     example = torch.as_tensor(example_input, dtype=torch.float32)
     if example.ndim < 2:
-        raise AccelsimError(f"example input has shape {tuple(example.shape)}",
-                            allowed="(batch, C, H, W) or (batch, features)")  # fmt: skip
+        raise AccelsimError(
+            f"example input has shape {tuple(example.shape)}",
+            allowed="(batch, C, H, W) or (batch, features)",
+        )
     name = name or type(model).__name__
     with torch.no_grad():
         try:
             program = torch.export.export(model, (example,))
         except Exception as exc:  # torch raises many types; the user needs the message
-            raise AccelsimError(f"torch.export could not capture {name!r}: "
-                                f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None  # fmt: skip
+            raise AccelsimError(
+                f"torch.export could not capture {name!r}: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            ) from None
     walker = _Walker(torch, program, name)
     graph = walker.run()
-    samples = _calibrate(torch, program, walker, walker.constant_values, graph, calibration_data,
-                         batch=int(example.shape[0]))  # fmt: skip
+    samples = _calibrate(
+        torch,
+        program,
+        walker,
+        walker.constant_values,
+        graph,
+        calibration_data,
+        batch=int(example.shape[0]),
+    )
     graph.metadata = {
         "source": "torch.export",
         "module": f"{type(model).__module__}.{type(model).__qualname__}",
@@ -1029,8 +1170,9 @@ def _builtin_factory(name: str):
     from .models import BUILTIN_MODELS
 
     if name not in BUILTIN_MODELS:
-        raise AccelsimError(f"unknown builtin model {name!r}", key="model",
-                            allowed=sorted(BUILTIN_MODELS))  # fmt: skip
+        raise AccelsimError(
+            f"unknown builtin model {name!r}", key="model", allowed=sorted(BUILTIN_MODELS)
+        )
     return BUILTIN_MODELS[name]
 
 
@@ -1042,11 +1184,17 @@ def _check_size(name: str, size: int | None) -> None:
 
         trained = DEFAULT_INPUT_SIZE[name]  # a trained model takes its training images' size
         if size != trained:
-            raise AccelsimError(f"{name} takes {trained}x{trained} images, not {size}",
-                                key="model.input_size", allowed=str(trained))  # fmt: skip
+            raise AccelsimError(
+                f"{name} takes {trained}x{trained} images, not {size}",
+                key="model.input_size",
+                allowed=str(trained),
+            )
     if name in ("resnet18", "vgg16") and (size < 32 or size % 32):
-        raise AccelsimError(f"{name} input size {size}", key="model.input_size",
-                            allowed="a multiple of 32, at least 32")  # fmt: skip
+        raise AccelsimError(
+            f"{name} input size {size}",
+            key="model.input_size",
+            allowed="a multiple of 32, at least 32",
+        )
     if name == "mobilenet_block" and size < 1:
         raise AccelsimError(f"input size {size}", key="model.input_size", allowed=">= 1")
 
@@ -1072,8 +1220,14 @@ def export_builtin(name: str, input_size: int | None = None, seed: int = 0) -> G
     generator = torch.Generator().manual_seed(seed)
     calibration = torch.randn((CALIBRATION_SAMPLES_RANDOM, *shape[1:]), generator=generator)
     graph = export(module, torch.zeros(shape), calibration, name=name)
-    graph.metadata.update({"builtin": name, "input_size": shape[-1], "seed": seed,
-                           "calibration": "seeded standard normal"})  # fmt: skip
+    graph.metadata.update(
+        {
+            "builtin": name,
+            "input_size": shape[-1],
+            "seed": seed,
+            "calibration": "seeded standard normal",
+        }
+    )
     return graph
 
 
@@ -1120,12 +1274,14 @@ def _load_factory(spec: str):
         module_spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(module_name, None)
-        raise AccelsimError(f"importing the model file failed: {type(exc).__name__}: {exc}",
-                            file=path) from None  # fmt: skip
+        raise AccelsimError(
+            f"importing the model file failed: {type(exc).__name__}: {exc}", file=path
+        ) from None
     factory = getattr(module, func_name, None)
     if not callable(factory):
-        raise AccelsimError(f"no function {func_name!r} in the model file", file=path,
-                            key=func_name)  # fmt: skip
+        raise AccelsimError(
+            f"no function {func_name!r} in the model file", file=path, key=func_name
+        )
     return factory, path
 
 
@@ -1141,23 +1297,35 @@ def load_calibration(path: str | Path, sample_shape) -> np.ndarray:
             with np.load(path, allow_pickle=False) as archive:
                 names = archive.files
                 if "x" not in names and len(names) != 1:
-                    raise AccelsimError(f"arrays {names} in the calibration file", file=path,
-                                        allowed="an array named x (or a single array)")  # fmt: skip
+                    raise AccelsimError(
+                        f"arrays {names} in the calibration file",
+                        file=path,
+                        allowed="an array named x (or a single array)",
+                    )
                 data = archive["x" if "x" in names else names[0]]
     except (OSError, ValueError, EOFError) as exc:
         raise AccelsimError(f"unreadable calibration data ({exc})", file=path) from None
     expected = tuple(int(s) for s in sample_shape)
     if data.ndim != len(expected) + 1 or tuple(data.shape[1:]) != expected or not len(data):
-        raise AccelsimError(f"calibration data of shape {data.shape}", file=path,
-                            allowed=f"(samples >= 1, {', '.join(map(str, expected))})")  # fmt: skip
+        raise AccelsimError(
+            f"calibration data of shape {data.shape}",
+            file=path,
+            allowed=f"(samples >= 1, {', '.join(map(str, expected))})",
+        )
     if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
-        raise AccelsimError(f"calibration data of dtype {data.dtype}", file=path,
-                            allowed="real numbers")  # fmt: skip
+        raise AccelsimError(
+            f"calibration data of dtype {data.dtype}", file=path, allowed="real numbers"
+        )
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
-def export_cli(model: str, out: Path, input_size: int | None = None, seed: int = 0,
-               calibration: str | Path | None = None) -> Path:  # fmt: skip
+def export_cli(
+    model: str,
+    out: Path,
+    input_size: int | None = None,
+    seed: int = 0,
+    calibration: str | Path | None = None,
+) -> Path:
     """``python -m accelsim export MODEL --out FILE``: write a float graph, atomically.
 
     ``model`` is a builtin name (``digits_cnn``, ``resnet18``, ...), an ONNX file
@@ -1176,8 +1344,10 @@ def export_cli(model: str, out: Path, input_size: int | None = None, seed: int =
         graph = export_onnx_file(model, calibration=calibration, seed=seed)
     elif model in BUILTIN_MODELS:
         if calibration is not None:
-            raise AccelsimError("--calibration is for user models; builtin models are "
-                                "calibrated by their own rule", key="calibration")  # fmt: skip
+            raise AccelsimError(
+                "--calibration is for user models; builtin models are calibrated by their own rule",
+                key="calibration",
+            )
         graph = export_builtin(model, input_size, seed)
     else:
         torch = _torch()
@@ -1188,8 +1358,9 @@ def export_cli(model: str, out: Path, input_size: int | None = None, seed: int =
             result = factory(**kwargs)
             module, example = result
         except (TypeError, ValueError) as exc:
-            raise AccelsimError(f"{model}: factory must return (module, example_input) ({exc})",
-                                file=path) from None  # fmt: skip
+            raise AccelsimError(
+                f"{model}: factory must return (module, example_input) ({exc})", file=path
+            ) from None
         if not isinstance(module, torch.nn.Module) or not torch.is_tensor(example):
             raise AccelsimError(f"{model}: factory must return (nn.Module, tensor)", file=path)
         generator = torch.Generator().manual_seed(seed)
@@ -1198,8 +1369,9 @@ def export_cli(model: str, out: Path, input_size: int | None = None, seed: int =
             calibration_data = load_calibration(calibration, example.shape[1:])
             described = f"{Path(calibration).name} ({len(calibration_data)} samples)"
         else:
-            calibration_data = torch.randn((CALIBRATION_SAMPLES_RANDOM, *example.shape[1:]),
-                                           generator=generator)  # fmt: skip
+            calibration_data = torch.randn(
+                (CALIBRATION_SAMPLES_RANDOM, *example.shape[1:]), generator=generator
+            )
         graph = export(module, example, calibration_data, name=type(module).__name__)
         graph.metadata.update({"factory": model, "seed": seed, "calibration": described})
     save_graph(graph, out)

@@ -89,9 +89,13 @@ class DigitsResNet(nn.Module):
     the pool is ``adaptive_avg_pool2d(1)``).
     """
 
-    def __init__(self, channels: tuple[int, ...] = (16, 32, 64),
-                 strides: tuple[int, ...] = (1, 2, 2), blocks: int = 2,
-                 classes: int = 10) -> None:  # fmt: skip
+    def __init__(
+        self,
+        channels: tuple[int, ...] = (16, 32, 64),
+        strides: tuple[int, ...] = (1, 2, 2),
+        blocks: int = 2,
+        classes: int = 10,
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, channels[0], 3, 1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels[0])
@@ -142,8 +146,26 @@ class ResNet18(nn.Module):
         return self.fc(self.flatten(self.avgpool(x)))
 
 
-VGG16_CONVS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
-               512, 512, 512, "M")  # fmt: skip
+VGG16_CONVS = (
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+)
 
 
 class VGG16(nn.Module):
@@ -182,8 +204,9 @@ class MobileNetBlock(nn.Module):
 
     def __init__(self, in_channels: int = 32, out_channels: int = 64, stride: int = 1) -> None:
         super().__init__()
-        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, stride, padding=1,
-                                   groups=in_channels, bias=False)  # fmt: skip
+        self.depthwise = nn.Conv2d(
+            in_channels, in_channels, 3, stride, padding=1, groups=in_channels, bias=False
+        )
         self.bn1 = nn.BatchNorm2d(in_channels)
         self.relu1 = nn.ReLU6()
         self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=False)
@@ -249,5 +272,11 @@ BUILTIN_MODELS: dict[str, Factory] = {
     "vgg16": _seeded(lambda size: VGG16(size), 3, 224),
     "mobilenet_block": _seeded(lambda size: MobileNetBlock(), 32, 112),
 }
-DEFAULT_INPUT_SIZE = {"digits_mlp": 8, "digits_cnn": 8, "digits_resnet": 16, "resnet18": 224,
-                      "vgg16": 224, "mobilenet_block": 112}  # fmt: skip
+DEFAULT_INPUT_SIZE = {
+    "digits_mlp": 8,
+    "digits_cnn": 8,
+    "digits_resnet": 16,
+    "resnet18": 224,
+    "vgg16": 224,
+    "mobilenet_block": 112,
+}

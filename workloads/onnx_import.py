@@ -37,11 +37,25 @@ from accelsim.errors import AccelsimError
 from accelsim.ir import Graph, Node, TensorSpec, infer_shape, validate_graph
 
 ONNX_HINT = "install the onnx extra: pip install 'accelsim[onnx]' (or pip install onnx)"
-QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
-           "QLinearMatMul", "QLinearAdd", "QLinearMul", "ConvInteger", "MatMulInteger",
-           "QGemm", "QLinearConcat", "QLinearAveragePool", "QLinearGlobalAveragePool"}  # fmt: skip
-QDQ_WHY = ("the model is already quantised (QDQ / QOperator ONNX): accelsim quantises float "
-           "graphs itself; export the float model before quantisation")  # fmt: skip
+QDQ_OPS = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "QLinearAdd",
+    "QLinearMul",
+    "ConvInteger",
+    "MatMulInteger",
+    "QGemm",
+    "QLinearConcat",
+    "QLinearAveragePool",
+    "QLinearGlobalAveragePool",
+}
+QDQ_WHY = (
+    "the model is already quantised (QDQ / QOperator ONNX): accelsim quantises float "
+    "graphs itself; export the float model before quantisation"
+)
 CALIBRATION_SAMPLES_RANDOM = 8
 _ACTIVATIONS = {"Sigmoid": "sigmoid", "HardSwish": "hardswish", "Tanh": "tanh"}
 _IDENTITY_OPS = {"Identity", "Dropout"}
@@ -51,8 +65,9 @@ def _onnx():
     try:
         import onnx
     except ImportError:
-        raise AccelsimError("importing an ONNX model needs the onnx package", allowed=ONNX_HINT
-                            ) from None  # fmt: skip
+        raise AccelsimError(
+            "importing an ONNX model needs the onnx package", allowed=ONNX_HINT
+        ) from None
     return onnx
 
 
@@ -128,8 +143,15 @@ class _Converter:
             parts = parts[:-1]  # "/layer1/conv/Conv" -> "layer1.conv"
         return self.unique(".".join(parts))
 
-    def emit(self, node, op: str, inputs: list[_Act], attrs: dict, params: dict | None = None,
-             name: str | None = None) -> _Act:  # fmt: skip
+    def emit(
+        self,
+        node,
+        op: str,
+        inputs: list[_Act],
+        attrs: dict,
+        params: dict | None = None,
+        name: str | None = None,
+    ) -> _Act:
         name = name or self.node_name(node)
         new = Node(op, name, [a.name for a in inputs], name, attrs, params or {})
         shape = infer_shape(new, [self.tensors[a.name].shape for a in inputs])
@@ -158,14 +180,17 @@ class _Converter:
             self.values[init.name] = onnx.numpy_helper.to_array(init)
         inputs = [i for i in graph.input if i.name not in self.values]
         if len(inputs) != 1:
-            raise AccelsimError(f"ONNX graph has {len(inputs)} non-constant inputs",
-                                allowed="exactly one input tensor")  # fmt: skip
+            raise AccelsimError(
+                f"ONNX graph has {len(inputs)} non-constant inputs",
+                allowed="exactly one input tensor",
+            )
         dims = inputs[0].type.tensor_type.shape.dim
         shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
         if len(shape) < 2 or any(s is None for s in shape[1:]):
-            raise AccelsimError(f"ONNX input {inputs[0].name!r} has shape {shape}",
-                                allowed="(batch, C, H, W) or (batch, features), static "
-                                "except the batch")  # fmt: skip
+            raise AccelsimError(
+                f"ONNX input {inputs[0].name!r} has shape {shape}",
+                allowed="(batch, C, H, W) or (batch, features), static except the batch",
+            )
         self.batch = shape[0] or 1
         self.tensors["input"] = TensorSpec("input", tuple(shape[1:]), None, True, 1.0)
         self.values[inputs[0].name] = _Act("input")
@@ -175,11 +200,14 @@ class _Converter:
         if self.problems:
             from .export import unsupported_message
 
-            raise AccelsimError(unsupported_message(self.graph_name, self.problems),
-                                allowed="the ops of docs/ops.md (ONNX section)")  # fmt: skip
+            raise AccelsimError(
+                unsupported_message(self.graph_name, self.problems),
+                allowed="the ops of docs/ops.md (ONNX section)",
+            )
         if len(graph.output) != 1:
-            raise AccelsimError(f"ONNX graph has {len(graph.output)} outputs",
-                                allowed="exactly one output")  # fmt: skip
+            raise AccelsimError(
+                f"ONNX graph has {len(graph.output)} outputs", allowed="exactly one output"
+            )
         out = self.values.get(graph.output[0].name)
         if not isinstance(out, _Act) or out.name == "input":
             raise AccelsimError("model output is not computed from its input by supported ops")
@@ -224,11 +252,14 @@ class _Converter:
         single = helper.make_node(node.op_type, inputs, outputs, domain=node.domain or None)
         single.attribute.extend(node.attribute)
         graph = helper.make_graph(
-            [single], "c",
-            [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
-             for k, v in feeds.items()],
+            [single],
+            "c",
+            [
+                helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+                for k, v in feeds.items()
+            ],
             [helper.make_tensor_value_info(o, 0, None) for o in outputs],
-        )  # fmt: skip
+        )
         model = helper.make_model(graph, opset_imports=list(self.proto.opset_import))
         try:
             results = ReferenceEvaluator(model).run(None, feeds)
@@ -253,8 +284,10 @@ class _Converter:
         auto_pad = a.get("auto_pad", "NOTSET")
         if auto_pad in ("SAME_UPPER", "SAME_LOWER"):  # output ceil(size / stride)
             sizes = self.shape_of(x)[1:]
-            totals = [max((-(-n // s) - 1) * s + d * (kk - 1) + 1 - n, 0)
-                      for n, s, d, kk in zip(sizes, stride, dilation, k)]  # fmt: skip
+            totals = [
+                max((-(-n // s) - 1) * s + d * (kk - 1) + 1 - n, 0)
+                for n, s, d, kk in zip(sizes, stride, dilation, k)
+            ]
             small = [t // 2 for t in totals]
             big = [t - t // 2 for t in totals]
             pads = small + big if auto_pad == "SAME_UPPER" else big + small
@@ -274,8 +307,13 @@ class _Converter:
         pads = self.const(node.input[1]) if len(node.input) > 1 else np.array(a.get("pads", []))
         value = self.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
         mode = a.get("mode", "constant")
-        if (not isinstance(x, _Act) or pads is None or mode != "constant" or len(pads) != 8
-                or (value is not None and float(value) != 0.0)):  # fmt: skip
+        if (
+            not isinstance(x, _Act)
+            or pads is None
+            or mode != "constant"
+            or len(pads) != 8
+            or (value is not None and float(value) != 0.0)
+        ):
             return self.problem(node, "Pad only with zeros of an (N, C, H, W) map before a Conv")
         p = [int(v) for v in pads]
         if p[0] or p[1] or p[4] or p[5] or min(p) < 0 or self.users.get(node.output[0]) != 1:
@@ -283,8 +321,10 @@ class _Converter:
         return _Padded(x, (p[2], p[3], p[6], p[7]))
 
     def op_ConvTranspose(self, node, args, a):
-        return self.problem(node, "transposed convolution is not supported: use nearest "
-                            "upsampling followed by a conv")  # fmt: skip
+        return self.problem(
+            node,
+            "transposed convolution is not supported: use nearest upsampling followed by a conv",
+        )
 
     def op_Gemm(self, node, args, a):
         x, w = args[0], self.const(node.input[1])
@@ -293,8 +333,11 @@ class _Converter:
         w = w if a.get("transB", 0) else w.T
         w = w * float(a.get("alpha", 1.0))
         c = self.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        bias = np.zeros(w.shape[0]) if c is None else np.broadcast_to(
-            c * float(a.get("beta", 1.0)), (w.shape[0],))  # fmt: skip
+        bias = (
+            np.zeros(w.shape[0])
+            if c is None
+            else np.broadcast_to(c * float(a.get("beta", 1.0)), (w.shape[0],))
+        )
         return self._linear(node, x, w, bias)
 
     def op_MatMul(self, node, args, a):
@@ -317,8 +360,9 @@ class _Converter:
         eps = float(np.float32(a.get("epsilon", 1e-5)))
         factor = gamma / np.sqrt(var + eps)
         axes = (-1,) + (1,) * (len(self.shape_of(x)) - 1)
-        return self._affine(node, x, node.input[0], factor.reshape(axes),
-                            (beta - mean * factor).reshape(axes))  # fmt: skip
+        return self._affine(
+            node, x, node.input[0], factor.reshape(axes), (beta - mean * factor).reshape(axes)
+        )
 
     def _affine(self, node, x: _Act, x_name: str, scale, shift):
         """The same rule as the torch.export path (workloads.export._Walker._affine)."""
@@ -330,12 +374,15 @@ class _Converter:
             while v.ndim > len(shape) and v.shape[0] == 1:
                 v = v[0]
             ok = v.size in (1, channels) and (
-                v.ndim == 0 or (v.ndim == len(shape) and all(d == 1 for d in v.shape[1:]))
+                v.ndim == 0
+                or (v.ndim == len(shape) and all(d == 1 for d in v.shape[1:]))
                 or (v.ndim == 1 and len(shape) == 1)
-            )  # fmt: skip
+            )
             if not ok:
-                return self.problem(node, f"constant of shape {tuple(v.shape)}: only scalars "
-                                    "or one value per channel")  # fmt: skip
+                return self.problem(
+                    node,
+                    f"constant of shape {tuple(v.shape)}: only scalars or one value per channel",
+                )
             vectors.append(np.broadcast_to(v.reshape(-1), (channels,)).astype(np.float64))
         scale, shift = vectors
         producer = self.producer.get(x.name)
@@ -346,13 +393,15 @@ class _Converter:
         ):
             w = producer.params["weight"].astype(np.float64)
             b = producer.params["bias"].astype(np.float64)
-            producer.params.update(_float_params(w * scale.reshape(-1, *[1] * (w.ndim - 1)),
-                                                 b * scale + shift))  # fmt: skip
+            producer.params.update(
+                _float_params(w * scale.reshape(-1, *[1] * (w.ndim - 1)), b * scale + shift)
+            )
             return x
         if len(shape) == 3:
             attrs = {"stride": [1, 1], "padding": [0, 0], "groups": channels}
-            return self.emit(node, "conv2d", [x], attrs,
-                             _float_params(scale.reshape(channels, 1, 1, 1), shift))  # fmt: skip
+            return self.emit(
+                node, "conv2d", [x], attrs, _float_params(scale.reshape(channels, 1, 1, 1), shift)
+            )
         if len(shape) == 1:
             return self.emit(node, "linear", [x], {}, _float_params(np.diag(scale), shift))
         return self.problem(node, f"constant arithmetic on a tensor of rank {len(shape)}")
@@ -380,22 +429,29 @@ class _Converter:
         x, name, c, first = self._binary(node, args)
         if x is None:
             return self.problem(node, "sub of two activations is not supported (add is)")
-        return self._affine(node, x, name, 1.0, -c) if first else self._affine(node, x, name,
-                                                                                -1.0, c)  # fmt: skip
+        return (
+            self._affine(node, x, name, 1.0, -c) if first else self._affine(node, x, name, -1.0, c)
+        )
 
     def _silu(self, node, args) -> _Act | None:
         """``x * sigmoid(x)`` (how ONNX exporters write SiLU) as one silu activation."""
         for j in (0, 1):
             gate, x = args[j], args[1 - j]
             producer = self.producer.get(gate.name)
-            if (producer is not None and producer.op == "activation"
-                    and producer.attrs["function"] == "sigmoid" and producer.inputs == [x.name]
-                    and self.users.get(node.input[j], 0) == 1
-                    and self.nodes and self.nodes[-1] is producer):  # fmt: skip
+            if (
+                producer is not None
+                and producer.op == "activation"
+                and producer.attrs["function"] == "sigmoid"
+                and producer.inputs == [x.name]
+                and self.users.get(node.input[j], 0) == 1
+                and self.nodes
+                and self.nodes[-1] is producer
+            ):
                 self.nodes.pop()
                 del self.tensors[gate.name], self.producer[gate.name]
-                return self.emit(node, "activation", [x], {"function": "silu", "alpha": 0.0},
-                                 name=producer.name)  # fmt: skip
+                return self.emit(
+                    node, "activation", [x], {"function": "silu", "alpha": 0.0}, name=producer.name
+                )
         return None
 
     def op_Mul(self, node, args, a):
@@ -456,8 +512,9 @@ class _Converter:
     def op_HardSigmoid(self, node, args, a):
         alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
         if not (math.isclose(alpha, 1 / 6, rel_tol=1e-6) and math.isclose(beta, 0.5)):
-            return self.problem(node, f"HardSigmoid alpha={alpha}, beta={beta}: only "
-                                "PyTorch's (1/6, 0.5)")  # fmt: skip
+            return self.problem(
+                node, f"HardSigmoid alpha={alpha}, beta={beta}: only PyTorch's (1/6, 0.5)"
+            )
         return self._activation(node, args[0], "hardsigmoid")
 
     def op_LeakyRelu(self, node, args, a):
@@ -547,8 +604,15 @@ class _Converter:
         outs, start = [], 0
         for j, size in enumerate(int(v) for v in split):
             name = self.unique(f"{self.node_name(node)}.{j}") if j else None
-            outs.append(self.emit(node, "select_channels", [x],
-                                  {"channels": list(range(start, start + size))}, name=name))  # fmt: skip
+            outs.append(
+                self.emit(
+                    node,
+                    "select_channels",
+                    [x],
+                    {"channels": list(range(start, start + size))},
+                    name=name,
+                )
+            )
             start += size
         return outs
 
@@ -567,8 +631,9 @@ class _Converter:
             axis = int(axis) % (len(shape) + 1)
             if axis != 1:
                 return self.problem(node, f"Slice along axis {axis}: only the channel axis")
-            channels = list(range(*slice(int(start), int(min(end, 1 << 62)), int(step)).indices(
-                shape[0])))  # fmt: skip
+            channels = list(
+                range(*slice(int(start), int(min(end, 1 << 62)), int(step)).indices(shape[0]))
+            )
             if channels != list(range(shape[0])):
                 result = self.emit(node, "select_channels", [x], {"channels": channels})
         return result
@@ -589,8 +654,14 @@ class _Converter:
         if not isinstance(act, _Act):
             return self.problem(node, "Reshape of an activation")
         shape_in = self.shape_of(act)
-        full_in = (self.batch, *(shape_in if not isinstance(x, _Grouped) else
-                                 (x.groups, shape_in[0] // x.groups, *shape_in[1:])))  # fmt: skip
+        full_in = (
+            self.batch,
+            *(
+                shape_in
+                if not isinstance(x, _Grouped)
+                else (x.groups, shape_in[0] // x.groups, *shape_in[1:])
+            ),
+        )
         target = [full_in[j] if int(v) == 0 else int(v) for j, v in enumerate(target)]
         out = np.empty(full_in, dtype=np.int8).reshape(target).shape
         shape_out = tuple(out[1:])
@@ -602,18 +673,26 @@ class _Converter:
             return x
         if len(shape_out) == 1:
             return self.emit(node, "flatten", [x], {})
-        if (len(shape_in) == 3 and len(shape_out) == 4 and shape_out[2:] == shape_in[1:]
-                and shape_out[0] * shape_out[1] == shape_in[0]):  # fmt: skip
+        if (
+            len(shape_in) == 3
+            and len(shape_out) == 4
+            and shape_out[2:] == shape_in[1:]
+            and shape_out[0] * shape_out[1] == shape_in[0]
+        ):
             return _Grouped(x, int(shape_out[0]))
-        return self.problem(node, f"reshape {shape_in} -> {shape_out} is not a flatten or a "
-                            "channel shuffle")  # fmt: skip
+        return self.problem(
+            node, f"reshape {shape_in} -> {shape_out} is not a flatten or a channel shuffle"
+        )
 
     def op_Transpose(self, node, args, a):
         x = args[0]
         if isinstance(x, _Grouped) and [int(v) for v in a.get("perm", [])] == [0, 2, 1, 3, 4]:
             return _Grouped(x.act, x.groups, not x.swapped)
-        return self.problem(node, "Transpose of an activation (only the channel shuffle "
-                            "pattern Reshape -> Transpose(0, 2, 1, 3, 4) -> Reshape)")  # fmt: skip
+        return self.problem(
+            node,
+            "Transpose of an activation (only the channel shuffle "
+            "pattern Reshape -> Transpose(0, 2, 1, 3, 4) -> Reshape)",
+        )
 
     def _shuffle(self, node, x: _Act, groups: int) -> _Act:
         c = self.shape_of(x)[0]
@@ -663,8 +742,9 @@ def export_onnx(model, calibration_data, *, name: str | None = None) -> Graph:
         try:
             model = onnx.load(str(source))
         except Exception as exc:  # protobuf decode errors have many types
-            raise AccelsimError(f"not a readable ONNX model ({type(exc).__name__}: {exc})",
-                                file=source) from None  # fmt: skip
+            raise AccelsimError(
+                f"not a readable ONNX model ({type(exc).__name__}: {exc})", file=source
+            ) from None
     name = name or (model.graph.name or (source.stem if source else "onnx_model"))
     try:
         graph = _Converter(onnx, model, name).run()
@@ -684,8 +764,9 @@ def export_onnx(model, calibration_data, *, name: str | None = None) -> Graph:
     return graph
 
 
-def export_onnx_file(path: str | Path, *, calibration: str | Path | None = None,
-                     seed: int = 0) -> Graph:  # fmt: skip
+def export_onnx_file(
+    path: str | Path, *, calibration: str | Path | None = None, seed: int = 0
+) -> Graph:
     """``python -m accelsim export model.onnx``: calibrated on ``calibration`` (.npz / .npy)
     or on 8 seeded standard-normal samples."""
     from .export import load_calibration

@@ -71,8 +71,14 @@ from accelsim.ir import (
 
 SCHEME_VERSION = 2  # part of quantization_key: bump when the arithmetic below changes
 # 2: global average pooling requantises to its own range (global_avgpool with a multiplier)
-PASS_THROUGH_OPS = ("maxpool2d", "avgpool2d", "adaptive_avgpool2d", "flatten", "select_channels",
-                    "upsample_nearest")  # fmt: skip
+PASS_THROUGH_OPS = (
+    "maxpool2d",
+    "avgpool2d",
+    "adaptive_avgpool2d",
+    "flatten",
+    "select_channels",
+    "upsample_nearest",
+)
 
 
 @dataclass(frozen=True)
@@ -115,8 +121,9 @@ class QuantSpec:
             value = getattr(o, name)
             return int(getattr(self, name) if value is None else value)
 
-        return LayerSettings(pick("weight_bits"), pick("activation_bits"), pick("acc_bits"),
-                             pick("reserved_msbs"))  # fmt: skip
+        return LayerSettings(
+            pick("weight_bits"), pick("activation_bits"), pick("acc_bits"), pick("reserved_msbs")
+        )
 
     def to_json(self) -> dict[str, Any]:
         """Canonical description (no source file): what the result depends on."""
@@ -231,24 +238,37 @@ class _Quantizer:
             raise AccelsimError(f"graph {graph.name!r} has no conv2d/linear layer to quantise")
         for name in spec.per_layer:
             if name not in layers:
-                raise AccelsimError(f"no layer named {name!r} in graph {graph.name!r}",
-                                    file=spec.source, key=f"quantization.per_layer.{name}",
-                                    allowed=layers)  # fmt: skip
+                raise AccelsimError(
+                    f"no layer named {name!r} in graph {graph.name!r}",
+                    file=spec.source,
+                    key=f"quantization.per_layer.{name}",
+                    allowed=layers,
+                )
         if spec.overflow not in ("wrap", "saturate"):
-            raise AccelsimError(f"overflow {spec.overflow!r}", file=spec.source,
-                                key="quantization.overflow", allowed="wrap, saturate")  # fmt: skip
+            raise AccelsimError(
+                f"overflow {spec.overflow!r}",
+                file=spec.source,
+                key="quantization.overflow",
+                allowed="wrap, saturate",
+            )
         for name in [None, *spec.per_layer]:
             s = spec.settings(name)
             key = "quantization" if name is None else f"quantization.per_layer.{name}"
-            checks = (("weight_bits", s.weight_bits, 2, 16), ("activation_bits",
-                      s.activation_bits, 2, 16), ("acc_bits", s.acc_bits, 4, 32),
-                      ("reserved_msbs", s.reserved_msbs, 0, s.activation_bits - 2))  # fmt: skip
+            checks = (
+                ("weight_bits", s.weight_bits, 2, 16),
+                ("activation_bits", s.activation_bits, 2, 16),
+                ("acc_bits", s.acc_bits, 4, 32),
+                ("reserved_msbs", s.reserved_msbs, 0, s.activation_bits - 2),
+            )
             for what, value, lo, hi in checks:
                 if not lo <= value <= hi:
-                    raise AccelsimError(f"{what} = {value}", file=spec.source,
-                                        key=f"{key}.{what}", allowed=f"[{lo}, {hi}]"
-                                        + (" (r < activation_bits - 1)"
-                                           if what == "reserved_msbs" else ""))  # fmt: skip
+                    raise AccelsimError(
+                        f"{what} = {value}",
+                        file=spec.source,
+                        key=f"{key}.{what}",
+                        allowed=f"[{lo}, {hi}]"
+                        + (" (r < activation_bits - 1)" if what == "reserved_msbs" else ""),
+                    )
 
     def fused_clamp(self, node: Node) -> Node | None:
         """The clamp that alone reads ``node``'s output (fused into its out_lo/out_hi)."""
@@ -257,8 +277,9 @@ class _Quantizer:
             return None
         return readers[0]
 
-    def requantised_spec(self, node: Node, clamp: Node | None, settings: LayerSettings,
-                         signed: bool | None = None):  # fmt: skip
+    def requantised_spec(
+        self, node: Node, clamp: Node | None, settings: LayerSettings, signed: bool | None = None
+    ):
         """Output spec and [out_lo, out_hi] of a requantising node (GEMM, add, ...)."""
         out_name = clamp.output if clamp is not None else node.output
         float_spec = self.graph.tensors[out_name]
@@ -273,8 +294,16 @@ class _Quantizer:
         out_lo, out_hi = q_lo, q_hi
         if clamp is not None:
             out_lo, out_hi = _clamp_codes(clamp, scale, q_lo, q_hi)
-        spec = TensorSpec(out_name, float_spec.shape, bits, signed, scale, 0,
-                          float_spec.calib_min, float_spec.calib_max)  # fmt: skip
+        spec = TensorSpec(
+            out_name,
+            float_spec.shape,
+            bits,
+            signed,
+            scale,
+            0,
+            float_spec.calib_min,
+            float_spec.calib_max,
+        )
         return spec, out_lo, out_hi
 
     def input_spec(self) -> TensorSpec:
@@ -284,8 +313,16 @@ class _Quantizer:
         bits = self.spec.settings(graph.layers()[0].name).activation_bits
         signed = lo < 0.0
         q_hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
-        return TensorSpec(graph.input, float_spec.shape, bits, signed, _scale_for(lo, hi, q_hi),
-                          0, float_spec.calib_min, float_spec.calib_max)  # fmt: skip
+        return TensorSpec(
+            graph.input,
+            float_spec.shape,
+            bits,
+            signed,
+            _scale_for(lo, hi, q_hi),
+            0,
+            float_spec.calib_min,
+            float_spec.calib_max,
+        )
 
     def run(self) -> Graph:
         self.check_spec()
@@ -322,13 +359,14 @@ class _Quantizer:
                 skipped.add(clamp.name)
         out_name = graph.output
         metadata = dict(graph.metadata)
-        metadata.update({
-            "quantization": self.spec.to_json(),
-            "quantization_scheme": SCHEME_VERSION,
-            "float_graph_hash": graph.content_hash(),
-        })  # fmt: skip
-        return Graph("integer", graph.name, graph.input, out_name, self.specs, self.nodes,
-                     metadata)  # fmt: skip
+        metadata.update(
+            {
+                "quantization": self.spec.to_json(),
+                "quantization_scheme": SCHEME_VERSION,
+                "float_graph_hash": graph.content_hash(),
+            }
+        )
+        return Graph("integer", graph.name, graph.input, out_name, self.specs, self.nodes, metadata)
 
     def gemm(self, node: Node, clamp: Node | None) -> None:
         settings = self.spec.settings(node.name)
@@ -348,12 +386,23 @@ class _Quantizer:
         pairs = [fixed_point(float(s) / out_spec.scale) for s in acc_scale]
         attrs: dict[str, Any] = {}
         if node.op == "conv2d":
-            attrs.update({k: node.attrs[k] for k in ("stride", "padding", "groups", "dilation",
-                                                  "padding_end")
-                          if k in node.attrs})  # fmt: skip
-        attrs.update({"acc_bits": settings.acc_bits, "overflow": self.spec.overflow,
-                      "w_bits": settings.weight_bits, "out_lo": out_lo, "out_hi": out_hi,
-                      "out_zero_point": 0})  # fmt: skip
+            attrs.update(
+                {
+                    k: node.attrs[k]
+                    for k in ("stride", "padding", "groups", "dilation", "padding_end")
+                    if k in node.attrs
+                }
+            )
+        attrs.update(
+            {
+                "acc_bits": settings.acc_bits,
+                "overflow": self.spec.overflow,
+                "w_bits": settings.weight_bits,
+                "out_lo": out_lo,
+                "out_hi": out_hi,
+                "out_zero_point": 0,
+            }
+        )
         params = {
             "weight": q_weight.astype(np.int64),
             "bias": q_bias.astype(np.int64),
@@ -387,8 +436,10 @@ class _Quantizer:
         shift = min(max(shift, SHIFT_RANGE[0]), SHIFT_RANGE[1])
         multipliers = [int(_round_half_up(math.ldexp(r, shift))) for r in ratios]
         if max(multipliers) >= MULTIPLIER_LIMIT:
-            raise AccelsimError(f"{what}: input/output scale ratio {largest:.4g} "
-                                "is too large for a 31-bit multiplier")  # fmt: skip
+            raise AccelsimError(
+                f"{what}: input/output scale ratio {largest:.4g} "
+                "is too large for a 31-bit multiplier"
+            )
         return shift, multipliers
 
     def requantising(self, node: Node, clamp: Node | None, signed: bool):
@@ -403,11 +454,16 @@ class _Quantizer:
             clamp is not None and float(clamp.attrs["lo"]) >= 0.0
         )
         out_spec, attrs = self.requantising(node, clamp, signed)
-        shift, multipliers = self.shared_shift([s.scale / out_spec.scale for s in specs],
-                                               f"concat {node.name!r}")  # fmt: skip
+        shift, multipliers = self.shared_shift(
+            [s.scale / out_spec.scale for s in specs], f"concat {node.name!r}"
+        )
         params = {"multipliers": np.array(multipliers, dtype=np.int64)}
-        self.emit(Node("concat", node.name, node.inputs, out_spec.name, {**attrs, "shift": shift},
-                       params), out_spec)  # fmt: skip
+        self.emit(
+            Node(
+                "concat", node.name, node.inputs, out_spec.name, {**attrs, "shift": shift}, params
+            ),
+            out_spec,
+        )
 
     def mul(self, node: Node, clamp: Node | None) -> None:
         a_spec, b_spec = (self.specs[name] for name in node.inputs)
@@ -416,8 +472,17 @@ class _Quantizer:
         )
         out_spec, attrs = self.requantising(node, clamp, signed)
         multiplier, shift = fixed_point(a_spec.scale * b_spec.scale / out_spec.scale)
-        self.emit(Node("mul", node.name, node.inputs, out_spec.name, {**attrs, "shift": shift},
-                       {"multiplier": np.array(multiplier, dtype=np.int64)}), out_spec)  # fmt: skip
+        self.emit(
+            Node(
+                "mul",
+                node.name,
+                node.inputs,
+                out_spec.name,
+                {**attrs, "shift": shift},
+                {"multiplier": np.array(multiplier, dtype=np.int64)},
+            ),
+            out_spec,
+        )
 
     def global_avgpool(self, node: Node) -> None:
         """Requantised to the pooled tensor's own (narrower) range: the mean of many values
@@ -427,9 +492,17 @@ class _Quantizer:
         out_spec, attrs = self.requantising(node, None, x_spec.signed)
         _, h, w = x_spec.shape
         multiplier, shift = fixed_point(x_spec.scale / (h * w * out_spec.scale))
-        self.emit(Node("global_avgpool", node.name, node.inputs, out_spec.name,
-                       {**attrs, "shift": shift},
-                       {"multiplier": np.array(multiplier, dtype=np.int64)}), out_spec)  # fmt: skip
+        self.emit(
+            Node(
+                "global_avgpool",
+                node.name,
+                node.inputs,
+                out_spec.name,
+                {**attrs, "shift": shift},
+                {"multiplier": np.array(multiplier, dtype=np.int64)},
+            ),
+            out_spec,
+        )
 
     def activation(self, node: Node) -> None:
         """A lookup table: every input code's real value through the function, requantised
@@ -442,29 +515,52 @@ class _Quantizer:
         out_spec, attrs = self.requantising(node, None, signed)
         lo, hi = x_spec.value_range()
         codes = np.arange(lo, hi + 1, dtype=np.float64)
-        real = activation_float(str(node.attrs["function"]), float(node.attrs["alpha"]),
-                                x_spec.scale * (codes - x_spec.zero_point))  # fmt: skip
+        real = activation_float(
+            str(node.attrs["function"]),
+            float(node.attrs["alpha"]),
+            x_spec.scale * (codes - x_spec.zero_point),
+        )
         table = np.clip(_round_half_up(real / out_spec.scale), attrs["out_lo"], attrs["out_hi"])
-        self.emit(Node("activation", node.name, node.inputs, out_spec.name, dict(node.attrs),
-                       {"table": table.astype(np.int64)}), out_spec)  # fmt: skip
+        self.emit(
+            Node(
+                "activation",
+                node.name,
+                node.inputs,
+                out_spec.name,
+                dict(node.attrs),
+                {"table": table.astype(np.int64)},
+            ),
+            out_spec,
+        )
 
     def clamp(self, node: Node) -> None:
         x_spec = self.specs[node.inputs[0]]
         lo, hi = x_spec.value_range()
         q_lo, q_hi = _clamp_codes(node, x_spec.scale, lo, hi)
         out_spec = self._like(x_spec, node.output)
-        self.emit(Node("clamp", node.name, node.inputs, node.output, {"lo": q_lo, "hi": q_hi}),
-                  out_spec)  # fmt: skip
+        self.emit(
+            Node("clamp", node.name, node.inputs, node.output, {"lo": q_lo, "hi": q_hi}), out_spec
+        )
 
     def pass_through(self, node: Node) -> None:
         x_spec = self.specs[node.inputs[0]]
-        self.emit(Node(node.op, node.name, node.inputs, node.output, dict(node.attrs)),
-                  self._like(x_spec, node.output))  # fmt: skip
+        self.emit(
+            Node(node.op, node.name, node.inputs, node.output, dict(node.attrs)),
+            self._like(x_spec, node.output),
+        )
 
     def _like(self, x_spec: TensorSpec, name: str) -> TensorSpec:
         float_spec = self.graph.tensors[name]
-        return TensorSpec(name, float_spec.shape, x_spec.bits, x_spec.signed, x_spec.scale,
-                          x_spec.zero_point, float_spec.calib_min, float_spec.calib_max)  # fmt: skip
+        return TensorSpec(
+            name,
+            float_spec.shape,
+            x_spec.bits,
+            x_spec.signed,
+            x_spec.scale,
+            x_spec.zero_point,
+            float_spec.calib_min,
+            float_spec.calib_max,
+        )
 
     def emit(self, node: Node, spec: TensorSpec) -> None:
         self.nodes.append(node)
@@ -487,8 +583,10 @@ def quantize(float_graph: Graph, spec: QuantSpec) -> Graph:
     a layer the graph does not have, or a per-layer combination is invalid.
     """
     if float_graph.kind != "float":
-        raise AccelsimError(f"quantize needs a float graph, got a {float_graph.kind} graph",
-                            allowed="a float graph (python -m accelsim export)")  # fmt: skip
+        raise AccelsimError(
+            f"quantize needs a float graph, got a {float_graph.kind} graph",
+            allowed="a float graph (python -m accelsim export)",
+        )
     graph = _Quantizer(float_graph, spec).run()
     graph.metadata["quantization_key"] = quantization_key(float_graph, spec)
     validate_graph(graph)

@@ -47,9 +47,12 @@ BATCH_SIZE = 64
 _DIGITS_DESCRIPTION = "sklearn digits, stratified 70/30 split, seed {seed}; pixels / 16"
 _DATASETS = {  # name -> (split function, test split writer, metadata description)
     "digits": (digits_split, write_digits_test, _DIGITS_DESCRIPTION),
-    "digits16": (digits16_split, write_digits16_test, _DIGITS_DESCRIPTION
-                 + ", bilinear 8x8 -> 16x16 (workloads.data.upsample)"),
-}  # fmt: skip
+    "digits16": (
+        digits16_split,
+        write_digits16_test,
+        _DIGITS_DESCRIPTION + ", bilinear 8x8 -> 16x16 (workloads.data.upsample)",
+    ),
+}
 MODEL_DATASET = {"digits_mlp": "digits", "digits_cnn": "digits", "digits_resnet": "digits16"}
 
 
@@ -93,8 +96,7 @@ def train_model(name: str, *, seed: int = 0, data_seed: int = 0):
         scheduler = None
         if schedule == "onecycle":
             steps = epochs * -(-len(xt) // BATCH_SIZE)
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr,
-                                                            total_steps=steps)  # fmt: skip
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
         loss_fn = nn.CrossEntropyLoss()
         generator = torch.Generator().manual_seed(seed)
         module.train()
@@ -139,20 +141,25 @@ def train_and_export(name: str, *, seed: int = 0, data_seed: int = 0) -> Graph:
     x_train, _, x_test, y_test = model_split(name, data_seed)
     with deterministic_torch(seed):
         graph = export(module, torch.from_numpy(x_train[:1]), x_train, name=name)
-    graph.metadata.update({
-        "builtin": name,
-        "dataset": _DATASETS[MODEL_DATASET[name]][2].format(seed=data_seed),
-        "training": info,
-        "float_test_accuracy": float_accuracy(graph, x_test, y_test),
-        "test_samples": int(len(y_test)),
-    })  # fmt: skip
+    graph.metadata.update(
+        {
+            "builtin": name,
+            "dataset": _DATASETS[MODEL_DATASET[name]][2].format(seed=data_seed),
+            "training": info,
+            "float_test_accuracy": float_accuracy(graph, x_test, y_test),
+            "test_samples": int(len(y_test)),
+        }
+    )
     return graph
 
 
-def build_zoo(zoo_dir: str | Path, data_dir: str | Path | None = None, seed: int = 0,
-              models: Sequence[str] = DIGITS_MODELS,
-              on_model: Callable[[str, Graph, Path, float], None] | None = None,
-              ) -> dict[str, Path]:  # fmt: skip
+def build_zoo(
+    zoo_dir: str | Path,
+    data_dir: str | Path | None = None,
+    seed: int = 0,
+    models: Sequence[str] = DIGITS_MODELS,
+    on_model: Callable[[str, Graph, Path, float], None] | None = None,
+) -> dict[str, Path]:
     """Train and export ``models`` into ``zoo_dir`` and write the test split of each data set
     they use (``digits_test.npz``, ``digits16_test.npz``) into ``data_dir`` (default
     ``zoo_dir``); returns the written paths by name (``digits_test``, ``digits16_test``).

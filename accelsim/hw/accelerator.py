@@ -62,8 +62,11 @@ def _shape(fold: FoldJob) -> tuple[int, int, int]:
 def fold_timing(accel: AcceleratorConfig) -> tuple[Callable, Callable]:
     """(cycles of a fold, cycles of its stationary preload) for the configured timing mode."""
     cycles, preload = _fold_timing(accel)
-    first = (lambda f: (*_shape(f), (f.m0, f.k0, f.n0) == (0, 0, 0))) if (
-        accel.timing == "scalesim") else _shape  # fmt: skip
+    first = (
+        (lambda f: (*_shape(f), (f.m0, f.k0, f.n0) == (0, 0, 0)))
+        if (accel.timing == "scalesim")
+        else _shape
+    )
     return _memoised(cycles, first), _memoised(preload, _shape)
 
 
@@ -75,25 +78,39 @@ def _fold_timing(accel: AcceleratorConfig) -> tuple[Callable, Callable]:
         def cycles(fold: FoldJob) -> int:
             # SCALE-Sim reports the 0-based index of a layer's (group's) last cycle
             first = (fold.m0, fold.k0, fold.n0) == (0, 0, 0)
-            return scalesim_fold_cycles(df, fold.m1 - fold.m0, fold.k1 - fold.k0,
-                                        fold.n1 - fold.n0, rows, cols, first_fold=first)  # fmt: skip
+            return scalesim_fold_cycles(
+                df,
+                fold.m1 - fold.m0,
+                fold.k1 - fold.k0,
+                fold.n1 - fold.n0,
+                rows,
+                cols,
+                first_fold=first,
+            )
 
         return cycles, lambda fold: 0
 
     def cycles(fold: FoldJob) -> int:
-        return mapping.fold_cycles(df, fold.m1 - fold.m0, fold.k1 - fold.k0, fold.n1 - fold.n0,
-                                   rows, cols)  # fmt: skip
+        return mapping.fold_cycles(
+            df, fold.m1 - fold.m0, fold.k1 - fold.k0, fold.n1 - fold.n0, rows, cols
+        )
 
     def preload(fold: FoldJob) -> int:
-        return mapping.preload_cycles(df, fold.m1 - fold.m0, fold.k1 - fold.k0,
-                                      fold.n1 - fold.n0, rows, cols)  # fmt: skip
+        return mapping.preload_cycles(
+            df, fold.m1 - fold.m0, fold.k1 - fold.k0, fold.n1 - fold.n0, rows, cols
+        )
 
     return cycles, preload
 
 
 class Accelerator(Module):
-    def __init__(self, config: AcceleratorConfig, *, tracer: Tracer | None = None,
-                 redundancy_factory: Callable | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: AcceleratorConfig,
+        *,
+        tracer: Tracer | None = None,
+        redundancy_factory: Callable | None = None,
+    ) -> None:
         super().__init__("accelerator", env=simpy.Environment(), tracer=tracer)
         self.config = config
         scalesim = config.timing == "scalesim"
@@ -106,15 +123,26 @@ class Accelerator(Module):
         self.array = PEArray("pe_array", self, config.array, config.protection.hardened_bits)
         fold_cycles, preload_cycles = fold_timing(config)
         self.controller = Controller(
-            "controller", self, dram=self.dram, buffers=self.buffers, array=self.array,
-            ideal_memory=scalesim, overlap_preload=config.double_buffer_weights and not scalesim,
-            fold_cycles=fold_cycles, preload_cycles=preload_cycles,
-        )  # fmt: skip
+            "controller",
+            self,
+            dram=self.dram,
+            buffers=self.buffers,
+            array=self.array,
+            ideal_memory=scalesim,
+            overlap_preload=config.double_buffer_weights and not scalesim,
+            fold_cycles=fold_cycles,
+            preload_cycles=preload_cycles,
+        )
         self.redundancy = redundancy_factory(self) if redundancy_factory else None
 
-    def run(self, graph: Graph, x: np.ndarray, *,
-            fault_plan: dict[str, dict[int, np.ndarray]] | None = None,
-            on_layer: Callable[[LayerRun], None] | None = None) -> tuple[dict[str, np.ndarray], list[LayerRun]]:  # fmt: skip
+    def run(
+        self,
+        graph: Graph,
+        x: np.ndarray,
+        *,
+        fault_plan: dict[str, dict[int, np.ndarray]] | None = None,
+        on_layer: Callable[[LayerRun], None] | None = None,
+    ) -> tuple[dict[str, np.ndarray], list[LayerRun]]:
         """Simulate one batch; returns every tensor's integers and per-layer runs."""
         values: dict[str, np.ndarray] = {graph.input: np.asarray(x, dtype=np.int64)}
         runs: list[LayerRun] = []
@@ -135,15 +163,23 @@ class Accelerator(Module):
                         redundancy = self.redundancy.for_layer(node, sched, ops)
                     yield env.process(
                         self.controller.gemm_layer(
-                            sched, ops, counters,
+                            sched,
+                            ops,
+                            counters,
                             None if fault_plan is None else fault_plan.get(node.name),
                             redundancy,
                         )
-                    )  # fmt: skip
+                    )
                     array = self.array
-                    compute_layer(array.dataflow_code, array.rows, array.cols, sched, ops,
-                                  None if fault_plan is None else fault_plan.get(node.name),
-                                  array.hardened)  # fmt: skip
+                    compute_layer(
+                        array.dataflow_code,
+                        array.rows,
+                        array.cols,
+                        sched,
+                        ops,
+                        None if fault_plan is None else fault_plan.get(node.name),
+                        array.hardened,
+                    )
                     if redundancy is not None:
                         redundancy.finish(ops)
                     values[node.output] = gemm_output(node, ops, sched.shape)
@@ -159,11 +195,14 @@ class Accelerator(Module):
                         in_bytes = 0  # a change of view: no data moves
                     yield env.process(
                         self.controller.vector_layer(
-                            node.name, in_bytes, out_bytes,
+                            node.name,
+                            in_bytes,
+                            out_bytes,
                             0 if node.op == "flatten" else out.size,
-                            self.config.vector_lanes, counters,
+                            self.config.vector_lanes,
+                            counters,
                         )
-                    )  # fmt: skip
+                    )
                     values[node.output] = out
                 run = LayerRun(node, sched, counters, start, env.now)
                 runs.append(run)
@@ -185,13 +224,15 @@ def lower_operands(node: Node, x: np.ndarray, shape: GemmShape) -> GemmOperands:
         kh, kw = node.params["weight"].shape[2:]
         stride, padding = tuple(node.attrs["stride"]), shape.pads
         groups = int(node.attrs.get("groups", 1))
-        a_groups = mapping.lower_conv(x, node.params["weight"].shape, stride, padding, groups,
-                                      shape.dilation)  # fmt: skip
+        a_groups = mapping.lower_conv(
+            x, node.params["weight"].shape, stride, padding, groups, shape.dilation
+        )
         if any(shape.pads):
             # where padding zeros sit depends on the pixel and the kernel offset only
             ones = np.ones((x.shape[0], 1, *x.shape[2:]), np.int64)
-            padding_window = mapping.lower_conv(ones, (1, 1, kh, kw), stride, padding, 1,
-                                                shape.dilation)[0]  # fmt: skip
+            padding_window = mapping.lower_conv(
+                ones, (1, 1, kh, kw), stride, padding, 1, shape.dilation
+            )[0]
     n = shape.N
     return GemmOperands(
         a=a_groups,
@@ -210,8 +251,9 @@ def weight_matrices(node: Node) -> list[np.ndarray]:
         if node.op == "linear":
             matrices = [np.ascontiguousarray(weight.astype(np.int64).T)]
         else:
-            matrices = mapping.weight_matrices(weight.astype(np.int64),
-                                               int(node.attrs.get("groups", 1)))  # fmt: skip
+            matrices = mapping.weight_matrices(
+                weight.astype(np.int64), int(node.attrs.get("groups", 1))
+            )
         for matrix in matrices:
             matrix.flags.writeable = False
         return matrices
@@ -228,10 +270,14 @@ def gemm_output(node: Node, ops: GemmOperands, shape: GemmShape) -> np.ndarray:
         channels = slice(g * n, (g + 1) * n)
         outs.append(
             requantize_array(
-                psum, node.params["multiplier"][channels], node.params["shift"][channels],
-                int(attrs["out_zero_point"]), int(attrs["out_lo"]), int(attrs["out_hi"]),
+                psum,
+                node.params["multiplier"][channels],
+                node.params["shift"][channels],
+                int(attrs["out_zero_point"]),
+                int(attrs["out_lo"]),
+                int(attrs["out_hi"]),
             )
-        )  # fmt: skip
+        )
     if node.op == "linear":
         return outs[0]
     return mapping.output_from_gemm(outs, shape.batch, shape.out_h, shape.out_w)

@@ -99,9 +99,19 @@ class WeightTiles:
 
 
 class Controller(Module):
-    def __init__(self, name: str, parent: Module, *, dram: DRAM, buffers: dict[str, SramBuffer],
-                 array: PEArray, ideal_memory: bool, overlap_preload: bool,
-                 fold_cycles: Callable[[FoldJob], int], preload_cycles: Callable[[FoldJob], int]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        parent: Module,
+        *,
+        dram: DRAM,
+        buffers: dict[str, SramBuffer],
+        array: PEArray,
+        ideal_memory: bool,
+        overlap_preload: bool,
+        fold_cycles: Callable[[FoldJob], int],
+        preload_cycles: Callable[[FoldJob], int],
+    ) -> None:
         super().__init__(name, parent)
         self.dram = dram
         self.buffers = buffers
@@ -163,14 +173,23 @@ class Controller(Module):
                 c.redundancy_wait_cycles += int(self.env.now - waiting_since)
             elements = (fold.m1 - fold.m0) * (fold.n1 - fold.n0)
             c.sram_reads["output"] += bytes_for(elements, shape.acc_bits)
-            yield from self._dram(bytes_for(elements, shape.out_bits), write=True, what="ofmap",
-                                  counters=c)  # fmt: skip
+            yield from self._dram(
+                bytes_for(elements, shape.out_bits), write=True, what="ofmap", counters=c
+            )
             yield from self._release("output")
 
     # -- the array's side -----------------------------------------------------------------
-    def compute(self, sched: LayerSchedule, ops: GemmOperands, blocks_ready: list[simpy.Event],
-                weights_ready: WeightTiles, finished: simpy.Store, c: LayerCounters,
-                fault_plan: dict[int, np.ndarray] | None, redundancy=None):  # fmt: skip
+    def compute(
+        self,
+        sched: LayerSchedule,
+        ops: GemmOperands,
+        blocks_ready: list[simpy.Event],
+        weights_ready: WeightTiles,
+        finished: simpy.Store,
+        c: LayerCounters,
+        fault_plan: dict[int, np.ndarray] | None,
+        redundancy=None,
+    ):
         shape = sched.shape
         last_fold_of_block = {fold.block: fold.index for fold in sched.folds}
         previous_start: float | None = None
@@ -204,20 +223,27 @@ class Controller(Module):
         yield finished.put(None)
         self.count_array_traffic(sched, ops, c)
 
-    def count_array_traffic(self, sched: LayerSchedule, ops: GemmOperands,
-                            c: LayerCounters) -> None:  # fmt: skip
+    def count_array_traffic(
+        self, sched: LayerSchedule, ops: GemmOperands, c: LayerCounters
+    ) -> None:
         """SRAM traffic of the array and PE occupancy: fixed by the schedule, not by timing,
         so tallied for all folds at once."""
         shape = sched.shape
-        f = np.array([(x.group, x.m0, x.m1, x.k0, x.k1, x.n0, x.n1, x.first_k) for x in sched.folds],
-                     dtype=np.int64).reshape(-1, 8)  # fmt: skip
+        f = np.array(
+            [(x.group, x.m0, x.m1, x.k0, x.k1, x.n0, x.n1, x.first_k) for x in sched.folds],
+            dtype=np.int64,
+        ).reshape(-1, 8)
         group, m0, m1, k0, k1, n0, n1, first_k = f.T
         mt, kt, nt = m1 - m0, k1 - k0, n1 - n0
         real = np.zeros(len(f), dtype=np.int64)  # operands that are not padding zeros
         for g, prefix in enumerate(ops.input_elements):
             sel = group == g
-            real[sel] = (prefix[m1[sel], k1[sel]] - prefix[m0[sel], k1[sel]]
-                         - prefix[m1[sel], k0[sel]] + prefix[m0[sel], k0[sel]])  # fmt: skip
+            real[sel] = (
+                prefix[m1[sel], k1[sel]]
+                - prefix[m0[sel], k1[sel]]
+                - prefix[m1[sel], k0[sel]]
+                + prefix[m0[sel], k0[sel]]
+            )
 
         def packed(elements: np.ndarray, bits: int) -> int:
             return int(np.sum(-(-(elements * bits) // 8)))
@@ -230,8 +256,14 @@ class Controller(Module):
         c.pe_fraction_sum += float(np.sum(used)) / (self.array.rows * self.array.cols)
         c.folds += len(f)
 
-    def gemm_layer(self, sched: LayerSchedule, ops: GemmOperands, c: LayerCounters,
-                   fault_plan: dict[int, np.ndarray] | None = None, redundancy=None):  # fmt: skip
+    def gemm_layer(
+        self,
+        sched: LayerSchedule,
+        ops: GemmOperands,
+        c: LayerCounters,
+        fault_plan: dict[int, np.ndarray] | None = None,
+        redundancy=None,
+    ):
         env = self.env
         blocks_ready = [env.event() for _ in sched.blocks]
         weights_ready = WeightTiles(env)
@@ -240,13 +272,15 @@ class Controller(Module):
         env.process(self.weight_dma(sched, weights_ready, c))
         writer = env.process(self.writeback(sched, finished, c))
         yield env.process(
-            self.compute(sched, ops, blocks_ready, weights_ready, finished, c, fault_plan,
-                         redundancy)
-        )  # fmt: skip
+            self.compute(
+                sched, ops, blocks_ready, weights_ready, finished, c, fault_plan, redundancy
+            )
+        )
         yield writer
 
-    def vector_layer(self, name: str, in_bytes: int, out_bytes: int, elements: int, lanes: int,
-                     c: LayerCounters):  # fmt: skip
+    def vector_layer(
+        self, name: str, in_bytes: int, out_bytes: int, elements: int, lanes: int, c: LayerCounters
+    ):
         """Pooling / add / clamp on the vector unit: read, compute, write back."""
         yield from self._dram(in_bytes, write=False, what=f"{name} in", counters=c)
         start = self.env.now

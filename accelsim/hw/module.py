@@ -28,8 +28,14 @@ class Tracer:
 class Module:
     """A named hardware block inside a hierarchy (``top.controller.dma``)."""
 
-    def __init__(self, name: str, parent: Module | None = None, *, env: simpy.Environment | None = None,
-                 tracer: Tracer | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        parent: Module | None = None,
+        *,
+        env: simpy.Environment | None = None,
+        tracer: Tracer | None = None,
+    ) -> None:
         self.name = name
         self.parent = parent
         self.children: list[Module] = []

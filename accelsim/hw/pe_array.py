@@ -43,8 +43,13 @@ class PEArray(Module):
     semantics of docs/semantics.md, faults applied inside the kernel.
     """
 
-    def __init__(self, name: str, parent: Module, config: ArrayConfig,
-                 hardened: HardenedBitsConfig | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        parent: Module,
+        config: ArrayConfig,
+        hardened: HardenedBitsConfig | None = None,
+    ) -> None:
         super().__init__(name, parent)
         self.hardened = hardened_masks(hardened)
         self.rows = config.rows
@@ -73,8 +78,15 @@ def tile_key(fold: FoldJob) -> tuple[int, int, int, int, int]:
     return (fold.group, fold.m0, fold.m1, fold.n0, fold.n1)
 
 
-def compute_layer(dataflow_code: int, rows: int, cols: int, sched: LayerSchedule, ops,
-                  faults: Mapping[int, np.ndarray] | None, hardened: np.ndarray) -> None:  # fmt: skip
+def compute_layer(
+    dataflow_code: int,
+    rows: int,
+    cols: int,
+    sched: LayerSchedule,
+    ops,
+    faults: Mapping[int, np.ndarray] | None,
+    hardened: np.ndarray,
+) -> None:
     """Every fold's values of one layer, ``ops.psum`` updated in place.
 
     Fault-free arithmetic is the same whatever the tiling (ascending k, overflow at every add:
@@ -99,20 +111,39 @@ def compute_layer(dataflow_code: int, rows: int, cols: int, sched: LayerSchedule
         g = fold.group
         if fold.first_k:
             ops.psum[g][fold.m0 : fold.m1, fold.n0 : fold.n1] = ops.bias[g][fold.n0 : fold.n1]
-        compute_fold(dataflow_code, rows, cols, shape, fold, ops.a[g], ops.w[g], ops.psum[g],
-                     live.get(fold.index))  # fmt: skip
+        compute_fold(
+            dataflow_code,
+            rows,
+            cols,
+            shape,
+            fold,
+            ops.a[g],
+            ops.w[g],
+            ops.psum[g],
+            live.get(fold.index),
+        )
 
 
 def compute_fault_free(shape: GemmShape, ops) -> None:
     """Every group's fault-free GEMM, ``ops.psum`` updated in place (no tiling needed)."""
     overflow = OVERFLOW_RULES[shape.overflow]
     for g in range(shape.groups):
-        ops.psum[g][:] = kernels.run_gemm(ops.a[g], ops.w[g], ops.psum[g],
-                                          acc_bits=shape.acc_bits, overflow=overflow)  # fmt: skip
+        ops.psum[g][:] = kernels.run_gemm(
+            ops.a[g], ops.w[g], ops.psum[g], acc_bits=shape.acc_bits, overflow=overflow
+        )
 
 
-def compute_fold(dataflow_code: int, rows: int, cols: int, shape: GemmShape, fold: FoldJob,
-                 a: np.ndarray, w: np.ndarray, psum: np.ndarray, faults: np.ndarray | None) -> None:  # fmt: skip
+def compute_fold(
+    dataflow_code: int,
+    rows: int,
+    cols: int,
+    shape: GemmShape,
+    fold: FoldJob,
+    a: np.ndarray,
+    w: np.ndarray,
+    psum: np.ndarray,
+    faults: np.ndarray | None,
+) -> None:
     """The values of one fold: ``psum`` of the fold's output tile is updated in place."""
     out_rows, out_cols = slice(fold.m0, fold.m1), slice(fold.n0, fold.n1)
     psum[out_rows, out_cols] = kernels.run_fold(

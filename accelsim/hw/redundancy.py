@@ -29,8 +29,15 @@ from .module import Module
 
 
 class RedundantUnits(Module):
-    def __init__(self, name: str, parent: Module, *, size: int, mode: str,
-                 protected: Mapping[str, np.ndarray]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        parent: Module,
+        *,
+        size: int,
+        mode: str,
+        protected: Mapping[str, np.ndarray],
+    ) -> None:
         super().__init__(name, parent)
         self.size = size
         self.mode = mode
@@ -62,8 +69,10 @@ class LayerRedundancy:
         self.sched = sched
         n = sched.shape.N
         # protected channels of each group, as group-local column indices
-        self.columns = [channels[(channels >= g * n) & (channels < (g + 1) * n)] - g * n
-                        for g in range(sched.shape.groups)]  # fmt: skip
+        self.columns = [
+            channels[(channels >= g * n) & (channels < (g + 1) * n)] - g * n
+            for g in range(sched.shape.groups)
+        ]
         self.pending: dict[tuple[int, int, int, int], list[simpy.Event]] = {}
 
     def _tile(self, fold: FoldJob) -> tuple[int, int, int, int]:
@@ -105,9 +114,12 @@ class LayerRedundancy:
             a = ops.a[g]
             start = np.broadcast_to(ops.bias[g][cols], (a.shape[0], cols.size))
             clean = kernels.run_gemm(
-                a, np.ascontiguousarray(ops.w[g][:, cols]), np.ascontiguousarray(start),
-                acc_bits=shape.acc_bits, overflow=OVERFLOW_RULES[shape.overflow],
-            )  # fmt: skip
+                a,
+                np.ascontiguousarray(ops.w[g][:, cols]),
+                np.ascontiguousarray(start),
+                acc_bits=shape.acc_bits,
+                overflow=OVERFLOW_RULES[shape.overflow],
+            )
             self.units.recomputed_outputs += clean.size
             self.units.mismatches += int(np.count_nonzero(ops.psum[g][:, cols] != clean))
             ops.psum[g][:, cols] = clean
