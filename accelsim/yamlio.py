@@ -15,9 +15,39 @@ import yaml
 
 from .errors import AccelsimError, read_user_text
 
+# limits on what a file can make the loader build: deeper nesting overflows the composer's
+# recursion, and aliases of aliases grow exponentially once the result is copied
+MAX_NESTING = 64
+MAX_ALIASES = 64
+
 
 class StrictLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 core-schema scalars and no duplicate keys."""
+    """SafeLoader with YAML 1.2 core-schema scalars, no duplicate keys, bounded nesting and
+    a bounded number of aliases."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"more than {MAX_ALIASES} aliases (*name)", mark
+                )
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_NESTING:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_NESTING} levels", mark
+            )
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 StrictLoader.yaml_implicit_resolvers = {}
@@ -72,10 +102,29 @@ def parse_yaml(text: str, *, source: str | Path = "<string>") -> Any:
     try:
         return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - StrictLoader derives SafeLoader
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "document"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise AccelsimError(f"invalid YAML at {where}: {problem}", file=source) from None
+        raise AccelsimError(
+            f"invalid YAML at {_where(exc, text)}: {_problem(exc)}", file=source
+        ) from None
+
+
+def _where(exc: yaml.YAMLError, text: str) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+    position = getattr(exc, "position", None)  # a ReaderError (a character YAML forbids)
+    if position is None:
+        return "the start of the file"
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    return f"line {line}, column {column}"
+
+
+def _problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.reader.ReaderError):
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return f"character U+{code:04X} is not allowed in YAML"
+    problem = getattr(exc, "problem", None) or str(exc)
+    return " ".join(problem.split())  # one line
 
 
 def load_yaml(path: str | Path) -> Any:
