@@ -1,23 +1,19 @@
-"""``python -m accelsim``: the application layer. Parses arguments, calls library functions.
+"""The simulator's sub-commands: ``run``, ``export``, ``schema`` and ``bench``; and the
+``accelsim`` entry point, which builds the parser of every package's sub-commands
+(:mod:`accelsim.app`).
 
-Only this module reaches into faults/, optimizer/ and workloads/ (lazily, inside the
-sub-command), so that ``import accelsim`` stays fast and torch-free.
+Like every CLI module it imports the application layer and never another CLI module. ``run``
+composes the simulator with the fault steps (:mod:`faults.console_steps`), imported inside the
+command so that ``import accelsim`` and ``--help`` stay fast and torch-free (DESIGN.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from rich.console import Console
-from rich_argparse import RichHelpFormatter
-
-from .errors import AccelsimError
-
-# a pipe or CI log gets a report wide enough for the per-layer table (a terminal keeps its own)
-console = Console(stderr=False, width=None if sys.stdout.isatty() else 150)
-err_console = Console(stderr=True)
+from . import app
+from .app import add_command, add_workload_arguments, workload_and_out_dir
 
 
 def _progress():
@@ -29,37 +25,9 @@ def _progress():
         MofNCompleteColumn(),
         TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
-        console=console,
+        console=app.console,
         transient=False,
     )
-
-
-def default_out_dir(workload_name: str) -> Path:
-    return Path("out") / workload_name
-
-
-def add_workload_arguments(
-    parser: argparse.ArgumentParser, *, set_example: str, out_default: str = "out/<name>"
-) -> None:
-    """The arguments every workload command shares: the YAML, ``--out`` and ``--set``."""
-    parser.add_argument("workload", help="workload YAML file")
-    parser.add_argument("--out", help=f"output folder (default {out_default})")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"override a key, e.g. --set {set_example}",
-    )
-
-
-def workload_and_out_dir(args: argparse.Namespace, subfolder: str = ""):
-    """Load the command's workload (with its ``--set`` overrides) and its output folder."""
-    from .workload import load_workload
-
-    workload = load_workload(args.workload, args.set)
-    out_dir = Path(args.out) if args.out else default_out_dir(workload.name) / subfolder
-    return workload, out_dir
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -69,6 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .simulation import simulate
     from .trace import write_trace
 
+    console = app.console
     workload, out_dir = workload_and_out_dir(args)
     samples = len(workload.inputs)
     tracer = Tracer(enabled=True) if args.trace else None
@@ -78,7 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     needs_nvf = protection.protected_neurons is None and protection.protected_fraction > 0
     if args.reliability or needs_nvf:
         # protection by NVF and the first-order estimate both need the vulnerability factors
-        from faults.cli import protected_neurons_for_run, vulnerability_for_run
+        from faults.console_steps import protected_neurons_for_run, vulnerability_for_run
 
         vf = vulnerability_for_run(workload, console)
         protected = protected_neurons_for_run(workload, vf)
@@ -105,11 +74,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if protected is not None:
         document["protected_neurons"] = {k: [int(c) for c in v] for k, v in protected.items()}
     if workload.config.faults is not None:
-        from faults.cli import run_campaign_for_cli
+        from faults.console_steps import run_campaign_with_progress
 
-        document["faults"] = run_campaign_for_cli(workload, out_dir, console, protected=protected)
+        document["faults"] = run_campaign_with_progress(
+            workload, out_dir, console, protected=protected
+        )
     if args.reliability:
-        from faults.cli import reliability_for_run
+        from faults.console_steps import reliability_for_run
 
         document["reliability"] = reliability_for_run(workload, vf, protected, console)
     write_json_atomic(out_dir / "result.json", document)
@@ -132,7 +103,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         seed=args.seed,
         calibration=args.calibration,
     )
-    console.print(f"wrote [bold]{path}[/]")
+    app.console.print(f"wrote [bold]{path}[/]")
     return 0
 
 
@@ -149,19 +120,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args.which, quick=args.quick)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m accelsim",
-        description="Cycle-level DNN accelerator simulator with fault injection and "
-        "cross-layer fault-tolerance optimisation.",
-        formatter_class=RichHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    run = sub.add_parser(
+def register(subparsers) -> None:
+    """Add ``run``, ``export``, ``schema`` and ``bench`` to ``python -m accelsim``."""
+    run = add_command(
+        subparsers,
         "run",
         help="simulate a workload (and its fault campaign if it has a faults: section)",
-        formatter_class=RichHelpFormatter,
+        func=cmd_run,
     )
     add_workload_arguments(run, set_example="accelerator.array.rows=32")
     run.add_argument(
@@ -173,12 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also report the first-order P(failure) from the vulnerability "
         "factors (measured once per quantisation, cached)",
     )
-    run.set_defaults(func=cmd_run)
 
-    export = sub.add_parser(
+    export = add_command(
+        subparsers,
         "export",
         help="export a PyTorch or ONNX model to an accelsim float graph (needs torch / onnx)",
-        formatter_class=RichHelpFormatter,
+        func=cmd_export,
     )
     export.add_argument(
         "model",
@@ -197,17 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(or one array) or .npy, shaped (samples, C, H, W); default 8 "
         "seeded standard-normal samples",
     )
-    export.set_defaults(func=cmd_export)
 
-    schema = sub.add_parser(
+    add_command(
+        subparsers,
         "schema",
         help="print the workload YAML key reference (markdown)",
-        formatter_class=RichHelpFormatter,
+        func=cmd_schema,
     )
-    schema.set_defaults(func=cmd_schema)
 
-    bench = sub.add_parser(
-        "bench", help="speed benchmarks (printed figures)", formatter_class=RichHelpFormatter
+    bench = add_command(
+        subparsers, "bench", help="speed benchmarks (printed figures)", func=cmd_bench
     )
     bench.add_argument(
         "which", nargs="?", default="sim", choices=["sim", "faults", "optimizer", "all"]
@@ -215,44 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--quick", action="store_true", help="small sizes (seconds, for smoke tests)"
     )
-    bench.set_defaults(func=cmd_bench)
-
-    for extra in _extra_commands():
-        extra(sub)
-    return parser
-
-
-def _extra_commands():
-    """Sub-commands contributed by faults/ and optimizer/, registered without importing them
-    at start-up cost beyond their small cli modules."""
-    from importlib import import_module
-
-    for module in ("faults.cli", "optimizer.cli"):
-        try:
-            mod = import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        yield mod.register
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except AccelsimError as exc:
-        if exc.file is None and getattr(args, "workload", None):
-            exc.file = str(args.workload)  # a config key without a file: it is the workload's
-        err_console.print(
-            f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True
-        )
-        return 2
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        return 130
+    """The ``accelsim`` script and ``python -m accelsim``: every registered sub-command."""
+    return app.main(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
+    import sys
+
     sys.exit(main())

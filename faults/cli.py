@@ -1,163 +1,84 @@
-"""``python -m accelsim inject``, and the campaign step of ``python -m accelsim run``."""
+"""The faults package's sub-commands: ``inject``, ``vulnerability`` and ``baselines``.
+
+``inject`` runs the workload's fault campaign alone. ``vulnerability`` measures BVF and NVF
+(:func:`faults.vulnerability.vulnerability_factors`, records cached), shows them with their
+intervals, says per layer whether the NVF ranking is significant, writes
+``vulnerability.json`` and, with ``--plot DIR``, ``bvf_heatmap.png``, ``nvf_<layer>.png`` and
+``accuracy_vs_rate.png``. ``baselines``: the fixed protection designs side by side (area,
+cycles, clean accuracy, first-order P(failure) with interval and upper bound, and a direct
+Monte-Carlo certificate against ``--target``), written to ``baselines.json``.
+
+This module parses and dispatches; the tables live in :mod:`faults.vulnerability_report`, the
+campaign with its progress in :mod:`faults.console_steps`. It imports only the application
+layer (:mod:`accelsim.app`) and this package (DESIGN.md).
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
-from rich_argparse import RichHelpFormatter
+
+from accelsim import app
+from accelsim.app import add_command, add_workload_arguments, workload_and_out_dir
+
+# the defaults the help text names (faults.vulnerability.allocation_settings(); a test checks
+# they agree): importing that module here would slow every command's start-up
+HELP_DEFAULTS = {"precision": 0.1, "pilot": 64, "max_injections": 200_000, "confidence": 0.95}
+CERTIFY_MAX = 60_000  # faults.certify.CertifySettings().max_injections (the same test)
 
 
-def run_campaign_for_cli(
-    workload,
-    out_dir: Path,
-    console: Console,
-    *,
-    injections: int | None = None,
-    workers: int | None = None,
-    protected=None,
-    scheduler: str | None = None,
-    dask_workers: int | None = None,
-) -> dict[str, Any]:
-    """Run the workload's campaign with live progress; render and return its summary.
-
-    ``scheduler`` (or ``DASK_SCHEDULER_ADDRESS``) sends the injections to that Dask cluster,
-    ``dask_workers`` starts a local one; otherwise the local process pool runs them.
-    """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
+def add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
+    """The workload arguments and the options of the measurement (vulnerability, baselines)."""
+    d = HELP_DEFAULTS
+    add_workload_arguments(parser, set_example="dataset.samples=16")
+    parser.add_argument("--seed", type=int, help="seed of the injections (default faults.seed)")
+    parser.add_argument(
+        "--precision",
+        type=float,
+        help="stop allocating injections when the unprotected design's "
+        f"interval half-width is within this of its estimate "
+        f"({d['precision']})",
+    )
+    parser.add_argument(
+        "--pilot",
+        type=int,
+        help=f"injections per (layer, class, bit) stratum to start with ({d['pilot']})",
+    )
+    parser.add_argument(
+        "--max-injections",
+        type=int,
+        help=f"most injections of the measurement ({d['max_injections']:,})",
+    )
+    parser.add_argument("--confidence", type=float, help=f"of every interval ({d['confidence']})")
+    parser.add_argument("--samples", type=int, help="test samples the injections draw from")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="measure again (do not read or write .cache/vf)"
     )
 
-    from .campaign import CampaignSettings, campaign, prepare
-    from .report import rate_text, render_campaign
-    from .stats import Tally
 
-    cfg = workload.config.faults
-    settings = CampaignSettings.from_config(cfg, source=workload.source)
-    total = injections if injections is not None else cfg.injections
-    running = Tally()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("SDC {task.fields[sdc]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    ) as progress:
-        task = progress.add_task("golden run", total=total, sdc="–")
-        context = prepare(workload, settings, samples=cfg.samples, protected=protected)
-        progress.update(task, description="faulty inferences")
-
-        def on_result(index: int, result: dict[str, Any]) -> None:
-            running.add(
-                masked=result["masked"], top1_changed=result["top1_changed"], rmse=result["rmse"]
-            )
-            progress.update(task, advance=1, sdc=rate_text(running.summary()["sdc"]))
-
-        from .campaign import run_injection
-        from .dask_executor import executor_from_options
-
-        executor = executor_from_options(
-            run_injection, cfg.seed, context, scheduler=scheduler, workers=dask_workers
-        )
-        try:
-            result = campaign(
-                workload,
-                injections=total,
-                settings=settings,
-                workers=workers,
-                out_dir=out_dir,
-                context=context,
-                on_result=on_result,
-                executor=executor,
-            )
-        finally:
-            if executor is not None:
-                executor.shutdown()
-    console.print(render_campaign(result))
-    console.print(
-        f"wrote [bold]{Path(out_dir) / 'faults.json'}[/] and the per-injection log "
-        f"[bold]{Path(out_dir) / 'faults.jsonl'}[/]"
-    )
-    return result.to_dict()
-
-
-def vulnerability_for_run(workload, console: Console):
-    """The workload's vulnerability factors (their injection records cached under
-    ``.cache/vf``, so a second run with the same quantisation runs none)."""
+def measure(args: argparse.Namespace, workload, console: Console):
+    """The workload's vulnerability factors (a spinner while they are measured)."""
     from .vulnerability import DEFAULT_CACHE_DIR, vulnerability_factors
 
     with console.status("vulnerability factors: stratified single-fault injections"):
-        vf = vulnerability_factors(workload, cache_dir=DEFAULT_CACHE_DIR)
-    console.print(
-        f"vulnerability factors: {vf.injections:,} single-fault injections "
-        f"({vf.computed:,} run now, the rest cached)"
-    )
-    return vf
-
-
-def protected_neurons_for_run(workload, vf) -> dict[str, list[int]] | None:
-    """Neurons the redundant units recompute: the config's list, or its top fraction by the
-    NVF ranking (:func:`faults.protection.select_neurons`)."""
-    from .protection import select_neurons
-
-    protection = workload.config.accelerator.protection
-    if protection.protected_neurons is not None:
-        return {k: list(v) for k, v in protection.protected_neurons.items()}
-    if protection.protected_fraction > 0 and vf is not None:
-        return select_neurons(vf, protection.protected_fraction)
-    return None
-
-
-def reliability_for_run(workload, vf, protected, console: Console) -> dict[str, Any]:
-    """First-order P(failure) of the configured design at the configured fault rate."""
-    from rich.table import Table
-
-    from accelsim.config import FaultsConfig
-
-    from .reliability import first_order_failure
-    from .report import interval_text
-
-    cfg = workload.config.faults or FaultsConfig()
-    estimate = first_order_failure(
-        vf,
-        rate=cfg.rate,
-        protected=protected,
-        hardened=workload.config.accelerator.protection.hardened_bits,
-    )
-    per = "cycle" if cfg.unit == "bit_cycle" else "inference"
-    table = Table(title=f"first-order reliability at {cfg.rate:g} flips per bit per {per}")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    table.add_row(
-        f"P(failure) per inference, % [{vf.confidence:.0%} CI]",
-        interval_text(estimate["failure"], estimate["lo"], estimate["hi"]),
-    )
-    table.add_row(
-        f"upper bound (one-sided {vf.confidence:.0%}), %", interval_text(estimate["upper"])
-    )
-    table.add_row("expected faults per inference", f"{estimate['expected_faults']:.4g}")
-    table.add_row("single-fault injections it rests on", f"{estimate['injections']:,}")
-    table.add_row(
-        "strata (layer, class, bit) without failure",
-        f"{estimate['zero_failure_strata']} of {estimate['strata']}",
-    )
-    table.add_row("protected neurons", str(sum(len(v) for v in (protected or {}).values())))
-    console.print(table)
-    return estimate
+        return vulnerability_factors(
+            workload,
+            precision=args.precision,
+            pilot=args.pilot,
+            max_injections=args.max_injections,
+            confidence=args.confidence,
+            seed=args.seed,
+            samples=args.samples,
+            cache_dir=None if args.no_cache else DEFAULT_CACHE_DIR,
+        )
 
 
 def cmd_inject(args: argparse.Namespace) -> int:
-    from accelsim.cli import console, workload_and_out_dir
     from accelsim.errors import AccelsimError
+
+    from .console_steps import run_campaign_with_progress
 
     workload, out_dir = workload_and_out_dir(args)
     if workload.config.faults is None and not any(s.startswith("faults.") for s in args.set):
@@ -166,10 +87,10 @@ def cmd_inject(args: argparse.Namespace) -> int:
             file=args.workload,
             key="faults",
         )
-    run_campaign_for_cli(
+    run_campaign_with_progress(
         workload,
         out_dir,
-        console,
+        app.console,
         injections=args.injections,
         workers=args.workers,
         scheduler=args.scheduler,
@@ -178,13 +99,126 @@ def cmd_inject(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub) -> None:
-    from accelsim.cli import add_workload_arguments
+def cmd_vulnerability(args: argparse.Namespace, console: Console | None = None) -> int:
+    from accelsim.jsonio import write_json_atomic
 
-    inject = sub.add_parser(
+    from .vulnerability_report import (
+        accuracy_points,
+        bvf_tables,
+        layer_table,
+        nvf_table,
+        summary_lines,
+    )
+
+    console = console or app.console
+    workload, out_dir = workload_and_out_dir(args)
+    vf = measure(args, workload, console)
+    for table in bvf_tables(vf):
+        console.print(table)
+    console.print(layer_table(vf))
+    if vf.nvf is not None:
+        console.print(nvf_table(vf))
+    else:
+        console.print(f"[yellow]{vf.nvf_unavailable}[/]")
+    for line in summary_lines(vf):
+        console.print(line)
+    document = vf.to_dict()
+    if args.plot:
+        from . import plots
+
+        plot_dir = Path(args.plot)
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        written = [plots.bvf_heatmap(vf, plot_dir / "bvf_heatmap.png")]
+        written += plots.nvf_distributions(vf, plot_dir)
+        points = accuracy_points(workload, vf, injections=args.curve_injections, seed=vf.seed)
+        written.append(
+            plots.accuracy_vs_rate(
+                points,
+                plot_dir / "accuracy_vs_rate.png",
+                title=f"{workload.name}: accuracy under faults",
+            )
+        )
+        document["accuracy_vs_rate"] = points
+        for path in written:
+            console.print(f"wrote [bold]{path}[/]")
+    write_json_atomic(out_dir / "vulnerability.json", document)
+    console.print(f"wrote [bold]{out_dir / 'vulnerability.json'}[/]")
+    return 0
+
+
+def cmd_baselines(args: argparse.Namespace, console: Console | None = None) -> int:
+    from accelsim.jsonio import write_json_atomic
+
+    from .certify import CertifySettings
+    from .protection import check_target, compare_baselines
+    from .vulnerability_report import cost_table, reliability_table, summary_lines
+
+    console = console or app.console
+    check_target(args.target)
+    if args.rate is not None:
+        args.set = [*args.set, f"faults.rate={args.rate}"]
+    if args.unit is not None:
+        args.set = [*args.set, f"faults.unit={args.unit}"]
+    workload, out_dir = workload_and_out_dir(args)
+    if args.certify_max is not None and args.certify_max < 0:
+        from accelsim.errors import AccelsimError
+
+        raise AccelsimError(f"{args.certify_max} injections", file="--certify-max", allowed=">= 0")
+    vf = measure(args, workload, console)
+    certify = None
+    if args.certify_max != 0:
+        defaults = CertifySettings()
+        maximum = args.certify_max or defaults.max_injections
+        certify = CertifySettings(
+            confidence=vf.confidence,
+            samples=vf.samples,
+            max_injections=maximum,
+            min_injections=min(defaults.min_injections, maximum),
+        )
+    with console.status("baselines: simulating, estimating and certifying each design"):
+        rows = compare_baselines(
+            workload,
+            vf,
+            p=args.p,
+            k=args.k,
+            redundant_units=args.redundant_units,
+            target=args.target,
+            certify=certify,
+        )
+    faults = workload.config.faults
+    console.print(cost_table(rows))
+    console.print(
+        reliability_table(
+            rows, rate=faults.rate, unit=faults.unit, target=args.target, confidence=vf.confidence
+        )
+    )
+    for line in summary_lines(vf)[:1]:
+        console.print(line)
+    write_json_atomic(
+        out_dir / "baselines.json",
+        {
+            "workload": workload.name,
+            "rate": faults.rate,
+            "unit": faults.unit,
+            "target": args.target,
+            "p": args.p,
+            "k": args.k,
+            "vulnerability_key": vf.key,
+            "vulnerability_injections": vf.injections,
+            "rows": rows,
+        },
+    )
+    console.print(f"wrote [bold]{out_dir / 'baselines.json'}[/]")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``inject``, ``vulnerability`` and ``baselines`` to ``python -m accelsim``."""
+    inject = add_command(
+        subparsers,
         "inject",
         help="run the workload's fault campaign alone (resumes from its log)",
-        formatter_class=RichHelpFormatter,
+        func=cmd_inject,
     )
     add_workload_arguments(inject, set_example="faults.rate=1e-7")
     inject.add_argument("--injections", type=int, help="override faults.injections")
@@ -200,8 +234,49 @@ def register(sub) -> None:
         metavar="N",
         help="start a local Dask cluster of N worker processes",
     )
-    inject.set_defaults(func=cmd_inject)
 
-    from .vulnerability_cli import register as register_vulnerability
+    vulnerability = add_command(
+        subparsers,
+        "vulnerability",
+        help="bit and neuron vulnerability factors (BVF, NVF) with intervals",
+        func=cmd_vulnerability,
+    )
+    add_measurement_arguments(vulnerability)
+    vulnerability.add_argument("--plot", metavar="DIR", help="write PNG figures to DIR")
+    vulnerability.add_argument(
+        "--curve-injections",
+        type=int,
+        default=60,
+        help="injections per point of accuracy_vs_rate.png",
+    )
 
-    register_vulnerability(sub)
+    baselines = add_command(
+        subparsers,
+        "baselines",
+        help="compare no protection, full TMR, neuron-only, bit-only, cross-layer",
+        func=cmd_baselines,
+    )
+    add_measurement_arguments(baselines)
+    baselines.add_argument(
+        "--p", type=float, default=0.1, help="protected fraction of neurons (%(default)s)"
+    )
+    baselines.add_argument(
+        "--k", type=int, default=8, help="hardened bits per register class (%(default)s)"
+    )
+    baselines.add_argument("--rate", type=float, help="fault rate (default faults.rate)")
+    baselines.add_argument("--unit", choices=("bit_cycle", "ber"), help="unit of the rate")
+    baselines.add_argument(
+        "--redundant-units", type=int, help="S (default: the workload's, else the array's columns)"
+    )
+    baselines.add_argument(
+        "--target",
+        type=float,
+        default=1e-3,
+        help="P(failure) per inference each design is certified against (%(default)s)",
+    )
+    baselines.add_argument(
+        "--certify-max",
+        type=int,
+        metavar="N",
+        help=f"most injections of each certificate ({CERTIFY_MAX:,}; 0 skips the direct campaigns)",
+    )

@@ -5,13 +5,31 @@ interface, and a resumable JSONL evaluation log.
 The evaluation of one design is a plain callable ``evaluate(design: dict) -> Evaluation``.
 """
 
-from .baselines import exhaustive_search, random_search
-from .config import OptimizeConfig, parse_optimize
-from .evaluate import DesignEvaluator, OptimizeResult, optimize
-from .log import Evaluation, EvaluationLog, Progress, SearchResult, summarise
-from .loop import bayesian_optimize
-from .quality import evaluations_to_reach
-from .space import DesignSpace, Variable
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+# Names are imported on first use: ``python -m accelsim --help`` imports optimizer.cli, hence
+# this package, and must not pay for Emukit, GPy and matplotlib.
+_EXPORTS = {
+    "exhaustive_search": "baselines",
+    "random_search": "baselines",
+    "OptimizeConfig": "config",
+    "parse_optimize": "config",
+    "DesignEvaluator": "evaluate",
+    "OptimizeResult": "evaluate",
+    "optimize": "evaluate",
+    "Evaluation": "log",
+    "EvaluationLog": "log",
+    "Progress": "log",
+    "SearchResult": "log",
+    "summarise": "log",
+    "bayesian_optimize": "loop",
+    "evaluations_to_reach": "quality",
+    "DesignSpace": "space",
+    "Variable": "space",
+}
 
 __all__ = [
     "DesignEvaluator",
@@ -31,3 +49,21 @@ __all__ = [
     "random_search",
     "summarise",
 ]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'optimizer' has no attribute {name!r}")
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .baselines import exhaustive_search, random_search
+    from .config import OptimizeConfig, parse_optimize
+    from .evaluate import DesignEvaluator, OptimizeResult, optimize
+    from .log import Evaluation, EvaluationLog, Progress, SearchResult, summarise
+    from .loop import bayesian_optimize
+    from .quality import evaluations_to_reach
+    from .space import DesignSpace, Variable

@@ -1,7 +1,8 @@
 """``python -m accelsim optimize workload.yaml``: search the ``optimize:`` design space.
 
 Kept light: ``register`` only adds the sub-command; the optimiser (Emukit, GPy) is imported
-when the command runs.
+when the command runs. Like every CLI module it imports the application layer
+(:mod:`accelsim.app`) and its own package, never another CLI module.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich_argparse import RichHelpFormatter
+from accelsim import app
+from accelsim.app import add_command, add_workload_arguments, workload_and_out_dir
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from accelsim.cli import console, workload_and_out_dir
     from accelsim.errors import AccelsimError
 
     from .evaluate import optimize, pool_from_options
@@ -32,17 +33,17 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         workers=args.workers, scheduler=args.scheduler, dask_workers=args.dask_workers
     )
     try:
-        result = _run(args, workload, out_dir, pool, console, optimize)
+        result = _run(args, workload, out_dir, pool, app.console, optimize)
     finally:
         if pool is not None:
             pool.close()
-    console.print(render_optimize(result))
-    console.print(f"wrote [bold]{out_dir / 'optimize.json'}[/]")
+    app.console.print(render_optimize(result))
+    app.console.print(f"wrote [bold]{out_dir / 'optimize.json'}[/]")
     if args.plot:
         from .plots import write_plots
 
         for path in write_plots(result, args.plot):
-            console.print(f"wrote [bold]{path}[/]")
+            app.console.print(f"wrote [bold]{path}[/]")
     return 0
 
 
@@ -98,15 +99,14 @@ def _run(args: argparse.Namespace, workload, out_dir: Path, pool, console, optim
         )
 
 
-def register(sub) -> None:
+def register(subparsers) -> None:
     """Add the ``optimize`` sub-command to ``python -m accelsim``."""
-    from accelsim.cli import add_workload_arguments
-
-    parser = sub.add_parser(
+    parser = add_command(
+        subparsers,
         "optimize",
         help="find the cheapest design meeting the optimize: constraints "
         "(Bayesian optimisation; resumes from its log)",
-        formatter_class=RichHelpFormatter,
+        func=cmd_optimize,
     )
     add_workload_arguments(
         parser,
@@ -150,4 +150,3 @@ def register(sub) -> None:
         metavar="N",
         help="start a local Dask cluster of N workers to evaluate designs",
     )
-    parser.set_defaults(func=cmd_optimize)

@@ -1,0 +1,157 @@
+"""The fault steps of ``run`` and ``inject``, each showing live progress and its report on the
+console it is given: the campaign, the vulnerability factors, the protected neurons and the
+first-order reliability. Library code with a console, not argument parsing: ``accelsim/cli.py``
+(``run``) and ``faults/cli.py`` (``inject``) both call it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+
+def run_campaign_with_progress(
+    workload,
+    out_dir: Path,
+    console: Console,
+    *,
+    injections: int | None = None,
+    workers: int | None = None,
+    protected=None,
+    scheduler: str | None = None,
+    dask_workers: int | None = None,
+) -> dict[str, Any]:
+    """Run the workload's campaign with live progress; render and return its summary.
+
+    ``scheduler`` (or ``DASK_SCHEDULER_ADDRESS``) sends the injections to that Dask cluster,
+    ``dask_workers`` starts a local one; otherwise the local process pool runs them.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from .campaign import CampaignSettings, campaign, prepare
+    from .report import rate_text, render_campaign
+    from .stats import Tally
+
+    cfg = workload.config.faults
+    settings = CampaignSettings.from_config(cfg, source=workload.source)
+    total = injections if injections is not None else cfg.injections
+    running = Tally()
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("SDC {task.fields[sdc]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("golden run", total=total, sdc="–")
+        context = prepare(workload, settings, samples=cfg.samples, protected=protected)
+        progress.update(task, description="faulty inferences")
+
+        def on_result(index: int, result: dict[str, Any]) -> None:
+            running.add(
+                masked=result["masked"], top1_changed=result["top1_changed"], rmse=result["rmse"]
+            )
+            progress.update(task, advance=1, sdc=rate_text(running.summary()["sdc"]))
+
+        from .campaign import run_injection
+        from .dask_executor import executor_from_options
+
+        executor = executor_from_options(
+            run_injection, cfg.seed, context, scheduler=scheduler, workers=dask_workers
+        )
+        try:
+            result = campaign(
+                workload,
+                injections=total,
+                settings=settings,
+                workers=workers,
+                out_dir=out_dir,
+                context=context,
+                on_result=on_result,
+                executor=executor,
+            )
+        finally:
+            if executor is not None:
+                executor.shutdown()
+    console.print(render_campaign(result))
+    console.print(
+        f"wrote [bold]{Path(out_dir) / 'faults.json'}[/] and the per-injection log "
+        f"[bold]{Path(out_dir) / 'faults.jsonl'}[/]"
+    )
+    return result.to_dict()
+
+
+def vulnerability_for_run(workload, console: Console):
+    """The workload's vulnerability factors (their injection records cached under
+    ``.cache/vf``, so a second run with the same quantisation runs none)."""
+    from .vulnerability import DEFAULT_CACHE_DIR, vulnerability_factors
+
+    with console.status("vulnerability factors: stratified single-fault injections"):
+        vf = vulnerability_factors(workload, cache_dir=DEFAULT_CACHE_DIR)
+    console.print(
+        f"vulnerability factors: {vf.injections:,} single-fault injections "
+        f"({vf.computed:,} run now, the rest cached)"
+    )
+    return vf
+
+
+def protected_neurons_for_run(workload, vf) -> dict[str, list[int]] | None:
+    """Neurons the redundant units recompute: the config's list, or its top fraction by the
+    NVF ranking (:func:`faults.protection.select_neurons`)."""
+    from .protection import select_neurons
+
+    protection = workload.config.accelerator.protection
+    if protection.protected_neurons is not None:
+        return {k: list(v) for k, v in protection.protected_neurons.items()}
+    if protection.protected_fraction > 0 and vf is not None:
+        return select_neurons(vf, protection.protected_fraction)
+    return None
+
+
+def reliability_for_run(workload, vf, protected, console: Console) -> dict[str, Any]:
+    """First-order P(failure) of the configured design at the configured fault rate."""
+    from rich.table import Table
+
+    from accelsim.config import FaultsConfig
+
+    from .reliability import first_order_failure
+    from .report import interval_text
+
+    cfg = workload.config.faults or FaultsConfig()
+    estimate = first_order_failure(
+        vf,
+        rate=cfg.rate,
+        protected=protected,
+        hardened=workload.config.accelerator.protection.hardened_bits,
+    )
+    per = "cycle" if cfg.unit == "bit_cycle" else "inference"
+    table = Table(title=f"first-order reliability at {cfg.rate:g} flips per bit per {per}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row(
+        f"P(failure) per inference, % [{vf.confidence:.0%} CI]",
+        interval_text(estimate["failure"], estimate["lo"], estimate["hi"]),
+    )
+    table.add_row(
+        f"upper bound (one-sided {vf.confidence:.0%}), %", interval_text(estimate["upper"])
+    )
+    table.add_row("expected faults per inference", f"{estimate['expected_faults']:.4g}")
+    table.add_row("single-fault injections it rests on", f"{estimate['injections']:,}")
+    table.add_row(
+        "strata (layer, class, bit) without failure",
+        f"{estimate['zero_failure_strata']} of {estimate['strata']}",
+    )
+    table.add_row("protected neurons", str(sum(len(v) for v in (protected or {}).values())))
+    console.print(table)
+    return estimate
