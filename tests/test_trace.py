@@ -51,3 +51,23 @@ def test_write_trace_writes_the_same_document(tmp_path):
     path = tmp_path / "trace.json"
     write_trace(_tracer(), path, clock_mhz=1000.0)
     assert json.loads(path.read_text()) == chrome_trace(_tracer(), clock_mhz=1000.0)
+
+
+def test_a_simulation_trace_is_sorted_and_in_cycles(tmp_path):
+    from accelsim.config import parse_workload
+    from accelsim.ir import save_graph
+    from accelsim.simulation import simulate
+    from accelsim.workload import build_workload
+    from tests.conftest import tiny_integer_graph
+
+    save_graph(tiny_integer_graph(), tmp_path / "tiny.npz")
+    raw = {"name": "tiny", "model": "tiny.npz", "batch": 2, "seed": 3}
+    workload = build_workload(parse_workload(raw), base_dir=tmp_path, source=tmp_path / "w.yaml")
+    tracer = Tracer(enabled=True)
+    result = simulate(workload, tracer=tracer)
+    spans = [e for e in chrome_trace(tracer)["traceEvents"] if e["ph"] == "X"]
+    assert spans and [e["ts"] for e in spans] == sorted(e["ts"] for e in spans)
+    # the last span ends at the batch's last cycle: total cycles / 1000 µs of trace time
+    end_cycle = max(e["args"]["end_cycle"] for e in spans)
+    assert max(e["ts"] + e["dur"] for e in spans) == pytest.approx(end_cycle / 1000.0)
+    assert end_cycle <= result.total_cycles * result.batches
