@@ -1,9 +1,11 @@
 """Rich rendering of results. The simulation never prints; this module only renders.
 
-Every table fits an 80-column terminal: the per-layer figures are split into a timing table
-and a traffic/energy table with short numbers (three significant digits and an SI prefix),
-and only the layer-name column may wrap. Units are named in titles and headers: figures are
-per batch, energy is in joules with an SI prefix (:func:`energy_text`), traffic in bytes.
+Every table fits an 80-column terminal (tests/test_reports_width.py): the per-layer figures
+are one wide table when it fits, else a timing and a traffic/energy table whose layer names
+wrap, else wrapped per-layer lines (:class:`FirstThatFits`). Numbers have three significant
+digits and an SI prefix (:func:`si_text`). Units are named in titles, headers and legends:
+figures are per batch, energy is in joules with an SI prefix (:func:`energy_text`), traffic in
+bytes.
 """
 
 from __future__ import annotations
@@ -49,21 +51,21 @@ def si_text(value: float, unit: str = "", *, digits: int = 3, smallest: float = 
     Integers below 1000 stay exact (``852``). ``smallest`` is the smallest scale used
     (1: no milli/micro prefixes for counts)."""
     if value == 0:
-        return f"0 {unit}".rstrip() if unit else "0"
-    magnitude = abs(value)
-    if smallest >= 1.0 and magnitude < 1000 and float(value).is_integer():
-        text = str(int(value))
+        return f"0 {unit}" if unit else "0"
+    if smallest >= 1.0 and abs(value) < 1000 and float(value).is_integer():
+        number = str(int(value))
     else:
-        scales = [(s, p) for s, p in _SI_PREFIXES if s >= smallest]
-        scale, prefix = next(((s, p) for s, p in scales if magnitude >= s), scales[-1])
-        scaled = float(f"{value / scale:.{digits}g}")
-        if abs(scaled) >= 1000 and scale < _SI_PREFIXES[0][0]:  # 999.7 rounds up: next prefix
-            scale, prefix = scale * 1e3, next(p for s, p in _SI_PREFIXES if s == scale * 1e3)
-            scaled = float(f"{value / scale:.{digits}g}")
-        text = f"{scaled:.{digits}g}{prefix}"
+        usable = [i for i, (scale, _) in enumerate(_SI_PREFIXES) if scale >= smallest]
+        i = next((i for i in usable if abs(value) >= _SI_PREFIXES[i][0]), usable[-1])
+        scaled = float(f"{value / _SI_PREFIXES[i][0]:.{digits}g}")
+        if abs(scaled) >= 1000 and i > 0:  # 999.7 rounds to 1000: one prefix up ("1k")
+            i -= 1
+            scaled = float(f"{value / _SI_PREFIXES[i][0]:.{digits}g}")
+        number = f"{scaled:.{digits}g}"
         if unit:
-            return f"{scaled:.{digits}g} {prefix}{unit}"
-    return f"{text} {unit}" if unit else text
+            return f"{number} {_SI_PREFIXES[i][1]}{unit}"
+        return number + _SI_PREFIXES[i][1]
+    return f"{number} {unit}" if unit else number
 
 
 def energy_text(energy_pj: float) -> str:

@@ -91,7 +91,14 @@ def test_si_text_uses_prefixes_and_keeps_small_counts_exact():
 
 @pytest.mark.parametrize(
     ("pj", "text"),
-    [(861_380.0, "861 nJ"), (1.5, "1.5 pJ"), (2.5e6, "2.5 µJ"), (7.25e9, "7.25 mJ"), (0, "0 J")],
+    [
+        (861_380.0, "861 nJ"),
+        (1.5, "1.5 pJ"),
+        (999.7, "1 nJ"),
+        (2.5e6, "2.5 µJ"),
+        (7.25e9, "7.25 mJ"),
+        (0, "0 J"),
+    ],
 )
 def test_energy_is_printed_in_joules_with_an_si_prefix(pj, text):
     assert energy_text(pj) == text
