@@ -1,4 +1,6 @@
-"""SCALE-Sim topology CSVs as integer graphs of seeded random layers.
+"""SCALE-Sim topology CSVs as integer graphs of seeded random layers, and SCALE-Sim ``.cfg``
+files as accelerator settings (:func:`load_scalesim_config`, :func:`workload_from_scalesim`:
+what ``scale.py -c config.cfg -t topology.csv`` runs, as a workload; see the end of this file).
 
 A SCALE-Sim topology lists layers, not a network: consecutive rows need not chain (the CSV
 gives each layer's *padded* ifmap, shortcut convolutions read older tensors, a GEMM list may
@@ -43,16 +45,21 @@ M, N, K[, Sparsity]``), a trailing comma or not, blank lines, leading tabs, and 
 
 from __future__ import annotations
 
+import configparser
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import AccelsimError, read_user_text
 from .intmath import quantize_multiplier
 from .ir import Graph, Node, TensorSpec, validate_graph
+
+if TYPE_CHECKING:
+    from .workload import Workload
 
 CONV_COLUMNS = (
     "Layer name",
@@ -467,3 +474,294 @@ def load_scalesim_topology(
     )
     validate_graph(graph, file=path)
     return graph
+
+
+# ---- SCALE-Sim .cfg -------------------------------------------------------------------------
+#
+# SCALE-Sim 3 runs ``scale.py -c config.cfg -t topology.csv``. The config is an INI file
+# (configparser: section and key names are case-insensitive) with these sections. Each key is
+# either mapped onto the workload's ``accelerator:`` section, or accepted because it cannot
+# change what accelsim computes (address offsets, request buffers of the Ramulator trace), or
+# accepted only at the value that matches accelsim (no custom layout, no sparsity, one bank).
+
+SCALESIM_WORD_BYTES = 1  # SCALE-Sim counts SRAM and bandwidth in 1-byte words
+SCALESIM_MAX_ARRAY = 1024  # accelerator.array.rows / cols limit
+# section -> canonical key names (lower-cased by configparser when read)
+SCALESIM_KEYS: dict[str, tuple[str, ...]] = {
+    "general": ("run_name",),
+    "architecture_presets": (
+        "ArrayHeight",
+        "ArrayWidth",
+        "IfmapSramSzkB",
+        "FilterSramSzkB",
+        "OfmapSramSzkB",
+        "IfmapOffset",
+        "FilterOffset",
+        "OfmapOffset",
+        "Dataflow",
+        "Bandwidth",
+        "ReadRequestBuffer",
+        "WriteRequestBuffer",
+        "MemoryBanks",
+    ),
+    "layout": (
+        "IfmapCustomLayout",
+        "IfmapSRAMBankBandwidth",
+        "IfmapSRAMBankNum",
+        "IfmapSRAMBankPort",
+        "FilterCustomLayout",
+        "FilterSRAMBankBandwidth",
+        "FilterSRAMBankNum",
+        "FilterSRAMBankPort",
+    ),
+    "sparsity": (
+        "SparsitySupport",
+        "SparseRep",
+        "OptimizedMapping",
+        "BlockSize",
+        "RandomNumberGeneratorSeed",
+    ),
+    "run_presets": ("InterfaceBandwidth", "UseRamulatorTrace"),
+}
+SCALESIM_REQUIRED = {
+    "architecture_presets": (
+        "ArrayHeight",
+        "ArrayWidth",
+        "IfmapSramSzkB",
+        "FilterSramSzkB",
+        "OfmapSramSzkB",
+        "Dataflow",
+    )
+}
+
+
+@dataclass(frozen=True)
+class ScaleSimConfig:
+    """What a SCALE-Sim config sets, in accelsim's terms (see :meth:`accelerator_settings`)."""
+
+    file: Path
+    run_name: str
+    rows: int
+    cols: int
+    dataflow: str  # ws / os / is
+    ifmap_sram_kib: float
+    filter_sram_kib: float
+    ofmap_sram_kib: float
+    interface_bandwidth: str  # CALC (ideal interface) or USER (Bandwidth words per cycle)
+    bandwidth_words_per_cycle: float | None
+
+    def accelerator_settings(self) -> dict[str, object]:
+        """The workload's ``accelerator:`` section for this config.
+
+        ``CALC`` (SCALE-Sim computes the bandwidth that never stalls): ``timing: scalesim``,
+        SCALE-Sim's compute count with ideal memory. ``USER``: the register-level model
+        (``timing: accurate``) with DRAM bandwidth ``Bandwidth`` words x 1 byte per cycle, so
+        stalls emerge from it. SRAM sizes (SCALE-Sim's kB are 1024 bytes) size the buffers.
+        """
+        settings: dict[str, object] = {
+            "timing": "scalesim" if self.interface_bandwidth == "CALC" else "accurate",
+            "array": {"rows": self.rows, "cols": self.cols, "dataflow": self.dataflow},
+            "buffers": {
+                "input": {"capacity_kib": self.ifmap_sram_kib},
+                "weight": {"capacity_kib": self.filter_sram_kib},
+                "output": {"capacity_kib": self.ofmap_sram_kib},
+            },
+        }
+        if self.bandwidth_words_per_cycle is not None and self.interface_bandwidth == "USER":
+            settings["dram"] = {
+                "bandwidth_bytes_per_cycle": self.bandwidth_words_per_cycle * SCALESIM_WORD_BYTES
+            }
+        return settings
+
+
+class _CfgReader:
+    """Typed reads of one parsed config; every error names file, section, key and what is
+    allowed."""
+
+    def __init__(self, path: Path, parser: configparser.ConfigParser) -> None:
+        self.path, self.parser = path, parser
+
+    def error(self, section: str, key: str, message: str, allowed: str) -> AccelsimError:
+        return AccelsimError(message, file=self.path, key=f"[{section}] {key}", allowed=allowed)
+
+    def raw(self, section: str, key: str) -> str | None:
+        if not self.parser.has_section(section):
+            return None
+        value = self.parser[section].get(key.lower())
+        return None if value is None else value.strip().strip("\"'").strip()
+
+    def number(
+        self,
+        section: str,
+        key: str,
+        *,
+        integer: bool,
+        minimum: float,
+        maximum: float | None,
+        text: str | None = None,
+    ) -> float | None:
+        """The key's value (or ``text`` read from it) as a number in range; None if absent."""
+        text = self.raw(section, key) if text is None else text
+        if text is None:
+            return None
+        bound = f"{minimum:g}..{maximum:g}" if maximum is not None else f">= {minimum:g}"
+        allowed = f"{'an integer' if integer else 'a number'} {bound}"
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise self.error(section, key, f"{text!r} is not a number", allowed) from None
+        if value < minimum or (maximum is not None and value > maximum) or value != value:
+            raise self.error(section, key, f"{text!r} is out of range", allowed)
+        return value
+
+    def choice(self, section: str, key: str, allowed: tuple[str, ...]) -> str | None:
+        text = self.raw(section, key)
+        if text is None:
+            return None
+        for option in allowed:
+            if text.lower() == option.lower():
+                return option
+        raise self.error(section, key, f"{text!r} is not supported", ", ".join(allowed))
+
+
+def _check_layout(r: _CfgReader) -> None:
+    """Keys accelsim cannot honour are accepted only at the value that matches its model."""
+    fixed = (
+        ("layout", "IfmapCustomLayout", ("False",), "accelsim models no custom SRAM layout"),
+        ("layout", "FilterCustomLayout", ("False",), "accelsim models no custom SRAM layout"),
+        ("sparsity", "SparsitySupport", ("False",), "accelsim models dense layers only"),
+        ("run_presets", "UseRamulatorTrace", ("False",), "accelsim models its own DRAM"),
+    )
+    for section, key, allowed, why in fixed:
+        value = r.raw(section, key)
+        if value is not None and value.lower() not in {a.lower() for a in allowed}:
+            raise r.error(section, key, f"{value!r} is not supported ({why})", allowed[0])
+    banks = r.number("architecture_presets", "MemoryBanks", integer=True, minimum=1, maximum=None)
+    if banks not in (None, 1):
+        raise r.error(
+            "architecture_presets",
+            "MemoryBanks",
+            f"{banks} banks are not supported (accelsim models one DRAM channel)",
+            "1",
+        )
+    for key in ("IfmapOffset", "FilterOffset", "OfmapOffset"):  # addresses: no timing effect
+        r.number("architecture_presets", key, integer=True, minimum=0, maximum=None)
+    for key in ("ReadRequestBuffer", "WriteRequestBuffer"):  # Ramulator trace only
+        r.number("architecture_presets", key, integer=True, minimum=1, maximum=None)
+
+
+def load_scalesim_config(path: str | Path) -> ScaleSimConfig:
+    """Read a SCALE-Sim 3 ``.cfg``: one AccelsimError naming the file, ``[section] Key`` and
+    what is allowed for any unknown section or key, missing key, or unsupported value."""
+    path = Path(path)
+    text = read_user_text(path, what="SCALE-Sim config")
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        raise AccelsimError(
+            f"not a SCALE-Sim config: {exc.message if hasattr(exc, 'message') else exc}",
+            file=path,
+            allowed="an INI file with [general], [architecture_presets] and [run_presets]",
+        ) from None
+    known = {section: {k.lower(): k for k in keys} for section, keys in SCALESIM_KEYS.items()}
+    for section in parser.sections():
+        if section.lower() not in known or section != section.lower():
+            raise AccelsimError(
+                "unknown section",
+                file=path,
+                key=f"[{section}]",
+                allowed=", ".join(f"[{s}]" for s in SCALESIM_KEYS),
+            )
+        for key in parser[section]:
+            if key not in known[section]:
+                raise AccelsimError(
+                    "unknown key",
+                    file=path,
+                    key=f"[{section}] {key}",
+                    allowed=", ".join(SCALESIM_KEYS[section]),
+                )
+    r = _CfgReader(path, parser)
+    for section, keys in SCALESIM_REQUIRED.items():
+        for key in keys:
+            if r.raw(section, key) is None:
+                raise r.error(section, key, "required key is missing", "see SCALE-Sim's configs")
+    arch = "architecture_presets"
+    rows, cols = (
+        int(r.number(arch, key, integer=True, minimum=1, maximum=SCALESIM_MAX_ARRAY))
+        for key in ("ArrayHeight", "ArrayWidth")
+    )
+    ifmap, filt, ofmap = (
+        float(r.number(arch, key, integer=False, minimum=1e-3, maximum=None))
+        for key in ("IfmapSramSzkB", "FilterSramSzkB", "OfmapSramSzkB")
+    )
+    dataflow = r.choice(arch, "Dataflow", ("ws", "os", "is"))
+    interface = r.choice("run_presets", "InterfaceBandwidth", ("CALC", "USER")) or "CALC"
+    bandwidth = None
+    text = r.raw(arch, "Bandwidth")
+    if text is not None:
+        # SCALE-Sim accepts a comma-separated list; accelsim has one DRAM bandwidth per run
+        values = sorted({v.strip() for v in text.split(",") if v.strip()})
+        if len(values) != 1:
+            raise r.error(
+                arch, "Bandwidth", f"{text!r}: differing bandwidths", "one number (words/cycle)"
+            )
+        bandwidth = r.number(
+            arch, "Bandwidth", integer=False, minimum=1e-9, maximum=None, text=values[0]
+        )
+    if interface == "USER" and bandwidth is None:
+        raise r.error(
+            arch,
+            "Bandwidth",
+            "required key is missing (InterfaceBandwidth = USER)",
+            "words per cycle, a positive number",
+        )
+    _check_layout(r)
+    run_name = r.raw("general", "run_name") or path.stem
+    return ScaleSimConfig(
+        file=path,
+        run_name=run_name,
+        rows=rows,
+        cols=cols,
+        dataflow=dataflow,
+        ifmap_sram_kib=ifmap,
+        filter_sram_kib=filt,
+        ofmap_sram_kib=ofmap,
+        interface_bandwidth=interface,
+        bandwidth_words_per_cycle=bandwidth,
+    )
+
+
+def scalesim_workload_settings(
+    cfg_path: str | Path, topology_csv: str | Path, *, seed: int = 0
+) -> dict[str, object]:
+    """The workload mapping (as a workload YAML would hold it) for ``scale.py -c cfg -t csv``:
+    ``name`` from ``run_name``, the topology as the model, the accelerator from the config."""
+    config = load_scalesim_config(cfg_path)
+    return {
+        "name": config.run_name,
+        "model": {"scalesim_topology": str(Path(topology_csv).resolve())},
+        "seed": seed,
+        "accelerator": config.accelerator_settings(),
+    }
+
+
+def workload_from_scalesim(
+    cfg_path: str | Path,
+    topology_csv: str | Path,
+    *,
+    overrides: list[str] | None = None,
+    seed: int = 0,
+) -> Workload:
+    """The :class:`~accelsim.workload.Workload` ``run`` simulates for a SCALE-Sim config and
+    topology CSV (like ``scale.py -c cfg -t csv``); ``overrides`` are ``--set key=value``
+    items applied on top (``quantization.weight_bits=4``)."""
+    from .config import parse_workload
+    from .workload import build_workload
+
+    cfg_path, topology_csv = Path(cfg_path), Path(topology_csv)
+    if not topology_csv.exists():
+        raise AccelsimError("topology file not found", file=topology_csv)
+    raw = scalesim_workload_settings(cfg_path, topology_csv, seed=seed)
+    config = parse_workload(raw, file=cfg_path, overrides=overrides)
+    return build_workload(config, base_dir=topology_csv.parent, source=cfg_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Group
 from rich.table import Table
 
@@ -37,17 +38,39 @@ def interval_text(point: float | None, lo: float | None = None, hi: float | None
     return f"{pct(point)} [{pct(lo)}, {pct(hi)}]"
 
 
+def rate_pct_text(estimate: dict[str, Any]) -> str:
+    """``12 [10, 15]``: a rate estimate and its interval in percent (``–`` without data)."""
+    if not estimate.get("n"):
+        return "–"
+    return interval_text(estimate["rate"], estimate["lo"], estimate["hi"])
+
+
+# a compact table: a header rule, no outer frame, one space between columns (fits 80 columns)
+COMPACT: dict[str, Any] = {
+    "box": box.SIMPLE_HEAD,
+    "padding": (0, 1),
+    "pad_edge": False,
+    "collapse_padding": True,
+    "show_edge": False,
+}
+BREAKDOWN_LEGEND = (
+    "% with 95% CI; masked: logits unchanged; SDC: top-1 differs from the fault-free run; "
+    "crit. SDC: a correct prediction turned wrong; RMSE of the logits"
+)
+
+
 def _breakdown(title: str, rows: dict[str, dict[str, Any]]) -> Table:
-    table = Table(title=title)
-    for col in ("", "injections", "masked", "SDC (top-1 changed) [95% CI]", "critical SDC", "RMSE"):
-        table.add_column(col, justify="left" if not col else "right")
+    table = Table(title=title, caption=BREAKDOWN_LEGEND, **COMPACT)
+    table.add_column("", overflow="fold", max_width=24)
+    for col in ("injections", "masked %", "SDC %", "crit. SDC %", "RMSE"):
+        table.add_column(col, justify="right")
     for name, s in rows.items():
         table.add_row(
             name,
-            str(s["count"]),
-            rate_text(s["masked"]),
-            rate_text(s["sdc"]),
-            rate_text(s["critical_sdc"]),
+            f"{s['count']:,}",
+            rate_pct_text(s["masked"]),
+            rate_pct_text(s["sdc"]),
+            rate_pct_text(s["critical_sdc"]),
             f"{s['rmse']['mean']:.4g}",
         )
     return table

@@ -1,10 +1,8 @@
 """Statistics of fault campaigns: confidence intervals, sample sizes and the outcome tally.
 
-Pure Python on the standard library: the normal quantile is :class:`statistics.NormalDist`,
-the Student-t quantile inverts the t CDF, which is computed from the regularised incomplete
-beta function (continued fraction, Numerical Recipes §6.4). The one exception,
-:func:`clopper_pearson`, works on whole arrays of counts with scipy's beta quantiles
-(imported when it is called).
+The normal quantile is :class:`statistics.NormalDist` (standard library); the Student-t
+quantile, the Wilson and the Clopper-Pearson intervals come from scipy (``scipy.special``,
+``scipy.stats``), imported when first called so that importing this module stays cheap.
 
 Conventions: ``confidence`` is two-sided (0.95 gives the 2.5 % and 97.5 % quantiles); every
 interval is returned as ``(lo, hi)``; rates are fractions in [0, 1].
@@ -34,69 +32,14 @@ def normal_quantile(confidence: float) -> float:
     return _STANDARD_NORMAL.inv_cdf(0.5 + confidence / 2.0)
 
 
-def _beta_continued_fraction(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz's method)."""
-    tiny, eps = 1e-300, 1e-15
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        m2 = 2 * m
-        for numerator in (
-            m * (b - m) * x / ((qam + m2) * (a + m2)),
-            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
-        ):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < eps:
-            break
-    return h
-
-
-def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
-    """I_x(a, b) for a, b > 0 and 0 <= x <= 1."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    front = math.exp(log_front)
-    # the continued fraction converges fast only on this side of the mean; use symmetry
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _beta_continued_fraction(a, b, x) / a
-    return 1.0 - front * _beta_continued_fraction(b, a, 1.0 - x) / b
-
-
-def student_t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t with ``df`` degrees of freedom."""
-    if df <= 0:
-        raise ValueError(f"degrees of freedom must be positive, got {df}")
-    tail = 0.5 * regularized_incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t > 0 else tail
-
-
 def student_t_quantile(confidence: float, df: float) -> float:
     """Two-sided Student-t critical value: 12.706 for ``confidence=0.95, df=1``."""
+    from scipy.special import stdtrit  # imported when needed: the CLI's start-up stays fast
+
     _check_confidence(confidence)
-    target = 0.5 + confidence / 2.0
-    lo, hi = 0.0, max(2.0 * normal_quantile(confidence), 1.0)
-    while student_t_cdf(hi, df) < target:
-        hi *= 2.0
-    for _ in range(200):  # bisection: the CDF is monotone, 200 halvings exhaust float precision
-        mid = 0.5 * (lo + hi)
-        if student_t_cdf(mid, df) < target:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-12 * hi:
-            break
-    return 0.5 * (lo + hi)
+    if df <= 0:
+        raise ValueError(f"degrees of freedom must be positive, got {df}")
+    return float(stdtrit(df, 0.5 + confidence / 2.0))
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -108,14 +51,13 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
         raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
     if n == 0:
         return 0.0, 1.0
-    z = normal_quantile(confidence)
-    p = successes / n
-    z2n = z * z / n
-    centre = (p + z2n / 2.0) / (1.0 + z2n)
-    half = z * math.sqrt(p * (1.0 - p) / n + z2n / (4.0 * n)) / (1.0 + z2n)
+    _check_confidence(confidence)
+    from scipy.stats import binomtest
+
+    interval = binomtest(int(successes), int(n)).proportion_ci(confidence, method="wilson")
     # the bounds are exactly 0 / 1 at the extremes; clamp float round-off
-    lo = 0.0 if successes == 0 else max(0.0, centre - half)
-    hi = 1.0 if successes == n else min(1.0, centre + half)
+    lo = 0.0 if successes == 0 else max(0.0, float(interval.low))
+    hi = 1.0 if successes == n else min(1.0, float(interval.high))
     return lo, hi
 
 

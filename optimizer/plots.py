@@ -1,9 +1,12 @@
 """Figures of an ``optimize`` run (matplotlib, Agg backend: no display needed).
 
-* ``convergence.png``: best feasible objective against the number of evaluations, for the
-  search and, when it ran, the comparison search at the same budget;
-* ``pareto.png``: area against reliability of every design that ran, feasible ones marked,
-  with the Pareto front (least area for at least that reliability).
+* ``convergence.<fmt>``: best feasible objective (with its unit) against the number of
+  evaluations, for the search and, when it ran, the comparison search at the same budget;
+* ``pareto.<fmt>``: area against reliability of every design that ran, each with its
+  reliability interval as an error bar, feasible ones marked, with the Pareto front (least
+  area for at least that reliability).
+
+``fmt`` is ``png`` (300 dpi), ``pdf`` or ``svg``; saving is shared with ``faults.plots``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from faults.plots import check_format, pyplot, save_figure
+
 from .log import SearchResult
+from .report import OBJECTIVE_NAMES, OBJECTIVE_UNITS
 
 
 def best_so_far(search: SearchResult) -> np.ndarray:
@@ -42,27 +48,12 @@ def pareto_front(points: np.ndarray) -> np.ndarray:
     return np.array(front)
 
 
-def _save(fig: Any, path: Path) -> Path:
-    from accelsim.jsonio import atomic_file
-
-    with atomic_file(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
-    return path
-
-
-def write_plots(result: Any, plot_dir: str | Path) -> list[Path]:
-    """Write ``convergence.png`` and ``pareto.png`` into ``plot_dir``; return their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def convergence_figure(result: Any) -> Any:
+    """Best feasible objective (named, with its unit) after each evaluation, per search."""
     from matplotlib.ticker import MaxNLocator
 
-    plot_dir = Path(plot_dir)
-    written = []
     objective = result.config.objective
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = pyplot().subplots(figsize=(6, 4))
     for search, style in ((result.search, "-"), (result.comparison, "--")):
         if search is None or not search.evaluations:
             continue
@@ -70,15 +61,29 @@ def write_plots(result: Any, plot_dir: str | Path) -> list[Path]:
         ax.step(np.arange(1, len(curve) + 1), curve, style, where="post", label=search.method)
     ax.set_xlim(left=1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("evaluations")
-    ax.set_ylabel(f"best feasible {objective}")
+    ax.set_xlabel("evaluations (designs simulated)")
+    ax.set_ylabel(f"best feasible {OBJECTIVE_NAMES[objective]} ({OBJECTIVE_UNITS[objective]})")
     ax.set_title(f"{result.workload}: convergence")
     ax.grid(alpha=0.3)
     ax.legend()
-    written.append(_save(fig, plot_dir / "convergence.png"))
-    plt.close(fig)
+    return fig
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+
+def _reliability_error(evaluations: list[Any]) -> np.ndarray:
+    """Rows (below, above) of each design's reliability interval; 0 where it has none."""
+    errors = []
+    for e in evaluations:
+        rel = e.metrics["reliability"]
+        point = rel["reliability"]
+        lo, hi = rel.get("lo", point), rel.get("hi", point)
+        errors.append((max(point - lo, 0.0), max(hi - point, 0.0)))
+    return np.array(errors, float).reshape(-1, 2).T
+
+
+def pareto_figure(result: Any) -> Any:
+    """Area against reliability of every design that ran, with each design's reliability
+    interval as an error bar; feasible ones marked; the Pareto front; the target."""
+    fig, ax = pyplot().subplots(figsize=(6, 4))
     evaluations = list(result.search.evaluations)
     if result.comparison is not None:
         evaluations += result.comparison.evaluations
@@ -91,11 +96,21 @@ def write_plots(result: Any, plot_dir: str | Path) -> list[Path]:
                 for e in ran
             ]
         )
+        errors = _reliability_error(ran)
         feasible = np.array([e.feasible for e in ran])
-        ax.scatter(
-            points[~feasible, 0], points[~feasible, 1], marker="x", color="grey", label="infeasible"
-        )
-        ax.scatter(points[feasible, 0], points[feasible, 1], color="tab:blue", label="feasible")
+        for mask, style in (
+            (~feasible, {"fmt": "x", "color": "grey", "label": "infeasible"}),
+            (feasible, {"fmt": "o", "color": "tab:blue", "label": "feasible"}),
+        ):
+            if mask.any():
+                ax.errorbar(
+                    points[mask, 0],
+                    points[mask, 1],
+                    yerr=errors[:, mask],
+                    capsize=2,
+                    linewidth=0.8,
+                    **style,
+                )
         front = pareto_front(points)
         ax.step(front[:, 0], front[:, 1], where="post", color="tab:red", label="Pareto front")
         target = result.config.constraints.min_reliability
@@ -106,10 +121,19 @@ def write_plots(result: Any, plot_dir: str | Path) -> list[Path]:
             0.5, 0.5, "no reliability figures (no fault rate)", ha="center", transform=ax.transAxes
         )
     ax.set_xlabel("area (µm²)")
-    ax.set_ylabel("reliability (1 - P(failure)/inference)")
-    ax.set_title(f"{result.workload}: area vs reliability")
+    ax.set_ylabel("reliability, 1 - P(failure) per inference")
+    ax.set_title(f"{result.workload}: area vs reliability (bars: 95% interval)")
     ax.grid(alpha=0.3)
     ax.legend()
-    written.append(_save(fig, plot_dir / "pareto.png"))
-    plt.close(fig)
-    return written
+    return fig
+
+
+def write_plots(result: Any, plot_dir: str | Path, *, fmt: str = "png") -> list[Path]:
+    """Write ``convergence.<fmt>`` and ``pareto.<fmt>`` into ``plot_dir`` (PNG at 300 dpi);
+    return their paths."""
+    check_format(fmt)
+    plot_dir = Path(plot_dir)
+    return [
+        save_figure(convergence_figure(result), plot_dir / f"convergence.{fmt}", fmt),
+        save_figure(pareto_figure(result), plot_dir / f"pareto.{fmt}", fmt),
+    ]

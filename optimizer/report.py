@@ -13,6 +13,7 @@ from rich import box
 from rich.console import Group
 from rich.table import Table
 
+from accelsim.report import energy_text
 from faults.report import interval_text, pct
 
 from .log import Evaluation, SearchResult
@@ -20,7 +21,12 @@ from .log import Evaluation, SearchResult
 # How close to its limit a satisfied constraint must be to count as binding (normalised units:
 # accuracy in fraction points, reliability in decades of failure probability, latency relative).
 BINDING_MARGIN = {"accuracy": 0.01, "reliability": 0.1, "latency": 0.05}
-OBJECTIVE_UNITS = {"area": "µm²", "energy": "pJ/inference", "area_latency": "µm²·cycles"}
+OBJECTIVE_UNITS = {"area": "µm²", "energy": "pJ per inference", "area_latency": "µm²·cycles"}
+OBJECTIVE_NAMES = {
+    "area": "area",
+    "energy": "energy per inference",
+    "area_latency": "area x latency",
+}
 
 
 def binding_constraints(evaluation: Evaluation | None) -> list[str]:
@@ -91,13 +97,16 @@ def best_table(result: Any) -> Table:
     m = best.metrics
     for name, value in result.config.readable(best.design).items():
         table.add_row(name, str(value))
-    unit = OBJECTIVE_UNITS[result.config.objective]
-    table.add_row(f"objective ({result.config.objective})", f"{best.objective:.6g} {unit}")
+    objective = result.config.objective
+    table.add_row(
+        f"objective: {OBJECTIVE_NAMES[objective]}",
+        f"{best.objective:.6g} {OBJECTIVE_UNITS[objective]}",
+    )
     for name, value in m["area_um2"].items():
         if value or name == "total_um2":
             table.add_row(f"area: {name.removesuffix('_um2')}", f"{value:,.0f} µm²")
-    table.add_row("latency", f"{m['latency_cycles']:,} cycles ({m['latency_us']:.3f} µs)")
-    table.add_row("energy", f"{m['energy_pj_per_inference']:,.0f} pJ/inference")
+    table.add_row("latency per batch", f"{m['latency_cycles']:,} cycles ({m['latency_us']:.3f} µs)")
+    table.add_row("energy per inference", energy_text(m["energy_pj_per_inference"]))
     table.add_row("clean accuracy", "–" if m["accuracy"] is None else f"{m['accuracy']:.2%}")
     if m.get("reliability"):
         rel = m["reliability"]
@@ -134,7 +143,11 @@ def _reached(search: SearchResult) -> str:
 
 def comparison_table(result: Any) -> Table:
     """The search against the comparison search at the same budget."""
-    table = Table(title="search methods at equal budget")
+    objective = result.config.objective
+    table = Table(
+        title="search methods at equal budget (objective: "
+        f"{OBJECTIVE_NAMES[objective]}, {OBJECTIVE_UNITS[objective]})"
+    )
     for col in (
         "method",
         "evaluations",
@@ -162,25 +175,35 @@ def comparison_table(result: Any) -> Table:
 def fixed_table(result: Any) -> Table:
     """The fixed protection designs on the best design's hardware, against the optimum: cost,
     then P(failure) per inference in %, first order (FO) and, where certified, the direct
-    campaign (MC) on a row of its own, so the table fits 80 columns."""
-    table = Table(
-        title="fixed protection designs (same array and quantisation)",
-        caption="P(failure) per inference in %; FO: first order, MC: certificate; cert.: "
-        "certified, or not: ref. refuted, inc. inconclusive",
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1),
-        pad_edge=False,
-    )
-    for col in ("design", "objective", "cycles", "acc.", "P(fail) [95% CI]", "cert."):
-        table.add_column(col, justify="left" if col == "design" else "right", no_wrap=True)
+    campaign (MC) on a row of its own, so the table fits 80 columns. Why a design cannot run
+    is told in the caption (it wraps), not in a cell."""
     rows: list[tuple[str, Evaluation]] = []
     if result.best is not None:
         rows.append(("optimised", result.best))
     rows.extend(result.fixed.items())
+    notes = [f"{name}: {status_text(ev)}" for name, ev in rows if not ev.ran]
+    objective = result.config.objective
+    table = Table(
+        title="fixed protection designs (same array and quantisation)",
+        caption="; ".join(
+            [
+                f"objective: {OBJECTIVE_NAMES[objective]} in {OBJECTIVE_UNITS[objective]}",
+                "P(failure) per inference in %; FO: first order, MC: certificate; cert.: "
+                "certified, or not: ref. refuted, inc. inconclusive",
+                *notes,
+            ]
+        ),
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+    )
+    table.add_column("design", overflow="fold")
+    for col in ("objective", "cycles", "acc.", "P(fail) [95% CI]", "cert."):
+        table.add_column(col, justify="right", no_wrap=True)
     for name, ev in rows:
         m = ev.metrics
         if not ev.ran:
-            table.add_row(name, "–", "–", "–", "–", status_text(ev))
+            table.add_row(name, "–", "–", "–", "cannot run", "–")
             continue
         accuracy = "–" if m["accuracy"] is None else f"{m['accuracy']:.1%}"
         table.add_row(
