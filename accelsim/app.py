@@ -67,9 +67,29 @@ def workload_and_out_dir(args: argparse.Namespace, subfolder: str = ""):
     ``--out``, else ``out/<workload name>/<subfolder>``."""
     from .workload import load_workload
 
-    workload = load_workload(args.workload, args.set)
+    scalesim_cfg = getattr(args, "scalesim_cfg", None)
+    if scalesim_cfg is not None:  # like SCALE-Sim's `scale.py -c cfg -t topology.csv`
+        from .topology import workload_from_scalesim
+
+        workload = workload_from_scalesim(scalesim_cfg, args.workload, overrides=args.set)
+    else:
+        workload = load_workload(args.workload, args.set)
     out_dir = Path(args.out) if args.out else default_out_dir(workload.name) / subfolder
     return workload, out_dir
+
+
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+
+def add_plot_arguments(parser: argparse.ArgumentParser, *, what: str) -> None:
+    """``--plot DIR`` and ``--format``: the figures of a command, for papers."""
+    parser.add_argument("--plot", metavar="DIR", help=f"write {what} to DIR")
+    parser.add_argument(
+        "--format",
+        choices=FIGURE_FORMATS,
+        default="png",
+        help="figure file format (png at 300 dpi; pdf and svg are vector)",
+    )
 
 
 def registered_commands() -> Iterator[Callable[[object], None]]:

@@ -86,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     write_json_atomic(out_dir / "result.json", document)
     console.print(f"wrote [bold]{out_dir / 'result.json'}[/]")
     if tracer is not None:
-        write_trace(tracer, args.trace)
+        write_trace(tracer, args.trace, clock_mhz=workload.config.accelerator.clock_mhz)
         console.print(
             f"wrote trace [bold]{args.trace}[/] ({len(tracer.events)} events; open in Perfetto)"
         )
@@ -130,7 +130,15 @@ def register(subparsers) -> None:
     )
     add_workload_arguments(run, set_example="accelerator.array.rows=32")
     run.add_argument(
-        "--trace", metavar="FILE", help="write a Chrome trace (Perfetto) of module activity"
+        "--trace",
+        metavar="FILE",
+        help="write a Chrome trace (Perfetto) of module activity (1 cycle = 1 ns)",
+    )
+    run.add_argument(
+        "--scalesim-cfg",
+        metavar="CFG",
+        help="a SCALE-Sim .cfg; the workload argument is then its topology CSV "
+        "(like scale.py -c CFG -t CSV)",
     )
     run.add_argument(
         "--reliability",

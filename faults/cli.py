@@ -21,7 +21,12 @@ from pathlib import Path
 from rich.console import Console
 
 from accelsim import app
-from accelsim.app import add_command, add_workload_arguments, workload_and_out_dir
+from accelsim.app import (
+    add_command,
+    add_plot_arguments,
+    add_workload_arguments,
+    workload_and_out_dir,
+)
 
 # the defaults the help text names (faults.vulnerability.allocation_settings(); a test checks
 # they agree): importing that module here would slow every command's start-up
@@ -128,14 +133,17 @@ def cmd_vulnerability(args: argparse.Namespace, console: Console | None = None) 
 
         plot_dir = Path(args.plot)
         plot_dir.mkdir(parents=True, exist_ok=True)
-        written = [plots.bvf_heatmap(vf, plot_dir / "bvf_heatmap.png")]
-        written += plots.nvf_distributions(vf, plot_dir)
+        fmt = args.format
+        written = [plots.bvf_heatmap(vf, plot_dir / f"bvf_heatmap.{fmt}", fmt=fmt)]
+        written += plots.nvf_distributions(vf, plot_dir, fmt=fmt)
         points = accuracy_points(workload, vf, injections=args.curve_injections, seed=vf.seed)
         written.append(
             plots.accuracy_vs_rate(
                 points,
-                plot_dir / "accuracy_vs_rate.png",
+                plot_dir / f"accuracy_vs_rate.{fmt}",
                 title=f"{workload.name}: accuracy under faults",
+                unit=vf.unit,
+                fmt=fmt,
             )
         )
         document["accuracy_vs_rate"] = points
@@ -242,7 +250,7 @@ def register(subparsers) -> None:
         func=cmd_vulnerability,
     )
     add_measurement_arguments(vulnerability)
-    vulnerability.add_argument("--plot", metavar="DIR", help="write PNG figures to DIR")
+    add_plot_arguments(vulnerability, what="the BVF heat map, NVF and accuracy-vs-rate figures")
     vulnerability.add_argument(
         "--curve-injections",
         type=int,

@@ -11,7 +11,12 @@ import argparse
 from pathlib import Path
 
 from accelsim import app
-from accelsim.app import add_command, add_workload_arguments, workload_and_out_dir
+from accelsim.app import (
+    add_command,
+    add_plot_arguments,
+    add_workload_arguments,
+    workload_and_out_dir,
+)
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -42,7 +47,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if args.plot:
         from .plots import write_plots
 
-        for path in write_plots(result, args.plot):
+        for path in write_plots(result, args.plot, fmt=args.format):
             app.console.print(f"wrote [bold]{path}[/]")
     return 0
 
@@ -127,7 +132,7 @@ def register(subparsers) -> None:
         action="store_true",
         help="skip the fixed protection designs (none, full TMR, ...)",
     )
-    parser.add_argument("--plot", metavar="DIR", help="write convergence.png and pareto.png here")
+    add_plot_arguments(parser, what="the convergence and Pareto-front figures")
     parser.add_argument(
         "--batch-size",
         type=int,

@@ -144,3 +144,26 @@ def test_missing_required_key_and_missing_files(tmp_path):
         workload_from_scalesim(reference_cfg(tmp_path), tmp_path / "nowhere.csv")
     with pytest.raises(AccelsimError, match="not a SCALE-Sim config"):
         load_scalesim_config(write_cfg(tmp_path, "ArrayHeight = 4\n", "flat.cfg"))
+
+
+def test_run_takes_a_cfg_beside_its_topology_like_scale_py(tmp_path):
+    """``python -m accelsim run --scalesim-cfg CFG CSV`` (scale.py -c CFG -t CSV): SCALE-Sim's
+    cycles in result.json, and the trace records the clock."""
+    from accelsim.cli import main
+
+    case = CONV_CASES[0]
+    p = case["params"]
+    csv = tmp_path / "layer.csv"
+    csv.write_text(
+        CONV_HEADER + f"{case['name']}, {p['ifmap_h']}, {p['ifmap_w']}, {p['filter_h']}, "
+        f"{p['filter_w']}, {p['channels']}, {p['num_filter']}, {p['stride']},\n"
+    )
+    cfg = reference_cfg(tmp_path, rows=case["rows"], cols=case["cols"], dataflow=case["dataflow"])
+    out, trace = tmp_path / "out", tmp_path / "trace.json"
+    argv = ["run", str(csv), "--scalesim-cfg", str(cfg), "--out", str(out), "--trace", str(trace)]
+    assert main(argv) == 0
+    result = json.loads((out / "result.json").read_text())
+    conv = next(layer for layer in result["layers"] if layer["op"] == "conv2d")
+    assert conv["compute_cycles"] == case["total_cycles"]
+    other = json.loads(trace.read_text())["otherData"]
+    assert other["time_unit"] == "cycle" and other["clock_mhz"] > 0
