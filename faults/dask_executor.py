@@ -38,6 +38,8 @@ from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from typing import Any
 
+from accelsim.workers import DaskConnection
+
 from .runner import ChunkResult, TaskFn, _run_chunk_with
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
@@ -61,47 +63,6 @@ def run_shard(fn: TaskFn, context: Any, shard: Shard) -> ChunkResult:
 
 def _fn_name(fn: TaskFn) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
-
-
-class DaskConnection:
-    """A Dask client from exactly one of: a ``client`` (left open on close), a ``scheduler``
-    address, or ``workers`` (a local cluster this object starts and closes).
-
-    Local workers are processes (a dying task must not take the client with it) with one
-    thread each (the Numba kernels are single-threaded per task).
-    """
-
-    def __init__(
-        self, *, client: Any = None, scheduler: str | None = None, workers: int | None = None
-    ) -> None:
-        from distributed import Client, LocalCluster
-
-        sources = [
-            name
-            for name, value in (("client", client), ("scheduler", scheduler), ("workers", workers))
-            if value is not None
-        ]
-        if len(sources) != 1:
-            raise ValueError(f"give exactly one of client, scheduler, workers; got {sources}")
-        if workers is not None and workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        self.cluster = None
-        self.own_client = client is None
-        if scheduler is not None:
-            client = Client(scheduler)
-        elif client is None:
-            self.cluster = LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-            client = Client(self.cluster)
-        self.client = client
-
-    def close(self) -> None:
-        if self.own_client:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-            self.cluster = None
 
 
 class DaskExecutor:
