@@ -7,10 +7,11 @@ The evaluation of one design is a plain callable ``evaluate(design: dict) -> Eva
 
 from .baselines import exhaustive_search, random_search
 from .config import OptimizeConfig, parse_optimize
-from .evaluate import DesignEvaluator, OptimizeResult, optimize
+from .evaluate import DesignEvaluator
 from .log import Evaluation, EvaluationLog, Progress, SearchResult, summarise
 from .loop import bayesian_optimize
 from .quality import evaluations_to_reach
+from .search import OptimizeResult, OptimizeRun, optimize
 from .space import DesignSpace, Variable
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "DesignSpace",
     "OptimizeConfig",
     "OptimizeResult",
+    "OptimizeRun",
     "Evaluation",
     "EvaluationLog",
     "Progress",

@@ -56,9 +56,8 @@ Modelling choices:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import GPy
 import numpy as np
@@ -82,46 +81,14 @@ from emukit.experimental_design.acquisitions import ModelVariance
 from emukit.model_wrappers import GPyModelWrapper
 from threadpoolctl import threadpool_limits
 
-from accelsim.errors import AccelsimError, Infeasible
+from accelsim.errors import AccelsimError
 
-from .log import Evaluation, ProgressCallback, Recorder, SearchResult, Verify
+from .log import Evaluate, Evaluation, ProgressCallback, Recorder, SearchResult, Verify
+from .pools import EvaluatorPool, SerialPool
 from .space import DesignSpace
 
 DEFAULT_EXHAUSTIVE_LIMIT = 5000
 RUNNABLE = "runnable"
-
-Evaluate = Callable[[dict[str, Any]], Evaluation]
-
-
-def evaluate_design(evaluate: Evaluate, design: dict[str, Any]) -> Evaluation:
-    """``evaluate(design)``, with :class:`~accelsim.errors.Infeasible` turned into a record (as
-    :meth:`Recorder.run` does). Pools call this where the evaluation runs, so a design that
-    cannot run comes back as a result instead of aborting the rest of the batch."""
-    try:
-        return evaluate(dict(design))
-    except Infeasible as exc:
-        return Evaluation.cannot_run(design, str(exc))
-
-
-class EvaluatorPool(Protocol):
-    """Evaluates designs, possibly concurrently.
-
-    ``map(evaluate, designs)`` returns an iterable of ``evaluate_design(evaluate, design)`` *in
-    the order of* ``designs`` (it may start them all at once and yield each as soon as it and
-    all before it are done). An exception is raised at the position of the design that failed.
-    """
-
-    def map(self, evaluate: Evaluate, designs: Sequence[dict[str, Any]]) -> Iterable[Evaluation]:
-        """The evaluations of ``designs``, in order."""
-        ...
-
-
-class SerialPool:
-    """Evaluates one design after another in this process, each when the caller asks for it."""
-
-    def map(self, evaluate: Evaluate, designs: Sequence[dict[str, Any]]) -> Iterator[Evaluation]:
-        """The evaluations of ``designs``, in order, computed lazily."""
-        return (evaluate_design(evaluate, design) for design in designs)
 
 
 def bayesian_optimize(
