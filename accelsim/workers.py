@@ -25,12 +25,15 @@ so results do not depend on the pool or the number of workers. Pools on a Dask c
 from __future__ import annotations
 
 import multiprocessing
+import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 Job = Callable[[Any, Any], Any]  # fn(shared, item) -> result
+
+DASK_SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"  # where a Dask scheduler is, when not given
 
 # per worker process: the shared state its pool installed, by pool token (a forked child
 # inherits the parent's entries; the token keeps pools apart)
@@ -101,7 +104,7 @@ class ProcessWorkers:
     def map(self, fn: Job, items: Iterable[Any]) -> Iterator[Any]:
         """Submit every item now; yield the results in the order of ``items``."""
         futures = [self.submit(fn, item) for item in items]
-        return _in_order(futures)
+        return results_in_order(futures)
 
     def shutdown(self, *, cancel_pending: bool = False) -> None:
         """Stop the workers after the running items (and, unless ``cancel_pending``, the
@@ -115,13 +118,23 @@ class ProcessWorkers:
         self.shutdown(cancel_pending=exc[0] is not None)
 
 
-def _in_order(futures: list[Future[Any]]) -> Iterator[Any]:
+def results_in_order(
+    futures: Sequence[Any], cancel: Callable[[list[Any]], Any] | None = None
+) -> Iterator[Any]:
+    """Each future's result, in order. Stopped early (an error, an interrupt, a consumer that
+    left), it cancels the futures not done: ``cancel(pending)`` (e.g. a Dask client's), else
+    each future's own ``cancel()``."""
     try:
         for future in futures:
             yield future.result()
-    finally:  # stopped early (an error, an interrupt, a consumer that left): no orphan work
-        for future in futures:
-            future.cancel()
+    finally:  # no orphan work
+        pending = [f for f in futures if not f.done()]
+        if cancel is not None:
+            if pending:
+                cancel(pending)
+        else:
+            for future in pending:
+                future.cancel()
 
 
 def worker_pool(
@@ -174,3 +187,8 @@ class DaskConnection:
         if self.cluster is not None:
             self.cluster.close()
             self.cluster = None
+
+
+def dask_scheduler_address(scheduler: str | None = None) -> str | None:
+    """``scheduler``, else the ``DASK_SCHEDULER_ADDRESS`` environment variable, else None."""
+    return scheduler or os.environ.get(DASK_SCHEDULER_ENV) or None

@@ -31,18 +31,16 @@ does not shut down an executor it was given).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from typing import Any
 
-from accelsim.workers import DaskConnection
+from accelsim.workers import DaskConnection, dask_scheduler_address
 
 from .runner import ChunkResult, TaskFn, _run_chunk_with
 
-SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 SHARD_RETRIES = 2
 CONTEXT_RESCATTERS = 2  # per shard: how often a lost context is scattered again for it
 
@@ -223,7 +221,7 @@ def executor_from_options(
     connect to that Dask scheduler. Otherwise ``workers`` (``--dask-workers N``): start a
     local Dask cluster of N worker processes. Neither: None.
     """
-    address = scheduler or os.environ.get(SCHEDULER_ENV) or None
+    address = dask_scheduler_address(scheduler)
     if address:
         return DaskExecutor(fn, seed=seed, context=context, scheduler=address, run_key=run_key)
     if workers:

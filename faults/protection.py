@@ -10,9 +10,10 @@
   bit-only and cross-layer — are defined once, here, by :func:`fixed_protections`, as values
   of the protection variables of a design; :func:`optimizer.baselines.fixed_designs` (the
   optimiser's, on its design space) and :func:`baseline_designs` (the ``baselines``
-  command's, on a workload) apply them. :func:`compare_baselines` prices (area), times (cycles with the protected
-  neurons), rates (first-order P(failure) with interval and upper bound) and certifies (a
-  direct Monte-Carlo campaign against a target, :func:`faults.certify.certify_design`) each.
+  command's, on a workload) apply them. :func:`compare_baselines` prices (area), times
+  (cycles with the protected neurons), rates (first-order P(failure) with interval and upper
+  bound) and certifies (a direct Monte-Carlo campaign against a target,
+  :func:`faults.certify.certify_design`) each baseline design, one :func:`baseline_row` each.
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def baseline_designs(
     return designs
 
 
-def evaluate_design(
+def baseline_row(
     workload: Workload,
     vf: Any,
     design: Design,
@@ -257,7 +258,7 @@ def compare_baselines(
     target: float = 1e-3,
     certify: Any = None,
 ) -> list[dict[str, Any]]:
-    """One row per baseline design (:func:`baseline_designs`, :func:`evaluate_design`) at the
+    """One row per baseline design (:func:`baseline_designs`, :func:`baseline_row`) at the
     workload's ``faults:`` rate, which the factors ``vf`` must have been measured for."""
     faults = workload.config.faults
     if faults is None or faults.rate <= 0:
@@ -272,6 +273,6 @@ def compare_baselines(
         )
     designs = baseline_designs(workload, vf, p=p, k=k, redundant_units=redundant_units)
     return [
-        evaluate_design(workload, vf, design, target=target, samples=samples, certify=certify)
+        baseline_row(workload, vf, design, target=target, samples=samples, certify=certify)
         for design in designs.values()
     ]

@@ -11,12 +11,17 @@ line options.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from accelsim.errors import Infeasible
-from accelsim.workers import DaskConnection, ProcessWorkers, SerialWorkers
+from accelsim.workers import (
+    DaskConnection,
+    ProcessWorkers,
+    SerialWorkers,
+    dask_scheduler_address,
+    results_in_order,
+)
 
 from .log import Evaluate, Evaluation
 
@@ -124,14 +129,7 @@ class DaskEvaluatorPool:
             [dict(d) for d in designs],
             pure=False,
         )
-        return self._in_order(futures)
-
-    def _in_order(self, futures: list[Any]) -> Iterator[Evaluation]:
-        try:
-            for future in futures:
-                yield future.result()
-        finally:  # stopped early (an error, a crash): do not leave work running
-            self.client.cancel([f for f in futures if not f.done()])
+        return results_in_order(futures, cancel=self.client.cancel)
 
     def close(self) -> None:
         """Release the scattered evaluator; close the client and cluster this pool started."""
@@ -154,7 +152,7 @@ def pool_from_options(
     """The pool a command line asks for: a Dask scheduler (``scheduler``, else the
     ``DASK_SCHEDULER_ADDRESS`` environment variable), else a local Dask cluster of
     ``dask_workers``, else a process pool of ``workers`` (> 1), else None (this process)."""
-    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    address = dask_scheduler_address(scheduler)
     if address:
         return DaskEvaluatorPool(scheduler=address)
     if dask_workers:
