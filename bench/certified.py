@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from accelsim.workload import load_workload
-from optimizer.evaluate import optimize
+from optimizer.search import optimize
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from accelsim.workload import load_workload
 from faults.campaign import CampaignSettings, campaign
 from faults.strata import StratifiedInjections, adaptive_estimate
-from optimizer.evaluate import design_exposure
+from optimizer.estimators import design_exposure
 
 ROOT = Path(__file__).resolve().parents[1]
 MSBS = "[" + ",".join(str(b) for b in range(16, 32)) + "]"

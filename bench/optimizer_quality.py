@@ -43,7 +43,8 @@ def bench_optimizer(
     from accelsim.workload import load_workload
     from optimizer import evaluations_to_reach
     from optimizer.config import parse_optimize
-    from optimizer.evaluate import DesignEvaluator, run_search
+    from optimizer.evaluate import DesignEvaluator
+    from optimizer.search import run_search
 
     # quick: a small test set (so a looser accuracy bound) and a 1% target the space can meet
     overrides = (

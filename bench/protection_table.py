@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from accelsim.workload import load_workload
-from optimizer.evaluate import optimize
+from optimizer.search import optimize
 
 ROOT = Path(__file__).resolve().parents[1]
 HARDENING = ("input", "weight", "product", "accumulator")

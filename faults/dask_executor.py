@@ -31,16 +31,16 @@ does not shut down an executor it was given).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from typing import Any
 
+from accelsim.workers import DaskConnection, dask_scheduler_address
+
 from .runner import ChunkResult, TaskFn, _run_chunk_with
 
-SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 SHARD_RETRIES = 2
 CONTEXT_RESCATTERS = 2  # per shard: how often a lost context is scattered again for it
 
@@ -61,47 +61,6 @@ def run_shard(fn: TaskFn, context: Any, shard: Shard) -> ChunkResult:
 
 def _fn_name(fn: TaskFn) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
-
-
-class DaskConnection:
-    """A Dask client from exactly one of: a ``client`` (left open on close), a ``scheduler``
-    address, or ``workers`` (a local cluster this object starts and closes).
-
-    Local workers are processes (a dying task must not take the client with it) with one
-    thread each (the Numba kernels are single-threaded per task).
-    """
-
-    def __init__(
-        self, *, client: Any = None, scheduler: str | None = None, workers: int | None = None
-    ) -> None:
-        from distributed import Client, LocalCluster
-
-        sources = [
-            name
-            for name, value in (("client", client), ("scheduler", scheduler), ("workers", workers))
-            if value is not None
-        ]
-        if len(sources) != 1:
-            raise ValueError(f"give exactly one of client, scheduler, workers; got {sources}")
-        if workers is not None and workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        self.cluster = None
-        self.own_client = client is None
-        if scheduler is not None:
-            client = Client(scheduler)
-        elif client is None:
-            self.cluster = LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-            client = Client(self.cluster)
-        self.client = client
-
-    def close(self) -> None:
-        if self.own_client:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-            self.cluster = None
 
 
 class DaskExecutor:
@@ -262,7 +221,7 @@ def executor_from_options(
     connect to that Dask scheduler. Otherwise ``workers`` (``--dask-workers N``): start a
     local Dask cluster of N worker processes. Neither: None.
     """
-    address = scheduler or os.environ.get(SCHEDULER_ENV) or None
+    address = dask_scheduler_address(scheduler)
     if address:
         return DaskExecutor(fn, seed=seed, context=context, scheduler=address, run_key=run_key)
     if workers:

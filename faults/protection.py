@@ -7,12 +7,13 @@
 * Circuit layer: :func:`select_bits` hardens, per register class, the k bits that contribute
   most to the unprotected design's failures (:func:`faults.strata.rank_bits`).
 * The fixed designs every optimiser is compared with — no protection, full TMR, neuron-only,
-  bit-only and (here) cross-layer — are defined once, by :func:`fixed_protections`, as values
-  of the protection variables of a design; :func:`fixed_designs` (the optimiser's, on its
-  design space) and :func:`baseline_designs` (the ``baselines`` command's, on a workload)
-  apply them. :func:`compare_baselines` prices (area), times (cycles with the protected
-  neurons), rates (first-order P(failure) with interval and upper bound) and certifies (a
-  direct Monte-Carlo campaign against a target, :func:`faults.certify.certify_design`) each.
+  bit-only and cross-layer — are defined once, here, by :func:`fixed_protections`, as values
+  of the protection variables of a design; :func:`optimizer.baselines.fixed_designs` (the
+  optimiser's, on its design space) and :func:`baseline_designs` (the ``baselines``
+  command's, on a workload) apply them. :func:`compare_baselines` prices (area), times
+  (cycles with the protected neurons), rates (first-order P(failure) with interval and upper
+  bound) and certifies (a direct Monte-Carlo campaign against a target,
+  :func:`faults.certify.certify_design`) each baseline design, one :func:`baseline_row` each.
 """
 
 from __future__ import annotations
@@ -60,24 +61,6 @@ def fixed_protections(
     if cross_layer and fraction > 0 and bits:
         schemes["cross-layer"] = {**nothing, **bits, **neurons}
     return schemes
-
-
-def fixed_designs(
-    opt: Any, reference: Mapping[str, Any], *, default_units: int = 16
-) -> dict[str, dict[str, Any]]:
-    """The fixed protection schemes on ``reference``'s array and quantisation (a design of the
-    ``optimize:`` space ``opt.space``): no protection, full TMR, neuron-only (the space's
-    largest protected fraction and redundant units, no hardening), bit-only (the space's
-    largest hardening, no neurons)."""
-    values = {v.name: v.values for v in opt.space.variables}
-    base = {k: v for k, v in reference.items() if k not in PROTECTION_VARIABLES}
-    fractions = values.get("protected_fraction", (1.0,))
-    units = values.get("redundant_units", ())
-    hardening = {n: max(v) for n, v in values.items() if n.startswith("hardened_bits.")}
-    schemes = fixed_protections(
-        fraction=max(fractions), units=max(units) if units else default_units, hardening=hardening
-    )
-    return {name: {**base, **scheme} for name, scheme in schemes.items()}
 
 
 def workload_units(workload: Workload) -> int:
@@ -194,7 +177,7 @@ def baseline_designs(
     return designs
 
 
-def evaluate_design(
+def baseline_row(
     workload: Workload,
     vf: Any,
     design: Design,
@@ -275,7 +258,7 @@ def compare_baselines(
     target: float = 1e-3,
     certify: Any = None,
 ) -> list[dict[str, Any]]:
-    """One row per baseline design (:func:`baseline_designs`, :func:`evaluate_design`) at the
+    """One row per baseline design (:func:`baseline_designs`, :func:`baseline_row`) at the
     workload's ``faults:`` rate, which the factors ``vf`` must have been measured for."""
     faults = workload.config.faults
     if faults is None or faults.rate <= 0:
@@ -290,6 +273,6 @@ def compare_baselines(
         )
     designs = baseline_designs(workload, vf, p=p, k=k, redundant_units=redundant_units)
     return [
-        evaluate_design(workload, vf, design, target=target, samples=samples, certify=certify)
+        baseline_row(workload, vf, design, target=target, samples=samples, certify=certify)
         for design in designs.values()
     ]

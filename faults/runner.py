@@ -19,23 +19,21 @@ task index and returns the results in task order. Three promises:
   an uninterrupted one does.
 
 Parallelism is behind the :class:`Executor` seam: anything with ``submit(chunk) -> Future``,
-``max_pending`` and ``shutdown()``. :class:`SerialExecutor` runs in-process;
-:class:`ProcessExecutor` uses a spawn-context ``ProcessPoolExecutor`` and ships the heavy shared
-``context`` once per worker through the pool initializer. A Dask executor can wrap
-``distributed.Client.get_executor()`` (it returns ``concurrent.futures`` futures) with a
-worker plugin holding the context. ``fn`` must be a module-level function (picklable by
-reference) and should return JSON-serialisable data.
+``max_pending`` and ``shutdown()``. :class:`LocalExecutor` runs on
+:func:`accelsim.workers.worker_pool` (in-process for one worker, else worker processes that
+receive the heavy shared ``context`` once each); :class:`faults.dask_executor.DaskExecutor`
+runs on a Dask cluster. ``fn`` must be a module-level function (picklable by reference) and
+should return JSON-serialisable data.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,6 +42,7 @@ import numpy as np
 
 from accelsim.errors import AccelsimError
 from accelsim.jsonio import json_default
+from accelsim.workers import worker_pool
 
 LOG_FORMAT = "accelsim-tasks/1"
 
@@ -159,65 +158,34 @@ class Executor(Protocol):
     def shutdown(self, *, cancel_pending: bool = False) -> None: ...
 
 
-class SerialExecutor:
-    """Computes each chunk in this process at submission (one chunk in flight)."""
-
-    max_pending = 1
-
-    def __init__(self, fn: TaskFn, *, seed: int, context: Any = None) -> None:
-        self.fn, self.seed, self.context = fn, seed, context
-
-    def submit(self, chunk: Sequence[int]) -> Future[ChunkResult]:
-        future: Future[ChunkResult] = Future()
-        try:
-            future.set_result(_run_chunk_with(self.fn, self.context, self.seed, chunk))
-        except BaseException as exc:
-            future.set_exception(exc)
-        return future
-
-    def shutdown(self, *, cancel_pending: bool = False) -> None:
-        pass
+def _run_chunk_of(job: tuple[TaskFn, Any, int], chunk: Sequence[int]) -> ChunkResult:
+    fn, context, seed = job
+    return _run_chunk_with(fn, context, seed, chunk)
 
 
-# per-worker state, set once by the pool initializer (the context is not re-sent per task)
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(fn: TaskFn, context: Any, seed: int) -> None:
-    _WORKER.update(fn=fn, context=context, seed=seed)
-
-
-def _run_chunk_in_worker(chunk: Sequence[int]) -> ChunkResult:
-    return _run_chunk_with(_WORKER["fn"], _WORKER["context"], _WORKER["seed"], chunk)
-
-
-class ProcessExecutor:
-    """A local process pool (spawn start method by default: safe with threads and Numba)."""
+class LocalExecutor:
+    """Chunks on this machine's :func:`accelsim.workers.worker_pool`: in this process for one
+    worker (one chunk in flight, computed at submission), else on worker processes that each
+    receive ``(fn, context, seed)`` once (spawn start method by default)."""
 
     def __init__(
         self,
         fn: TaskFn,
         *,
         seed: int,
-        workers: int,
+        workers: int = 1,
         context: Any = None,
         start_method: str = "spawn",
     ) -> None:
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        self.max_pending = 2 * workers  # keeps every worker busy while results are logged
-        self._pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context(start_method),
-            initializer=_init_worker,
-            initargs=(fn, context, seed),
-        )
+        self._workers = worker_pool(workers, (fn, context, seed), start_method=start_method)
+        # two chunks per worker keep every worker busy while results are logged
+        self.max_pending = 1 if workers == 1 else 2 * workers
 
     def submit(self, chunk: Sequence[int]) -> Future[ChunkResult]:
-        return self._pool.submit(_run_chunk_in_worker, tuple(chunk))
+        return self._workers.submit(_run_chunk_of, tuple(chunk))
 
     def shutdown(self, *, cancel_pending: bool = False) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=cancel_pending)
+        self._workers.shutdown(cancel_pending=cancel_pending)
 
 
 # ---- the log -----------------------------------------------------------------------------------
@@ -315,7 +283,7 @@ def run_tasks(
     """Run ``fn(TaskSpec(i, seed), context)`` for ``i`` in ``range(n_tasks)``, resumably.
 
     ``log_path``: the JSON-lines log (created, or resumed if it exists). ``workers``: 1 runs
-    serially in this process, more use a :class:`ProcessExecutor`; ``executor`` overrides both
+    serially in this process, more use worker processes (:class:`LocalExecutor`); ``executor`` overrides both
     (e.g. a Dask-backed one). ``chunk``: tasks per submission and per fsync (auto if None).
     ``on_result(i, result)``: called for every task as its result becomes available — first
     the logged ones in task order, then new ones as they finish (drive a progress bar with it).
@@ -376,10 +344,7 @@ def _drive(
     chunks = deque(pending[i : i + size] for i in range(0, len(pending), size))
     own_executor = executor is None
     if executor is None:
-        if workers > 1:
-            executor = ProcessExecutor(fn, seed=seed, workers=workers, context=context)
-        else:
-            executor = SerialExecutor(fn, seed=seed, context=context)
+        executor = LocalExecutor(fn, seed=seed, workers=workers, context=context)
     in_flight: set[Future[ChunkResult]] = set()
     finished = False
     try:

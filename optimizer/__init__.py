@@ -18,8 +18,9 @@ _EXPORTS = {
     "OptimizeConfig": "config",
     "parse_optimize": "config",
     "DesignEvaluator": "evaluate",
-    "OptimizeResult": "evaluate",
-    "optimize": "evaluate",
+    "OptimizeResult": "search",
+    "OptimizeRun": "search",
+    "optimize": "search",
     "Evaluation": "log",
     "EvaluationLog": "log",
     "Progress": "log",
@@ -36,6 +37,7 @@ __all__ = [
     "DesignSpace",
     "OptimizeConfig",
     "OptimizeResult",
+    "OptimizeRun",
     "Evaluation",
     "EvaluationLog",
     "Progress",
@@ -62,8 +64,9 @@ def __getattr__(name: str):
 if TYPE_CHECKING:  # pragma: no cover
     from .baselines import exhaustive_search, random_search
     from .config import OptimizeConfig, parse_optimize
-    from .evaluate import DesignEvaluator, OptimizeResult, optimize
+    from .evaluate import DesignEvaluator
     from .log import Evaluation, EvaluationLog, Progress, SearchResult, summarise
     from .loop import bayesian_optimize
     from .quality import evaluations_to_reach
+    from .search import OptimizeResult, OptimizeRun, optimize
     from .space import DesignSpace, Variable

@@ -1,24 +1,46 @@
-"""Baselines with the same interface as the Bayesian optimiser: random and exhaustive search.
+"""Baselines the Bayesian optimiser is compared with.
 
-Both fix their whole sequence of designs in advance (random: a seeded draw without replacement;
-exhaustive: enumeration order), so resuming from a log only has to check the logged prefix and
-carry on.
+* The fixed designs (:func:`fixed_designs`): the protection schemes of
+  :func:`faults.protection.fixed_protections` (their one definition) on a design's hardware.
+* Random and exhaustive search, with the same interface as the Bayesian optimiser. Both fix
+  their whole sequence of designs in advance (random: a seeded draw without replacement;
+  exhaustive: enumeration order), so resuming from a log only has to check the logged prefix
+  and carry on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from accelsim.errors import AccelsimError
+from faults.protection import PROTECTION_VARIABLES, fixed_protections
 
-from .log import Evaluation, ProgressCallback, Recorder, SearchResult, Verify
+from .log import Evaluate, ProgressCallback, Recorder, SearchResult, Verify
 from .space import DesignSpace
 
-Evaluate = Callable[[dict[str, Any]], Evaluation]
+
+def fixed_designs(
+    space: DesignSpace, reference: Mapping[str, Any], *, units: int
+) -> dict[str, dict[str, Any]]:
+    """The fixed protection schemes on ``reference``'s array and quantisation (a design of
+    ``space``): no protection, full TMR, neuron-only (the space's largest protected fraction
+    and redundant units, else ``units``; no hardening), bit-only (the space's largest
+    hardening, no neurons)."""
+    values = {v.name: v.values for v in space.variables}
+    base = {k: v for k, v in reference.items() if k not in PROTECTION_VARIABLES}
+    fractions = values.get("protected_fraction", (1.0,))
+    space_units = values.get("redundant_units", ())
+    hardening = {n: max(v) for n, v in values.items() if n.startswith("hardened_bits.")}
+    schemes = fixed_protections(
+        fraction=max(fractions),
+        units=max(space_units) if space_units else units,
+        hardening=hardening,
+    )
+    return {name: {**base, **scheme} for name, scheme in schemes.items()}
 
 
 def random_search(

@@ -22,8 +22,9 @@ from accelsim.app import (
 def cmd_optimize(args: argparse.Namespace) -> int:
     from accelsim.errors import AccelsimError
 
-    from .evaluate import optimize, pool_from_options
+    from .pools import pool_from_options
     from .report import render_optimize
+    from .search import optimize
 
     workload, out_dir = workload_and_out_dir(args, "optimize")
     if workload.config.optimize is None:

@@ -41,8 +41,6 @@ from accelsim.errors import AccelsimError
 
 from .space import DesignSpace, Variable
 
-OBJECTIVES = ("area", "energy", "area_latency")
-METHODS = ("bo", "random", "exhaustive")
 CATEGORICAL = {"dataflow": DATAFLOWS}
 
 

@@ -36,6 +36,7 @@ from .space import DesignSpace
 LOG_FORMAT = 1
 CHECK_KEY = "certificate"  # the metrics key a verification adds to an evaluation
 
+Evaluate = Callable[[dict[str, Any]], "Evaluation"]  # evaluate(design): one design's record
 # verify(evaluation, checks_before) -> evaluation: the check of a design that would become the
 # best; ``checks_before`` (how many this search made earlier) lets it spend its error rate
 Verify = Callable[["Evaluation", int], "Evaluation"]

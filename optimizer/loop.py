@@ -56,9 +56,8 @@ Modelling choices:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import GPy
 import numpy as np
@@ -82,46 +81,14 @@ from emukit.experimental_design.acquisitions import ModelVariance
 from emukit.model_wrappers import GPyModelWrapper
 from threadpoolctl import threadpool_limits
 
-from accelsim.errors import AccelsimError, Infeasible
+from accelsim.errors import AccelsimError
 
-from .log import Evaluation, ProgressCallback, Recorder, SearchResult, Verify
+from .log import Evaluate, Evaluation, ProgressCallback, Recorder, SearchResult, Verify
+from .pools import EvaluatorPool, SerialPool
 from .space import DesignSpace
 
 DEFAULT_EXHAUSTIVE_LIMIT = 5000
 RUNNABLE = "runnable"
-
-Evaluate = Callable[[dict[str, Any]], Evaluation]
-
-
-def evaluate_design(evaluate: Evaluate, design: dict[str, Any]) -> Evaluation:
-    """``evaluate(design)``, with :class:`~accelsim.errors.Infeasible` turned into a record (as
-    :meth:`Recorder.run` does). Pools call this where the evaluation runs, so a design that
-    cannot run comes back as a result instead of aborting the rest of the batch."""
-    try:
-        return evaluate(dict(design))
-    except Infeasible as exc:
-        return Evaluation.cannot_run(design, str(exc))
-
-
-class EvaluatorPool(Protocol):
-    """Evaluates designs, possibly concurrently.
-
-    ``map(evaluate, designs)`` returns an iterable of ``evaluate_design(evaluate, design)`` *in
-    the order of* ``designs`` (it may start them all at once and yield each as soon as it and
-    all before it are done). An exception is raised at the position of the design that failed.
-    """
-
-    def map(self, evaluate: Evaluate, designs: Sequence[dict[str, Any]]) -> Iterable[Evaluation]:
-        """The evaluations of ``designs``, in order."""
-        ...
-
-
-class SerialPool:
-    """Evaluates one design after another in this process, each when the caller asks for it."""
-
-    def map(self, evaluate: Evaluate, designs: Sequence[dict[str, Any]]) -> Iterator[Evaluation]:
-        """The evaluations of ``designs``, in order, computed lazily."""
-        return (evaluate_design(evaluate, design) for design in designs)
 
 
 def bayesian_optimize(
@@ -182,20 +149,26 @@ def bayesian_optimize(
 
         schedule = BatchSchedule(n_initial=n_initial, batch_size=batch_size, budget=budget)
         user_function = _DesignFunction(space, recorder, evaluate, evaluator_pool or SerialPool())
-        models = ConstrainedModels(space, recorder, seed=seed, gp_restarts=gp_restarts)
-        models.schedule = schedule
+        models = ConstrainedModels(
+            space, recorder, seed=seed, gp_restarts=gp_restarts, schedule=schedule
+        )
         optimizer = DiscreteAcquisitionOptimizer(space, exhaustive_limit=exhaustive_limit)
-        calculator = SpaceFillingThenAcquisition(initial, models, optimizer, recorder)
-        calculator.schedule = schedule
-        state = LoopState(user_function.results_for(recorder.history))
-        state.iteration = len(recorder.history)
+        calculator = SpaceFillingThenAcquisition(initial, models, optimizer, recorder, schedule)
+        state = ResumedLoopState(user_function.results_for(recorder.history))
         loop = OuterLoop(calculator, [models], state)
-        models.stop_after = budget
         loop.run_loop(user_function, EvaluationBudget(recorder, budget))
         return recorder.result()
     finally:
         np.random.set_state(saved_rng)
         recorder.close()
+
+
+class ResumedLoopState(LoopState):
+    """Emukit's loop state after the logged evaluations: each counts as a done iteration."""
+
+    def __init__(self, results: list[UserFunctionResult]) -> None:
+        super().__init__(results)
+        self.iteration = len(results)
 
 
 class BatchSchedule:
@@ -315,31 +288,44 @@ def _make_gp(X: np.ndarray, Y: np.ndarray, restarts: int) -> GPyModelWrapper:
 class ConstrainedModels(ModelUpdater):
     """Emukit ``ModelUpdater`` that refits every surrogate from the evaluation history.
 
+    ``schedule``: refit once per batch, on the evaluations before its start, and not during the
+    initial designs, nor once the budget is spent (None: refit after every evaluation).
     After :meth:`update`: ``objective`` (GP of the possibly log-transformed objective, or None),
     ``best`` (best feasible transformed objective, or None), ``constraints`` (name -> GP).
     """
 
-    def __init__(self, space: DesignSpace, recorder: Recorder, *, seed: int, gp_restarts: int):
+    def __init__(
+        self,
+        space: DesignSpace,
+        recorder: Recorder,
+        *,
+        seed: int,
+        gp_restarts: int,
+        schedule: BatchSchedule | None = None,
+    ) -> None:
         self.space = space
         self.recorder = recorder
         self.seed = seed
         self.gp_restarts = gp_restarts
-        self.stop_after: int | None = None
-        self.n_initial = 0
+        self.schedule = schedule
         self.objective: GPyModelWrapper | None = None
         self.best: float | None = None
         self.constraints: dict[str, GPyModelWrapper] = {}
         self.fitted_at: int | None = None
-        self.schedule: BatchSchedule | None = None
         self._believed: list[tuple[GPyModelWrapper, np.ndarray, np.ndarray]] = []
 
     def update(self, loop_state: Any) -> None:
         """Refit on the evaluations before the current batch's start (all of them when q = 1)."""
         n = len(self.recorder.history)
-        if n == 0 or (self.stop_after is not None and n >= self.stop_after):
-            return  # nothing to learn from, or no further point will be chosen
-        start = n if self.schedule is None else self.schedule.start(n)
-        if start < self.n_initial or self.fitted_at == start:
+        if n == 0:
+            return  # nothing to learn from
+        if self.schedule is None:
+            start = n
+        elif n >= self.schedule.budget or n < self.schedule.n_initial:
+            return  # no further point will be chosen, or the next one is an initial design
+        else:
+            start = self.schedule.start(n)
+        if self.fitted_at == start:
             return
         self.fit(start)
 
@@ -433,7 +419,8 @@ class DiscreteAcquisitionOptimizer(AcquisitionOptimizerBase):
     one-exchange local search: ``n_random`` uniform draws plus the neighbours of ``anchors``
     (the incumbents), the best ``n_starts`` of them climbed to a local maximum (each variable
     moved one value up or down at a time). Random draws come from numpy's global RNG, seeded per
-    step by :func:`_seed_global_rng`.
+    step by :func:`_seed_global_rng`. :meth:`maximise` says which points are evaluated
+    (``excluded``) and which are the incumbents (``anchors``) for each search.
     """
 
     def __init__(
@@ -454,6 +441,20 @@ class DiscreteAcquisitionOptimizer(AcquisitionOptimizerBase):
         self.excluded: set[tuple[int, ...]] = set()
         self.anchors: list[tuple[int, ...]] = []
         self._all: np.ndarray | None = None
+
+    def maximise(
+        self,
+        acquisition: Acquisition,
+        *,
+        excluded: set[tuple[int, ...]],
+        anchors: list[tuple[int, ...]],
+        context: dict | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Emukit's ``optimize`` over the points not in ``excluded``, the local search also
+        starting from the neighbours of ``anchors``."""
+        self.excluded = set(excluded)
+        self.anchors = list(anchors)
+        return self.optimize(acquisition, context)
 
     def _optimize(
         self, acquisition: Acquisition, context_manager: ContextManager
@@ -540,16 +541,16 @@ class SpaceFillingThenAcquisition(CandidatePointCalculator):
         models: ConstrainedModels,
         optimizer: DiscreteAcquisitionOptimizer,
         recorder: Recorder,
+        schedule: BatchSchedule | None = None,
     ) -> None:
         self.initial = initial
         self.models = models
         self.optimizer = optimizer
         self.recorder = recorder
-        # one design at a time unless bayesian_optimize sets a batch schedule
-        self.schedule = BatchSchedule(
+        # default: one design at a time
+        self.schedule = schedule or BatchSchedule(
             n_initial=len(initial), batch_size=1, budget=recorder.space.size
         )
-        models.n_initial = len(initial)
 
     def compute_next_points(self, loop_state: Any, context: dict | None = None) -> np.ndarray:
         """The rest of the current batch (see :class:`BatchSchedule`): initial designs, or the
@@ -577,7 +578,7 @@ class SpaceFillingThenAcquisition(CandidatePointCalculator):
         space = self.recorder.space
         history = self.recorder.history[:start]
         excluded = {space.index(e.design) for e in history}
-        self.optimizer.anchors = self._anchors(history)
+        anchors = self._anchors(history)
         batch: list[tuple[int, ...]] = []
         try:
             for _ in range(size):
@@ -585,8 +586,9 @@ class SpaceFillingThenAcquisition(CandidatePointCalculator):
                 if acquisition is None:  # nothing to model (no objective, no constraint seen)
                     chosen = self._random_unevaluated(excluded)
                 else:
-                    self.optimizer.excluded = set(excluded)
-                    x, _ = self.optimizer.optimize(acquisition, context)
+                    x, _ = self.optimizer.maximise(
+                        acquisition, excluded=excluded, anchors=anchors, context=context
+                    )
                     chosen = tuple(int(i) for i in space.decode_indices(x)[0])
                 if chosen in excluded:
                     raise RuntimeError(

@@ -18,7 +18,9 @@ from faults.strata import (
     stratified_interval,
 )
 from optimizer.config import parse_optimize
-from optimizer.evaluate import DesignEvaluator, ReliabilityEstimator, optimize
+from optimizer.estimators import ReliabilityEstimator
+from optimizer.evaluate import DesignEvaluator
+from optimizer.search import optimize
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "workloads" / "digits_cnn.yaml"

@@ -16,8 +16,8 @@ from test_optimizer_loop import OPTIMUM, SPACE, Counting, designs, nothing_runs_
 
 from accelsim.errors import AccelsimError
 from optimizer import bayesian_optimize
-from optimizer.evaluate import ProcessEvaluatorPool
-from optimizer.loop import BatchSchedule, SerialPool
+from optimizer.loop import BatchSchedule
+from optimizer.pools import ProcessEvaluatorPool, SerialPool
 
 # the sequence the sequential loop (before batches existed) chose for seed 4, budget 12
 SEQUENTIAL_SEED4 = [
@@ -73,7 +73,7 @@ def test_serial_and_two_process_pools_give_the_identical_sequence():
 
 def test_dask_pool_gives_the_same_sequence():
     distributed = pytest.importorskip("distributed")
-    from optimizer.evaluate import DaskEvaluatorPool
+    from optimizer.pools import DaskEvaluatorPool
 
     kwargs = {"budget": 12, "n_initial": 4, "seed": 5, "batch_size": 3}
     serial = bayesian_optimize(SPACE, problem, **kwargs)

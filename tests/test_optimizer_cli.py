@@ -14,7 +14,7 @@ import yaml
 
 from accelsim.cli import main
 from accelsim.workload import load_workload
-from optimizer.evaluate import optimize
+from optimizer.search import optimize
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "workloads" / "digits_optimize.yaml"

@@ -10,8 +10,10 @@ import pytest
 
 from accelsim.errors import AccelsimError
 from accelsim.workload import load_workload
+from optimizer.baselines import fixed_designs
 from optimizer.config import parse_optimize
-from optimizer.evaluate import CampaignEstimator, DesignEvaluator, fixed_designs
+from optimizer.estimators import CampaignEstimator
+from optimizer.evaluate import DesignEvaluator
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "workloads" / "digits_optimize.yaml"
@@ -89,12 +91,12 @@ def test_quantisation_is_cached_and_evaluations_memoised():
     for rows in (4, 8):
         for flow in (0, 1):
             ev({"array_rows": rows, "dataflow": flow, "weight_bits": 8})
-    assert len(ev._quantised) == 1  # one quantisation, four hardware designs
+    assert len(ev.designs._quantised) == 1  # one quantisation, four hardware designs
     os_design = ev({"array_rows": 4, "dataflow": 1, "weight_bits": 8})
     assert os_design.metrics["design"]["dataflow"] == "os"
     assert ev.evaluations == 4  # the repeat came from the memo
     ev({"array_rows": 4, "dataflow": 1, "weight_bits": 6})
-    assert len(ev._quantised) == 2
+    assert len(ev.designs._quantised) == 2
 
 
 def test_msb_hardening_and_reliability_interval():
@@ -137,13 +139,14 @@ def test_fixed_designs_keep_hardware_and_vary_protection():
         }
     )
     designs = fixed_designs(
-        opt,
+        opt.space,
         {
             "array_rows": 4,
             "hardened_bits.weight": 2,
             "protected_fraction": 0.2,
             "redundant_units": 8,
         },
+        units=16,
     )
     assert set(designs) == {"none", "full TMR", "neuron-only", "bit-only"}
     assert all(d["array_rows"] == 4 for d in designs.values())
@@ -198,7 +201,7 @@ def test_range_expands_and_reliability_needs_a_rate():
 
 def test_stratified_estimator_hardens_by_contribution_and_protection_removes_failures(tmp_path):
     from faults.strata import AllocationSettings, rank_bits
-    from optimizer.evaluate import StratifiedEstimator
+    from optimizer.estimators import StratifiedEstimator
 
     workload = load_workload(DIGITS, ["dataset.samples=16", "faults.samples=8"])
     section = {
