@@ -167,8 +167,17 @@ def adaptive_windows(size: int, out: int) -> tuple[list[int], list[int]]:
 
 
 TENSOR_BITS_RANGE = (2, 32)  # register widths a tensor may declare
-W_BITS_RANGE = (2, 16)
-ACC_BITS_RANGE = (2, 32)  # |acc| <= 2**31 keeps acc * multiplier inside int64
+# The one allowed range [lo, hi] of each quantisation setting: the YAML schema
+# (accelsim.config.QuantizationConfig), the quantiser (accelsim.quantize) and the IR's attr
+# checks below (w_bits, acc_bits) all read it from here.
+QUANTIZATION_RANGES: dict[str, tuple[int, int]] = {
+    "weight_bits": (2, 8),
+    "activation_bits": (2, 8),
+    "acc_bits": (4, 32),  # |acc| <= 2**31 keeps acc * multiplier inside int64
+    "reserved_msbs": (0, 6),  # and < activation_bits - 1: one magnitude bit is left
+}
+W_BITS_RANGE = QUANTIZATION_RANGES["weight_bits"]
+ACC_BITS_RANGE = QUANTIZATION_RANGES["acc_bits"]
 SHIFT_RANGE = (0, 62)
 MULTIPLIER_LIMIT = 1 << 31  # multipliers lie in [0, 2**31)
 

@@ -80,13 +80,11 @@ def check_quantization_matches(graph: Graph, config: WorkloadConfig, source: Pat
     """An integer graph is already quantised: ``quantization:`` keys that would change it are
     an error (they would be silently ignored otherwise). Keys equal to the graph's own
     settings (recorded by the quantiser in its metadata) are accepted."""
-    from workloads.quantize import spec_from_config
-
     q = config.quantization
     wanted = sorted(q.model_fields_set)
     if not wanted:
         return
-    requested = spec_from_config(q).to_json()
+    requested = q.to_json()
     have = graph.metadata.get("quantization")
     differs = [k for k in wanted if not isinstance(have, dict) or have.get(k) != requested[k]]
     if not differs:
@@ -111,10 +109,10 @@ def build_workload(config: WorkloadConfig, *, base_dir: Path, source: Path | Non
     graph = load_float_or_integer_model(config, base_dir=base_dir, source=source)
     float_graph = None
     if graph.kind == "float":
-        from workloads.quantize import quantize, spec_from_config
+        from .quantize import quantize
 
         float_graph = graph
-        graph = quantize(float_graph, spec_from_config(config.quantization, source=source))
+        graph = quantize(float_graph, config.quantization, source=source)
     elif not hasattr(config.model, "scalesim_topology"):
         check_quantization_matches(graph, config, source)
     from .executor import quantize_input

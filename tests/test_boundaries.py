@@ -31,7 +31,7 @@ def test_simulator_core_never_imports_torch_faults_or_optimizer():
 
 
 def test_quantisation_needs_no_torch():
-    assert "torch" not in imported_modules(ROOT / "workloads" / "quantize.py")
+    assert "torch" not in imported_modules(ROOT / "accelsim" / "quantize.py")
 
 
 def test_faults_never_import_optimizer():

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accelsim.config import load_workload_config
+from accelsim.config import QuantizationConfig, load_workload_config
 from accelsim.errors import AccelsimError
 from accelsim.executor import dequantize, execute, quantize_input
 from accelsim.ir import load_graph
+from accelsim.quantize import quantize
 from workloads.data import digits_split, load_digits_test, write_digits_test
-from workloads.quantize import QuantSpec, quantize
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = ROOT / "workloads"
@@ -99,7 +99,7 @@ def test_performance_models_export_quantise_and_execute(name):
         depthwise = graph.node("depthwise")
         assert depthwise.attrs["groups"] == 32 and depthwise.params["weight"].shape == (32, 1, 3, 3)
         assert graph.node("relu1").attrs == {"lo": 0.0, "hi": 6.0}
-    integer = quantize(graph, QuantSpec())
+    integer = quantize(graph, QuantizationConfig())
     x = np.random.default_rng(0).normal(size=(1, *graph.tensors["input"].shape))
     got = dequantize(integer.tensors[integer.output], execute(integer, quantize_input(integer, x)))
     expected = execute(graph, x)
