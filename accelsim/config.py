@@ -11,7 +11,15 @@ import copy
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from .errors import AccelsimError
 from .ir import QUANTIZATION_RANGES
@@ -203,9 +211,26 @@ class QuantizationConfig(Section):
 
 
 class BuiltinModel(Section):
-    builtin: Literal["digits_cnn", "digits_mlp", "resnet18", "vgg16", "mobilenet_block"]
+    builtin: str = Field(description="a name a model provider knows (accelsim.models)")
     input_size: PositiveInt | None = None
     seed: int = 0
+
+    @field_validator("builtin")
+    @classmethod
+    def _known_builtin(cls, name: str) -> str:
+        from .models import builtin_names
+
+        names = builtin_names()
+        if name not in names:
+            # reported like a Literal: "'alexnet' is not allowed (allowed: 'a', 'b' or 'c')"
+            quoted = [repr(n) for n in names] or ["none (no model provider is installed)"]
+            expected = " or ".join(
+                [", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted
+            )
+            raise PydanticCustomError(
+                "literal_error", "Input should be {expected}", {"expected": expected}
+            )
+        return name
 
 
 class TopologyModel(Section):

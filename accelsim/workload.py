@@ -68,10 +68,11 @@ def load_float_or_integer_model(
             acc_bits=q.acc_bits,
             overflow=q.overflow,
         )
-    # builtin performance model: exported on first use (needs torch), cached beside the yaml
-    from workloads.export import builtin_graph_cached
+    # a builtin model, from the provider that knows it (accelsim.models; the shipped one
+    # exports it on first use, needs torch then, and caches it beside the yaml)
+    from .models import builtin_graph
 
-    return builtin_graph_cached(
+    return builtin_graph(
         model.builtin, input_size=model.input_size, seed=model.seed, cache_dir=base_dir / ".cache"
     )
 

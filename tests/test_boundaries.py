@@ -51,3 +51,28 @@ def test_public_names_stay_functions_after_every_package_is_imported():
     for name in accelsim.__all__:
         value = getattr(importlib.import_module("accelsim"), name)
         assert not isinstance(value, type(accelsim)), f"accelsim.{name} is a module"
+
+
+def is_application_layer(path: Path) -> bool:
+    """accelsim's application layer: ``cli.py`` files and modules under ``accelsim/app*``."""
+    relative = path.relative_to(ROOT / "accelsim")
+    return path.name == "cli.py" or relative.parts[0].startswith("app")
+
+
+def test_only_the_application_layer_reaches_workloads_faults_or_optimizer():
+    """The core finds builtin models through its registry (accelsim.models), never by
+    importing workloads; faults/ and optimizer/ are for the application layer alone."""
+    forbidden = {"workloads", "faults", "optimizer"}
+    offenders = [
+        f"{path.relative_to(ROOT)}: {sorted(imported_modules(path) & forbidden)}"
+        for path in sorted((ROOT / "accelsim").rglob("*.py"))
+        if not is_application_layer(path) and imported_modules(path) & forbidden
+    ]
+    assert offenders == []
+
+
+def test_the_boundary_check_sees_lazy_imports(tmp_path):
+    """Imports inside functions count too (the ones the core used to hide there)."""
+    module = tmp_path / "lazy.py"
+    module.write_text("def f():\n    from workloads.export import x\n    import faults.plan\n")
+    assert imported_modules(module) >= {"workloads", "faults"}

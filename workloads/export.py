@@ -1180,7 +1180,7 @@ def _check_size(name: str, size: int | None) -> None:
     if size is None:
         return
     if name.startswith("digits"):
-        from .models import DEFAULT_INPUT_SIZE
+        from .builtins import DEFAULT_INPUT_SIZE
 
         trained = DEFAULT_INPUT_SIZE[name]  # a trained model takes its training images' size
         if size != trained:
@@ -1237,7 +1237,7 @@ def builtin_graph_cached(name: str, input_size: int | None, seed: int, cache_dir
     The cached file is the float graph; it is re-exported when missing or unreadable. Without
     torch a cached file still works.
     """
-    from .models import DEFAULT_INPUT_SIZE
+    from .builtins import DEFAULT_INPUT_SIZE
 
     _builtin_factory(name)
     size = DEFAULT_INPUT_SIZE[name] if input_size is None else int(input_size)
