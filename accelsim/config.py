@@ -22,7 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .errors import AccelsimError
-from .ir import QUANTIZATION_RANGES
+from .ops import QUANTIZATION_RANGES
 from .yamlio import load_yaml, parse_scalar
 
 REGISTER_CLASSES = ("input", "weight", "product", "accumulator")
