@@ -48,6 +48,7 @@ from .ops import (  # noqa: F401  (re-exported: the IR's op vocabulary lives in 
     attr,
     conv_padding,
     op_spec,
+    ops_of_kind,
     pool_out,
     preserved_values,
     requantised_output,
@@ -363,7 +364,7 @@ def _check_wiring(
         )
     if node.name in names:
         _fail(f"duplicate node name {node.name!r}", file=file, key=f"{key}.name")
-    allowed_ops = OPS_BY_KIND[graph.kind]
+    allowed_ops = ops_of_kind(graph.kind)
     if node.op not in allowed_ops:
         _fail(
             f"unknown op {node.op!r} in a {graph.kind} graph",
@@ -687,12 +688,12 @@ def _parse(header: Any, arrays: Callable[[str, str], np.ndarray], file: Path) ->
         n = _Fields(item, f"nodes[{i}]", file)
         n.only(["op", "name", "inputs", "output", "attrs", "params"])
         op = n.get("op", _is_str, "a string")
-        if op not in OPS_BY_KIND[kind]:
+        if op not in ops_of_kind(kind):
             _fail(
                 f"unknown op {op!r} in a {kind} graph",
                 file=file,
                 key=n.path("op"),
-                allowed=OPS_BY_KIND[kind],
+                allowed=ops_of_kind(kind),
             )
         refs = n.get(
             "params",

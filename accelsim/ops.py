@@ -668,6 +668,12 @@ OPS_BY_KIND = {
 }
 
 
+def ops_of_kind(kind: str) -> tuple[str, ...]:
+    """The ops a ``kind`` graph may use, read from the registry now (an entry added at run
+    time, e.g. by a plug-in or a test, counts; :data:`OPS_BY_KIND` is the shipped set)."""
+    return tuple(name for name, spec in OP_SPECS.items() if kind in spec.kinds())
+
+
 def op_spec(op: str) -> OpSpec:
     """The registry entry of ``op`` (AccelsimError naming the known ops otherwise)."""
     spec = OP_SPECS.get(op)

@@ -67,6 +67,7 @@ from .ir import (
     TensorSpec,
     validate_graph,
 )
+from .ops import OP_SPECS, quantises
 
 SCHEME_VERSION = 2  # part of quantization_key: bump when the arithmetic below changes
 # 2: global average pooling requantises to its own range (global_avgpool with a multiplier)
@@ -262,29 +263,14 @@ class _Quantizer:
         for node in graph.nodes:
             if node.name in skipped:
                 continue
-            if node.op in GEMM_OPS:
-                clamp = self.fused_clamp(node)
-                self.gemm(node, clamp)
-            elif node.op == "add":
-                clamp = self.fused_clamp(node)
-                self.add(node, clamp)
-            elif node.op == "clamp":
-                self.clamp(node)
-                clamp = None
-            elif node.op in ("mul", "concat"):
-                clamp = self.fused_clamp(node)
-                getattr(self, node.op)(node, clamp)
-            elif node.op == "global_avgpool":
-                self.global_avgpool(node)
-                clamp = None
-            elif node.op == "activation":
-                self.activation(node)
-                clamp = None
-            elif node.op in PASS_THROUGH_OPS:
-                self.pass_through(node)
-                clamp = None
-            else:
+            spec = OP_SPECS[node.op]
+            if spec.quantise is None:
                 raise AccelsimError(f"cannot quantise op {node.op!r} (node {node.name!r})")
+            clamp = self.fused_clamp(node) if spec.fuses_clamp else None
+            if spec.fuses_clamp:
+                spec.quantise(self, node, clamp)
+            else:
+                spec.quantise(self, node)
             if clamp is not None:
                 skipped.add(clamp.name)
         out_name = graph.output
@@ -298,6 +284,7 @@ class _Quantizer:
         )
         return Graph("integer", graph.name, graph.input, out_name, self.specs, self.nodes, metadata)
 
+    @quantises(*GEMM_OPS, fuses_clamp=True)
     def gemm(self, node: Node, clamp: Node | None) -> None:
         settings = self.settings.for_layer(node.name)
         x_spec = self.specs[node.inputs[0]]
@@ -341,6 +328,7 @@ class _Quantizer:
         }
         self.emit(Node(node.op, node.name, node.inputs, out_spec.name, attrs, params), out_spec)
 
+    @quantises("add", fuses_clamp=True)
     def add(self, node: Node, clamp: Node | None) -> None:
         settings = self.settings.for_layer(None)
         a_spec, b_spec = (self.specs[name] for name in node.inputs)
@@ -378,6 +366,7 @@ class _Quantizer:
         out_spec, out_lo, out_hi = self.requantised_spec(node, clamp, settings, signed=signed)
         return out_spec, {"out_lo": out_lo, "out_hi": out_hi, "out_zero_point": 0}
 
+    @quantises("concat", fuses_clamp=True)
     def concat(self, node: Node, clamp: Node | None) -> None:
         specs = [self.specs[name] for name in node.inputs]
         signed = any(s.signed for s in specs) and not (
@@ -395,6 +384,7 @@ class _Quantizer:
             out_spec,
         )
 
+    @quantises("mul", fuses_clamp=True)
     def mul(self, node: Node, clamp: Node | None) -> None:
         a_spec, b_spec = (self.specs[name] for name in node.inputs)
         signed = (a_spec.signed or b_spec.signed) and not (
@@ -414,6 +404,7 @@ class _Quantizer:
             out_spec,
         )
 
+    @quantises("global_avgpool")
     def global_avgpool(self, node: Node) -> None:
         """Requantised to the pooled tensor's own (narrower) range: the mean of many values
         has a smaller spread than they do, and at low bit widths keeping the input's scale
@@ -434,6 +425,7 @@ class _Quantizer:
             out_spec,
         )
 
+    @quantises("activation")
     def activation(self, node: Node) -> None:
         """A lookup table: every input code's real value through the function, requantised
         (round half up, clamped) at the output tensor's scale."""
@@ -463,6 +455,7 @@ class _Quantizer:
             out_spec,
         )
 
+    @quantises("clamp")
     def clamp(self, node: Node) -> None:
         x_spec = self.specs[node.inputs[0]]
         lo, hi = x_spec.value_range()
@@ -472,6 +465,7 @@ class _Quantizer:
             Node("clamp", node.name, node.inputs, node.output, {"lo": q_lo, "hi": q_hi}), out_spec
         )
 
+    @quantises(*PASS_THROUGH_OPS)
     def pass_through(self, node: Node) -> None:
         x_spec = self.specs[node.inputs[0]]
         self.emit(
