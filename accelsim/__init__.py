@@ -3,6 +3,9 @@
     from accelsim import load_workload, simulate
     result = simulate(load_workload("workloads/digits_cnn.yaml"))
 
+The numpy quantiser is ``accelsim.quantize.quantize(float_graph, QuantizationConfig(...))`` (not
+re-exported here: the module of that name would shadow the function).
+
 Names are imported on first use so that ``python -m accelsim --help`` starts instantly.
 """
 
@@ -16,6 +19,7 @@ _EXPORTS = {
     "Infeasible": "errors",
     "AcceleratorConfig": "config",
     "WorkloadConfig": "config",
+    "QuantizationConfig": "config",
     "load_workload_config": "config",
     "LayerStats": "results",
     "SimResult": "results",
@@ -25,6 +29,9 @@ _EXPORTS = {
     "load_graph": "ir",
     "save_graph": "ir",
     "execute": "executor",
+    "ModelProvider": "models",
+    "register_model_provider": "models",
+    "builtin_graph": "models",
 }
 
 __all__ = [
@@ -32,13 +39,17 @@ __all__ = [
     "AcceleratorConfig",
     "Infeasible",
     "LayerStats",
+    "ModelProvider",
+    "QuantizationConfig",
     "SimResult",
     "Workload",
     "WorkloadConfig",
+    "builtin_graph",
     "execute",
     "load_graph",
     "load_workload",
     "load_workload_config",
+    "register_model_provider",
     "save_graph",
     "simulate",
 ]
@@ -54,10 +65,16 @@ def __getattr__(name: str):
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import AcceleratorConfig, WorkloadConfig, load_workload_config
+    from .config import (
+        AcceleratorConfig,
+        QuantizationConfig,
+        WorkloadConfig,
+        load_workload_config,
+    )
     from .errors import AccelsimError, Infeasible
     from .executor import execute
     from .ir import load_graph, save_graph
+    from .models import ModelProvider, builtin_graph, register_model_provider
     from .results import LayerStats, SimResult
     from .simulation import simulate
     from .workload import Workload, load_workload

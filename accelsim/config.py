@@ -11,9 +11,18 @@ import copy
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from .errors import AccelsimError
+from .ops import QUANTIZATION_RANGES
 from .yamlio import load_yaml, parse_scalar
 
 REGISTER_CLASSES = ("input", "weight", "product", "accumulator")
@@ -140,19 +149,30 @@ class TechnologyConfig(Section):
     )
 
 
+def _setting(default: int | None, key: str, description: str = "") -> Any:
+    """A quantisation setting bounded by its one allowed range (:data:`QUANTIZATION_RANGES`)."""
+    lo, hi = QUANTIZATION_RANGES[key]
+    return Field(default, ge=lo, le=hi, description=description or None)
+
+
+# One layer's overrides (None keeps the global value); also the resolved settings of a layer
+# (every field set, QuantizationConfig.for_layer). No docstrings on these two sections: the
+# schema table (docs/workload-keys.md) would change.
 class LayerQuantization(Section):
-    weight_bits: int | None = Field(None, ge=2, le=8)
-    activation_bits: int | None = Field(None, ge=2, le=8)
-    acc_bits: int | None = Field(None, ge=4, le=32)
-    reserved_msbs: int | None = Field(None, ge=0, le=6)
+    weight_bits: int | None = _setting(None, "weight_bits")
+    activation_bits: int | None = _setting(None, "activation_bits")
+    acc_bits: int | None = _setting(None, "acc_bits")
+    reserved_msbs: int | None = _setting(None, "reserved_msbs")
 
 
+# How to quantise a float graph: the one settings model of the YAML section, the quantiser
+# (accelsim.quantize.quantize) and its cache key (accelsim.quantize.quantization_key).
 class QuantizationConfig(Section):
-    weight_bits: int = Field(8, ge=2, le=8, description="signed, symmetric per output channel")
-    activation_bits: int = Field(8, ge=2, le=8, description="per tensor; unsigned after ReLU")
-    acc_bits: int = Field(32, ge=4, le=32, description="accumulator register width")
+    weight_bits: int = _setting(8, "weight_bits", "signed, symmetric per output channel")
+    activation_bits: int = _setting(8, "activation_bits", "per tensor; unsigned after ReLU")
+    acc_bits: int = _setting(32, "acc_bits", "accumulator register width")
     overflow: Literal["wrap", "saturate"] = "wrap"
-    reserved_msbs: int = Field(0, ge=0, le=6, description="r: clip bound of the algorithm layer")
+    reserved_msbs: int = _setting(0, "reserved_msbs", "r: clip bound of the algorithm layer")
     per_layer: dict[str, LayerQuantization] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -164,11 +184,53 @@ class QuantizationConfig(Section):
             )
         return self
 
+    def for_layer(self, layer: str | None = None) -> LayerQuantization:
+        """The global settings with ``layer``'s overrides applied (every field set)."""
+        override = self.per_layer.get(layer) if layer is not None else None
+        values = {
+            name: getattr(self, name)
+            if override is None or getattr(override, name) is None
+            else getattr(override, name)
+            for name in LayerQuantization.model_fields
+        }
+        return LayerQuantization.model_construct(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        """Canonical description: what a quantised graph depends on (its cache key)."""
+        return {
+            "weight_bits": self.weight_bits,
+            "activation_bits": self.activation_bits,
+            "acc_bits": self.acc_bits,
+            "overflow": self.overflow,
+            "reserved_msbs": self.reserved_msbs,
+            "per_layer": {
+                name: {k: v for k, v in o.model_dump().items() if v is not None}
+                for name, o in sorted(self.per_layer.items())
+            },
+        }
+
 
 class BuiltinModel(Section):
-    builtin: Literal["digits_cnn", "digits_mlp", "resnet18", "vgg16", "mobilenet_block"]
+    builtin: str = Field(description="a name a model provider knows (accelsim.models)")
     input_size: PositiveInt | None = None
     seed: int = 0
+
+    @field_validator("builtin")
+    @classmethod
+    def _known_builtin(cls, name: str) -> str:
+        from .models import builtin_names
+
+        names = builtin_names()
+        if name not in names:
+            # reported like a Literal: "'alexnet' is not allowed (allowed: 'a', 'b' or 'c')"
+            quoted = [repr(n) for n in names] or ["none (no model provider is installed)"]
+            expected = " or ".join(
+                [", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted
+            )
+            raise PydanticCustomError(
+                "literal_error", "Input should be {expected}", {"expected": expected}
+            )
+        return name
 
 
 class TopologyModel(Section):

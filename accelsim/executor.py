@@ -12,8 +12,6 @@ Float graphs run the same ops in float64 (no torch), so a float model can be eva
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from .errors import AccelsimError
@@ -28,6 +26,7 @@ from .ir import (
     pool_out,
     validate_graph,
 )
+from .ops import OP_SPECS, implements
 
 # ---- integer ops -----------------------------------------------------------------------------
 
@@ -218,46 +217,92 @@ def activation_float(function: str, alpha: float, x: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown activation {function!r}")
 
 
-def _integer_op(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
-    a = node.attrs
+@implements("integer", "conv2d")
+def _conv2d_integer(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return _conv2d_int(node, inputs[0])
+
+
+@implements("integer", "linear")
+def _linear_integer(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return _linear_int(node, inputs[0])
+
+
+@implements("integer", "maxpool2d")
+def _maxpool_integer(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return _maxpool(node, inputs[0], np.iinfo(np.int64).min)  # padding never wins
+
+
+@implements("integer", "avgpool2d")
+def _avgpool_integer(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return _round_half_up_mean(*_window_sums(node, inputs[0]))
+
+
+@implements("integer", "adaptive_avgpool2d")
+def _adaptive_avgpool_integer(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return _round_half_up_mean(*_adaptive_sums(node, inputs[0]))
+
+
+@implements("integer", "global_avgpool")
+def _global_avgpool_integer(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
     x = inputs[0]
-    if node.op == "conv2d":
-        return _conv2d_int(node, x)
-    if node.op == "linear":
-        return _linear_int(node, x)
-    if node.op == "maxpool2d":
-        return _maxpool(node, x, np.iinfo(np.int64).min)  # padding never wins
-    if node.op == "avgpool2d":
-        return _round_half_up_mean(*_window_sums(node, x))
-    if node.op == "adaptive_avgpool2d":
-        return _round_half_up_mean(*_adaptive_sums(node, x))
-    if node.op == "global_avgpool":
-        total = x.sum(axis=(2, 3), keepdims=True)
-        if "multiplier" in node.params:  # the requantising form
-            return _requant(node, total, node.params["multiplier"])
-        return _round_half_up_mean(total, x.shape[2] * x.shape[3])
-    if node.op == "add":
-        ma, mb = node.params["multiplier_a"], node.params["multiplier_b"]
-        return _requant(node, x * ma + inputs[1] * mb, 1)
-    if node.op == "mul":
-        return _requant(node, x * inputs[1], node.params["multiplier"])
-    if node.op == "concat":
-        multipliers = node.params["multipliers"]
-        return np.concatenate([_requant(node, v, m) for v, m in zip(inputs, multipliers)], axis=1)
-    if node.op == "activation":
-        lo = graph.tensors[node.inputs[0]].value_range()[0]
-        return node.params["table"][x - lo]
-    if node.op == "clamp":
-        return np.clip(x, int(a["lo"]), int(a["hi"]))
-    if node.op == "flatten":
-        return x.reshape(x.shape[0], -1)
-    if node.op == "select_channels":
-        return x[:, node.attrs["channels"]]
-    if node.op == "upsample_nearest":
-        return _upsample(node, x)
-    if node.op == "requantize":
-        return _requant(node, x, node.params["multiplier"])
-    raise ValueError(f"integer executor has no op {node.op!r}")
+    total = x.sum(axis=(2, 3), keepdims=True)
+    if "multiplier" in node.params:  # the requantising form
+        return _requant(node, total, node.params["multiplier"])
+    return _round_half_up_mean(total, x.shape[2] * x.shape[3])
+
+
+@implements("integer", "add")
+def _add_integer(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    ma, mb = node.params["multiplier_a"], node.params["multiplier_b"]
+    return _requant(node, inputs[0] * ma + inputs[1] * mb, 1)
+
+
+@implements("integer", "mul")
+def _mul_integer(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return _requant(node, inputs[0] * inputs[1], node.params["multiplier"])
+
+
+@implements("integer", "concat")
+def _concat_integer(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    multipliers = node.params["multipliers"]
+    return np.concatenate([_requant(node, v, m) for v, m in zip(inputs, multipliers)], axis=1)
+
+
+@implements("integer", "activation")
+def _activation_integer(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    lo = graph.tensors[node.inputs[0]].value_range()[0]
+    return node.params["table"][inputs[0] - lo]
+
+
+@implements("integer", "clamp")
+def _clamp_integer(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return np.clip(inputs[0], int(node.attrs["lo"]), int(node.attrs["hi"]))
+
+
+@implements("integer", "requantize")
+def _requantize_integer(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return _requant(node, inputs[0], node.params["multiplier"])
+
+
+# ---- ops that only move values: the same code for both kinds -------------------------------
+
+
+@implements("integer", "flatten")
+@implements("float", "flatten")
+def _flatten(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return inputs[0].reshape(inputs[0].shape[0], -1)
+
+
+@implements("integer", "select_channels")
+@implements("float", "select_channels")
+def _select_channels(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return inputs[0][:, node.attrs["channels"]]
+
+
+@implements("integer", "upsample_nearest")
+@implements("float", "upsample_nearest")
+def _upsample_nearest(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return _upsample(node, inputs[0])
 
 
 # ---- float ops -----------------------------------------------------------------------------
@@ -277,46 +322,63 @@ def _conv2d_float(node: Node, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _float_op(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
-    x = inputs[0]
-    if node.op == "conv2d":
-        return _conv2d_float(node, x)
-    if node.op == "linear":
-        w = node.params["weight"].astype(np.float64)
-        return x @ w.T + node.params["bias"].astype(np.float64)[None, :]
-    if node.op == "maxpool2d":
-        return _maxpool(node, x, -np.inf)
-    if node.op == "avgpool2d":
-        total, count = _window_sums(node, x)
-        return total / count
-    if node.op == "adaptive_avgpool2d":
-        total, count = _adaptive_sums(node, x)
-        return total / count
-    if node.op == "global_avgpool":
-        return x.mean(axis=(2, 3), keepdims=True)
-    if node.op == "add":
-        return x + inputs[1]
-    if node.op == "mul":
-        return x * inputs[1]
-    if node.op == "concat":
-        return np.concatenate(inputs, axis=1)
-    if node.op == "activation":
-        return activation_float(str(node.attrs["function"]), float(node.attrs["alpha"]), x)
-    if node.op == "clamp":
-        return np.clip(x, float(node.attrs["lo"]), float(node.attrs["hi"]))
-    if node.op == "flatten":
-        return x.reshape(x.shape[0], -1)
-    if node.op == "select_channels":
-        return x[:, node.attrs["channels"]]
-    if node.op == "upsample_nearest":
-        return _upsample(node, x)
-    raise ValueError(f"float executor has no op {node.op!r}")
+@implements("float", "conv2d")
+def _conv2d_float_op(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return _conv2d_float(node, inputs[0])
 
 
-_KIND_OPS: dict[str, Callable[[Graph, Node, list[np.ndarray]], np.ndarray]] = {
-    "integer": _integer_op,
-    "float": _float_op,
-}
+@implements("float", "linear")
+def _linear_float(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    w = node.params["weight"].astype(np.float64)
+    return inputs[0] @ w.T + node.params["bias"].astype(np.float64)[None, :]
+
+
+@implements("float", "maxpool2d")
+def _maxpool_float(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return _maxpool(node, inputs[0], -np.inf)
+
+
+@implements("float", "avgpool2d")
+def _avgpool_float(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    total, count = _window_sums(node, inputs[0])
+    return total / count
+
+
+@implements("float", "adaptive_avgpool2d")
+def _adaptive_avgpool_float(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    total, count = _adaptive_sums(node, inputs[0])
+    return total / count
+
+
+@implements("float", "global_avgpool")
+def _global_avgpool_float(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return inputs[0].mean(axis=(2, 3), keepdims=True)
+
+
+@implements("float", "add")
+def _add_float(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return inputs[0] + inputs[1]
+
+
+@implements("float", "mul")
+def _mul_float(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return inputs[0] * inputs[1]
+
+
+@implements("float", "concat")
+def _concat_float(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(inputs, axis=1)
+
+
+@implements("float", "activation")
+def _activation_float_op(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    function, alpha = str(node.attrs["function"]), float(node.attrs["alpha"])
+    return activation_float(function, alpha, inputs[0])
+
+
+@implements("float", "clamp")
+def _clamp_float(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    return np.clip(inputs[0], float(node.attrs["lo"]), float(node.attrs["hi"]))
 
 
 # ---- public API ----------------------------------------------------------------------------
@@ -340,7 +402,10 @@ def run_node(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
                 f"expected (batch, *{expected})"
             )
         arrays.append(value.astype(dtype, copy=False))
-    out = _KIND_OPS[graph.kind](graph, node, arrays)
+    run = OP_SPECS[node.op].run.get(graph.kind) if node.op in OP_SPECS else None
+    if run is None:
+        raise ValueError(f"{graph.kind} executor has no op {node.op!r}")
+    out = run(graph, node, arrays)
     return np.ascontiguousarray(out, dtype=dtype)
 
 

@@ -29,6 +29,33 @@ import numpy as np
 
 from .errors import AccelsimError
 from .jsonio import atomic_file, json_default
+from .ops import (  # noqa: F401  (re-exported: the IR's op vocabulary lives in accelsim.ops)
+    ACC_BITS_RANGE,
+    ACTIVATIONS,
+    GEMM_OPS,
+    LUT_INPUT_BITS_MAX,
+    MUL_INPUT_BITS_MAX,
+    MULTIPLIER_LIMIT,
+    OP_SPECS,
+    OPS,
+    OPS_BY_KIND,
+    OVERFLOWS,
+    QUANTIZATION_RANGES,
+    SHIFT_RANGE,
+    VARIADIC,
+    W_BITS_RANGE,
+    adaptive_windows,
+    attr,
+    conv_padding,
+    op_spec,
+    ops_of_kind,
+    pool_out,
+    preserved_values,
+    requantised_output,
+    requantises,
+)
+from .ops import is_int as _is_int
+from .ops import is_number as _is_number
 
 FORMAT = "accelsim-graph"
 VERSION = 1
@@ -36,141 +63,7 @@ SUPPORTED_VERSIONS = (1,)
 GRAPH_KEY = "__graph__"
 KINDS = ("float", "integer")
 
-OPS = (
-    "conv2d",
-    "linear",
-    "maxpool2d",
-    "avgpool2d",
-    "global_avgpool",
-    "add",
-    "clamp",
-    "flatten",
-    "requantize",
-    # issue 13: the ops of the standard image classifiers (docs/semantics.md, docs/ops.md)
-    "concat",
-    "mul",
-    "activation",
-    "select_channels",
-    "upsample_nearest",
-    "adaptive_avgpool2d",
-)
-GEMM_OPS = ("conv2d", "linear")
-INTEGER_ONLY_OPS = ("requantize",)
-OPS_BY_KIND = {"integer": OPS, "float": tuple(op for op in OPS if op not in INTEGER_ONLY_OPS)}
-OVERFLOWS = ("wrap", "saturate")
-VARIADIC = -1  # N_INPUTS of an op taking one or more inputs
-N_INPUTS = {op: (2 if op in ("add", "mul") else VARIADIC if op == "concat" else 1) for op in OPS}
-# attrs a file may omit (graphs written before the attr existed), with the value they mean
-OPTIONAL_ATTRS: dict[str, dict[str, Any]] = {
-    "conv2d": {"dilation": [1, 1], "padding_end": None},  # padding_end None: = padding
-    "maxpool2d": {"ceil_mode": False},
-    "avgpool2d": {"padding": [0, 0], "ceil_mode": False, "count_include_pad": True},
-}
-# element-wise functions of the ``activation`` op (integer graphs: a lookup table)
-ACTIVATIONS = (
-    "sigmoid",
-    "hardsigmoid",
-    "silu",
-    "hardswish",
-    "tanh",
-    "gelu",
-    "gelu_tanh",
-    "leaky_relu",
-    "elu",
-    "mish",
-    "softplus",
-)
-LUT_INPUT_BITS_MAX = 16  # a table of 2**bits entries per activation node
-MUL_INPUT_BITS_MAX = 16  # |a*b| < 2**30 keeps a*b*multiplier inside int64
-
-
-# integer ops that requantise (multiplier/shift/out_lo/out_hi) and ops that only move or
-# select values of their (single) input, keeping its scale and range
-REQUANTISING_VECTOR_OPS = ("add", "requantize", "concat", "mul")
-VALUE_PRESERVING_OPS = (
-    "maxpool2d",
-    "avgpool2d",
-    "global_avgpool",
-    "flatten",
-    "clamp",
-    "select_channels",
-    "upsample_nearest",
-    "adaptive_avgpool2d",
-)
-
-
-def requantises(node: Node) -> bool:
-    """Whether an integer node requantises its result (multiplier, shift, out_lo/out_hi).
-
-    ``global_avgpool`` has two integer forms: without params it keeps its input's scale (the
-    mean rounded half up); with a ``multiplier`` it requantises the window sum to its own
-    output scale (docs/semantics.md).
-    """
-    if node.op == "global_avgpool":
-        return "multiplier" in node.params
-    return node.op in REQUANTISING_VECTOR_OPS
-
-
-_REQUANTISING_GLOBAL_POOL = "global_avgpool+requantize"  # key of its attr and param rules
-
-
-def rules_key(kind: str, node: Node) -> str:
-    """The ATTRS/PARAMS entry describing ``node`` (its op, or a form of it)."""
-    if kind == "integer" and node.op == "global_avgpool" and requantises(node):
-        return _REQUANTISING_GLOBAL_POOL
-    return node.op
-
-
-def conv_padding(node: Node) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) zero padding of a conv2d: ``padding`` is [top, left],
-    ``padding_end`` [bottom, right] (absent: symmetric, the same as ``padding``)."""
-    ph, pw = (int(v) for v in node.attrs["padding"])
-    end = node.attrs.get("padding_end")
-    eh, ew = (ph, pw) if end is None else (int(v) for v in end)
-    return ph, pw, eh, ew
-
-
-def attr(node: Node, name: str) -> Any:
-    """``node.attrs[name]``, or the default of an optional attr the node omits."""
-    if name in node.attrs:
-        return node.attrs[name]
-    return OPTIONAL_ATTRS[node.op][name]
-
-
-def n_inputs_ok(op: str, count: int) -> bool:
-    """Whether ``op`` takes ``count`` inputs."""
-    wanted = N_INPUTS.get(op, 1)
-    return count >= 1 if wanted == VARIADIC else count == wanted
-
-
-def _n_inputs_text(op: str) -> str:
-    wanted = N_INPUTS.get(op, 1)
-    return "one or more inputs" if wanted == VARIADIC else f"{wanted} input(s)"
-
-
-def pool_out(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
-    """Output extent of a pooling window along one axis (PyTorch's rule, ceil_mode included:
-    the last window must start inside the input or its left padding)."""
-    span = size + 2 * pad - kernel
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
-
-
-def adaptive_windows(size: int, out: int) -> tuple[list[int], list[int]]:
-    """Start and end (exclusive) of adaptive pooling window i: floor(i*size/out),
-    ceil((i+1)*size/out) (PyTorch's rule)."""
-    starts = [(i * size) // out for i in range(out)]
-    ends = [-(-((i + 1) * size) // out) for i in range(out)]
-    return starts, ends
-
-
 TENSOR_BITS_RANGE = (2, 32)  # register widths a tensor may declare
-W_BITS_RANGE = (2, 16)
-ACC_BITS_RANGE = (2, 32)  # |acc| <= 2**31 keeps acc * multiplier inside int64
-SHIFT_RANGE = (0, 62)
-MULTIPLIER_LIMIT = 1 << 31  # multipliers lie in [0, 2**31)
 
 
 # ---- dataclasses ---------------------------------------------------------------------------
@@ -345,133 +238,20 @@ class Graph:
 # ---- shapes --------------------------------------------------------------------------------
 
 
-def _window_out(size: int, kernel: int, stride: int, pad: int) -> int:
-    return (size + 2 * pad - kernel) // stride + 1
-
-
 def infer_shape(node: Node, input_shapes: Sequence[Sequence[int]]) -> tuple[int, ...]:
     """The output shape (without batch) ``node`` computes from its input shapes.
 
-    The one shape rule of the IR, used by the loader's validation, by builders and by the
-    simulator. Raises :class:`AccelsimError` whose ``key`` is relative to the node
-    (``params.weight``, ``attrs.stride``, ``inputs[0]``) when the shapes cannot chain.
-    Assumes attrs and params are present and well typed (:func:`validate_graph` checks that
-    first).
+    The one shape rule of the IR (each op's ``shape`` in :data:`accelsim.ops.OP_SPECS`), used
+    by the loader's validation, by builders and by the simulator. Raises
+    :class:`AccelsimError` whose ``key`` is relative to the node (``params.weight``,
+    ``attrs.stride``, ``inputs[0]``) when the shapes cannot chain. Assumes attrs and params
+    are present and well typed (:func:`validate_graph` checks that first).
     """
     shapes = [tuple(int(s) for s in shape) for shape in input_shapes]
-    op, attrs = node.op, node.attrs
-    if not n_inputs_ok(op, len(shapes)):
-        raise AccelsimError(f"{op} takes {_n_inputs_text(op)}", key="inputs")
-
-    def need_rank(rank: int, what: str) -> tuple[int, ...]:
-        if len(shapes[0]) != rank:
-            raise AccelsimError(
-                f"{op} needs a {what} input, got shape {shapes[0]}", key="inputs[0]"
-            )
-        return shapes[0]
-
-    if op == "conv2d":
-        c, h, w = need_rank(3, "(C, H, W)")
-        n_out, c_group, kh, kw = (int(s) for s in node.params["weight"].shape)
-        groups = int(attrs["groups"])
-        if c % groups or n_out % groups:
-            raise AccelsimError(
-                f"groups={groups} must divide input channels {c} and output channels {n_out}",
-                key="attrs.groups",
-            )
-        if c_group != c // groups:
-            raise AccelsimError(
-                f"weight shape {node.params['weight'].shape} needs C/groups = {c // groups} "
-                f"input channels per group (input has {c} channels, groups={groups})",
-                key="params.weight",
-            )
-        (sh, sw), (ph, pw, eh, ew) = attrs["stride"], conv_padding(node)
-        dh, dw = attr(node, "dilation")
-        oh = (h + ph + eh - dh * (kh - 1) - 1) // sh + 1
-        ow = (w + pw + ew - dw * (kw - 1) - 1) // sw + 1
-        if oh < 1 or ow < 1:
-            raise AccelsimError(
-                f"kernel {kh}x{kw} (dilation {[dh, dw]}) does not fit input {h}x{w} with "
-                f"padding {[ph, pw]}",
-                key="params.weight",
-            )
-        return (n_out, oh, ow)
-    if op == "linear":
-        (k,) = need_rank(1, "(features,)")
-        n_out, k_w = (int(s) for s in node.params["weight"].shape)
-        if k_w != k:
-            raise AccelsimError(
-                f"weight shape {node.params['weight'].shape} needs {k} input features",
-                key="params.weight",
-            )
-        return (n_out,)
-    if op in ("maxpool2d", "avgpool2d"):
-        c, h, w = need_rank(3, "(C, H, W)")
-        (kh, kw), (sh, sw) = attrs["kernel"], attrs["stride"]
-        ph, pw = attr(node, "padding")
-        ceil_mode = bool(attr(node, "ceil_mode"))
-        if ph > kh // 2 or pw > kw // 2:
-            raise AccelsimError(
-                f"padding {[ph, pw]} exceeds half the kernel {[kh, kw]}",
-                key="attrs.padding",
-                allowed="padding <= kernel // 2",
-            )
-        oh, ow = pool_out(h, kh, sh, ph, ceil_mode), pool_out(w, kw, sw, pw, ceil_mode)
-        if oh < 1 or ow < 1:
-            raise AccelsimError(f"kernel {[kh, kw]} does not fit input {h}x{w}", key="attrs.kernel")
-        return (c, oh, ow)
-    if op == "global_avgpool":
-        c, _, _ = need_rank(3, "(C, H, W)")
-        return (c, 1, 1)
-    if op == "add":
-        if shapes[0] != shapes[1]:
-            raise AccelsimError(f"add of shapes {shapes[0]} and {shapes[1]}", key="inputs")
-        return shapes[0]
-    if op in ("clamp", "requantize", "activation"):
-        return shapes[0]
-    if op == "flatten":
-        return (math.prod(shapes[0]),)
-    if op == "adaptive_avgpool2d":
-        c, _, _ = need_rank(3, "(C, H, W)")
-        return (c, *(int(v) for v in attrs["output_size"]))
-    if op == "upsample_nearest":
-        c, h, w = need_rank(3, "(C, H, W)")
-        sh, sw = attrs["scale"]
-        return (c, h * sh, w * sw)
-    if op == "select_channels":
-        c, *rest = shapes[0]
-        channels = attrs["channels"]
-        if not channels or min(channels) < 0 or max(channels) >= c:
-            raise AccelsimError(
-                f"channels {channels} of an input with {c} channels",
-                key="attrs.channels",
-                allowed=f"a non-empty list in [0, {c})",
-            )
-        return (len(channels), *rest)
-    if op == "concat":
-        rest = shapes[0][1:]
-        for j, shape in enumerate(shapes):
-            if len(shape) < 1 or shape[1:] != rest:
-                raise AccelsimError(
-                    f"concat of shapes {shapes}: all but the channel axis must agree",
-                    key=f"inputs[{j}]",
-                )
-        return (sum(shape[0] for shape in shapes), *rest)
-    if op == "mul":
-        a, b = shapes
-        if len(a) != len(b):
-            raise AccelsimError(
-                f"mul of shapes {a} and {b}",
-                key="inputs",
-                allowed="equal ranks, broadcasting size-1 axes",
-            )
-        try:
-            return tuple(int(v) for v in np.broadcast_shapes(a, b))
-        except ValueError:
-            raise AccelsimError(
-                f"mul of shapes {a} and {b} does not broadcast", key="inputs"
-            ) from None
-    raise AccelsimError(f"unknown op {op!r}", key="op", allowed=OPS)
+    spec = op_spec(node.op)
+    if not spec.inputs_ok(len(shapes)):
+        raise AccelsimError(f"{node.op} takes {spec.inputs_text()}", key="inputs")
+    return spec.shape(node, shapes)
 
 
 def output_shape(graph: Graph, node: Node) -> tuple[int, ...]:
@@ -479,150 +259,6 @@ def output_shape(graph: Graph, node: Node) -> tuple[int, ...]:
     return infer_shape(node, [graph.tensors[name].shape for name in node.inputs])
 
 
-# ---- attr and param rules ------------------------------------------------------------------
-
-AttrCheck = Callable[[Any], str | None]  # returns a description of what is allowed, or None
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and not (
-        isinstance(v, float) and math.isnan(v)
-    )
-
-
-def _int_in(lo: int, hi: int | None = None) -> AttrCheck:
-    def check(v: Any) -> str | None:
-        ok = _is_int(v) and v >= lo and (hi is None or v <= hi)
-        return (
-            None
-            if ok
-            else (f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}")
-        )
-
-    return check
-
-
-def _any_int(v: Any) -> str | None:
-    return None if _is_int(v) else "an integer"
-
-
-def _number(v: Any) -> str | None:
-    return None if _is_number(v) else "a number (inf allowed, not NaN)"
-
-
-def _pair(lo: int) -> AttrCheck:
-    def check(v: Any) -> str | None:
-        ok = isinstance(v, list) and len(v) == 2 and all(_is_int(x) and x >= lo for x in v)
-        return None if ok else f"a list of two integers >= {lo}"
-
-    return check
-
-
-def _choice(values: Sequence[str]) -> AttrCheck:
-    def check(v: Any) -> str | None:
-        return None if v in values else "one of " + ", ".join(values)
-
-    return check
-
-
-def _bool(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "true or false"
-
-
-def _int_list(v: Any) -> str | None:
-    ok = isinstance(v, list) and bool(v) and all(_is_int(i) and i >= 0 for i in v)
-    return None if ok else "a non-empty list of integers >= 0"
-
-
-_GEMM_INT_ATTRS: dict[str, AttrCheck] = {
-    "acc_bits": _int_in(*ACC_BITS_RANGE),
-    "overflow": _choice(OVERFLOWS),
-    "w_bits": _int_in(*W_BITS_RANGE),
-    "out_lo": _any_int,
-    "out_hi": _any_int,
-    "out_zero_point": _any_int,
-}
-_CONV_ATTRS: dict[str, AttrCheck] = {
-    "stride": _pair(1),
-    "padding": _pair(0),
-    "groups": _int_in(1),
-    "dilation": _pair(1),
-    "padding_end": _pair(0),
-}
-_POOL_ATTRS: dict[str, AttrCheck] = {"kernel": _pair(1), "stride": _pair(1)}
-_AVGPOOL_ATTRS: dict[str, AttrCheck] = {
-    **_POOL_ATTRS,
-    "padding": _pair(0),
-    "ceil_mode": _bool,
-    "count_include_pad": _bool,
-}
-_MAXPOOL_ATTRS: dict[str, AttrCheck] = {**_POOL_ATTRS, "padding": _pair(0), "ceil_mode": _bool}
-_SHAPE_OPS_ATTRS: dict[str, dict[str, AttrCheck]] = {
-    "select_channels": {"channels": _int_list},
-    "upsample_nearest": {"scale": _pair(1)},
-    "adaptive_avgpool2d": {"output_size": _pair(1)},
-}
-_REQUANT_ATTRS: dict[str, AttrCheck] = {
-    "shift": _int_in(*SHIFT_RANGE),
-    "out_lo": _any_int,
-    "out_hi": _any_int,
-    "out_zero_point": _any_int,
-}
-
-ATTRS: dict[str, dict[str, dict[str, AttrCheck]]] = {
-    "integer": {
-        "conv2d": {**_CONV_ATTRS, **_GEMM_INT_ATTRS},
-        "linear": dict(_GEMM_INT_ATTRS),
-        "maxpool2d": dict(_MAXPOOL_ATTRS),
-        "avgpool2d": dict(_AVGPOOL_ATTRS),
-        "global_avgpool": {},
-        "add": dict(_REQUANT_ATTRS),
-        "clamp": {"lo": _any_int, "hi": _any_int},
-        "flatten": {},
-        "requantize": dict(_REQUANT_ATTRS),
-        "concat": dict(_REQUANT_ATTRS),
-        "mul": dict(_REQUANT_ATTRS),
-        _REQUANTISING_GLOBAL_POOL: dict(_REQUANT_ATTRS),
-        "activation": {"function": _choice(ACTIVATIONS), "alpha": _number},
-        **_SHAPE_OPS_ATTRS,
-    },
-    "float": {
-        "conv2d": dict(_CONV_ATTRS),
-        "linear": {},
-        "maxpool2d": dict(_MAXPOOL_ATTRS),
-        "avgpool2d": dict(_AVGPOOL_ATTRS),
-        "global_avgpool": {},
-        "add": {},
-        "clamp": {"lo": _number, "hi": _number},
-        "flatten": {},
-        "concat": {},
-        "mul": {},
-        "activation": {"function": _choice(ACTIVATIONS), "alpha": _number},
-        **_SHAPE_OPS_ATTRS,
-    },
-}
-
-# param name -> rank; dtype per kind in PARAM_DTYPES
-PARAMS: dict[str, dict[str, dict[str, int]]] = {
-    "integer": {
-        "conv2d": {"weight": 4, "bias": 1, "multiplier": 1, "shift": 1},
-        "linear": {"weight": 2, "bias": 1, "multiplier": 1, "shift": 1},
-        "add": {"multiplier_a": 0, "multiplier_b": 0},
-        "requantize": {"multiplier": 0},
-        "concat": {"multipliers": 1},
-        _REQUANTISING_GLOBAL_POOL: {"multiplier": 0},
-        "mul": {"multiplier": 0},
-        "activation": {"table": 1},
-    },
-    "float": {
-        "conv2d": {"weight": 4, "bias": 1},
-        "linear": {"weight": 2, "bias": 1},
-    },
-}
 PARAM_DTYPES = {"integer": np.dtype(np.int64), "float": np.dtype(np.float32)}
 
 
@@ -685,113 +321,15 @@ def _check_tensor(spec: TensorSpec, kind: str, key: str, file: str | Path | None
         _fail("calib_min > calib_max", file=file, key=f"{key}.calib_min")
 
 
-def _check_param_values(graph: Graph, node: Node, key: str, file: str | Path | None) -> None:
-    """Integer parameter values must fit the registers and arithmetic they feed."""
-    p, a = node.params, node.attrs
-
-    def within(name: str, lo: int, hi: int, why: str) -> None:
-        v = p[name]
-        if v.size and (int(v.min()) < lo or int(v.max()) > hi):
-            _fail(
-                f"values in [{int(v.min())}, {int(v.max())}] ({why})",
-                file=file,
-                key=f"{key}.params.{name}",
-                allowed=f"[{lo}, {hi}]",
-            )
-
-    if node.op in GEMM_OPS:
-        wb, ab = a["w_bits"], a["acc_bits"]
-        within("weight", -(1 << (wb - 1)), (1 << (wb - 1)) - 1, f"signed w_bits={wb}")
-        within("bias", -(1 << (ab - 1)), (1 << (ab - 1)) - 1, f"accumulator acc_bits={ab}")
-        within("multiplier", 0, MULTIPLIER_LIMIT - 1, "31-bit multiplier")
-        within("shift", *SHIFT_RANGE, "right shift")
-    for name in ("multiplier", "multiplier_a", "multiplier_b", "multipliers"):
-        if requantises(node) and name in p:
-            within(name, 0, MULTIPLIER_LIMIT - 1, "31-bit multiplier")
-    if node.op == "concat" and p["multipliers"].shape != (len(node.inputs),):
-        _fail(
-            f"shape {p['multipliers'].shape}",
-            file=file,
-            key=f"{key}.params.multipliers",
-            allowed=f"({len(node.inputs)},): one per input",
-        )
-    if node.op == "activation":
-        x = graph.tensors[node.inputs[0]]
-        size = 1 << int(x.bits)
-        if x.bits > LUT_INPUT_BITS_MAX or p["table"].shape != (size,):
-            _fail(
-                f"table of shape {p['table'].shape} for a {x.bits}-bit input",
-                file=file,
-                key=f"{key}.params.table",
-                allowed=f"({size},): one entry per input code (input bits <= {LUT_INPUT_BITS_MAX})",
-            )
-        within("table", *graph.tensors[node.output].value_range(), "output tensor's range")
-    if node.op == "mul":
-        for j, name in enumerate(node.inputs):
-            if graph.tensors[name].bits > MUL_INPUT_BITS_MAX:
-                _fail(
-                    f"mul input {name!r} has {graph.tensors[name].bits} bits",
-                    file=file,
-                    key=f"{key}.inputs[{j}]",
-                    allowed=f"<= {MUL_INPUT_BITS_MAX} bits",
-                )
+def _node_error(exc: AccelsimError, key: str, file: str | Path | None) -> AccelsimError:
+    """An op check's error (key relative to the node) as one naming the file and node."""
+    return AccelsimError(exc.message, file=file, key=f"{key}.{exc.key}", allowed=exc.allowed)
 
 
-def _check_ranges(graph: Graph, node: Node, key: str, file: str | Path | None) -> None:
-    """Integer attrs must agree with the tensors they produce."""
-    a = node.attrs
-    out = graph.tensors[node.output]
-    lo_out, hi_out = out.value_range()
-    if node.op in GEMM_OPS or requantises(node):
-        lo, hi = a["out_lo"], a["out_hi"]
-        if not lo_out <= lo <= hi <= hi_out:
-            _fail(
-                f"[out_lo, out_hi] = [{lo}, {hi}] does not fit output tensor {out.name!r}",
-                file=file,
-                key=f"{key}.attrs.out_lo",
-                allowed=f"out_lo <= out_hi within [{lo_out}, {hi_out}]",
-            )
-        if a["out_zero_point"] != out.zero_point:
-            _fail(
-                f"out_zero_point {a['out_zero_point']} differs from tensor {out.name!r}'s "
-                f"zero_point {out.zero_point}",
-                file=file,
-                key=f"{key}.attrs.out_zero_point",
-                allowed=str(out.zero_point),
-            )
-    elif node.op == "clamp" and not lo_out <= a["lo"] <= a["hi"] <= hi_out:
-        _fail(
-            f"[lo, hi] = [{a['lo']}, {a['hi']}] does not fit output tensor {out.name!r}",
-            file=file,
-            key=f"{key}.attrs.lo",
-            allowed=f"lo <= hi within [{lo_out}, {hi_out}]",
-        )
-    elif node.op in VALUE_PRESERVING_OPS:
-        # value-preserving ops: same real meaning, and every input value must fit the output
-        x = graph.tensors[node.inputs[0]]
-        lo_in, hi_in = x.value_range()
-        same_meaning = math.isclose(x.scale, out.scale, rel_tol=1e-9) and (
-            x.zero_point == out.zero_point
-        )
-        fits = node.op == "clamp" or lo_out <= lo_in <= hi_in <= hi_out
-        if not (same_meaning and fits):
-            _fail(
-                f"{node.op} output tensor {out.name!r} must keep the scale/zero point of "
-                f"{x.name!r} and hold its range [{lo_in}, {hi_in}]",
-                file=file,
-                key=f"{key}.output",
-            )
-
-
-def validate_graph(graph: Graph, *, file: str | Path | None = None) -> None:
-    """Check everything the executor and simulator rely on; AccelsimError on the first problem.
-
-    Key paths follow the file's JSON (``tensors[i]`` in the order of ``graph.tensors``,
-    ``nodes[i]`` in node order).
-    """
+def _check_graph_header(graph: Graph, file: str | Path | None) -> dict[str, int]:
+    """Kind, tensor specs, input and output; returns each tensor's index in the file."""
     if graph.kind not in KINDS:
         _fail(f"kind {graph.kind!r}", file=file, key="kind", allowed=KINDS)
-    kind = graph.kind
     tensor_index = {name: i for i, name in enumerate(graph.tensors)}
     for name, spec in graph.tensors.items():
         key = f"tensors[{tensor_index[name]}]"
@@ -801,147 +339,181 @@ def validate_graph(graph: Graph, *, file: str | Path | None = None) -> None:
                 file=file,
                 key=f"{key}.name",
             )
-        _check_tensor(spec, kind, key, file)
-    if graph.input not in graph.tensors:
-        _fail(
-            f"input tensor {graph.input!r} is not declared",
-            file=file,
-            key="input",
-            allowed=list(graph.tensors),
-        )
-    if graph.output not in graph.tensors:
-        _fail(
-            f"output tensor {graph.output!r} is not declared",
-            file=file,
-            key="output",
-            allowed=list(graph.tensors),
-        )
+        _check_tensor(spec, graph.kind, key, file)
+    for end in ("input", "output"):
+        if getattr(graph, end) not in graph.tensors:
+            _fail(
+                f"{end} tensor {getattr(graph, end)!r} is not declared",
+                file=file,
+                key=end,
+                allowed=list(graph.tensors),
+            )
+    return tensor_index
 
-    available = {graph.input}
-    names: set[str] = set()
-    allowed_ops = OPS_BY_KIND[kind]
-    for i, node in enumerate(graph.nodes):
-        key = f"nodes[{i}]"
-        if not isinstance(node.name, str) or not node.name or "/" in node.name:
+
+def _check_wiring(
+    graph: Graph, node: Node, key: str, available: set[str], names: set[str], file
+) -> None:
+    """Name, op, inputs already computed (topological order), output declared and new."""
+    if not isinstance(node.name, str) or not node.name or "/" in node.name:
+        _fail(
+            f"node name {node.name!r}",
+            file=file,
+            key=f"{key}.name",
+            allowed="a non-empty string without '/'",
+        )
+    if node.name in names:
+        _fail(f"duplicate node name {node.name!r}", file=file, key=f"{key}.name")
+    allowed_ops = ops_of_kind(graph.kind)
+    if node.op not in allowed_ops:
+        _fail(
+            f"unknown op {node.op!r} in a {graph.kind} graph",
+            file=file,
+            key=f"{key}.op",
+            allowed=allowed_ops,
+        )
+    spec = OP_SPECS[node.op]
+    if not spec.inputs_ok(len(node.inputs)):
+        _fail(
+            f"{node.op} takes {spec.inputs_text()}, got {len(node.inputs)}",
+            file=file,
+            key=f"{key}.inputs",
+        )
+    for j, name in enumerate(node.inputs):
+        if name not in available:
+            where = "is not declared" if name not in graph.tensors else "is not computed yet"
             _fail(
-                f"node name {node.name!r}",
+                f"input tensor {name!r} {where} (nodes must be in topological order)",
                 file=file,
-                key=f"{key}.name",
-                allowed="a non-empty string without '/'",
+                key=f"{key}.inputs[{j}]",
+                allowed=sorted(available),
             )
-        if node.name in names:
-            _fail(f"duplicate node name {node.name!r}", file=file, key=f"{key}.name")
-        names.add(node.name)
-        if node.op not in allowed_ops:
+    if node.output not in graph.tensors:
+        _fail(f"output tensor {node.output!r} is not declared", file=file, key=f"{key}.output")
+    if node.output in available:
+        _fail(f"tensor {node.output!r} is written twice", file=file, key=f"{key}.output")
+
+
+def _check_attrs(kind: str, node: Node, key: str, file: str | Path | None) -> None:
+    spec = OP_SPECS[node.op]
+    rules = spec.rules(kind, node).attrs
+    for name in rules.keys() - node.attrs.keys() - spec.optional_attrs.keys():
+        _fail(
+            f"missing attr {name!r} of {node.op}",
+            file=file,
+            key=f"{key}.attrs.{name}",
+            allowed=sorted(rules),
+        )
+    for name, value in node.attrs.items():
+        if name not in rules:
             _fail(
-                f"unknown op {node.op!r} in a {kind} graph",
-                file=file,
-                key=f"{key}.op",
-                allowed=allowed_ops,
-            )
-        if not n_inputs_ok(node.op, len(node.inputs)):
-            _fail(
-                f"{node.op} takes {_n_inputs_text(node.op)}, got {len(node.inputs)}",
-                file=file,
-                key=f"{key}.inputs",
-            )
-        for j, name in enumerate(node.inputs):
-            if name not in available:
-                where = "is not declared" if name not in graph.tensors else "is not computed yet"
-                _fail(
-                    f"input tensor {name!r} {where} (nodes must be in topological order)",
-                    file=file,
-                    key=f"{key}.inputs[{j}]",
-                    allowed=sorted(available),
-                )
-        if node.output not in graph.tensors:
-            _fail(f"output tensor {node.output!r} is not declared", file=file, key=f"{key}.output")
-        if node.output in available:
-            _fail(f"tensor {node.output!r} is written twice", file=file, key=f"{key}.output")
-        # attrs
-        rules = ATTRS[kind][rules_key(kind, node)]
-        for name in rules.keys() - node.attrs.keys() - OPTIONAL_ATTRS.get(node.op, {}).keys():
-            _fail(
-                f"missing attr {name!r} of {node.op}",
+                f"unexpected attr {name!r} for {kind} {node.op}",
                 file=file,
                 key=f"{key}.attrs.{name}",
-                allowed=sorted(rules),
+                allowed=sorted(rules) or "none",
             )
-        for name, value in node.attrs.items():
-            if name not in rules:
-                _fail(
-                    f"unexpected attr {name!r} for {kind} {node.op}",
-                    file=file,
-                    key=f"{key}.attrs.{name}",
-                    allowed=sorted(rules) or "none",
-                )
-            problem = rules[name](value)
-            if problem is not None:
-                _fail(f"{name} = {value!r}", file=file, key=f"{key}.attrs.{name}", allowed=problem)
-        # params
-        wanted = PARAMS[kind].get(rules_key(kind, node), {})
-        for name in wanted.keys() - node.params.keys():
-            _fail(
-                f"missing param {name!r} of {node.op}",
-                file=file,
-                key=f"{key}.params.{name}",
-                allowed=sorted(wanted),
-            )
-        dtype = PARAM_DTYPES[kind]
-        for name, value in node.params.items():
-            pkey = f"{key}.params.{name}"
-            if name not in wanted:
-                _fail(
-                    f"unexpected param {name!r} for {kind} {node.op}",
-                    file=file,
-                    key=pkey,
-                    allowed=sorted(wanted) or "none",
-                )
-            if not isinstance(value, np.ndarray) or value.dtype != dtype:
-                got = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
-                _fail(f"dtype {got}", file=file, key=pkey, allowed=f"{dtype} in a {kind} graph")
-            if value.ndim != wanted[name]:
-                _fail(
-                    f"shape {value.shape} has rank {value.ndim}",
-                    file=file,
-                    key=pkey,
-                    allowed=f"rank {wanted[name]}",
-                )
-            if kind == "float" and not np.all(np.isfinite(value)):
-                _fail("non-finite values", file=file, key=pkey, allowed="finite float32")
-        if node.op in GEMM_OPS:
-            n_out = node.params["weight"].shape[0]
-            for name in wanted:
-                if wanted[name] == 1 and node.params[name].shape != (n_out,):
-                    _fail(
-                        f"shape {node.params[name].shape}",
-                        file=file,
-                        key=f"{key}.params.{name}",
-                        allowed=f"({n_out},): one per output channel",
-                    )
-        if kind == "float" and node.op == "clamp" and node.attrs["lo"] > node.attrs["hi"]:
-            _fail("lo > hi", file=file, key=f"{key}.attrs.lo", allowed="lo <= hi")
-        # shapes chain
-        try:
-            shape = output_shape(graph, node)
-        except AccelsimError as exc:
-            raise AccelsimError(
-                exc.message, file=file, key=f"{key}.{exc.key}", allowed=exc.allowed
-            ) from None
-        declared = graph.tensors[node.output]
-        if shape != declared.shape:
-            _fail(
-                f"tensor {node.output!r} is declared {declared.shape} but {node.op} "
-                f"{node.name!r} (nodes[{i}]) computes {shape}",
-                file=file,
-                key=f"tensors[{tensor_index[node.output]}].shape",
-                allowed=str(shape),
-            )
-        if kind == "integer":
-            _check_param_values(graph, node, key, file)
-            _check_ranges(graph, node, key, file)
-        available.add(node.output)
+        problem = rules[name](value)
+        if problem is not None:
+            _fail(f"{name} = {value!r}", file=file, key=f"{key}.attrs.{name}", allowed=problem)
 
+
+def _check_params(kind: str, node: Node, key: str, file: str | Path | None) -> None:
+    """Every parameter the op needs, none else, each of the kind's dtype and its rank."""
+    wanted = OP_SPECS[node.op].rules(kind, node).params
+    for name in wanted.keys() - node.params.keys():
+        _fail(
+            f"missing param {name!r} of {node.op}",
+            file=file,
+            key=f"{key}.params.{name}",
+            allowed=sorted(wanted),
+        )
+    dtype = PARAM_DTYPES[kind]
+    for name, value in node.params.items():
+        pkey = f"{key}.params.{name}"
+        if name not in wanted:
+            _fail(
+                f"unexpected param {name!r} for {kind} {node.op}",
+                file=file,
+                key=pkey,
+                allowed=sorted(wanted) or "none",
+            )
+        if not isinstance(value, np.ndarray) or value.dtype != dtype:
+            got = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+            _fail(f"dtype {got}", file=file, key=pkey, allowed=f"{dtype} in a {kind} graph")
+        if value.ndim != wanted[name]:
+            _fail(
+                f"shape {value.shape} has rank {value.ndim}",
+                file=file,
+                key=pkey,
+                allowed=f"rank {wanted[name]}",
+            )
+        if kind == "float" and not np.all(np.isfinite(value)):
+            _fail("non-finite values", file=file, key=pkey, allowed="finite float32")
+
+
+def _check_shape(graph: Graph, node: Node, i: int, tensor_index: dict[str, int], file) -> None:
+    """The op's shape rule gives the output tensor's declared shape."""
+    try:
+        shape = output_shape(graph, node)
+    except AccelsimError as exc:
+        raise _node_error(exc, f"nodes[{i}]", file) from None
+    declared = graph.tensors[node.output]
+    if shape != declared.shape:
+        _fail(
+            f"tensor {node.output!r} is declared {declared.shape} but {node.op} "
+            f"{node.name!r} (nodes[{i}]) computes {shape}",
+            file=file,
+            key=f"tensors[{tensor_index[node.output]}].shape",
+            allowed=str(shape),
+        )
+
+
+def _run_checks(graph: Graph, node: Node, checks, key: str, file: str | Path | None) -> None:
+    try:
+        for check in checks:
+            check(graph, node)
+    except AccelsimError as exc:
+        raise _node_error(exc, key, file) from None
+
+
+def _integer_rules(spec) -> tuple:
+    """The integer value checks of an op, then the rule its output range follows:
+    requantised (layers and requantising vector ops) or kept from the input."""
+
+    def output_range(graph: Graph, node: Node) -> None:
+        if spec.layer or spec.requantises(node):
+            requantised_output(graph, node)
+        elif spec.value_preserving:
+            preserved_values(graph, node)
+
+    return (*spec.integer_checks, output_range)
+
+
+def _check_node(graph: Graph, node: Node, i: int, tensor_index: dict[str, int], file) -> None:
+    """Attrs, params, the op's own checks, the shape chain, integer values and ranges."""
+    key, spec = f"nodes[{i}]", OP_SPECS[node.op]
+    _check_attrs(graph.kind, node, key, file)
+    _check_params(graph.kind, node, key, file)
+    _run_checks(graph, node, spec.checks, key, file)
+    _check_shape(graph, node, i, tensor_index, file)
+    if graph.kind == "integer":
+        _run_checks(graph, node, _integer_rules(spec), key, file)
+
+
+def validate_graph(graph: Graph, *, file: str | Path | None = None) -> None:
+    """Check everything the executor and simulator rely on; AccelsimError on the first problem.
+
+    Key paths follow the file's JSON (``tensors[i]`` in the order of ``graph.tensors``,
+    ``nodes[i]`` in node order).
+    """
+    tensor_index = _check_graph_header(graph, file)
+    available = {graph.input}
+    names: set[str] = set()
+    for i, node in enumerate(graph.nodes):
+        _check_wiring(graph, node, f"nodes[{i}]", available, names, file)
+        names.add(node.name)
+        _check_node(graph, node, i, tensor_index, file)
+        available.add(node.output)
     for name, i in tensor_index.items():
         if name not in available:
             _fail(
@@ -1116,12 +688,12 @@ def _parse(header: Any, arrays: Callable[[str, str], np.ndarray], file: Path) ->
         n = _Fields(item, f"nodes[{i}]", file)
         n.only(["op", "name", "inputs", "output", "attrs", "params"])
         op = n.get("op", _is_str, "a string")
-        if op not in OPS_BY_KIND[kind]:
+        if op not in ops_of_kind(kind):
             _fail(
                 f"unknown op {op!r} in a {kind} graph",
                 file=file,
                 key=n.path("op"),
-                allowed=OPS_BY_KIND[kind],
+                allowed=ops_of_kind(kind),
             )
         refs = n.get(
             "params",

@@ -68,10 +68,11 @@ def load_float_or_integer_model(
             acc_bits=q.acc_bits,
             overflow=q.overflow,
         )
-    # builtin performance model: exported on first use (needs torch), cached beside the yaml
-    from workloads.export import builtin_graph_cached
+    # a builtin model, from the provider that knows it (accelsim.models; the shipped one
+    # exports it on first use, needs torch then, and caches it beside the yaml)
+    from .models import builtin_graph
 
-    return builtin_graph_cached(
+    return builtin_graph(
         model.builtin, input_size=model.input_size, seed=model.seed, cache_dir=base_dir / ".cache"
     )
 
@@ -80,13 +81,11 @@ def check_quantization_matches(graph: Graph, config: WorkloadConfig, source: Pat
     """An integer graph is already quantised: ``quantization:`` keys that would change it are
     an error (they would be silently ignored otherwise). Keys equal to the graph's own
     settings (recorded by the quantiser in its metadata) are accepted."""
-    from workloads.quantize import spec_from_config
-
     q = config.quantization
     wanted = sorted(q.model_fields_set)
     if not wanted:
         return
-    requested = spec_from_config(q).to_json()
+    requested = q.to_json()
     have = graph.metadata.get("quantization")
     differs = [k for k in wanted if not isinstance(have, dict) or have.get(k) != requested[k]]
     if not differs:
@@ -111,10 +110,10 @@ def build_workload(config: WorkloadConfig, *, base_dir: Path, source: Path | Non
     graph = load_float_or_integer_model(config, base_dir=base_dir, source=source)
     float_graph = None
     if graph.kind == "float":
-        from workloads.quantize import quantize, spec_from_config
+        from .quantize import quantize
 
         float_graph = graph
-        graph = quantize(float_graph, spec_from_config(config.quantization, source=source))
+        graph = quantize(float_graph, config.quantization, source=source)
     elif not hasattr(config.model, "scalesim_topology"):
         check_quantization_matches(graph, config, source)
     from .executor import quantize_input

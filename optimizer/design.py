@@ -91,9 +91,9 @@ class DesignConfigurator:
         float_graph = self.workload.float_graph
         if float_graph is None:  # an integer graph: nothing to re-quantise
             return "integer"
-        from workloads.quantize import quantization_key, spec_from_config
+        from accelsim.quantize import quantization_key
 
-        return quantization_key(float_graph, spec_from_config(config.quantization))
+        return quantization_key(float_graph, config.quantization)
 
     def protection(
         self, workload: Workload, design: Mapping[str, Any]

@@ -6,7 +6,7 @@ and dataflow, bit widths, accumulator width, reserved MSBs r, hardened bits per 
 protected fraction p, redundant units S — and then:
 
 1. the design is applied to the workload (:class:`optimizer.design.DesignConfigurator`): the
-   float model re-quantised (cached per :func:`workloads.quantize.quantization_key`), the
+   float model re-quantised (cached per :func:`accelsim.quantize.quantization_key`), the
    hardened bits and protected neurons chosen;
 2. the accelerator is simulated: latency (cycles of one batch), area breakdown, energy, clean
    accuracy;

@@ -31,7 +31,7 @@ def test_simulator_core_never_imports_torch_faults_or_optimizer():
 
 
 def test_quantisation_needs_no_torch():
-    assert "torch" not in imported_modules(ROOT / "workloads" / "quantize.py")
+    assert "torch" not in imported_modules(ROOT / "accelsim" / "quantize.py")
 
 
 def test_faults_never_import_optimizer():
@@ -175,3 +175,28 @@ def test_every_module_the_commands_import_is_packaged():
         todo.extend(imported_names(module_file(name), package_of(name)))
     assert {"bench.run", "faults.cli", "optimizer.evaluate"} <= reached
     assert sorted(n for n in reached if package_of(n) not in packaged) == []
+
+
+def is_application_layer(path: Path) -> bool:
+    """accelsim's application layer: ``cli.py`` files and modules under ``accelsim/app*``."""
+    relative = path.relative_to(ROOT / "accelsim")
+    return path.name == "cli.py" or relative.parts[0].startswith("app")
+
+
+def test_only_the_application_layer_reaches_workloads_faults_or_optimizer():
+    """The core finds builtin models through its registry (accelsim.models), never by
+    importing workloads; faults/ and optimizer/ are for the application layer alone."""
+    forbidden = {"workloads", "faults", "optimizer"}
+    offenders = [
+        f"{path.relative_to(ROOT)}: {sorted(imported_modules(path) & forbidden)}"
+        for path in sorted((ROOT / "accelsim").rglob("*.py"))
+        if not is_application_layer(path) and imported_modules(path) & forbidden
+    ]
+    assert offenders == []
+
+
+def test_the_boundary_check_sees_lazy_imports(tmp_path):
+    """Imports inside functions count too (the ones the core used to hide there)."""
+    module = tmp_path / "lazy.py"
+    module.write_text("def f():\n    from workloads.export import x\n    import faults.plan\n")
+    assert imported_modules(module) >= {"workloads", "faults"}

@@ -14,9 +14,10 @@ from tests.opcheck import assert_simulator_equals_executor
 
 torch = pytest.importorskip("torch")
 
+from accelsim.config import QuantizationConfig  # noqa: E402
+from accelsim.quantize import quantize  # noqa: E402
 from workloads.classifiers import CLASSIFIERS  # noqa: E402
 from workloads.export import export  # noqa: E402
-from workloads.quantize import QuantSpec, quantize  # noqa: E402
 
 FAST = ("squeezenet1_1", "shufflenet_v2_x0_5", "mobilenet_v3_small", "regnet_y_400mf", "mnasnet0_5")
 CASES = [
@@ -32,7 +33,7 @@ def test_classifier_is_exact_in_every_dataflow(name, tmp_path):
     with torch.no_grad():
         expected = model(x[:1]).numpy()
     np.testing.assert_allclose(execute(graph, x[:1].numpy()), expected, rtol=1e-3, atol=1e-5)
-    integer = quantize(graph, QuantSpec())
+    integer = quantize(graph, QuantizationConfig())
     inputs = quantize_input(integer, x[:1].numpy())
     got = assert_simulator_equals_executor(integer, inputs, tmp_path, rows=16, cols=16)
     error = np.abs(dequantize(integer.tensors[integer.output], got) - expected).max()

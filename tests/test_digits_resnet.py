@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from accelsim.config import QuantizationConfig
 from accelsim.executor import execute, quantize_input
 from accelsim.ir import load_graph
+from accelsim.quantize import quantize
 from accelsim.simulation import simulate
 from accelsim.workload import load_workload
 from workloads.data import (
@@ -20,7 +22,6 @@ from workloads.data import (
     upsample,
     write_digits16_test,
 )
-from workloads.quantize import QuantSpec, quantize
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = ROOT / "workloads"
@@ -59,7 +60,7 @@ def test_8_bit_accuracy_within_one_point_of_float(float_graph):
     float_acc = np.mean(np.argmax(execute(float_graph, x), axis=1) == y)
     assert float_acc == pytest.approx(float_graph.metadata["float_test_accuracy"])
     assert float_acc >= 0.97
-    graph = quantize(float_graph, QuantSpec())
+    graph = quantize(float_graph, QuantizationConfig())
     q = quantize_input(graph, x)
     # in chunks: the executor's per-MAC int64 arrays are memory-bound (540 at once is 2x slower)
     logits = np.concatenate([execute(graph, q[i : i + 32]) for i in range(0, len(q), 32)])

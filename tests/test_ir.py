@@ -121,3 +121,47 @@ def test_object_arrays_are_refused(tmp_path, tiny_graph):
         np.lib.format.write_array(f, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(AccelsimError):
         load_graph(path)
+
+
+# ---- the op registry (accelsim.ops) --------------------------------------------------------
+
+
+def test_every_op_has_an_executor_per_kind_and_float_ops_a_quantisation_rule():
+    import accelsim.quantize  # noqa: F401  (attaches the quantisation rules)
+    from accelsim.ops import OP_SPECS
+
+    for name, spec in OP_SPECS.items():
+        assert set(spec.run) == set(spec.kinds()), name
+        assert (spec.quantise is not None) == (spec.float is not None), name
+
+
+def test_a_new_op_is_one_registry_entry_plus_its_functions(tmp_path, monkeypatch):
+    """An op added at run time validates, executes, saves and loads with no other change."""
+    from accelsim import ops
+
+    spec = ops.OpSpec(
+        "negate",
+        lambda node, shapes: shapes[0],
+        integer=ops.OpRules({"offset": ops._any_int}),
+        float=ops.OpRules({"offset": ops._number}),
+        optional_attrs={"offset": 0},
+        value_preserving=False,
+    )
+    monkeypatch.setitem(ops.OP_SPECS, "negate", spec)
+    ops.implements("integer", "negate")(lambda graph, node, inputs: -inputs[0])
+    graph = tiny_integer_graph()
+    flat = graph.node("flat")
+    graph.tensors["n1"] = graph.tensors["f1"].__class__("n1", (36,), 9, True, 0.05)
+    graph.nodes.insert(graph.nodes.index(flat) + 1, type(flat)("negate", "neg", ["f1"], "n1"))
+    graph.node("fc").inputs = ["n1"]
+    save_graph(graph, tmp_path / "g.npz")
+    loaded = load_graph(tmp_path / "g.npz")
+    x = np.random.default_rng(0).integers(0, 256, (2, 2, 6, 6))
+    values = execute(loaded, x, keep_all=True)
+    np.testing.assert_array_equal(values["n1"], -values["f1"])
+    loaded.node("neg").attrs["offset"] = "x"
+    with pytest.raises(AccelsimError, match=r"nodes\[4\]\.attrs\.offset"):
+        save_graph(loaded, tmp_path / "bad.npz")
+    monkeypatch.delitem(ops.OP_SPECS, "negate")
+    with pytest.raises(AccelsimError, match="unknown op 'negate'"):
+        load_graph(tmp_path / "g.npz")

@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accelsim.config import parse_workload
+from accelsim.config import QuantizationConfig, parse_workload
 from accelsim.errors import AccelsimError
 from accelsim.executor import execute, quantize_input
 from accelsim.ir import load_graph, save_graph
+from accelsim.quantize import quantize
 from accelsim.simulation import simulate
 from accelsim.workload import build_workload
 from tests.conftest import tiny_integer_graph
 from tests.test_quantize import calibration_inputs, residual_float_graph
-from workloads.quantize import QuantSpec, quantize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def test_a_view_of_a_users_array_is_copied_not_aliased():
 
 
 def test_integer_graph_with_quantization_keys_that_would_change_it_is_an_error(tmp_path):
-    graph = quantize(residual_float_graph(), QuantSpec())
+    graph = quantize(residual_float_graph(), QuantizationConfig())
     with pytest.raises(AccelsimError) as info:
         workload(tmp_path, graph, quantization={"weight_bits": 4})
     message = str(info.value)
@@ -69,7 +69,7 @@ def test_integer_graph_with_quantization_keys_that_would_change_it_is_an_error(t
 
 def test_global_average_pooling_is_requantised_to_its_own_range():
     float_graph = residual_float_graph()
-    graph = quantize(float_graph, QuantSpec(weight_bits=4, activation_bits=4))
+    graph = quantize(float_graph, QuantizationConfig(weight_bits=4, activation_bits=4))
     pool = graph.node("pool")
     assert "multiplier" in pool.params
     x_spec, p_spec = graph.tensors["r2"], graph.tensors["p"]

@@ -17,10 +17,11 @@ from accelsim.ir import Graph, load_graph
 onnx = pytest.importorskip("onnx")
 torch = pytest.importorskip("torch")
 
+from accelsim.config import QuantizationConfig  # noqa: E402
+from accelsim.quantize import quantize  # noqa: E402
 from workloads.classifiers import CLASSIFIERS  # noqa: E402
 from workloads.export import calibrate, export  # noqa: E402
 from workloads.onnx_import import export_onnx  # noqa: E402
-from workloads.quantize import QuantSpec, quantize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # torch.onnx's TorchScript exporter warns that it is legacy (the dynamo one needs onnxscript)
@@ -79,7 +80,7 @@ def test_onnx_and_torch_export_give_the_identical_integer_graph(name):
     via_torch, via_onnx = both_paths(model, x)
     assert structure(via_onnx) == structure(via_torch)  # the same float graph
     for bits in (8, 4):
-        spec = QuantSpec(weight_bits=bits, activation_bits=bits)
+        spec = QuantizationConfig(weight_bits=bits, activation_bits=bits)
         assert structure(quantize(via_onnx, spec)) == structure(quantize(via_torch, spec))
 
 
@@ -99,7 +100,9 @@ def test_onnx_of_every_new_op_matches_torch():
     with torch.no_grad():
         expected = model(x).numpy()
     np.testing.assert_allclose(execute(via_onnx, x.numpy()), expected, rtol=1e-4, atol=1e-4)
-    assert structure(quantize(via_onnx, QuantSpec())) == structure(quantize(via_torch, QuantSpec()))
+    assert structure(quantize(via_onnx, QuantizationConfig())) == structure(
+        quantize(via_torch, QuantizationConfig())
+    )
 
 
 def qdq_model() -> onnx.ModelProto:
@@ -247,5 +250,5 @@ def test_keras_style_same_padding_matches_the_onnx_reference_runtime(tmp_path):
     runtime = ReferenceEvaluator(model)
     expected = np.concatenate([runtime.run(None, {"x": x[i : i + 1]})[0] for i in range(4)])
     np.testing.assert_allclose(execute(graph, x), expected, rtol=1e-4, atol=1e-5)
-    q = quantize(graph, QuantSpec())
+    q = quantize(graph, QuantizationConfig())
     assert_simulator_equals_executor(q, quantize_input(q, x[:2]), tmp_path)

@@ -106,8 +106,9 @@ def test_dilated_conv_in_scalesim_mode_costs_its_gemm(tmp_path):
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+from accelsim.config import QuantizationConfig  # noqa: E402
+from accelsim.quantize import quantize  # noqa: E402
 from workloads.export import export  # noqa: E402
-from workloads.quantize import QuantSpec, quantize  # noqa: E402
 
 
 class EveryOp(nn.Module):
@@ -183,7 +184,7 @@ def test_every_op_quantises_and_simulates_bit_exactly(every_op, tmp_path, bits):
     model, x, graph = every_op
     from accelsim.executor import dequantize, quantize_input
 
-    q = quantize(graph, QuantSpec(weight_bits=bits, activation_bits=bits))
+    q = quantize(graph, QuantizationConfig(weight_bits=bits, activation_bits=bits))
     inputs = quantize_input(q, x.numpy()[:2])
     got = assert_simulator_equals_executor(q, inputs, tmp_path)
     if bits == 8:  # the integer graph tracks the float one
@@ -195,7 +196,7 @@ def test_every_op_quantises_and_simulates_bit_exactly(every_op, tmp_path, bits):
 
 def test_vector_ops_take_one_cycle_per_lane_group(every_op, tmp_path):
     _, x, graph = every_op
-    q = quantize(graph, QuantSpec())
+    q = quantize(graph, QuantizationConfig())
     from accelsim.executor import quantize_input
 
     inputs = quantize_input(q, x.numpy()[:2])
@@ -244,7 +245,7 @@ def test_activation_tables_follow_the_quantiser_rule(every_op):
     _, _, graph = every_op
     from accelsim.executor import activation_float
 
-    q = quantize(graph, QuantSpec(weight_bits=6, activation_bits=6, reserved_msbs=1))
+    q = quantize(graph, QuantizationConfig(weight_bits=6, activation_bits=6, reserved_msbs=1))
     tables = [n for n in q.nodes if n.op == "activation"]
     assert len(tables) == 7  # six activations and the squeeze-and-excitation sigmoid
     for node in tables:
@@ -297,7 +298,7 @@ def test_an_unseen_architecture_exports_and_simulates_exactly(tmp_path):
     np.testing.assert_allclose(execute(graph, x.numpy()), expected, rtol=1e-4, atol=1e-5)
     from accelsim.executor import dequantize, quantize_input
 
-    q = quantize(graph, QuantSpec())
+    q = quantize(graph, QuantizationConfig())
     inputs = quantize_input(q, x[:2].numpy())
     got = assert_simulator_equals_executor(q, inputs, tmp_path)
     error = np.abs(dequantize(q.tensors[q.output], got) - expected[:2]).max()
@@ -331,7 +332,7 @@ def test_new_ops_round_trip_the_file_format_and_are_validated(every_op, tmp_path
     from accelsim.ir import load_graph, save_graph, validate_graph
 
     _, _, graph = every_op
-    q = quantize(graph, QuantSpec())
+    q = quantize(graph, QuantizationConfig())
     for g in (graph, q):
         save_graph(g, tmp_path / "g.npz")
         loaded = load_graph(tmp_path / "g.npz")
@@ -391,7 +392,7 @@ def test_asymmetric_padding_exports_and_simulates_exactly(tmp_path):
     np.testing.assert_allclose(execute(graph, x.numpy()), expected, rtol=1e-4, atol=1e-5)
     from accelsim.executor import quantize_input
 
-    q = quantize(graph, QuantSpec())
+    q = quantize(graph, QuantizationConfig())
     assert_simulator_equals_executor(q, quantize_input(q, x[:2].numpy()), tmp_path)
     assert_simulator_equals_executor(
         q, quantize_input(q, x[:2].numpy()), tmp_path, timing="scalesim"

@@ -11,19 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accelsim.config import QuantizationConfig
+from accelsim.config import LayerQuantization, QuantizationConfig
 from accelsim.errors import AccelsimError
 from accelsim.executor import dequantize, execute, quantize_input
 from accelsim.ir import Graph, Node, TensorSpec, load_graph
-from workloads.quantize import (
-    LayerSpec,
-    QuantSpec,
-    confined_range,
-    fixed_point,
-    quantization_key,
-    quantize,
-    spec_from_config,
-)
+from accelsim.quantize import confined_range, fixed_point, quantization_key, quantize
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "workloads" / "zoo"
@@ -41,7 +33,7 @@ def test_8_bit_accuracy_within_one_point_of_float(model):
     float_graph = load_graph(ZOO / f"{model}.npz")
     float_acc = np.mean(np.argmax(execute(float_graph, x), axis=1) == y)
     assert float_acc == pytest.approx(float_graph.metadata["float_test_accuracy"])
-    graph = quantize(float_graph, QuantSpec())
+    graph = quantize(float_graph, QuantizationConfig())
     int_acc = np.mean(np.argmax(execute(graph, quantize_input(graph, x)), axis=1) == y)
     assert float_acc > 0.95
     assert abs(int_acc - float_acc) <= 0.01
@@ -102,7 +94,7 @@ def calibration_inputs(n: int = 32, seed: int = 1) -> np.ndarray:
 
 def test_residual_graph_integer_output_tracks_float():
     float_graph = residual_float_graph()
-    graph = quantize(float_graph, QuantSpec())
+    graph = quantize(float_graph, QuantizationConfig())
     assert [n.op for n in graph.nodes] == [
         "conv2d",
         "conv2d",
@@ -125,7 +117,7 @@ def test_reserved_msbs_confine_every_requantised_tensor(bits, r):
     r_hidden = r
     float_graph = residual_float_graph()
     graph = quantize(
-        float_graph, QuantSpec(weight_bits=bits, activation_bits=bits, reserved_msbs=r)
+        float_graph, QuantizationConfig(weight_bits=bits, activation_bits=bits, reserved_msbs=r)
     )
     values = execute(graph, quantize_input(graph, calibration_inputs() * 3), keep_all=True)
     for node in graph.nodes:
@@ -154,7 +146,7 @@ def test_reserved_msbs_confine_every_requantised_tensor(bits, r):
 
 def test_weights_are_symmetric_per_output_channel():
     float_graph = residual_float_graph()
-    graph = quantize(float_graph, QuantSpec(weight_bits=5))
+    graph = quantize(float_graph, QuantizationConfig(weight_bits=5))
     q = graph.node("conv1").params["weight"]
     w = float_graph.node("conv1").params["weight"]
     np.testing.assert_array_equal(np.abs(q).reshape(3, -1).max(axis=1), [15, 15, 15])
@@ -164,9 +156,11 @@ def test_weights_are_symmetric_per_output_channel():
 
 def test_per_layer_overrides_apply_and_unknown_layers_are_named():
     float_graph = residual_float_graph()
-    spec = QuantSpec(
+    spec = QuantizationConfig(
         per_layer={
-            "conv2": LayerSpec(weight_bits=4, activation_bits=6, acc_bits=20, reserved_msbs=1)
+            "conv2": LayerQuantization(
+                weight_bits=4, activation_bits=6, acc_bits=20, reserved_msbs=1
+            )
         }
     )
     graph = quantize(float_graph, spec)
@@ -174,17 +168,19 @@ def test_per_layer_overrides_apply_and_unknown_layers_are_named():
     assert conv2.attrs["w_bits"] == 4 and conv2.attrs["acc_bits"] == 20
     assert graph.tensors["c2"].bits == 6 and conv2.attrs["out_hi"] == 2**4 - 1
     assert graph.node("conv1").attrs["w_bits"] == 8
-    bad = QuantSpec(per_layer={"conv9": LayerSpec(weight_bits=4)}, source="w.yaml")
+    bad = QuantizationConfig(per_layer={"conv9": LayerQuantization(weight_bits=4)})
     with pytest.raises(AccelsimError) as info:
-        quantize(float_graph, bad)
+        quantize(float_graph, bad, source="w.yaml")
     text = str(info.value)
     assert "w.yaml" in text and "quantization.per_layer.conv9" in text and "conv1" in text
-    too_many = QuantSpec(per_layer={"fc": LayerSpec(activation_bits=4, reserved_msbs=3)})
+    too_many = QuantizationConfig(
+        per_layer={"fc": LayerQuantization(activation_bits=4, reserved_msbs=3)}
+    )
     with pytest.raises(AccelsimError, match="per_layer.fc.reserved_msbs"):
         quantize(float_graph, too_many)
 
 
-def test_spec_from_config_and_quantization_key():
+def test_layer_settings_and_quantization_key():
     cfg = QuantizationConfig(
         weight_bits=6,
         activation_bits=7,
@@ -193,15 +189,14 @@ def test_spec_from_config_and_quantization_key():
         reserved_msbs=1,
         per_layer={"fc": {"weight_bits": 4}},
     )
-    spec = spec_from_config(cfg, source="w.yaml")
-    assert spec.settings("fc").weight_bits == 4 and spec.settings("conv1").weight_bits == 6
-    assert spec.settings(None).activation_bits == 7 and spec.overflow == "saturate"
+    assert cfg.for_layer("fc").weight_bits == 4 and cfg.for_layer("conv1").weight_bits == 6
+    assert cfg.for_layer(None).activation_bits == 7 and cfg.overflow == "saturate"
     graph = residual_float_graph()
-    key = quantization_key(graph, spec)
-    assert key == quantization_key(residual_float_graph(), spec_from_config(cfg))  # no source
-    assert key != quantization_key(graph, dataclasses.replace(spec, reserved_msbs=0))
-    assert key != quantization_key(residual_float_graph(seed=1), spec)
-    integer = quantize(graph, spec)
+    key = quantization_key(graph, cfg)
+    assert key == quantization_key(residual_float_graph(), cfg)
+    assert key != quantization_key(graph, cfg.model_copy(update={"reserved_msbs": 0}))
+    assert key != quantization_key(residual_float_graph(seed=1), cfg)
+    integer = quantize(graph, cfg, source="w.yaml")  # the source names errors, not the key
     assert integer.metadata["quantization_key"] == key
     assert integer.node("fc").attrs["overflow"] == "saturate"
 
@@ -222,9 +217,12 @@ def test_quantize_needs_no_torch():
         import numpy as np
         from accelsim.ir import load_graph
         from accelsim.executor import execute, quantize_input
-        from workloads.quantize import QuantSpec, quantize
+        from accelsim.config import QuantizationConfig
+        from accelsim.quantize import quantize
         from workloads.accuracy import accuracy_table
-        graph = quantize(load_graph({str(ZOO / "digits_cnn.npz")!r}), QuantSpec(weight_bits=6))
+        graph = quantize(
+            load_graph({str(ZOO / "digits_cnn.npz")!r}), QuantizationConfig(weight_bits=6)
+        )
         x = np.load({str(TEST_DATA)!r})["x"][:8]
         print(execute(graph, quantize_input(graph, x)).shape)
         assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None]

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from accelsim.config import load_workload_config
+from accelsim.config import QuantizationConfig, load_workload_config
 from accelsim.errors import AccelsimError
 from accelsim.executor import dequantize, execute, quantize_input
 from accelsim.ir import load_graph
+from accelsim.quantize import quantize
 from workloads.data import digits_split, load_digits_test, write_digits_test
-from workloads.quantize import QuantSpec, quantize
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = ROOT / "workloads"
@@ -99,7 +100,7 @@ def test_performance_models_export_quantise_and_execute(name):
         depthwise = graph.node("depthwise")
         assert depthwise.attrs["groups"] == 32 and depthwise.params["weight"].shape == (32, 1, 3, 3)
         assert graph.node("relu1").attrs == {"lo": 0.0, "hi": 6.0}
-    integer = quantize(graph, QuantSpec())
+    integer = quantize(graph, QuantizationConfig())
     x = np.random.default_rng(0).normal(size=(1, *graph.tensors["input"].shape))
     got = dequantize(integer.tensors[integer.output], execute(integer, quantize_input(integer, x)))
     expected = execute(graph, x)
@@ -155,3 +156,68 @@ def test_shipped_zoo_is_what_training_produces(rebuilt_zoo):
             f"workloads/zoo/{name}.npz is stale: run python -m workloads.train "
             "--out workloads/zoo --data-dir workloads/data --models digits_mlp digits_cnn"
         )
+
+
+# ---- the builtin-model registry (accelsim.models) ------------------------------------------
+
+
+def test_shipped_provider_is_the_entry_point_pyproject_declares():
+    import tomllib
+
+    from accelsim import models
+
+    table = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+    assert table[models.ENTRY_POINT_GROUP] == models.SHIPPED_PROVIDERS
+
+
+def test_every_builtin_has_a_factory_and_a_default_size():
+    from accelsim.models import builtin_names
+    from workloads.builtins import DEFAULT_INPUT_SIZE
+
+    assert set(DEFAULT_INPUT_SIZE) <= set(builtin_names())
+    if importlib.util.find_spec("torch") is not None:
+        from workloads.models import BUILTIN_MODELS
+
+        assert list(BUILTIN_MODELS) == list(DEFAULT_INPUT_SIZE)
+
+
+def test_a_provider_registered_in_code_serves_load_workload(tmp_path, monkeypatch):
+    """A script adds its own model; the workload file names it like a builtin."""
+    from accelsim import load_workload, models
+
+    monkeypatch.setattr(models, "_providers", dict(models.model_providers()))
+    calls = []
+
+    def build(name, *, input_size, seed, cache_dir):
+        calls.append((name, input_size, seed, Path(cache_dir)))
+        return load_graph(WORKLOADS / "zoo" / "digits_mlp.npz")
+
+    models.register_model_provider("mine", models.ModelProvider(names=("tiny",), build=build))
+    (tmp_path / "w.yaml").write_text("model: {builtin: tiny, seed: 2}\nbatch: 1\n")
+    workload = load_workload(tmp_path / "w.yaml")
+    assert calls == [("tiny", None, 2, tmp_path / ".cache")]
+    assert workload.graph.kind == "integer" and workload.float_graph is not None
+    with pytest.raises(AccelsimError, match="unknown builtin model 'nope'") as info:
+        models.builtin_graph("nope", cache_dir=tmp_path)
+    assert "tiny" in str(info.value.allowed) and "resnet18" in str(info.value.allowed)
+
+
+def test_unknown_builtin_in_a_workload_file_lists_the_providers_names(tmp_path):
+    (tmp_path / "w.yaml").write_text("model: {builtin: alexnet}\n")
+    with pytest.raises(AccelsimError) as info:
+        load_workload_config(tmp_path / "w.yaml")
+    text = str(info.value)
+    assert "model.builtin" in text and "'alexnet' is not allowed" in text and "vgg16" in text
+
+
+def test_a_broken_provider_is_named(monkeypatch):
+    from importlib import metadata
+
+    from accelsim import models
+
+    monkeypatch.setattr(models, "_providers", {})
+    monkeypatch.setattr(models, "_discovered", False)
+    broken = metadata.EntryPoint(name="broken", value="no_such_module:f", group="accelsim.models")
+    monkeypatch.setattr(models.metadata, "entry_points", lambda group: [broken])
+    with pytest.raises(AccelsimError, match="model provider 'broken'"):
+        models.builtin_names()

@@ -1,8 +1,9 @@
 """Workloads for accelsim: built-in PyTorch models, the digits data set, training, export from
-``torch.export`` to accelsim's float graph, and numpy-only quantisation to the integer graph.
+``torch.export`` (and ONNX) to accelsim's float graph (quantised by :mod:`accelsim.quantize`).
 
 torch is imported only by the modules that need it (``models``, ``train``, ``export``);
-``data``, ``quantize`` and ``accuracy`` run without it.
+``data`` and ``accuracy`` run without it. The numpy quantiser lives in the core
+(:mod:`accelsim.quantize`).
 """
 
 

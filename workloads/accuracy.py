@@ -11,19 +11,22 @@ from pathlib import Path
 
 import numpy as np
 
+from accelsim.config import QuantizationConfig
 from accelsim.executor import execute, quantize_input
 from accelsim.ir import load_graph
+from accelsim.quantize import quantize
 
 from .data import DIGITS16_TEST_PATH, DIGITS_TEST_PATH, load_digits_test
-from .quantize import QuantSpec, quantize
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 TEST_SPLITS = {"digits_resnet": DIGITS16_TEST_PATH}  # the rest take the 8x8 digits
 
 
-def integer_accuracy(float_graph, spec: QuantSpec, x: np.ndarray, y: np.ndarray) -> float:
-    """Top-1 accuracy of ``float_graph`` quantised with ``spec``, run by the executor."""
-    graph = quantize(float_graph, spec)
+def integer_accuracy(
+    float_graph, settings: QuantizationConfig, x: np.ndarray, y: np.ndarray
+) -> float:
+    """Top-1 accuracy of ``float_graph`` quantised with ``settings``, run by the executor."""
+    graph = quantize(float_graph, settings)
     logits = execute(graph, quantize_input(graph, x))
     return float(np.mean(np.argmax(logits, axis=1) == y))
 
@@ -53,7 +56,7 @@ def accuracy_table(
             for r in reserved:
                 if r >= b - 1:
                     continue
-                spec = QuantSpec(
+                settings = QuantizationConfig(
                     weight_bits=b,
                     activation_bits=b,
                     acc_bits=acc_bits,
@@ -66,7 +69,7 @@ def accuracy_table(
                         "bits": b,
                         "reserved_msbs": r,
                         "float_accuracy": float_acc,
-                        "integer_accuracy": integer_accuracy(float_graph, spec, x, y),
+                        "integer_accuracy": integer_accuracy(float_graph, settings, x, y),
                         "samples": int(len(y)),
                     }
                 )

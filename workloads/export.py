@@ -54,6 +54,8 @@ import numpy as np
 
 from accelsim.errors import AccelsimError
 from accelsim.ir import (
+    GEMM_OPS,
+    OP_SPECS,
     Graph,
     Node,
     TensorSpec,
@@ -95,17 +97,6 @@ class _Unsupported:
 
 
 _UNSUPPORTED = _Unsupported()
-
-# module classes whose own op an aten op is, for naming (a ReLU module's relu -> its path)
-_OWN_MODULES = {
-    "conv2d": ("Conv2d",),
-    "linear": ("Linear",),
-    "clamp": ("ReLU", "ReLU6", "Hardtanh"),
-    "maxpool2d": ("MaxPool2d",),
-    "avgpool2d": ("AvgPool2d", "AdaptiveAvgPool2d"),
-    "global_avgpool": ("AdaptiveAvgPool2d", "AvgPool2d"),
-    "flatten": ("Flatten",),
-}
 
 
 def _module_of(fx_node) -> tuple[str, str]:
@@ -340,7 +331,9 @@ class _Walker:
 
     def node_name(self, fx_node, op: str) -> str:
         path, cls = _module_of(fx_node)
-        if path and cls in _OWN_MODULES.get(op, ()) and path not in self.used_names:
+        # a node is named after the module whose own op it is (a ReLU module's relu -> its
+        # path): the module classes are the op's ``torch_modules`` in the op registry
+        if path and cls in OP_SPECS[op].torch_modules and path not in self.used_names:
             return self.unique(path)
         short = _aten(fx_node.target).rstrip("_") or fx_node.name
         return self.unique(f"{path}.{short}" if path else short)
@@ -590,7 +583,7 @@ class _Walker:
         scale, shift = vectors
         producer = self.producer.get(x.name)
         alone = fx_in is not None and len(fx_in.users) == 1
-        if producer is not None and producer.op in ("conv2d", "linear") and alone:
+        if producer is not None and producer.op in GEMM_OPS and alone:
             w = producer.params["weight"].astype(np.float64)
             b = producer.params["bias"].astype(np.float64)
             producer.params.update(
@@ -1180,7 +1173,7 @@ def _check_size(name: str, size: int | None) -> None:
     if size is None:
         return
     if name.startswith("digits"):
-        from .models import DEFAULT_INPUT_SIZE
+        from .builtins import DEFAULT_INPUT_SIZE
 
         trained = DEFAULT_INPUT_SIZE[name]  # a trained model takes its training images' size
         if size != trained:
@@ -1237,7 +1230,7 @@ def builtin_graph_cached(name: str, input_size: int | None, seed: int, cache_dir
     The cached file is the float graph; it is re-exported when missing or unreadable. Without
     torch a cached file still works.
     """
-    from .models import DEFAULT_INPUT_SIZE
+    from .builtins import DEFAULT_INPUT_SIZE
 
     _builtin_factory(name)
     size = DEFAULT_INPUT_SIZE[name] if input_size is None else int(input_size)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .builtins import DEFAULT_INPUT_SIZE  # noqa: F401  (re-exported: the default sizes live there)
+
 
 class DigitsMLP(nn.Module):
     """64-32-10 perceptron with ReLU, for 8x8 digits."""
@@ -271,12 +273,4 @@ BUILTIN_MODELS: dict[str, Factory] = {
     "resnet18": _seeded(lambda size: ResNet18(), 3, 224),
     "vgg16": _seeded(lambda size: VGG16(size), 3, 224),
     "mobilenet_block": _seeded(lambda size: MobileNetBlock(), 32, 112),
-}
-DEFAULT_INPUT_SIZE = {
-    "digits_mlp": 8,
-    "digits_cnn": 8,
-    "digits_resnet": 16,
-    "resnet18": 224,
-    "vgg16": 224,
-    "mobilenet_block": 112,
 }

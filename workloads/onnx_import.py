@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.errors import AccelsimError
-from accelsim.ir import Graph, Node, TensorSpec, infer_shape, validate_graph
+from accelsim.ir import GEMM_OPS, Graph, Node, TensorSpec, infer_shape, validate_graph
 
 ONNX_HINT = "install the onnx extra: pip install 'accelsim[onnx]' (or pip install onnx)"
 QDQ_OPS = {
@@ -386,11 +386,7 @@ class _Converter:
             vectors.append(np.broadcast_to(v.reshape(-1), (channels,)).astype(np.float64))
         scale, shift = vectors
         producer = self.producer.get(x.name)
-        if (
-            producer is not None
-            and producer.op in ("conv2d", "linear")
-            and (self.users.get(x_name, 0) == 1)
-        ):
+        if producer is not None and producer.op in GEMM_OPS and (self.users.get(x_name, 0) == 1):
             w = producer.params["weight"].astype(np.float64)
             b = producer.params["bias"].astype(np.float64)
             producer.params.update(

@@ -49,25 +49,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from accelsim.config import QuantizationConfig
-from accelsim.errors import AccelsimError
-from accelsim.intmath import quantize_multiplier
-from accelsim.ir import (
+from .config import LayerQuantization, QuantizationConfig
+from .errors import AccelsimError
+from .intmath import quantize_multiplier
+from .ir import (
     GEMM_OPS,
     MULTIPLIER_LIMIT,
+    QUANTIZATION_RANGES,
     SHIFT_RANGE,
     Graph,
     Node,
     TensorSpec,
     validate_graph,
 )
+from .ops import OP_SPECS, quantises
 
 SCHEME_VERSION = 2  # part of quantization_key: bump when the arithmetic below changes
 # 2: global average pooling requantises to its own range (global_avgpool with a multiplier)
@@ -81,89 +81,16 @@ PASS_THROUGH_OPS = (
 )
 
 
-@dataclass(frozen=True)
-class LayerSpec:
-    """Overrides for one layer; None keeps the global value."""
-
-    weight_bits: int | None = None
-    activation_bits: int | None = None
-    acc_bits: int | None = None
-    reserved_msbs: int | None = None
-
-
-@dataclass(frozen=True)
-class LayerSettings:
-    """The resolved settings of one layer."""
-
-    weight_bits: int
-    activation_bits: int
-    acc_bits: int
-    reserved_msbs: int
-
-
-@dataclass(frozen=True)
-class QuantSpec:
-    """How to quantise a float graph (see the module docstring)."""
-
-    weight_bits: int = 8
-    activation_bits: int = 8
-    acc_bits: int = 32
-    overflow: str = "wrap"
-    reserved_msbs: int = 0
-    per_layer: Mapping[str, LayerSpec] = field(default_factory=dict)
-    source: str | None = field(default=None, compare=False)  # file named in errors
-
-    def settings(self, layer: str | None = None) -> LayerSettings:
-        """Global settings, with ``layer``'s overrides applied."""
-        o = self.per_layer.get(layer, LayerSpec()) if layer is not None else LayerSpec()
-
-        def pick(name: str) -> int:
-            value = getattr(o, name)
-            return int(getattr(self, name) if value is None else value)
-
-        return LayerSettings(
-            pick("weight_bits"), pick("activation_bits"), pick("acc_bits"), pick("reserved_msbs")
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """Canonical description (no source file): what the result depends on."""
-        return {
-            "weight_bits": self.weight_bits,
-            "activation_bits": self.activation_bits,
-            "acc_bits": self.acc_bits,
-            "overflow": self.overflow,
-            "reserved_msbs": self.reserved_msbs,
-            "per_layer": {
-                name: {k: v for k, v in vars(o).items() if v is not None}
-                for name, o in sorted(self.per_layer.items())
-            },
-        }
-
-
-def spec_from_config(cfg: QuantizationConfig, source: str | Path | None = None) -> QuantSpec:
-    """The workload YAML's ``quantization:`` section as a :class:`QuantSpec`.
-
-    Layer names in ``per_layer`` are checked by :func:`quantize`, which knows the graph.
-    """
-    per_layer = {
-        name: LayerSpec(o.weight_bits, o.activation_bits, o.acc_bits, o.reserved_msbs)
-        for name, o in cfg.per_layer.items()
-    }
-    return QuantSpec(
-        weight_bits=cfg.weight_bits,
-        activation_bits=cfg.activation_bits,
-        acc_bits=cfg.acc_bits,
-        overflow=cfg.overflow,
-        reserved_msbs=cfg.reserved_msbs,
-        per_layer=per_layer,
-        source=str(source) if source is not None else None,
-    )
-
-
-def quantization_key(float_graph: Graph, spec: QuantSpec) -> str:
-    """sha256 of the float graph's content hash, the spec and the scheme version (cache key)."""
+def quantization_key(float_graph: Graph, settings: QuantizationConfig) -> str:
+    """sha256 of the float graph's content hash, the settings and the scheme version (cache
+    key). The JSON field is still called ``spec`` so that keys made before the settings model
+    moved into the core stay valid."""
     text = json.dumps(
-        {"graph": float_graph.content_hash(), "spec": spec.to_json(), "scheme": SCHEME_VERSION},
+        {
+            "graph": float_graph.content_hash(),
+            "spec": settings.to_json(),
+            "scheme": SCHEME_VERSION,
+        },
         sort_keys=True,
         separators=(",", ":"),
     )
@@ -221,8 +148,11 @@ def _scale_for(lo: float, hi: float, q_hi: int) -> float:
 
 
 class _Quantizer:
-    def __init__(self, graph: Graph, spec: QuantSpec) -> None:
-        self.graph, self.spec = graph, spec
+    def __init__(
+        self, graph: Graph, settings: QuantizationConfig, source: str | Path | None
+    ) -> None:
+        self.graph, self.settings = graph, settings
+        self.source = str(source) if source is not None else None
         self.specs: dict[str, TensorSpec] = {}
         self.nodes: list[Node] = []
         readers: dict[str, list[Node]] = {}
@@ -231,40 +161,37 @@ class _Quantizer:
                 readers.setdefault(name, []).append(node)
         self.readers = readers
 
-    def check_spec(self) -> None:
-        spec, graph = self.spec, self.graph
+    def check_settings(self) -> None:
+        settings, graph = self.settings, self.graph
         layers = [n.name for n in graph.layers()]
         if not layers:
             raise AccelsimError(f"graph {graph.name!r} has no conv2d/linear layer to quantise")
-        for name in spec.per_layer:
+        for name in settings.per_layer:
             if name not in layers:
                 raise AccelsimError(
                     f"no layer named {name!r} in graph {graph.name!r}",
-                    file=spec.source,
+                    file=self.source,
                     key=f"quantization.per_layer.{name}",
                     allowed=layers,
                 )
-        if spec.overflow not in ("wrap", "saturate"):
+        if settings.overflow not in ("wrap", "saturate"):
             raise AccelsimError(
-                f"overflow {spec.overflow!r}",
-                file=spec.source,
+                f"overflow {settings.overflow!r}",
+                file=self.source,
                 key="quantization.overflow",
                 allowed="wrap, saturate",
             )
-        for name in [None, *spec.per_layer]:
-            s = spec.settings(name)
+        for name in [None, *settings.per_layer]:
+            s = settings.for_layer(name)
             key = "quantization" if name is None else f"quantization.per_layer.{name}"
-            checks = (
-                ("weight_bits", s.weight_bits, 2, 16),
-                ("activation_bits", s.activation_bits, 2, 16),
-                ("acc_bits", s.acc_bits, 4, 32),
-                ("reserved_msbs", s.reserved_msbs, 0, s.activation_bits - 2),
-            )
-            for what, value, lo, hi in checks:
+            for what, (lo, hi) in QUANTIZATION_RANGES.items():
+                value = getattr(s, what)
+                if what == "reserved_msbs":
+                    hi = min(hi, s.activation_bits - 2)
                 if not lo <= value <= hi:
                     raise AccelsimError(
                         f"{what} = {value}",
-                        file=spec.source,
+                        file=self.source,
                         key=f"{key}.{what}",
                         allowed=f"[{lo}, {hi}]"
                         + (" (r < activation_bits - 1)" if what == "reserved_msbs" else ""),
@@ -278,7 +205,11 @@ class _Quantizer:
         return readers[0]
 
     def requantised_spec(
-        self, node: Node, clamp: Node | None, settings: LayerSettings, signed: bool | None = None
+        self,
+        node: Node,
+        clamp: Node | None,
+        settings: LayerQuantization,
+        signed: bool | None = None,
     ):
         """Output spec and [out_lo, out_hi] of a requantising node (GEMM, add, ...)."""
         out_name = clamp.output if clamp is not None else node.output
@@ -310,7 +241,7 @@ class _Quantizer:
         graph = self.graph
         float_spec = graph.tensors[graph.input]
         lo, hi = _range_of(float_spec, "graph input")
-        bits = self.spec.settings(graph.layers()[0].name).activation_bits
+        bits = self.settings.for_layer(graph.layers()[0].name).activation_bits
         signed = lo < 0.0
         q_hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
         return TensorSpec(
@@ -325,51 +256,37 @@ class _Quantizer:
         )
 
     def run(self) -> Graph:
-        self.check_spec()
+        self.check_settings()
         graph = self.graph
         self.specs[graph.input] = self.input_spec()
         skipped: set[str] = set()
         for node in graph.nodes:
             if node.name in skipped:
                 continue
-            if node.op in GEMM_OPS:
-                clamp = self.fused_clamp(node)
-                self.gemm(node, clamp)
-            elif node.op == "add":
-                clamp = self.fused_clamp(node)
-                self.add(node, clamp)
-            elif node.op == "clamp":
-                self.clamp(node)
-                clamp = None
-            elif node.op in ("mul", "concat"):
-                clamp = self.fused_clamp(node)
-                getattr(self, node.op)(node, clamp)
-            elif node.op == "global_avgpool":
-                self.global_avgpool(node)
-                clamp = None
-            elif node.op == "activation":
-                self.activation(node)
-                clamp = None
-            elif node.op in PASS_THROUGH_OPS:
-                self.pass_through(node)
-                clamp = None
-            else:
+            spec = OP_SPECS[node.op]
+            if spec.quantise is None:
                 raise AccelsimError(f"cannot quantise op {node.op!r} (node {node.name!r})")
+            clamp = self.fused_clamp(node) if spec.fuses_clamp else None
+            if spec.fuses_clamp:
+                spec.quantise(self, node, clamp)
+            else:
+                spec.quantise(self, node)
             if clamp is not None:
                 skipped.add(clamp.name)
         out_name = graph.output
         metadata = dict(graph.metadata)
         metadata.update(
             {
-                "quantization": self.spec.to_json(),
+                "quantization": self.settings.to_json(),
                 "quantization_scheme": SCHEME_VERSION,
                 "float_graph_hash": graph.content_hash(),
             }
         )
         return Graph("integer", graph.name, graph.input, out_name, self.specs, self.nodes, metadata)
 
+    @quantises(*GEMM_OPS, fuses_clamp=True)
     def gemm(self, node: Node, clamp: Node | None) -> None:
-        settings = self.spec.settings(node.name)
+        settings = self.settings.for_layer(node.name)
         x_spec = self.specs[node.inputs[0]]
         out_spec, out_lo, out_hi = self.requantised_spec(node, clamp, settings)
         weight = node.params["weight"].astype(np.float64)
@@ -396,7 +313,7 @@ class _Quantizer:
         attrs.update(
             {
                 "acc_bits": settings.acc_bits,
-                "overflow": self.spec.overflow,
+                "overflow": self.settings.overflow,
                 "w_bits": settings.weight_bits,
                 "out_lo": out_lo,
                 "out_hi": out_hi,
@@ -411,8 +328,9 @@ class _Quantizer:
         }
         self.emit(Node(node.op, node.name, node.inputs, out_spec.name, attrs, params), out_spec)
 
+    @quantises("add", fuses_clamp=True)
     def add(self, node: Node, clamp: Node | None) -> None:
-        settings = self.spec.settings(None)
+        settings = self.settings.for_layer(None)
         a_spec, b_spec = (self.specs[name] for name in node.inputs)
         out_spec, out_lo, out_hi = self.requantised_spec(node, clamp, settings)
         ratios = [a_spec.scale / out_spec.scale, b_spec.scale / out_spec.scale]
@@ -444,10 +362,11 @@ class _Quantizer:
 
     def requantising(self, node: Node, clamp: Node | None, signed: bool):
         """Output spec and attrs of a vector op that requantises (global settings)."""
-        settings = self.spec.settings(None)
+        settings = self.settings.for_layer(None)
         out_spec, out_lo, out_hi = self.requantised_spec(node, clamp, settings, signed=signed)
         return out_spec, {"out_lo": out_lo, "out_hi": out_hi, "out_zero_point": 0}
 
+    @quantises("concat", fuses_clamp=True)
     def concat(self, node: Node, clamp: Node | None) -> None:
         specs = [self.specs[name] for name in node.inputs]
         signed = any(s.signed for s in specs) and not (
@@ -465,6 +384,7 @@ class _Quantizer:
             out_spec,
         )
 
+    @quantises("mul", fuses_clamp=True)
     def mul(self, node: Node, clamp: Node | None) -> None:
         a_spec, b_spec = (self.specs[name] for name in node.inputs)
         signed = (a_spec.signed or b_spec.signed) and not (
@@ -484,6 +404,7 @@ class _Quantizer:
             out_spec,
         )
 
+    @quantises("global_avgpool")
     def global_avgpool(self, node: Node) -> None:
         """Requantised to the pooled tensor's own (narrower) range: the mean of many values
         has a smaller spread than they do, and at low bit widths keeping the input's scale
@@ -504,10 +425,11 @@ class _Quantizer:
             out_spec,
         )
 
+    @quantises("activation")
     def activation(self, node: Node) -> None:
         """A lookup table: every input code's real value through the function, requantised
         (round half up, clamped) at the output tensor's scale."""
-        from accelsim.executor import activation_float
+        from .executor import activation_float
 
         x_spec = self.specs[node.inputs[0]]
         float_out = self.graph.tensors[node.output]
@@ -533,6 +455,7 @@ class _Quantizer:
             out_spec,
         )
 
+    @quantises("clamp")
     def clamp(self, node: Node) -> None:
         x_spec = self.specs[node.inputs[0]]
         lo, hi = x_spec.value_range()
@@ -542,6 +465,7 @@ class _Quantizer:
             Node("clamp", node.name, node.inputs, node.output, {"lo": q_lo, "hi": q_hi}), out_spec
         )
 
+    @quantises(*PASS_THROUGH_OPS)
     def pass_through(self, node: Node) -> None:
         x_spec = self.specs[node.inputs[0]]
         self.emit(
@@ -576,18 +500,26 @@ def _clamp_codes(clamp: Node, scale: float, lo: int, hi: int) -> tuple[int, int]
     return q_lo, max(q_lo, q_hi)
 
 
-def quantize(float_graph: Graph, spec: QuantSpec) -> Graph:
-    """The integer graph of ``float_graph`` under ``spec`` (see the module docstring).
+def quantize(
+    float_graph: Graph,
+    settings: QuantizationConfig | None = None,
+    *,
+    source: str | Path | None = None,
+) -> Graph:
+    """The integer graph of ``float_graph`` under ``settings`` (default: the YAML defaults; see
+    the module docstring).
 
-    Raises :class:`AccelsimError` naming ``spec.source`` and the key when ``per_layer`` names
-    a layer the graph does not have, or a per-layer combination is invalid.
+    Raises :class:`AccelsimError` naming ``source`` (the workload file the settings came from)
+    and the key when ``per_layer`` names a layer the graph does not have, or a per-layer
+    combination is invalid.
     """
+    settings = QuantizationConfig() if settings is None else settings
     if float_graph.kind != "float":
         raise AccelsimError(
             f"quantize needs a float graph, got a {float_graph.kind} graph",
             allowed="a float graph (python -m accelsim export)",
         )
-    graph = _Quantizer(float_graph, spec).run()
-    graph.metadata["quantization_key"] = quantization_key(float_graph, spec)
+    graph = _Quantizer(float_graph, settings, source).run()
+    graph.metadata["quantization_key"] = quantization_key(float_graph, settings)
     validate_graph(graph)
     return graph
