@@ -92,6 +92,8 @@ OVERFLOW_CODES = Overflow.codes()
 WS, OS, IS = int(Dataflow.WS), int(Dataflow.OS), int(Dataflow.IS)
 INPUT, WEIGHT, PRODUCT, ACCUMULATOR = (int(c) for c in RegisterClass)
 FLIP, STUCK0, STUCK1 = (int(k) for k in FaultKind)
+N_REGISTER_CLASSES = len(RegisterClass)  # rows of the kernels' register file
+N_FAULT_KINDS = len(FaultKind)
 OVERFLOW_WRAP, OVERFLOW_SATURATE = int(Overflow.WRAP), int(Overflow.SATURATE)
 
 # ---- kernel fault rows ------------------------------------------------------------------------
@@ -144,6 +146,11 @@ class DataflowSpec:
         dims = dict(zip(GEMM_DIMS, (M, K, N)))
         return dims[self.row_dim], dims[self.col_dim]
 
+    def gemm_dims(self, row_extent: int, col_extent: int, streamed: int) -> tuple[int, int, int]:
+        """(M, K, N) of a tile with these extents along rows, columns and time."""
+        dims = {self.row_dim: row_extent, self.col_dim: col_extent, self.streamed_dim: streamed}
+        return dims["M"], dims["K"], dims["N"]
+
     def streamed(self, M: int, K: int, N: int) -> int:
         return dict(zip(GEMM_DIMS, (M, K, N)))[self.streamed_dim]
 
@@ -178,4 +185,6 @@ ROW_DIM = tuple(GEMM_DIMS.index(DATAFLOW_SPECS[c].row_dim) for c in DATAFLOW_SPE
 COL_DIM = tuple(GEMM_DIMS.index(DATAFLOW_SPECS[c].col_dim) for c in DATAFLOW_SPECS)
 STREAMED_DIM = tuple(GEMM_DIMS.index(DATAFLOW_SPECS[c].streamed_dim) for c in DATAFLOW_SPECS)
 PSUMS_CROSS_ROWS = tuple(int(DATAFLOW_SPECS[c].psums_cross_rows) for c in DATAFLOW_SPECS)
+STATIONARY = tuple(DATAFLOW_SPECS[c].stationary for c in DATAFLOW_SPECS)
+MOVING = tuple(DATAFLOW_SPECS[c].moving for c in DATAFLOW_SPECS)
 N_DATAFLOWS = len(DATAFLOW_SPECS)

@@ -36,11 +36,13 @@ from .codes import (
     FLIP,
     INPUT,
     IS,
+    N_FAULT_KINDS,
+    N_REGISTER_CLASSES,
     OS,
     OVERFLOW_WRAP,
     PRODUCT,
+    STATIONARY,
     STUCK0,
-    STUCK1,
     WEIGHT,
     WS,
 )
@@ -222,7 +224,7 @@ def _emulate_stream(
     """
     Mt, Kt = a.shape
     Nt = w.shape[1]
-    regs = np.zeros((4, rows, Nt), dtype=np.int64)
+    regs = np.zeros((N_REGISTER_CLASSES, rows, Nt), dtype=np.int64)
     for r in range(Kt):
         for c in range(Nt):
             regs[WEIGHT, r, c] = w[r, c]
@@ -267,7 +269,7 @@ def _emulate_os(a, w, psum_in, flips, stuck, a_bits, a_signed, w_bits, w_signed,
     """
     Mt, Kt = a.shape
     Nt = w.shape[1]
-    regs = np.zeros((4, Mt, Nt), dtype=np.int64)
+    regs = np.zeros((N_REGISTER_CLASSES, Mt, Nt), dtype=np.int64)
     for r in range(Mt):
         for c in range(Nt):
             regs[ACCUMULATOR, r, c] = psum_in[r, c]
@@ -306,13 +308,13 @@ def _emulate_os(a, w, psum_in, flips, stuck, a_bits, a_signed, w_bits, w_signed,
 def _fault_row_invalid(register_class, row, col, cycle, kind, rows, cols):
     return (
         register_class < 0
-        or register_class > ACCUMULATOR
+        or register_class >= N_REGISTER_CLASSES
         or row < 0
         or row >= rows
         or col < 0
         or col >= cols
-        or kind < FLIP
-        or kind > STUCK1
+        or kind < 0
+        or kind >= N_FAULT_KINDS
         or (kind == FLIP and cycle < 0)
     )
 
@@ -450,7 +452,7 @@ def _emulate_reached_slots(pe, a, w, psum_in, faults):
     out = _gemm_overflow(a, w, psum_in, acc_bits, ovf)
     if slot1 <= slot0:
         return out  # every flip is masked
-    stationary = WEIGHT if dataflow == WS else INPUT
+    stationary = STATIONARY[dataflow]
     shifted = faults.copy()
     keep = np.empty(faults.shape[0], dtype=np.bool_)
     for i in range(faults.shape[0]):

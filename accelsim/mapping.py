@@ -25,6 +25,7 @@ from .codes import (
     GEMM_DIMS,
     INPUT,
     IS,
+    MOVING,
     N_DATAFLOWS,
     OS,
     PRODUCT,
@@ -242,7 +243,7 @@ def affected_box(
     # the psum t-r-c-2; the stationary register is read for slot s in cycle s+r+c.
     slots = Mt if dataflow_code == WS else Nt
     lanes = Nt if dataflow_code == WS else Mt
-    moving = INPUT if dataflow_code == WS else WEIGHT
+    moving = MOVING[dataflow_code]
     lane0, lane1 = col, col + 1
     if register_class == moving:
         lane1 = lanes

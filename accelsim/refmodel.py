@@ -29,18 +29,22 @@ import numpy as np
 from .codes import (
     ACCUMULATOR,
     DATAFLOW_SPECS,
+    FAULT_COL,
+    FAULT_KIND,
+    FAULT_REGISTER,
+    FAULT_ROW,
     FAULT_ROW_WIDTH,
     FLIP,
     INPUT,
     IS,
+    N_FAULT_KINDS,
+    N_REGISTER_CLASSES,
     OS,
     PRODUCT,
     STUCK0,
     STUCK1,
     WEIGHT,
     WS,
-    FaultKind,
-    RegisterClass,
 )
 from .intmath import accumulate, flip_bits, force_bits
 from .pe_spec import PESpec
@@ -112,14 +116,13 @@ def simulate_fold(
     }
     array = Array(rows, cols, widths)
     faults = [tuple(int(v) for v in f) for f in faults]
-    classes, kinds = len(RegisterClass), len(FaultKind)
     for f in faults:
         if not (
             len(f) == FAULT_ROW_WIDTH
-            and 0 <= f[0] < classes
-            and 0 <= f[1] < rows
-            and 0 <= f[2] < cols
-            and 0 <= f[5] < kinds
+            and 0 <= f[FAULT_REGISTER] < N_REGISTER_CLASSES
+            and 0 <= f[FAULT_ROW] < rows
+            and 0 <= f[FAULT_COL] < cols
+            and 0 <= f[FAULT_KIND] < N_FAULT_KINDS
         ):
             raise ValueError(f"fault {f} is not a register of a {rows}x{cols} array")
     pes = array.pes

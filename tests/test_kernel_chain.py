@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from accelsim import kernels, mapping, refmodel
-from accelsim.codes import CHAIN_ROW_WIDTH, DATAFLOWS, FAULT_ROW_WIDTH, Dataflow
+from accelsim.codes import CHAIN_ROW_WIDTH, DATAFLOWS, FAULT_ROW_WIDTH, Dataflow, dataflow_spec
 from accelsim.hw.pe_array import compute_fold
 from accelsim.pe_spec import PESpec
 from accelsim.schedule import FoldJob, GemmShape
@@ -228,11 +228,7 @@ def test_fold_values_equal_run_fold_and_the_reference_model():
         rows, cols = int(rng.integers(1, 5)), int(rng.integers(1, 5))
         free = int(rng.integers(1, 7))
         a_ext, b_ext = int(rng.integers(1, rows + 1)), int(rng.integers(1, cols + 1))
-        mt, kt, nt = {
-            "ws": (free, a_ext, b_ext),
-            "os": (a_ext, free, b_ext),
-            "is": (b_ext, a_ext, free),
-        }[dataflow]
+        mt, kt, nt = dataflow_spec(dataflow).gemm_dims(a_ext, b_ext, free)
         widths = _widths(rng)
         overflow = ("wrap", "saturate")[case % 2]
         a, w, bias = _operands(rng, widths, mt, kt, nt)

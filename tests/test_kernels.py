@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accelsim import kernels, mapping, refmodel
-from accelsim.codes import DATAFLOWS, FAULT_ROW_WIDTH, OVERFLOW_CODES, Dataflow
+from accelsim.codes import DATAFLOWS, FAULT_ROW_WIDTH, OVERFLOW_CODES, Dataflow, dataflow_spec
 from accelsim.pe_spec import PESpec
 
 
@@ -34,11 +34,7 @@ def fold_cases(draw, max_faults=0):
     rows, cols = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     free = draw(st.integers(1, 5))
     a_ext, b_ext = draw(st.integers(1, rows)), draw(st.integers(1, cols))
-    mt, kt, nt = {
-        "ws": (free, a_ext, b_ext),
-        "os": (a_ext, free, b_ext),
-        "is": (b_ext, a_ext, free),
-    }[dataflow]
+    mt, kt, nt = dataflow_spec(dataflow).gemm_dims(a_ext, b_ext, free)
     a_bits, w_bits = draw(st.integers(2, 8)), draw(st.integers(2, 8))
     a_signed = draw(st.booleans())
     # small accumulators so that wrap and saturate really trigger

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accelsim import mapping, refmodel
-from accelsim.codes import DATAFLOW_CODES, DATAFLOWS, Dataflow
+from accelsim.codes import DATAFLOW_CODES, DATAFLOWS, Dataflow, dataflow_spec
 from accelsim.pe_spec import PESpec
 
 
@@ -166,7 +166,7 @@ def test_fold_cycles_equal_the_reference_model(dataflow, rows, cols, data):
 def _tile_shape(data, dataflow, rows, cols):
     free = data.draw(st.integers(1, 6))
     a, b = data.draw(st.integers(1, rows)), data.draw(st.integers(1, cols))
-    return {"ws": (free, a, b), "os": (a, free, b), "is": (b, a, free)}[dataflow]
+    return dataflow_spec(dataflow).gemm_dims(a, b, free)
 
 
 def _outputs(pairs):
