@@ -21,12 +21,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .codes import DATAFLOWS, FAULT_SITES, REGISTER_CLASSES
 from .errors import AccelsimError
 from .ops import QUANTIZATION_RANGES
 from .yamlio import load_yaml, parse_scalar
-
-REGISTER_CLASSES = ("input", "weight", "product", "accumulator")
-DATAFLOWS = ("ws", "os", "is")
 
 
 class Section(BaseModel):
@@ -42,9 +40,7 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 class ArrayConfig(Section):
     rows: PositiveInt = Field(16, le=1024, description="PE rows (reduction dimension in ws/is)")
     cols: PositiveInt = Field(16, le=1024, description="PE columns")
-    dataflow: Literal["ws", "os", "is"] = Field(
-        "ws", description="weight-, output- or input-stationary"
-    )
+    dataflow: Literal[DATAFLOWS] = Field("ws", description="weight-, output- or input-stationary")
 
 
 class DramConfig(Section):
@@ -249,11 +245,7 @@ class FaultsConfig(Section):
     )
     model: Literal["seu", "mbu", "stuck0", "stuck1"] = "seu"
     mbu_width: PositiveInt = Field(2, le=8, description="adjacent bits flipped by an mbu")
-    registers: list[
-        Literal[
-            "input", "weight", "product", "accumulator", "sram:input", "sram:weight", "sram:output"
-        ]
-    ] = Field(
+    registers: list[Literal[FAULT_SITES]] = Field(
         default_factory=lambda: list(REGISTER_CLASSES),
         description="PE register classes and SRAM buffers exposed to faults",
     )

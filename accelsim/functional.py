@@ -14,7 +14,7 @@ from .config import AcceleratorConfig
 from .hw.accelerator import GEMM_OPS, gemm_output, lower_operands
 from .hw.pe_array import compute_fault_free, compute_layer, hardened_masks
 from .ir import Graph, Node
-from .mapping import DATAFLOW_CODES
+from .pe_spec import PESpec
 from .schedule import LayerSchedule, gemm_shape, schedule_layer
 
 
@@ -27,9 +27,7 @@ def run_folds(
 ) -> None:
     """Run every fold of a layer, updating ``ops.psum`` in place (faults per fold index)."""
     compute_layer(
-        DATAFLOW_CODES[accel.array.dataflow],
-        accel.array.rows,
-        accel.array.cols,
+        PESpec.for_layer(accel.array, sched.shape),
         sched,
         ops,
         faults,

@@ -26,9 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-OVERFLOW_WRAP = 0
-OVERFLOW_SATURATE = 1
-OVERFLOW_RULES = {"wrap": OVERFLOW_WRAP, "saturate": OVERFLOW_SATURATE}
+from .codes import OVERFLOW_WRAP
 
 
 @njit(cache=True, inline="always")

@@ -22,19 +22,33 @@ import numpy as np
 from numba import njit
 
 from . import mapping
-from .derived import derived
-from .intmath import OVERFLOW_WRAP, accumulate, flip_bits, force_bits, wrap
-
-WS, OS, IS = mapping.WS, mapping.OS, mapping.IS
-INPUT, WEIGHT, PRODUCT, ACCUMULATOR = (
-    mapping.INPUT,
-    mapping.WEIGHT,
-    mapping.PRODUCT,
-    mapping.ACCUMULATOR,
+from .codes import (
+    ACCUMULATOR,
+    CHAIN_POSITION,
+    CHAIN_ROW_WIDTH,
+    FAULT_COL,
+    FAULT_CYCLE,
+    FAULT_KIND,
+    FAULT_MASK,
+    FAULT_REGISTER,
+    FAULT_ROW,
+    FAULT_ROW_WIDTH,
+    FLIP,
+    INPUT,
+    IS,
+    N_FAULT_KINDS,
+    N_REGISTER_CLASSES,
+    OS,
+    OVERFLOW_WRAP,
+    PRODUCT,
+    STATIONARY,
+    STUCK0,
+    WEIGHT,
+    WS,
 )
-FLIP, STUCK0, STUCK1 = 0, 1, 2
-FAULT_COLUMNS = 6  # kernel fault rows: [register_class, row, col, cycle, mask, kind]
-
+from .derived import derived
+from .intmath import accumulate, flip_bits, force_bits, wrap
+from .pe_spec import PESpec
 
 # ---- fault-free GEMM --------------------------------------------------------------------
 
@@ -181,14 +195,16 @@ def _apply_faults(
     regs, flips, flip_ptr, cycle, stuck, a_bits, a_signed, w_bits, w_signed, acc_bits
 ):
     """Transient flips of this cycle (sorted by cycle), then every stuck-at; returns pointer."""
-    while flip_ptr < flips.shape[0] and flips[flip_ptr, 3] == cycle:
+    while flip_ptr < flips.shape[0] and flips[flip_ptr, FAULT_CYCLE] == cycle:
         fault = flips[flip_ptr]
-        cls, r, c, mask = fault[0], fault[1], fault[2], fault[4]
+        cls, r, c = fault[FAULT_REGISTER], fault[FAULT_ROW], fault[FAULT_COL]
+        mask = fault[FAULT_MASK]
         bits, signed = _width(cls, a_bits, a_signed, w_bits, w_signed, acc_bits)
         regs[cls, r, c] = flip_bits(regs[cls, r, c], mask, bits, signed)
         flip_ptr += 1
     for i in range(stuck.shape[0]):
-        cls, r, c, mask, kind = stuck[i, 0], stuck[i, 1], stuck[i, 2], stuck[i, 4], stuck[i, 5]
+        cls, r, c = stuck[i, FAULT_REGISTER], stuck[i, FAULT_ROW], stuck[i, FAULT_COL]
+        mask, kind = stuck[i, FAULT_MASK], stuck[i, FAULT_KIND]
         bits, signed = _width(cls, a_bits, a_signed, w_bits, w_signed, acc_bits)
         if kind == STUCK0:
             regs[cls, r, c] = force_bits(regs[cls, r, c], ~mask, 0, bits, signed)
@@ -208,7 +224,7 @@ def _emulate_stream(
     """
     Mt, Kt = a.shape
     Nt = w.shape[1]
-    regs = np.zeros((4, rows, Nt), dtype=np.int64)
+    regs = np.zeros((N_REGISTER_CLASSES, rows, Nt), dtype=np.int64)
     for r in range(Kt):
         for c in range(Nt):
             regs[WEIGHT, r, c] = w[r, c]
@@ -253,7 +269,7 @@ def _emulate_os(a, w, psum_in, flips, stuck, a_bits, a_signed, w_bits, w_signed,
     """
     Mt, Kt = a.shape
     Nt = w.shape[1]
-    regs = np.zeros((4, Mt, Nt), dtype=np.int64)
+    regs = np.zeros((N_REGISTER_CLASSES, Mt, Nt), dtype=np.int64)
     for r in range(Mt):
         for c in range(Nt):
             regs[ACCUMULATOR, r, c] = psum_in[r, c]
@@ -292,24 +308,26 @@ def _emulate_os(a, w, psum_in, flips, stuck, a_bits, a_signed, w_bits, w_signed,
 def _fault_row_invalid(register_class, row, col, cycle, kind, rows, cols):
     return (
         register_class < 0
-        or register_class > ACCUMULATOR
+        or register_class >= N_REGISTER_CLASSES
         or row < 0
         or row >= rows
         or col < 0
         or col >= cols
-        or kind < FLIP
-        or kind > STUCK1
+        or kind < 0
+        or kind >= N_FAULT_KINDS
         or (kind == FLIP and cycle < 0)
     )
 
 
 @njit(cache=True)
 def _invalid_fault_rows(faults, rows, cols):
-    """Which (F, 6) kernel fault rows name no register of a ``rows`` x ``cols`` array."""
+    """Which kernel fault rows name no register of a ``rows`` x ``cols`` array."""
     bad = np.zeros(faults.shape[0], dtype=np.bool_)
     for i in range(faults.shape[0]):
         f = faults[i]
-        bad[i] = _fault_row_invalid(f[0], f[1], f[2], f[3], f[5], rows, cols)
+        bad[i] = _fault_row_invalid(
+            f[FAULT_REGISTER], f[FAULT_ROW], f[FAULT_COL], f[FAULT_CYCLE], f[FAULT_KIND], rows, cols
+        )
     return bad
 
 
@@ -340,17 +358,17 @@ def _split_faults(faults):
     """
     n_flips = 0
     for i in range(faults.shape[0]):
-        n_flips += faults[i, 5] == FLIP
+        n_flips += faults[i, FAULT_KIND] == FLIP
     flips = np.empty((n_flips, faults.shape[1]), dtype=np.int64)
     stuck = np.empty((faults.shape[0] - n_flips, faults.shape[1]), dtype=np.int64)
     n_sorted = n_stuck = 0
     for i in range(faults.shape[0]):
-        if faults[i, 5] != FLIP:
+        if faults[i, FAULT_KIND] != FLIP:
             stuck[n_stuck] = faults[i]
             n_stuck += 1
             continue
         j = n_sorted
-        while j > 0 and flips[j - 1, 3] > faults[i, 3]:
+        while j > 0 and flips[j - 1, FAULT_CYCLE] > faults[i, FAULT_CYCLE]:
             flips[j] = flips[j - 1]
             j -= 1
         flips[j] = faults[i]
@@ -363,14 +381,14 @@ def _emulate_fold(dataflow, a, w, psum_in, rows, a_bits, a_signed, w_bits, acc_b
     """Register-level emulation of one fold; faults outside the live block are masked."""
     Mt, Kt = a.shape
     Nt = w.shape[1]
-    ext_rows, ext_cols = mapping.emulated_extent_by_code(dataflow, Mt, Kt, Nt, rows)
+    ext_rows, ext_cols = mapping.emulated_extent(dataflow, Mt, Kt, Nt, rows)
     faults = faults.copy()
     live = np.empty(faults.shape[0], dtype=np.bool_)
     for i in range(faults.shape[0]):
-        if dataflow == IS and faults[i, 0] <= WEIGHT:
+        if dataflow == IS and faults[i, FAULT_REGISTER] <= WEIGHT:  # INPUT or WEIGHT
             # is == ws transposed: weights stream, inputs stay; the two classes swap
-            faults[i, 0] = 1 - faults[i, 0]
-        live[i] = faults[i, 1] < ext_rows and faults[i, 2] < ext_cols
+            faults[i, FAULT_REGISTER] = INPUT + WEIGHT - faults[i, FAULT_REGISTER]
+        live[i] = faults[i, FAULT_ROW] < ext_rows and faults[i, FAULT_COL] < ext_cols
     flips, stuck = _split_faults(_rows_where(faults, live))
     if dataflow == OS:
         return _emulate_os(
@@ -399,17 +417,17 @@ def _emulate_fold(dataflow, a, w, psum_in, rows, a_bits, a_signed, w_bits, acc_b
 
 
 @njit(cache=True)
-def _reached_slots(dataflow, faults, Mt, Kt, Nt, rows, cols):
+def _reached_slots(pe, faults, Mt, Kt, Nt):
     """[s0, s1): the streamed slots (ws: m, is: n) that ws/is transient flips can reach."""
     slot0, slot1 = 0, 0
     for i in range(faults.shape[0]):
         f = faults[i]
         m0, m1, n0, n1 = mapping.affected_box(
-            dataflow, f[0], f[1], f[2], f[3], Mt, Kt, Nt, rows, cols, FLIP
+            pe, f[FAULT_REGISTER], f[FAULT_ROW], f[FAULT_COL], f[FAULT_CYCLE], Mt, Kt, Nt, FLIP
         )
         if m1 <= m0:
             continue  # masked flip
-        lo, hi = (m0, m1) if dataflow == WS else (n0, n1)
+        lo, hi = (m0, m1) if pe[0] == WS else (n0, n1)
         if slot1 <= slot0:
             slot0, slot1 = lo, hi
         else:
@@ -418,9 +436,7 @@ def _reached_slots(dataflow, faults, Mt, Kt, Nt, rows, cols):
 
 
 @njit(cache=True)
-def _emulate_reached_slots(
-    dataflow, a, w, psum_in, rows, cols, a_bits, a_signed, w_bits, acc_bits, ovf, faults
-):
+def _emulate_reached_slots(pe, a, w, psum_in, faults):
     """ws/is with transient flips only: emulate just the streamed slots the flips can reach.
 
     Slots (ws: m, is: n) never exchange values, so slot range [s0, s1) emulated alone, with
@@ -429,19 +445,20 @@ def _emulate_reached_slots(
     A shifted cycle below 0 is a flip of a slot before s0 (dropped), except for the stationary
     register, whose flip is then present from the sub-fold's start (cycle 0).
     """
+    dataflow, rows, _, a_bits, a_signed, w_bits, acc_bits, ovf = pe
     Mt, Kt = a.shape
     Nt = w.shape[1]
-    slot0, slot1 = _reached_slots(dataflow, faults, Mt, Kt, Nt, rows, cols)
+    slot0, slot1 = _reached_slots(pe, faults, Mt, Kt, Nt)
     out = _gemm_overflow(a, w, psum_in, acc_bits, ovf)
     if slot1 <= slot0:
         return out  # every flip is masked
-    stationary = WEIGHT if dataflow == WS else INPUT
+    stationary = STATIONARY[dataflow]
     shifted = faults.copy()
     keep = np.empty(faults.shape[0], dtype=np.bool_)
     for i in range(faults.shape[0]):
-        shifted[i, 3] -= slot0
-        keep[i] = shifted[i, 3] >= 0 or shifted[i, 0] == stationary
-        shifted[i, 3] = max(shifted[i, 3], 0)
+        shifted[i, FAULT_CYCLE] -= slot0
+        keep[i] = shifted[i, FAULT_CYCLE] >= 0 or shifted[i, FAULT_REGISTER] == stationary
+        shifted[i, FAULT_CYCLE] = max(shifted[i, FAULT_CYCLE], 0)
     shifted = _rows_where(shifted, keep)
     args = (rows, a_bits, a_signed, w_bits, acc_bits, ovf, shifted)
     if dataflow == WS:
@@ -456,74 +473,54 @@ def _emulate_reached_slots(
 
 
 @njit(cache=True)
-def fold_values(
-    dataflow, a, w, psum_in, rows, cols, a_bits, a_signed, w_bits, acc_bits, overflow, faults
-):
+def fold_values(pe, a, w, psum_in, faults):
     """One fold's ``psum_out`` (Mt, Nt) int64: :func:`run_fold` without the checks, in Numba.
 
-    ``dataflow`` is a ``mapping.DATAFLOW_CODES`` code; ``a`` (Mt, Kt), ``w`` (Kt, Nt),
-    ``psum_in`` (Mt, Nt) int64 (C-contiguous avoids extra compiled variants); ``faults``
-    int64 (F, 6) kernel rows, which the caller has checked (:func:`run_fold` does).
-    No faults: the overflow-accumulated GEMM. Otherwise register-level emulation, for ws/is
-    with transient flips only restricted to the streamed slots the flips can reach.
+    ``pe``: the array's :attr:`accelsim.pe_spec.PESpec.kernel` tuple; ``a`` (Mt, Kt), ``w``
+    (Kt, Nt), ``psum_in`` (Mt, Nt) int64 (C-contiguous avoids extra compiled variants);
+    ``faults`` int64 (F, FAULT_ROW_WIDTH) kernel rows, which the caller has checked
+    (:func:`run_fold` does). No faults: the overflow-accumulated GEMM. Otherwise
+    register-level emulation, for ws/is with transient flips only restricted to the streamed
+    slots the flips can reach.
     """
+    dataflow, rows, _, a_bits, a_signed, w_bits, acc_bits, overflow = pe
     if faults.shape[0] == 0:
         return _gemm_overflow(a, w, psum_in, acc_bits, overflow)
     if dataflow != WS and dataflow != OS and dataflow != IS:
         raise ValueError("unknown dataflow code")
     flips_only = True
     for i in range(faults.shape[0]):
-        flips_only &= faults[i, 5] == FLIP
-    args = (rows, a_bits, a_signed, w_bits, acc_bits, overflow, faults)
+        flips_only &= faults[i, FAULT_KIND] == FLIP
     if dataflow == OS or not flips_only:
-        return _emulate_fold(dataflow, a, w, psum_in, *args)
-    return _emulate_reached_slots(
-        dataflow, a, w, psum_in, rows, cols, a_bits, a_signed, w_bits, acc_bits, overflow, faults
-    )
+        return _emulate_fold(
+            dataflow, a, w, psum_in, rows, a_bits, a_signed, w_bits, acc_bits, overflow, faults
+        )
+    return _emulate_reached_slots(pe, a, w, psum_in, faults)
 
 
 def run_fold(
-    dataflow: int,
+    pe: PESpec,
     a_tile: np.ndarray,
     w_tile: np.ndarray,
     psum_in: np.ndarray,
     *,
-    rows: int,
-    cols: int,
-    a_bits: int,
-    a_signed: bool,
-    w_bits: int,
-    acc_bits: int,
-    overflow: int,
     faults: np.ndarray,
 ) -> np.ndarray:
     """One fold of the array: ``psum_out`` (Mt, Nt) int64 from ``psum_in`` (docs/semantics.md).
 
-    ``faults`` int64 (F, 6) rows ``[register_class, row, col, cycle, mask, kind]``; with no
-    faults the fold is the overflow-accumulated GEMM, otherwise the fold is emulated
-    register by register (bit- and cycle-exact with accelsim/refmodel.py). ``psum_in`` must
-    lie in the accumulator's range (the output buffer stores acc_bits words).
+    ``faults`` int64 (F, FAULT_ROW_WIDTH) rows ``[register_class, row, col, cycle, mask,
+    kind]`` (``codes.FAULT_*``); with no faults the fold is the overflow-accumulated GEMM,
+    otherwise the fold is emulated register by register (bit- and cycle-exact with
+    accelsim/refmodel.py). ``psum_in`` must lie in the accumulator's range (the output buffer
+    stores acc_bits words).
     """
     a = np.ascontiguousarray(a_tile, dtype=np.int64)
     w = np.ascontiguousarray(w_tile, dtype=np.int64)
     psum = np.ascontiguousarray(psum_in, dtype=np.int64)
-    faults = np.ascontiguousarray(faults, dtype=np.int64).reshape(-1, FAULT_COLUMNS)
+    faults = np.ascontiguousarray(faults, dtype=np.int64).reshape(-1, FAULT_ROW_WIDTH)
     if faults.shape[0]:
-        _check_faults(faults, rows, cols)
-    return fold_values(
-        int(dataflow),
-        a,
-        w,
-        psum,
-        int(rows),
-        int(cols),
-        int(a_bits),
-        bool(a_signed),
-        int(w_bits),
-        int(acc_bits),
-        int(overflow),
-        faults,
-    )
+        _check_faults(faults, pe.rows, pe.cols)
+    return fold_values(pe.kernel, a, w, psum, faults)
 
 
 # ---- one output tile's k-chain ----------------------------------------------------------
@@ -531,49 +528,48 @@ def run_fold(
 
 @njit(cache=True)
 def _link_faults(faults, link):
-    """The (F, 6) kernel rows of the chain faults (F, 7) at chain position ``link``."""
+    """The kernel rows of the chain fault rows (position first) at chain position ``link``."""
     n = 0
     for i in range(faults.shape[0]):
-        n += faults[i, 0] == link
-    out = np.empty((n, FAULT_COLUMNS), dtype=np.int64)
+        n += faults[i, CHAIN_POSITION] == link
+    out = np.empty((n, FAULT_ROW_WIDTH), dtype=np.int64)
     j = 0
     for i in range(faults.shape[0]):
-        if faults[i, 0] == link:
+        if faults[i, CHAIN_POSITION] == link:
             out[j] = faults[i, 1:]
             j += 1
     return out
 
 
-@njit(cache=True)
 def chain_values(
-    dataflow,
-    rows,
-    cols,
-    a_bits,
-    a_signed,
-    w_bits,
-    acc_bits,
-    overflow,
-    a,
-    w,
-    bias,
-    m0,
-    m1,
-    n0,
-    n1,
-    k_bounds,
-    faults,
-):
+    pe: PESpec,
+    a: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray,
+    m0: int,
+    m1: int,
+    n0: int,
+    n1: int,
+    k_bounds: np.ndarray,
+    faults: np.ndarray,
+) -> np.ndarray:
     """One output tile's psum (m1-m0, n1-n0) int64 recomputed along its k-chain from the bias.
 
     ``a`` (M, K), ``w`` (K, N), ``bias`` (N,): a group's lowered GEMM, int64 C-contiguous.
     ``k_bounds`` int64 (L, 2): the chain's folds ``[k0, k1)`` in accumulation order (ascending
-    k). ``faults`` int64 (F, 7) rows ``[chain_position, register_class, row, col, cycle, mask,
-    kind]``; link ``i`` runs :func:`fold_values` with the rows whose position is ``i``, so the
-    result equals ``run_fold`` fold by fold from ``bias[n0:n1]``. Faults are taken as given
-    (hardened bits already removed by the caller). ValueError on rows outside the array or
-    chain, or a tile outside the GEMM.
+    k). ``faults`` int64 (F, CHAIN_ROW_WIDTH) rows ``[chain_position, register_class, row,
+    col, cycle, mask, kind]``; link ``i`` runs :func:`fold_values` with the rows whose position
+    is ``i``, so the result equals ``run_fold`` fold by fold from ``bias[n0:n1]``. Faults are
+    taken as given (hardened bits already removed by the caller). ValueError on rows outside
+    the array or chain, or a tile outside the GEMM. One Numba call.
     """
+    return _chain_values(pe.kernel, a, w, bias, m0, m1, n0, n1, k_bounds, faults)
+
+
+@njit(cache=True)
+def _chain_values(pe, a, w, bias, m0, m1, n0, n1, k_bounds, faults):
+    """:func:`chain_values` on the spec's kernel tuple."""
+    rows, cols = pe[1], pe[2]
     if not (
         0 <= m0 <= m1 <= a.shape[0]
         and 0 <= n0 <= n1 <= w.shape[1]
@@ -585,18 +581,18 @@ def chain_values(
     for i in range(links):
         if not (0 <= k_bounds[i, 0] <= k_bounds[i, 1] <= a.shape[1]):
             raise ValueError("chain_values: k bounds outside the GEMM")
-    if faults.shape[1] != FAULT_COLUMNS + 1:
-        raise ValueError("chain_values: fault rows need 7 columns")
+    if faults.shape[1] != CHAIN_ROW_WIDTH:
+        raise ValueError("chain_values: fault rows need CHAIN_ROW_WIDTH columns")
     bad = _invalid_fault_rows(faults[:, 1:], rows, cols)
     for i in range(faults.shape[0]):
-        if bad[i] or not (0 <= faults[i, 0] < links):
+        if bad[i] or not (0 <= faults[i, CHAIN_POSITION] < links):
             raise ValueError("chain_values: fault rows outside the array or the chain")
     psum = np.empty((m1 - m0, n1 - n0), dtype=np.int64)
     for m in range(m1 - m0):
         psum[m] = bias[n0:n1]
     faulty = np.zeros(links, dtype=np.bool_)
     for i in range(faults.shape[0]):
-        faulty[faults[i, 0]] = True
+        faulty[faults[i, CHAIN_POSITION]] = True
     link = 0
     while link < links:
         k0, k1 = k_bounds[link, 0], k_bounds[link, 1]
@@ -608,19 +604,12 @@ def chain_values(
             while link < links and not faulty[link] and k_bounds[link, 0] == k1:
                 k1 = k_bounds[link, 1]
                 link += 1
-            link_faults = np.zeros((0, FAULT_COLUMNS), dtype=np.int64)
+            link_faults = np.zeros((0, FAULT_ROW_WIDTH), dtype=np.int64)
         psum = fold_values(
-            dataflow,
+            pe,
             np.ascontiguousarray(a[m0:m1, k0:k1]),
             np.ascontiguousarray(w[k0:k1, n0:n1]),
             psum,
-            rows,
-            cols,
-            a_bits,
-            a_signed,
-            w_bits,
-            acc_bits,
-            overflow,
             link_faults,
         )
     return psum

@@ -19,21 +19,23 @@ import numpy as np
 from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
 
-DATAFLOW_CODES = {"ws": 0, "os": 1, "is": 2}
-REGISTER_CLASSES = {"input": 0, "weight": 1, "product": 2, "accumulator": 3}
-FAULT_KINDS = {"flip": 0, "stuck0": 1, "stuck1": 2}
-
-INPUT, WEIGHT, PRODUCT, ACCUMULATOR = 0, 1, 2, 3
-WS, OS, IS = DATAFLOW_CODES["ws"], DATAFLOW_CODES["os"], DATAFLOW_CODES["is"]
-
-
-def _dataflow_code(dataflow: str) -> int:
-    """The code of a dataflow name (``DATAFLOW_CODES``); ValueError for an unknown name."""
-    try:
-        return DATAFLOW_CODES[dataflow]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown dataflow {dataflow!r}") from None
-
+from .codes import (
+    COL_DIM,
+    FLIP,
+    GEMM_DIMS,
+    INPUT,
+    IS,
+    MOVING,
+    N_DATAFLOWS,
+    OS,
+    PRODUCT,
+    PSUMS_CROSS_ROWS,
+    ROW_DIM,
+    STREAMED_DIM,
+    WEIGHT,
+    WS,
+    dataflow_spec,
+)
 
 # ---- layers as GEMMs (docs/semantics.md, section 2) ------------------------------------
 
@@ -117,88 +119,70 @@ def _tiles(extent: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, extent)) for start in range(0, extent, size)]
 
 
-def plan_folds(dataflow: str, M: int, K: int, N: int, rows: int, cols: int) -> list[Fold]:
+def plan_folds(dataflow: int | str, M: int, K: int, N: int, rows: int, cols: int) -> list[Fold]:
     """The folds of an (M, K, N) GEMM in issue order (SCALE-Sim's order).
 
+    The dataflow's descriptor (``codes.DATAFLOW_SPECS``) tiles its row dimension by ``rows``
+    and its column dimension by ``cols``, ``fold_order[0]`` outer; the streamed dimension is
+    whole in every fold:
     ws: n-tiles of ``cols`` (outer) x k-tiles of ``rows`` (inner), all M per fold.
     os: m-tiles of ``rows`` (outer) x n-tiles of ``cols`` (inner), all K per fold.
     is: m-tiles of ``cols`` (outer) x k-tiles of ``rows`` (inner), all N per fold.
     k-tiles are innermost in ws/is, so the k-folds of one psum tile run back to back in
     ascending k (the accumulation order of docs/semantics.md).
     """
-    if dataflow == "ws":
-        return [
-            Fold(0, M, k0, k1, n0, n1) for n0, n1 in _tiles(N, cols) for k0, k1 in _tiles(K, rows)
-        ]
-    if dataflow == "os":
-        return [
-            Fold(m0, m1, 0, K, n0, n1) for m0, m1 in _tiles(M, rows) for n0, n1 in _tiles(N, cols)
-        ]
-    if dataflow == "is":
-        return [
-            Fold(m0, m1, k0, k1, 0, N) for m0, m1 in _tiles(M, cols) for k0, k1 in _tiles(K, rows)
-        ]
-    raise ValueError(f"unknown dataflow {dataflow!r}")
+    spec = dataflow_spec(dataflow)
+    extent = (M, K, N)
+    tile_size = {spec.row_dim: rows, spec.col_dim: cols}
+    outer, inner = (GEMM_DIMS.index(d) for d in spec.fold_order)
+    bounds = [(0, M), (0, K), (0, N)]
+    folds = []
+    for outer_tile in _tiles(extent[outer], tile_size[GEMM_DIMS[outer]]):
+        bounds[outer] = outer_tile
+        for inner_tile in _tiles(extent[inner], tile_size[GEMM_DIMS[inner]]):
+            bounds[inner] = inner_tile
+            (m0, m1), (k0, k1), (n0, n1) = bounds
+            folds.append(Fold(m0, m1, k0, k1, n0, n1))
+    return folds
 
 
 @njit(cache=True)
-def fold_cycles_by_code(dataflow_code: int, Mt: int, Kt: int, Nt: int, rows: int) -> int:
-    """:func:`fold_cycles` for a dataflow code (``DATAFLOW_CODES``), callable from Numba."""
-    if dataflow_code == WS:
-        return Mt + rows + Nt
-    if dataflow_code == OS:
-        return Kt + Mt + Nt
-    if dataflow_code == IS:
-        return Nt + rows + Mt
-    raise ValueError("unknown dataflow code")
+def emulated_extent(dataflow: int, Mt: int, Kt: int, Nt: int, rows: int) -> tuple[int, int]:
+    """(rows, cols) of PEs whose registers can influence the fold's outputs.
+
+    ``dataflow`` is a code (``codes.Dataflow``, as a plain int). ws/is: every row (psums cross
+    them all) of the occupied columns; os: the tile's PEs. Registers outside this block are
+    idle: faults there are masked. Callable from Python and from Numba.
+    """
+    if not 0 <= dataflow < N_DATAFLOWS:
+        raise ValueError("unknown dataflow code")
+    dims = (Mt, Kt, Nt)
+    ext_rows = rows if PSUMS_CROSS_ROWS[dataflow] else dims[ROW_DIM[dataflow]]
+    return ext_rows, dims[COL_DIM[dataflow]]
 
 
-def fold_cycles(dataflow: str, Mt: int, Kt: int, Nt: int, rows: int, cols: int) -> int:
+@njit(cache=True)
+def fold_cycles(dataflow: int, Mt: int, Kt: int, Nt: int, rows: int) -> int:
     """Compute cycles of one fold (fill, skewed streaming, drain), preload excluded.
 
+    The streamed extent plus the live block's rows and columns (:func:`emulated_extent`):
     ws: ``Mt + rows + Nt`` (psums cross all ``rows`` rows and leave at the bottom edge);
     os: ``Kt + Mt + Nt`` (each accumulator is read in place when complete);
-    is: ``Nt + rows + Mt``. Derivation in docs/dataflows.md.
+    is: ``Nt + rows + Mt``. Derivation in docs/dataflows.md. ``dataflow`` is a code;
+    callable from Python and from Numba.
     """
-    return int(fold_cycles_by_code(_dataflow_code(dataflow), Mt, Kt, Nt, rows))
+    ext_rows, ext_cols = emulated_extent(dataflow, Mt, Kt, Nt, rows)
+    return (Mt, Kt, Nt)[STREAMED_DIM[dataflow]] + ext_rows + ext_cols
 
 
-def preload_cycles(dataflow: str, Mt: int, Kt: int, Nt: int, rows: int, cols: int) -> int:
+def preload_cycles(dataflow: int | str, rows: int) -> int:
     """Cycles to shift the stationary operand in before the fold (ws weights, is inputs).
 
     The operand is shifted down the columns through all ``rows`` rows (unused rows receive
     zeros). os keeps outputs stationary: its accumulators are initialised with ``psum_in`` in
     parallel as the fold starts, so no preload cycles.
     """
-    if dataflow in ("ws", "is"):
-        return rows
-    if dataflow == "os":
-        return 0
-    raise ValueError(f"unknown dataflow {dataflow!r}")
-
-
-@njit(cache=True)
-def emulated_extent_by_code(
-    dataflow_code: int, Mt: int, Kt: int, Nt: int, rows: int
-) -> tuple[int, int]:
-    """:func:`emulated_extent` for a dataflow code, callable from Numba."""
-    if dataflow_code == WS:
-        return rows, Nt
-    if dataflow_code == OS:
-        return Mt, Nt
-    if dataflow_code == IS:
-        return rows, Mt
-    raise ValueError("unknown dataflow code")
-
-
-def emulated_extent(dataflow: str, Mt: int, Kt: int, Nt: int, rows: int) -> tuple[int, int]:
-    """(rows, cols) of PEs whose registers can influence the fold's outputs.
-
-    ws/is: every row (psums cross them all) of the occupied columns; os: the tile's PEs.
-    Registers outside this block are idle: faults there are masked.
-    """
-    ext_rows, ext_cols = emulated_extent_by_code(_dataflow_code(dataflow), Mt, Kt, Nt, rows)
-    return int(ext_rows), int(ext_cols)
+    return rows if dataflow_spec(dataflow).preloads_stationary else 0
 
 
 @njit(cache=True)
@@ -211,7 +195,7 @@ def _slot_range(slot: int, slots: int) -> tuple[int, int]:
 
 @njit(cache=True)
 def affected_box(
-    dataflow_code: int,
+    pe: tuple,
     register_class: int,
     row: int,
     col: int,
@@ -219,23 +203,24 @@ def affected_box(
     Mt: int,
     Kt: int,
     Nt: int,
-    rows: int,
-    cols: int,
     kind: int,
 ) -> tuple[int, int, int, int]:
     """Tile outputs a fault in one register can change, as a box ``[m0, m1) x [n0, n1)``.
 
-    The reach of every fault is a full rectangle of the tile (docs/dataflows.md, "Faults");
-    the empty set is ``(0, 0, 0, 0)``. Semantics of :func:`affected_outputs`, which lists the
-    box's outputs; this form is callable from Numba kernels.
+    ``pe``: the array's :attr:`accelsim.pe_spec.PESpec.kernel` tuple (its dataflow and size
+    are what matter). The reach of every fault is a full rectangle of the tile
+    (docs/dataflows.md, "Faults"); the empty set is ``(0, 0, 0, 0)``. Semantics of
+    :func:`affected_outputs`, which lists the box's outputs; this form is callable from Numba
+    kernels.
     """
-    total = fold_cycles_by_code(dataflow_code, Mt, Kt, Nt, rows)
-    ext_rows, ext_cols = emulated_extent_by_code(dataflow_code, Mt, Kt, Nt, rows)
+    dataflow_code, rows = pe[0], pe[1]
+    total = fold_cycles(dataflow_code, Mt, Kt, Nt, rows)
+    ext_rows, ext_cols = emulated_extent(dataflow_code, Mt, Kt, Nt, rows)
     if not (0 <= row < ext_rows and 0 <= col < ext_cols):
         return 0, 0, 0, 0
-    if kind == 0 and not (0 <= cycle < total):
+    if kind == FLIP and not (0 <= cycle < total):
         return 0, 0, 0, 0
-    stuck = kind != 0
+    stuck = kind != FLIP
     if dataflow_code == OS:
         # PE(r, c) owns output (r, c), complete (and read) in cycle Kt+r+c+1. The operand
         # registers hold k-slot t-r-c and their product is accumulated in cycle t+c'-c+1 at
@@ -258,7 +243,7 @@ def affected_box(
     # the psum t-r-c-2; the stationary register is read for slot s in cycle s+r+c.
     slots = Mt if dataflow_code == WS else Nt
     lanes = Nt if dataflow_code == WS else Mt
-    moving = INPUT if dataflow_code == WS else WEIGHT
+    moving = MOVING[dataflow_code]
     lane0, lane1 = col, col + 1
     if register_class == moving:
         lane1 = lanes
@@ -276,7 +261,7 @@ def affected_box(
 
 
 def affected_outputs(
-    dataflow: str,
+    pe: tuple,
     register_class: int,
     row: int,
     col: int,
@@ -284,27 +269,25 @@ def affected_outputs(
     Mt: int,
     Kt: int,
     Nt: int,
-    rows: int,
-    cols: int,
-    kind: int = 0,
+    kind: int = FLIP,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Tile outputs (m_idx, n_idx) that a fault in one register can change.
 
     Structural: operand values are ignored (a flipped input times a zero weight still counts),
     so the set is exact-or-superset of what the reference model changes, also when several
     faults of one plan interact. Empty means provably masked (idle register, or a value that is
-    never read again). ``kind`` 0 is a transient flip at ``cycle``; stuck-at kinds (1, 2) hold
+    never read again). ``kind`` FLIP is a transient flip at ``cycle``; stuck-at kinds hold
     all fold, so ``cycle`` is ignored and every output passing through the register counts.
-    The set is the box of :func:`affected_box`, listed m-major (n varies fastest).
+    The set is the box of :func:`affected_box` (same ``pe`` tuple), listed m-major (n varies
+    fastest).
     """
-    m0, m1, n0, n1 = affected_box(
-        _dataflow_code(dataflow), register_class, row, col, cycle, Mt, Kt, Nt, rows, cols, kind
-    )
+    m0, m1, n0, n1 = affected_box(pe, register_class, row, col, cycle, Mt, Kt, Nt, kind)
     mm, nn = np.meshgrid(np.arange(m0, m1), np.arange(n0, n1), indexing="ij")
     return mm.ravel().astype(np.int64), nn.ravel().astype(np.int64)
 
 
-def fault_sites(dataflow: str, Mt: int, Kt: int, Nt: int, rows: int) -> tuple[int, int, int]:
+def fault_sites(dataflow: int | str, Mt: int, Kt: int, Nt: int, rows: int) -> tuple[int, int, int]:
     """(rows, cols, cycles) of the block of PE registers exposed during one fold."""
-    ext_rows, ext_cols = emulated_extent(dataflow, Mt, Kt, Nt, rows)
-    return ext_rows, ext_cols, fold_cycles(dataflow, Mt, Kt, Nt, rows, 0)
+    code = dataflow_spec(dataflow).code
+    ext_rows, ext_cols = emulated_extent(code, Mt, Kt, Nt, rows)
+    return ext_rows, ext_cols, fold_cycles(code, Mt, Kt, Nt, rows)

@@ -17,7 +17,7 @@ site). Each cycle, in this order:
    products are ``input * weight``, accumulators add ``overflow(acc + product)``).
 
 The fold ends after the cycle in which its last output is captured; the number of cycles is
-returned and must equal ``mapping.fold_cycles``.
+returned and must equal ``mapping.fold_cycles``. The dataflow is a code (``codes.Dataflow``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .intmath import OVERFLOW_RULES, accumulate, flip_bits, force_bits
-
-INPUT, WEIGHT, PRODUCT, ACCUMULATOR = 0, 1, 2, 3
-FLIP, STUCK0, STUCK1 = 0, 1, 2
+from .codes import (
+    ACCUMULATOR,
+    DATAFLOW_SPECS,
+    FAULT_COL,
+    FAULT_KIND,
+    FAULT_REGISTER,
+    FAULT_ROW,
+    FAULT_ROW_WIDTH,
+    FLIP,
+    INPUT,
+    IS,
+    N_FAULT_KINDS,
+    N_REGISTER_CLASSES,
+    OS,
+    PRODUCT,
+    STUCK0,
+    STUCK1,
+    WEIGHT,
+    WS,
+)
+from .intmath import accumulate, flip_bits, force_bits
+from .pe_spec import PESpec
 
 
 @dataclass
@@ -67,44 +85,45 @@ class Array:
 
 
 def simulate_fold(
-    dataflow: str,
+    spec: PESpec,
     a_tile: np.ndarray,
     w_tile: np.ndarray,
     psum_in: np.ndarray,
-    rows: int,
-    cols: int,
-    a_bits: int,
-    a_signed: bool,
-    w_bits: int,
-    acc_bits: int,
-    overflow: str,
     faults=(),
 ) -> tuple[np.ndarray, int]:
-    """Run one fold; return ``(psum_out (Mt, Nt) int64, cycles)``.
+    """Run one fold on the array ``spec``; return ``(psum_out (Mt, Nt) int64, cycles)``.
 
-    ``faults``: iterable of ``(register_class, row, col, cycle, mask, kind)`` with class
-    0 input / 1 weight / 2 product / 3 accumulator and kind 0 transient flip at ``cycle``,
-    1 stuck-at-0 / 2 stuck-at-1 on the ``mask`` bits for the whole fold.
+    ``faults``: iterable of kernel fault rows ``(register_class, row, col, cycle, mask,
+    kind)`` (``codes.RegisterClass``, ``codes.FaultKind``): kind FLIP is a transient flip at
+    ``cycle``, STUCK0 / STUCK1 force the ``mask`` bits for the whole fold.
     """
+    dataflow, rows, cols = spec.dataflow, spec.rows, spec.cols
     a = [[int(v) for v in row] for row in np.asarray(a_tile)]
     w = [[int(v) for v in row] for row in np.asarray(w_tile)]
     psum = [[int(v) for v in row] for row in np.asarray(psum_in)]
     Mt, Kt = np.asarray(a_tile).shape
     Nt = np.asarray(w_tile).shape[1]
-    rule = OVERFLOW_RULES[overflow]
-    fits = {"ws": (Kt, Nt), "os": (Mt, Nt), "is": (Kt, Mt)}[dataflow]
+    acc_bits, rule = spec.acc_bits, spec.overflow
+    fits = DATAFLOW_SPECS[dataflow].spatial(Mt, Kt, Nt)
     if fits[0] > rows or fits[1] > cols:
-        raise ValueError(f"{dataflow} tile {Mt}x{Kt}x{Nt} does not fit a {rows}x{cols} array")
+        name = DATAFLOW_SPECS[dataflow].name
+        raise ValueError(f"{name} tile {Mt}x{Kt}x{Nt} does not fit a {rows}x{cols} array")
     widths = {
-        INPUT: (a_bits, a_signed),
-        WEIGHT: (w_bits, True),
-        PRODUCT: (a_bits + w_bits, True),
+        INPUT: (spec.a_bits, spec.a_signed),
+        WEIGHT: (spec.w_bits, True),
+        PRODUCT: (spec.a_bits + spec.w_bits, True),
         ACCUMULATOR: (acc_bits, True),
     }
     array = Array(rows, cols, widths)
     faults = [tuple(int(v) for v in f) for f in faults]
     for f in faults:
-        if not (0 <= f[0] <= 3 and 0 <= f[1] < rows and 0 <= f[2] < cols and 0 <= f[5] <= 2):
+        if not (
+            len(f) == FAULT_ROW_WIDTH
+            and 0 <= f[FAULT_REGISTER] < N_REGISTER_CLASSES
+            and 0 <= f[FAULT_ROW] < rows
+            and 0 <= f[FAULT_COL] < cols
+            and 0 <= f[FAULT_KIND] < N_FAULT_KINDS
+        ):
             raise ValueError(f"fault {f} is not a register of a {rows}x{cols} array")
     pes = array.pes
 
@@ -112,11 +131,11 @@ def simulate_fold(
     for r in range(rows):
         for c in range(cols):
             pe = pes[r][c]
-            if dataflow == "ws" and r < Kt and c < Nt:
+            if dataflow == WS and r < Kt and c < Nt:
                 pe.weight = w[r][c]
-            if dataflow == "is" and r < Kt and c < Mt:
+            if dataflow == IS and r < Kt and c < Mt:
                 pe.input = a[c][r]
-            if dataflow == "os" and r < Mt and c < Nt:
+            if dataflow == OS and r < Mt and c < Nt:
                 pe.acc = psum[r][c]
     _feed_edges(dataflow, pes, 0, a, w, Mt, Kt, Nt)
 
@@ -156,13 +175,13 @@ def _feed_edges(dataflow, pes, cycle, a, w, Mt, Kt, Nt) -> None:
     tile does not use receive zeros, still tagged with their slot so psums stay aligned.
     """
     rows, cols = len(pes), len(pes[0])
-    if dataflow == "ws":  # A[m, k] enters row k at the left in cycle m + k
+    if dataflow == WS:  # A[m, k] enters row k at the left in cycle m + k
         for r in range(rows):
             m = cycle - r
             pe = pes[r][0]
             pe.input_tag = m if 0 <= m < Mt else None
             pe.input = a[m][r] if pe.input_tag is not None and r < Kt else 0
-    elif dataflow == "is":  # W[k, n] enters row k at the left in cycle n + k
+    elif dataflow == IS:  # W[k, n] enters row k at the left in cycle n + k
         for r in range(rows):
             n = cycle - r
             pe = pes[r][0]
@@ -185,13 +204,13 @@ def _capture(dataflow, array: Array, out: np.ndarray, Mt, Kt, Nt) -> int:
     """Copy the outputs complete in this cycle into ``out``; return how many."""
     pes = array.pes
     captured = 0
-    if dataflow in ("ws", "is"):
+    if dataflow in (WS, IS):
         bottom = pes[array.rows - 1]
-        lanes = Nt if dataflow == "ws" else Mt
+        lanes = Nt if dataflow == WS else Mt
         for c in range(lanes):
             slot = bottom[c].acc_tag
             if slot is not None:
-                if dataflow == "ws":
+                if dataflow == WS:
                     out[slot, c] = bottom[c].acc
                 else:
                     out[c, slot] = bottom[c].acc
@@ -216,33 +235,33 @@ def _step(dataflow, array: Array, psum, Mt, Nt, acc_bits, rule, Kt) -> None:
             pe, cur = array.pes[r][c], old[r][c]
             # multiplier: product register <- input * weight
             pe.product = cur.input * cur.weight
-            if dataflow == "os":
+            if dataflow == OS:
                 assert cur.input_tag == cur.weight_tag, "os operands misaligned"
-            pe.product_tag = cur.weight_tag if dataflow == "is" else cur.input_tag
+            pe.product_tag = cur.weight_tag if dataflow == IS else cur.input_tag
             # accumulator
-            if dataflow == "os":
+            if dataflow == OS:
                 pe.acc = accumulate(cur.acc, cur.product, acc_bits, rule)
                 pe.last_k_added = cur.product_tag == Kt - 1
             else:
                 if r == 0:
                     slot = cur.product_tag
-                    lane_ok = c < (Nt if dataflow == "ws" else Mt)
+                    lane_ok = c < (Nt if dataflow == WS else Mt)
                     if slot is None or not lane_ok:
                         above = 0
                     else:
-                        above = psum[slot][c] if dataflow == "ws" else psum[c][slot]
+                        above = psum[slot][c] if dataflow == WS else psum[c][slot]
                     above_tag = slot if lane_ok else None
                 else:
                     above, above_tag = old[r - 1][c].acc, old[r - 1][c].acc_tag
-                    assert above_tag == cur.product_tag or c >= (Nt if dataflow == "ws" else Mt)
+                    assert above_tag == cur.product_tag or c >= (Nt if dataflow == WS else Mt)
                 pe.acc = accumulate(above, cur.product, acc_bits, rule)
                 pe.acc_tag = above_tag
             # moving operands: inputs (ws, os) and weights (is) one PE right; os weights down
-            if dataflow in ("ws", "os") and c > 0:
+            if dataflow in (WS, OS) and c > 0:
                 pe.input, pe.input_tag = old[r][c - 1].input, old[r][c - 1].input_tag
-            if dataflow == "is" and c > 0:
+            if dataflow == IS and c > 0:
                 pe.weight, pe.weight_tag = old[r][c - 1].weight, old[r][c - 1].weight_tag
-            if dataflow == "os" and r > 0:
+            if dataflow == OS and r > 0:
                 pe.weight, pe.weight_tag = old[r - 1][c].weight, old[r - 1][c].weight_tag
 
 

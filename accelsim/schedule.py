@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 from . import mapping
+from .codes import DataflowSpec, dataflow_spec
 from .config import AcceleratorConfig
 from .errors import Infeasible
 from .ir import Graph, Node, attr
@@ -168,104 +169,133 @@ def _slot_bytes(capacity_kib: float, double_buffered: bool) -> int:
     return int(capacity_kib * 1024) // (2 if double_buffered else 1)
 
 
-def _output_tile_rows(dataflow: str, rows: int, cols: int, block_m: int) -> tuple[int, int]:
-    """(m extent, n extent) of the largest partial-sum tile a fold of this block produces."""
-    if dataflow == "ws":
-        return block_m, cols
-    if dataflow == "os":
-        return min(rows, block_m), cols
-    return min(cols, block_m), 0  # is: all N per fold; the caller multiplies by N
+@dataclass(frozen=True)
+class _BlockGeometry:
+    """How the m-blocks of one layer are cut: in units of whole output rows of one batch
+    item (conv2d: ``out_w`` GEMM rows each) or whole samples (linear: one GEMM row each)."""
+
+    shape: GemmShape
+    dataflow: DataflowSpec
+    rows: int
+    cols: int
+
+    @property
+    def unit(self) -> int:
+        """GEMM rows (m) per unit."""
+        return self.shape.out_w if self.shape.op == "conv2d" else 1
+
+    @property
+    def units(self) -> int:
+        """Units an m-block may span: one batch item's output rows, or all samples."""
+        return self.shape.out_h if self.shape.op == "conv2d" else self.shape.batch
+
+    @property
+    def row_in_bytes(self) -> int:
+        """Bytes of one input row (all channels) of one batch item."""
+        return bytes_for(self.shape.in_channels * self.shape.in_w, self.shape.a_bits)
+
+    def input_bytes(self, u0: int, u1: int) -> int:
+        """Input bytes (no padding) an m-block of units ``[u0, u1)`` reads."""
+        shape = self.shape
+        if shape.op == "conv2d":
+            return self.row_in_bytes * shape.input_rows_for(u0, u1)
+        return bytes_for(shape.in_channels * (u1 - u0), shape.a_bits)
+
+    def output_tile_bytes(self, n_units: int) -> int:
+        """Bytes of the largest partial-sum tile a fold of an ``n_units`` block produces."""
+        shape, df = self.shape, self.dataflow
+        tile_m = df.tile_extent("M", n_units * self.unit, self.rows, self.cols)
+        tile_n = df.tile_extent("N", shape.N, self.rows, self.cols)
+        return bytes_for(tile_m * tile_n, shape.acc_bits)
+
+    def sizing_input_bytes(self, n_units: int) -> int:
+        """Input bytes charged when sizing a block of ``n_units``: the rows read when a unit
+        is several GEMM rows, else (linear, or a conv with ``out_w == 1``) the channels only."""
+        if self.unit > 1:
+            return self.row_in_bytes * self.shape.input_rows_for(0, n_units)
+        return bytes_for(self.shape.in_channels * n_units, self.shape.a_bits)
+
+    def fits(self, n_units: int, in_slot: int, out_slot: int) -> bool:
+        return (
+            self.sizing_input_bytes(n_units) <= in_slot
+            and self.output_tile_bytes(n_units) <= out_slot
+        )
 
 
-def schedule_layer(
-    graph: Graph, node: Node, accel: AcceleratorConfig, *, batch: int
-) -> LayerSchedule:
-    """Tile one conv2d/linear layer; raise :class:`Infeasible` if one tile cannot fit."""
-    shape = gemm_shape(graph, node, batch)
-    rows, cols, dataflow = accel.array.rows, accel.array.cols, accel.array.dataflow
-    bufs = accel.buffers
-    in_slot = _slot_bytes(bufs.input.capacity_kib, bufs.input.double_buffered)
-    w_slot = _slot_bytes(bufs.weight.capacity_kib, bufs.weight.double_buffered)
-    out_slot = _slot_bytes(bufs.output.capacity_kib, bufs.output.double_buffered)
-
-    weight_bytes = bytes_for(shape.groups * shape.K * shape.N, shape.w_bits)
-    weight_tile = bytes_for(min(shape.K, rows) * min(shape.N, cols), shape.w_bits)
-    if dataflow == "os":
-        weight_tile = bytes_for(shape.K * min(shape.N, cols), shape.w_bits)
-    elif dataflow == "is":
-        weight_tile = bytes_for(min(shape.K, rows) * shape.N, shape.w_bits)
+def _check_weight_tile(geometry: _BlockGeometry, w_slot: int) -> None:
+    shape, df = geometry.shape, geometry.dataflow
+    k = df.tile_extent("K", shape.K, geometry.rows, geometry.cols)
+    n = df.tile_extent("N", shape.N, geometry.rows, geometry.cols)
+    weight_tile = bytes_for(k * n, shape.w_bits)
     if weight_tile > w_slot:
         raise Infeasible(
             f"layer {shape.layer}: one weight tile needs {weight_tile} B but a weight-buffer "
             f"slot holds {w_slot} B",
             key="accelerator.buffers.weight.capacity_kib",
         )
-    weights_resident = weight_bytes <= int(bufs.weight.capacity_kib * 1024)
 
-    # m-blocks: whole output rows of one batch item (linear: whole samples)
-    unit = shape.out_w if shape.op == "conv2d" else 1
-    units_per_item = shape.out_h if shape.op == "conv2d" else 1
-    row_in_bytes = bytes_for(shape.in_channels * shape.in_w, shape.a_bits)
 
-    def block_cost(n_units: int) -> tuple[int, int]:
-        m = n_units * unit
-        tile_m, tile_n = _output_tile_rows(dataflow, rows, cols, m)
-        tile_n = tile_n or shape.N
-        out_bytes = bytes_for(tile_m * min(tile_n, shape.N), shape.acc_bits)
-        in_bytes = (
-            row_in_bytes * shape.input_rows_for(0, n_units)
-            if unit > 1
-            else bytes_for(shape.in_channels * n_units, shape.a_bits)
-        )
-        return in_bytes, out_bytes
-
-    in_one, out_one = block_cost(1)
+def _check_one_unit_fits(geometry: _BlockGeometry, in_slot: int, out_slot: int) -> None:
+    layer = geometry.shape.layer
+    in_one, out_one = geometry.sizing_input_bytes(1), geometry.output_tile_bytes(1)
     if in_one > in_slot:
         raise Infeasible(
-            f"layer {shape.layer}: the input rows of one output row need {in_one} B but an "
+            f"layer {layer}: the input rows of one output row need {in_one} B but an "
             f"input-buffer slot holds {in_slot} B",
             key="accelerator.buffers.input.capacity_kib",
         )
     if out_one > out_slot:
         raise Infeasible(
-            f"layer {shape.layer}: one partial-sum tile needs {out_one} B but an "
+            f"layer {layer}: one partial-sum tile needs {out_one} B but an "
             f"output-buffer slot holds {out_slot} B",
             key="accelerator.buffers.output.capacity_kib",
         )
-    # largest block that fits both slots (cost grows monotonically with the block)
+
+
+def _units_per_block(geometry: _BlockGeometry, in_slot: int, out_slot: int) -> int:
+    """The largest block that fits both slots (cost grows monotonically with the block)."""
     per_block = 1
-    lo, hi = 1, units_per_item if shape.op == "conv2d" else shape.batch
+    lo, hi = 1, geometry.units
     while lo <= hi:
         mid = (lo + hi) // 2
-        i_b, o_b = block_cost(mid)
-        if i_b <= in_slot and o_b <= out_slot:
+        if geometry.fits(mid, in_slot, out_slot):
             per_block, lo = mid, mid + 1
         else:
             hi = mid - 1
+    return per_block
 
-    # m-blocks as (m0, m1, input bytes, units); SCALE-Sim streams all of M through every fold
-    # with ideal memory, so its timing mode uses one block per group
-    items = shape.batch if shape.op == "conv2d" else 1
-    total_units = units_per_item if shape.op == "conv2d" else shape.batch
-    spans: list[tuple[int, int, int, int]] = []
-    if accel.timing == "scalesim":
+
+def _block_spans(
+    geometry: _BlockGeometry, per_block: int, scalesim: bool
+) -> list[tuple[int, int, int, int]]:
+    """m-blocks of one group as (m0, m1, input bytes, units).
+
+    SCALE-Sim streams all of M through every fold with ideal memory, so its timing mode uses
+    one block per group.
+    """
+    shape, unit = geometry.shape, geometry.unit
+    conv = shape.op == "conv2d"
+    if scalesim:
         whole = (
-            row_in_bytes * shape.in_h * shape.batch
-            if shape.op == "conv2d"
+            geometry.row_in_bytes * shape.in_h * shape.batch
+            if conv
             else bytes_for(shape.in_channels * shape.batch, shape.a_bits)
         )
-        spans.append((0, shape.M, whole, total_units))
-    else:
-        for item in range(items):
-            for u0 in range(0, total_units, per_block):
-                u1 = min(u0 + per_block, total_units)
-                m0 = (item * units_per_item + u0) * unit if shape.op == "conv2d" else u0
-                if shape.op == "conv2d":
-                    in_bytes = row_in_bytes * shape.input_rows_for(u0, u1)
-                else:
-                    in_bytes = bytes_for(shape.in_channels * (u1 - u0), shape.a_bits)
-                spans.append((m0, m0 + (u1 - u0) * unit, in_bytes, u1 - u0))
+        return [(0, shape.M, whole, geometry.units)]
+    spans = []
+    for item in range(shape.batch if conv else 1):
+        for u0 in range(0, geometry.units, per_block):
+            u1 = min(u0 + per_block, geometry.units)
+            m0 = (item * geometry.units + u0) * unit if conv else u0
+            spans.append((m0, m0 + (u1 - u0) * unit, geometry.input_bytes(u0, u1), u1 - u0))
+    return spans
 
+
+def _blocks_and_folds(
+    geometry: _BlockGeometry, spans: list[tuple[int, int, int, int]]
+) -> tuple[list[MBlock], list[FoldJob]]:
+    """The loop nest group -> m-block -> fold, folds numbered in issue order."""
+    shape = geometry.shape
     blocks: list[MBlock] = []
     folds: list[FoldJob] = []
     for g in range(shape.groups):
@@ -276,10 +306,13 @@ def schedule_layer(
                 m0=m0,
                 m1=m1,
                 input_bytes=in_bytes,
-                output_tile_bytes=block_cost(n_units)[1],
+                output_tile_bytes=geometry.output_tile_bytes(n_units),
             )
             blocks.append(block)
-            for fold in mapping.plan_folds(dataflow, m1 - m0, shape.K, shape.N, rows, cols):
+            tiles = mapping.plan_folds(
+                geometry.dataflow.code, m1 - m0, shape.K, shape.N, geometry.rows, geometry.cols
+            )
+            for fold in tiles:
                 folds.append(
                     FoldJob(
                         index=len(folds),
@@ -295,10 +328,29 @@ def schedule_layer(
                         last_k=fold.k1 == shape.K,
                     )
                 )
+    return blocks, folds
+
+
+def schedule_layer(
+    graph: Graph, node: Node, accel: AcceleratorConfig, *, batch: int
+) -> LayerSchedule:
+    """Tile one conv2d/linear layer; raise :class:`Infeasible` if one tile cannot fit."""
+    shape = gemm_shape(graph, node, batch)
+    array, bufs = accel.array, accel.buffers
+    geometry = _BlockGeometry(shape, dataflow_spec(array.dataflow), array.rows, array.cols)
+    in_slot = _slot_bytes(bufs.input.capacity_kib, bufs.input.double_buffered)
+    w_slot = _slot_bytes(bufs.weight.capacity_kib, bufs.weight.double_buffered)
+    out_slot = _slot_bytes(bufs.output.capacity_kib, bufs.output.double_buffered)
+    _check_weight_tile(geometry, w_slot)
+    _check_one_unit_fits(geometry, in_slot, out_slot)
+    per_block = _units_per_block(geometry, in_slot, out_slot)
+    spans = _block_spans(geometry, per_block, scalesim=accel.timing == "scalesim")
+    blocks, folds = _blocks_and_folds(geometry, spans)
+    weight_bytes = bytes_for(shape.groups * shape.K * shape.N, shape.w_bits)
     return LayerSchedule(
         shape=shape,
         blocks=tuple(blocks),
         folds=tuple(folds),
-        weights_resident=weights_resident,
+        weights_resident=weight_bytes <= int(bufs.weight.capacity_kib * 1024),
         weight_bytes=weight_bytes,
     )

@@ -72,15 +72,16 @@ Differences from accelsim's ``accurate`` timing (each is what SCALE-Sim does, on
 
 from __future__ import annotations
 
-DATAFLOWS = ("os", "ws", "is")
+from .codes import DATAFLOWS, DataflowSpec, dataflow_spec
 
 
-def _check(dataflow: str, dims: dict[str, int]) -> None:
+def _check(dataflow: str, dims: dict[str, int]) -> DataflowSpec:
     if dataflow not in DATAFLOWS:
         raise ValueError(f"dataflow {dataflow!r}: one of {', '.join(DATAFLOWS)}")
     for name, value in dims.items():
         if int(value) < 1:
             raise ValueError(f"{name} = {value}: must be >= 1")
+    return dataflow_spec(dataflow)
 
 
 def scalesim_fold_cycles(
@@ -94,17 +95,17 @@ def scalesim_fold_cycles(
     ``first_fold`` marks the first fold of a layer (of a group): it is one cycle shorter,
     because SCALE-Sim counts cycles from 0.
     """
-    _check(dataflow, {"Mt": Mt, "Kt": Kt, "Nt": Nt, "rows": rows, "cols": cols})
-    streamed = {"os": Kt, "ws": Mt, "is": Nt}[dataflow]
-    load = 0 if dataflow == "os" else rows  # ws/is: the stationary operand enters row by row
+    spec = _check(dataflow, {"Mt": Mt, "Kt": Kt, "Nt": Nt, "rows": rows, "cols": cols})
+    streamed = spec.streamed(Mt, Kt, Nt)
+    load = rows if spec.preloads_stationary else 0  # ws/is: the operand enters row by row
     lines = load + streamed + (rows - 1) + (cols - 1)
     return int(lines - 1 if first_fold else lines)
 
 
 def scalesim_fold_count(dataflow: str, M: int, K: int, N: int, rows: int, cols: int) -> int:
     """How many folds SCALE-Sim cuts an ``M x K x N`` GEMM into."""
-    _check(dataflow, {"M": M, "K": K, "N": N, "rows": rows, "cols": cols})
-    spatial_rows, spatial_cols = {"os": (M, N), "ws": (K, N), "is": (K, M)}[dataflow]
+    spec = _check(dataflow, {"M": M, "K": K, "N": N, "rows": rows, "cols": cols})
+    spatial_rows, spatial_cols = spec.spatial(M, K, N)
     return -(-spatial_rows // rows) * -(-spatial_cols // cols)
 
 

@@ -50,8 +50,8 @@ from faults.campaign import (  # noqa: E402
     prepare,
     run_injection,
 )
+from faults.fault import inference_faults  # noqa: E402
 from faults.inject import faulty_inference, full_faulty_inference  # noqa: E402
-from faults.plan import inference_faults  # noqa: E402
 from faults.runner import TaskSpec  # noqa: E402
 
 PFI_TOOL = ROOT / "tools" / "pytorchfi_bench.py"

@@ -28,8 +28,8 @@ import numpy as np
 from accelsim import executor, functional
 from accelsim.hw.accelerator import GEMM_OPS
 
+from .fault import PE_REGISTERS, FaultTable, inference_faults
 from .inject import Golden, InjectionStats, faulty_inference, faulty_layer_outputs
-from .plan import PE_REGISTERS, FaultTable, inference_faults
 
 
 def fast_path(table: FaultTable, batch: int) -> np.ndarray:

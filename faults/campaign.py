@@ -33,19 +33,12 @@ from accelsim.simulation import register_widths
 from accelsim.workload import Workload
 
 from .batched import faulty_outputs
+from .exposure import Exposure, LayerExposure
+from .fault import PE_REGISTERS, REGISTERS, Fault, FaultTable, mask_bits
 from .inject import Golden, golden_run
-from .plan import (
-    PE_REGISTERS,
-    REGISTERS,
-    Exposure,
-    Fault,
-    FaultTable,
-    LayerExposure,
-    SiteSampler,
-    load_plan,
-    mask_bits,
-)
+from .plan import load_plan
 from .runner import BatchTaskFn, TaskSpec, run_tasks, task_words, words_below, words_uniform
+from .sampling import SiteSampler
 from .sram import sram_word_bits, sram_words
 from .stats import Tally
 

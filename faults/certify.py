@@ -32,7 +32,7 @@ from accelsim.workload import Workload
 
 from .batched import faulty_outputs
 from .campaign import CampaignSettings, prepare
-from .plan import FaultTable
+from .fault import FaultTable
 from .runner import task_words, words_below
 from .strata import CHUNK, stratified_interval
 

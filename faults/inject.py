@@ -31,21 +31,30 @@ import numpy as np
 from numba import njit
 
 from accelsim import executor, functional, mapping
+from accelsim.codes import (
+    FAULT_COL,
+    FAULT_CYCLE,
+    FAULT_KIND,
+    FAULT_MASK,
+    FAULT_REGISTER,
+    FAULT_ROW,
+    FAULT_ROW_WIDTH,
+    FLIP,
+)
 from accelsim.config import AcceleratorConfig
 from accelsim.hw.accelerator import GEMM_OPS, gemm_output, lower_operands
 from accelsim.hw.controller import GemmOperands
-from accelsim.hw.pe_array import FAULT_MASK_COLUMN, hardened_masks, tile_key
-from accelsim.intmath import OVERFLOW_RULES, requantize
+from accelsim.hw.pe_array import hardened_masks, tile_key
+from accelsim.intmath import requantize
 from accelsim.ir import Graph, Node
 from accelsim.kernels import chain_values
+from accelsim.pe_spec import PESpec
 from accelsim.schedule import LayerSchedule, schedule_layer
 
-from .plan import Fault
+from .fault import Fault
 from .sram import layer_effects, lowered_index, recompute_psums
 
-FLIP = 0  # kernel fault kind: transient flip (stuck-at faults act for the whole fold)
-MASK, KIND = FAULT_MASK_COLUMN, 5  # kernel fault rows: [class, row, col, cycle, mask, kind]
-LayerFaults = Mapping[int, np.ndarray]  # fold index -> kernel fault rows (F, 6)
+LayerFaults = Mapping[int, np.ndarray]  # fold index -> kernel fault rows (F, FAULT_ROW_WIDTH)
 InferenceFaults = Mapping[str, LayerFaults]  # layer name -> its faults
 
 
@@ -78,6 +87,7 @@ class Golden:
     _cached_bytes: int = field(default=0, repr=False)
     _input_index: dict = field(default_factory=dict, repr=False)
     _fold_tables: dict = field(default_factory=dict, repr=False)
+    _pe_specs: dict = field(default_factory=dict, repr=False)
 
     @property
     def samples(self) -> int:
@@ -113,6 +123,14 @@ class Golden:
         if folds is None:
             folds = self._fold_tables[layer] = LayerFolds.of(self.schedules[layer])
         return folds
+
+    def pe(self, layer: str) -> PESpec:
+        """The array as the kernels see it for ``layer`` (built once)."""
+        spec = self._pe_specs.get(layer)
+        if spec is None:
+            shape = self.schedules[layer].shape
+            spec = self._pe_specs[layer] = PESpec.for_layer(self.accel.array, shape)
+        return spec
 
     def input_index(self, node: Node) -> list[np.ndarray]:
         """Per group, which input element (address + 1, 0 = padding) each A entry holds."""
@@ -175,25 +193,24 @@ def golden_run(graph: Graph, accel: AcceleratorConfig, inputs: np.ndarray) -> Go
 
 
 @njit(cache=True)
-def _reaches_output(dataflow, rows, cols, dims, faults):
+def _reaches_output(pe, dims, faults):
     """Per fault row: can it change an output? (stuck-at faults always may)."""
     live = np.ones(faults.shape[0], dtype=np.bool_)
     for i in range(faults.shape[0]):
-        if faults[i, MASK] == 0:
+        f = faults[i]
+        if f[FAULT_MASK] == 0:
             live[i] = False  # every bit it hits is hardened
-        elif faults[i, KIND] == FLIP:
+        elif f[FAULT_KIND] == FLIP:
             m0, m1, n0, n1 = mapping.affected_box(
-                dataflow,
-                faults[i, 0],
-                faults[i, 1],
-                faults[i, 2],
-                faults[i, 3],
+                pe,
+                f[FAULT_REGISTER],
+                f[FAULT_ROW],
+                f[FAULT_COL],
+                f[FAULT_CYCLE],
                 dims[i, 0],
                 dims[i, 1],
                 dims[i, 2],
-                rows,
-                cols,
-                faults[i, KIND],
+                f[FAULT_KIND],
             )
             live[i] = m0 < m1 and n0 < n1
     return live
@@ -210,12 +227,10 @@ def live_faults(
     """Which kernel rows ``faults`` of one layer (folds ``fold``, injections ``owner``) can
     change an output, once the hardened bits are removed (in place); the others are counted
     as masked early in their injection's ``stats``."""
-    accel = golden.accel
-    array = accel.array
-    faults[:, MASK] &= ~hardened_masks(accel.protection.hardened_bits)[faults[:, 0]]
+    hardened = hardened_masks(golden.accel.protection.hardened_bits)
+    faults[:, FAULT_MASK] &= ~hardened[faults[:, FAULT_REGISTER]]
     dims = golden.folds(node.name).dims[fold]
-    code = mapping.DATAFLOW_CODES[array.dataflow]
-    live = _reaches_output(code, array.rows, array.cols, dims, faults)
+    live = _reaches_output(golden.pe(node.name).kernel, dims, faults)
     counts = np.bincount(owner, minlength=len(stats))
     dropped = np.bincount(owner[~live], minlength=len(stats))
     for i in np.flatnonzero(counts):
@@ -228,7 +243,9 @@ def reachable_faults(
     golden: Golden, node: Node, faults: LayerFaults, stats: InjectionStats
 ) -> dict[int, np.ndarray]:
     """The faults of one layer that can change an output (hardened bits removed)."""
-    per_fold = [np.asarray(rows, dtype=np.int64).reshape(-1, 6) for rows in faults.values()]
+    per_fold = [
+        np.asarray(rows, dtype=np.int64).reshape(-1, FAULT_ROW_WIDTH) for rows in faults.values()
+    ]
     if not per_fold:
         return {}
     rows = np.concatenate(per_fold)
@@ -256,7 +273,7 @@ def faulty_layer_outputs(
     the golden run. Returns the outputs (batch-1 tensors) that differ from the golden run and
     their injections.
     """
-    faults = np.array(faults, dtype=np.int64).reshape(-1, 6)
+    faults = np.array(faults, dtype=np.int64).reshape(-1, FAULT_ROW_WIDTH)
     live = live_faults(golden, node, owner, fold, faults, stats)
     owner, fold, faults = owner[live], fold[live], faults[live]
     outs: list[np.ndarray] = []
@@ -265,7 +282,7 @@ def faulty_layer_outputs(
         return outs, injections
     sched = golden.schedules[node.name]
     shape = sched.shape
-    array = golden.accel.array
+    pe = golden.pe(node.name)
     folds = golden.folds(node.name)
     tile = folds.tile[fold]
     with_position = np.concatenate([folds.position[fold][:, None], faults], axis=1)
@@ -274,16 +291,6 @@ def faulty_layer_outputs(
     owner, tile, with_position = owner[order], tile[order], with_position[order]
     starts = np.flatnonzero(np.r_[True, (owner[1:] != owner[:-1]) | (tile[1:] != tile[:-1])])
     ends = np.r_[starts[1:], len(owner)]
-    args = (
-        mapping.DATAFLOW_CODES[array.dataflow],
-        array.rows,
-        array.cols,
-        shape.a_bits,
-        shape.a_signed,
-        shape.w_bits,
-        shape.acc_bits,
-        OVERFLOW_RULES[shape.overflow],
-    )
     multiplier, shift = node.params["multiplier"], node.params["shift"]
     attrs = node.attrs
     requant = (int(attrs["out_zero_point"]), int(attrs["out_lo"]), int(attrs["out_hi"]))
@@ -309,7 +316,7 @@ def faulty_layer_outputs(
         t = int(tile[start])
         g, m0, m1, n0, n1 = folds.tiles[t].tolist()
         psum = chain_values(
-            *args,
+            pe,
             ops.a[g],
             ops.w[g],
             ops.bias[g],
@@ -371,7 +378,9 @@ def faulty_layer_from_golden(
     channels: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """The layer's output under ``faults`` when its input is fault-free; None if masked."""
-    per_fold = [np.asarray(rows, dtype=np.int64).reshape(-1, 6) for rows in faults.values()]
+    per_fold = [
+        np.asarray(rows, dtype=np.int64).reshape(-1, FAULT_ROW_WIDTH) for rows in faults.values()
+    ]
     if not per_fold:
         return None
     rows = np.concatenate(per_fold)
@@ -409,7 +418,7 @@ def sram_faulty_layer(
     """
     sched = golden.schedules[node.name]
     accel = golden.accel
-    array = accel.array
+    pe = golden.pe(node.name)
     effects = layer_effects(node, sched, sram, golden.input_index(node))
     stats.faults += len(sram)
     stats.masked_early += effects.masked
@@ -423,9 +432,7 @@ def sram_faulty_layer(
         pe_tiles = set()
     psum, tiles = recompute_psums(
         sched,
-        array.dataflow,
-        array.rows,
-        array.cols,
+        pe,
         ops,
         effects,
         pe_faults=live,
@@ -438,9 +445,7 @@ def sram_faulty_layer(
         if x is not None:  # the redundant units see the operands, not the array's PE faults
             clean = lower_operands(node, x, sched.shape)
             functional.run_folds(node, sched, clean, accel)
-        psum, _ = recompute_psums(
-            sched, array.dataflow, array.rows, array.cols, clean, effects, psum_flips=False
-        )
+        psum, _ = recompute_psums(sched, pe, clean, effects, psum_flips=False)
         out[:, channels] = gemm_output(node, ops.with_psum(psum), sched.shape)[:, channels]
     return out
 
@@ -467,7 +472,7 @@ def faulty_inference(
 ) -> np.ndarray:
     """The network output of ``sample`` (shape (1, ...)) with ``faults`` injected.
 
-    ``faults``: PE faults as kernel rows per layer and fold (:func:`faults.plan.inference_faults`).
+    ``faults``: PE faults as kernel rows per layer and fold (:func:`faults.fault.inference_faults`).
     ``sram``: buffer-word faults (:mod:`faults.sram`), applied to ``sample`` whatever their
     ``sample`` field says (as for the kernel rows). ``protected``: output channels per layer
     that the redundant units recompute fault-free from the operands the array read,

@@ -26,7 +26,8 @@ from accelsim.config import HardenedBitsConfig
 from accelsim.errors import AccelsimError
 from accelsim.workload import Workload
 
-from .plan import PE_REGISTERS, Exposure
+from .exposure import Exposure
+from .fault import PE_REGISTERS
 from .strata import AllocationSettings, adaptive_estimate
 from .vulnerability import VulnerabilityFactors
 

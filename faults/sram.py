@@ -3,7 +3,7 @@
 A flip in a buffer word is seen by every later read of that word until the word is
 overwritten. The buffers hold one layer's data at a time and the controller
 (``accelsim/hw/controller.py``) fixes when each word is (re)written, so the model below is that
-walk written at fold granularity. A fault (:class:`faults.plan.Fault` with register
+walk written at fold granularity. A fault (:class:`faults.fault.Fault` with register
 ``sram:input`` / ``sram:weight`` / ``sram:output``) names a layer, a fold ``f`` and a word
 address (``Fault.cycle``); its bits are XORed into the word's encoding (``Fault.bits``, kind
 ``flip``; stuck-at faults are not modelled for SRAM) *just before fold f reads the buffer*.
@@ -62,14 +62,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelsim import mapping
+from accelsim.codes import SRAM_REGISTERS
 from accelsim.hw.controller import GemmOperands
 from accelsim.hw.pe_array import compute_fold, tile_key
 from accelsim.ir import Node
+from accelsim.pe_spec import PESpec
 from accelsim.schedule import FoldJob, LayerSchedule
 
-from .plan import Fault
+from .fault import Fault
 
-SRAM_INPUT, SRAM_WEIGHT, SRAM_OUTPUT = "sram:input", "sram:weight", "sram:output"
+SRAM_INPUT, SRAM_WEIGHT, SRAM_OUTPUT = SRAM_REGISTERS
 
 
 def sram_words(sched: LayerSchedule) -> dict[str, int]:
@@ -244,9 +246,7 @@ def _flip_tile(
 
 def recompute_psums(
     sched: LayerSchedule,
-    dataflow: str,
-    rows: int,
-    cols: int,
+    pe: PESpec,
     ops: GemmOperands,
     effects: LayerEffects,
     *,
@@ -254,7 +254,8 @@ def recompute_psums(
     extra_tiles: set[tuple[int, int, int, int, int]] | frozenset = frozenset(),
     psum_flips: bool = True,
 ) -> tuple[list[np.ndarray], int]:
-    """The layer's psums with ``effects`` applied, and the number of tiles recomputed.
+    """The layer's psums with ``effects`` applied on the array ``pe``, and the number of tiles
+    recomputed.
 
     ``ops.psum`` are the psums to start from (tiles not recomputed keep them). Tiles read by a
     flip, plus ``extra_tiles``, are recomputed fold by fold from the bias; ``pe_faults``
@@ -262,7 +263,6 @@ def recompute_psums(
     the output-buffer flips out (what the redundant units deliver).
     """
     shape = sched.shape
-    code = mapping.DATAFLOW_CODES[dataflow]
     pe_faults = pe_faults or {}
     psum = [p.copy() for p in ops.psum]
     psum_effects = effects.psums if psum_flips else []
@@ -292,17 +292,7 @@ def recompute_psums(
             )
         flips = by_fold.get(fold.index)
         if not flips:
-            compute_fold(
-                code,
-                rows,
-                cols,
-                shape,
-                fold,
-                ops.a[g],
-                ops.w[g],
-                psum[g],
-                pe_faults.get(fold.index),
-            )
+            compute_fold(pe, fold, ops.a[g], ops.w[g], psum[g], pe_faults.get(fold.index))
             continue
         a_tile = ops.a[g][fold.m0 : fold.m1, fold.k0 : fold.k1].copy()
         w_tile = ops.w[g][fold.k0 : fold.k1, fold.n0 : fold.n1].copy()
@@ -313,10 +303,7 @@ def recompute_psums(
                 _flip_tile(w_tile, flip, fold.k0, fold.n0, shape.w_bits, True)
         local = out.copy()
         compute_fold(
-            code,
-            rows,
-            cols,
-            shape,
+            pe,
             _local_fold(fold),
             a_tile,
             w_tile,

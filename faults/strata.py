@@ -48,9 +48,11 @@ from accelsim.workload import Workload
 
 from .batched import faulty_outputs
 from .campaign import CampaignContext, CampaignSettings, exposure_of
+from .exposure import Exposure
+from .fault import PE_REGISTERS, REGISTERS, FaultTable
 from .inject import golden_run
-from .plan import PE_REGISTERS, REGISTERS, Exposure, FaultTable, SiteSampler
 from .runner import task_words, words_below
+from .sampling import SiteSampler
 
 STORE_FORMAT = 1
 SITE_WORD, CYCLE_WORD, OFFSET_WORD = 0, 1, 2

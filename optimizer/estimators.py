@@ -106,7 +106,7 @@ class CampaignEstimator(ReliabilityEstimator):
         self, workload: Workload, protected: Mapping[str, np.ndarray] | None, rate: float, unit: str
     ) -> dict[str, Any]:
         from faults.campaign import CampaignSettings, campaign, prepare
-        from faults.plan import exposed_bit_cycles
+        from faults.sampling import exposed_bit_cycles
 
         faults = workload.config.faults
         registers = tuple(faults.registers)
@@ -258,7 +258,7 @@ def design_exposure(workload: Workload) -> Any:
     layer does not fit."""
     from accelsim.hw.accelerator import GEMM_OPS
     from accelsim.schedule import schedule_layer
-    from faults.plan import Exposure, LayerExposure
+    from faults.exposure import Exposure, LayerExposure
 
     accel = workload.config.accelerator
     graph = workload.graph

@@ -24,8 +24,8 @@ from faults.campaign import (
     run_injection,
     run_injections,
 )
+from faults.fault import PE_REGISTERS, SRAM_REGISTERS, Fault, inference_faults
 from faults.inject import InjectionStats, faulty_inference, full_faulty_inference
-from faults.plan import PE_REGISTERS, SRAM_REGISTERS, Fault, inference_faults
 from faults.runner import TaskSpec, task_words
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ import pytest
 from accelsim import load_workload, mapping
 from accelsim.executor import execute
 from faults.campaign import CampaignSettings, campaign, prepare
+from faults.fault import inference_faults
 from faults.inject import InjectionStats, faulty_inference, full_faulty_inference
-from faults.plan import inference_faults
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "workloads" / "digits_cnn.yaml"
@@ -71,18 +71,13 @@ def test_high_order_accumulator_flip_is_seen_and_low_order_can_be_masked(digits_
     # computation (the space-time map says no output can see it)
     accel = workload.config.accelerator
     fold = golden.schedules[layer].folds[0]
-    shape = (
-        fold.m1 - fold.m0,
-        fold.k1 - fold.k0,
-        fold.n1 - fold.n0,
-        accel.array.rows,
-        accel.array.cols,
-    )
-    cycles = mapping.fold_cycles(accel.array.dataflow, *shape)
+    shape = (fold.m1 - fold.m0, fold.k1 - fold.k0, fold.n1 - fold.n0)
+    pe = golden.pe(layer)
+    cycles = mapping.fold_cycles(pe.dataflow, *shape, accel.array.rows)
     late = next(
         t
         for t in range(cycles)
-        if mapping.affected_outputs(accel.array.dataflow, 1, 0, 0, t, *shape)[0].size == 0
+        if mapping.affected_outputs(pe.kernel, 1, 0, 0, t, *shape)[0].size == 0
     )
     idle = {layer: {0: np.array([[1, 0, 0, late, 1, 0]])}}
     stats = InjectionStats()

@@ -15,23 +15,15 @@ from accelsim.config import HardenedBitsConfig
 from accelsim.cost import RegisterWidths
 from accelsim.errors import AccelsimError
 from accelsim.schedule import FoldJob
-from faults.plan import (
-    PE_REGISTERS,
-    Exposure,
-    Fault,
-    LayerExposure,
+from faults.exposure import Exposure, LayerExposure, drop_hardened
+from faults.fault import PE_REGISTERS, Fault, group_by_fold, inference_faults, kernel_rows
+from faults.plan import check_plan, load_plan, save_plan
+from faults.sampling import (
     SiteSampler,
-    check_plan,
-    drop_hardened,
     expected_fault_count,
     exposed_bit_cycles,
-    group_by_fold,
-    inference_faults,
-    kernel_rows,
-    load_plan,
     sample_rate_plan,
     sample_single_fault,
-    save_plan,
 )
 
 WIDTHS = RegisterWidths.from_bits(8, 8, 32)  # input 8, weight 8, product 16, accumulator 32

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from accelsim import kernels, mapping, refmodel
+from accelsim.codes import CHAIN_ROW_WIDTH, DATAFLOWS, FAULT_ROW_WIDTH, Dataflow, dataflow_spec
 from accelsim.hw.pe_array import compute_fold
-from accelsim.intmath import OVERFLOW_RULES
+from accelsim.pe_spec import PESpec
 from accelsim.schedule import FoldJob, GemmShape
 
-DATAFLOWS = ("ws", "os", "is")
 REGISTER_BITS = ("a_bits", "w_bits", "product", "acc_bits")
 
 
@@ -25,6 +25,10 @@ def _widths(rng):
     # small accumulators make wrap and saturate trigger; 32 bits is the common case
     acc_bits = int(rng.choice([max(a_bits, w_bits) + 1, a_bits + w_bits + 2, 32]))
     return dict(a_bits=a_bits, a_signed=bool(rng.integers(2)), w_bits=w_bits, acc_bits=acc_bits)
+
+
+def _spec(dataflow, rows, cols, widths, overflow):
+    return PESpec.of(dataflow, rows, cols, overflow=overflow, **widths)
 
 
 def _operands(rng, widths, M, K, N):
@@ -41,7 +45,7 @@ def _operands(rng, widths, M, K, N):
 
 def _fault_rows(rng, widths, count, rows, cols, cycles, kinds):
     """Kernel fault rows [class, row, col, cycle, mask, kind] (cycles up to past the fold)."""
-    faults = np.zeros((count, 6), dtype=np.int64)
+    faults = np.zeros((count, FAULT_ROW_WIDTH), dtype=np.int64)
     for i in range(count):
         cls = int(rng.integers(4))
         bits = {0: widths["a_bits"], 1: widths["w_bits"], 3: widths["acc_bits"]}.get(
@@ -89,12 +93,11 @@ def _shape(widths, overflow, M, K, N):
     )
 
 
-def _simulator_tile(dataflow, rows, cols, shape, chain, a, w, bias, link_faults):
+def _simulator_tile(pe, shape, chain, a, w, bias, link_faults):
     """The simulator's recompute of one faulty tile: bias, then compute_fold per k-fold."""
     psum = np.zeros((shape.M, shape.N), dtype=np.int64)
     first = chain[0]
     psum[first.m0 : first.m1, first.n0 : first.n1] = bias[first.n0 : first.n1]
-    code = mapping.DATAFLOW_CODES[dataflow]
     for i, fold in enumerate(chain):
         job = FoldJob(
             index=i,
@@ -109,7 +112,7 @@ def _simulator_tile(dataflow, rows, cols, shape, chain, a, w, bias, link_faults)
             first_k=i == 0,
             last_k=i == len(chain) - 1,
         )
-        compute_fold(code, rows, cols, shape, job, a, w, psum, link_faults[i])
+        compute_fold(pe, job, a, w, psum, link_faults[i])
     return psum[first.m0 : first.m1, first.n0 : first.n1]
 
 
@@ -132,7 +135,7 @@ def test_chain_values_equal_the_simulators_fold_by_fold_recompute(dataflow, over
         link_faults, chain_rows = [], []
         for i, fold in enumerate(chain):
             mt, kt, nt = fold.m1 - fold.m0, fold.k1 - fold.k0, fold.n1 - fold.n0
-            cycles = mapping.fold_cycles(dataflow, mt, kt, nt, rows, cols)
+            cycles = mapping.fold_cycles(Dataflow.of(dataflow), mt, kt, nt, rows)
             count = int(rng.choice([0, 1, 1, 2, 3]))
             faults = _fault_rows(rng, widths, count, rows, cols, cycles, kinds)
             link_faults.append(faults)
@@ -145,16 +148,10 @@ def test_chain_values_equal_the_simulators_fold_by_fold_recompute(dataflow, over
             chain_faults[chain_faults[:, 0] == i, 1:] = link_faults[i]
         k_bounds = np.array([[f.k0, f.k1] for f in chain], dtype=np.int64).reshape(-1, 2)
         shape = _shape(widths, overflow, M, K, N)
-        expected = _simulator_tile(dataflow, rows, cols, shape, chain, a, w, bias, link_faults)
+        pe = _spec(dataflow, rows, cols, widths, overflow)
+        expected = _simulator_tile(pe, shape, chain, a, w, bias, link_faults)
         got = kernels.chain_values(
-            mapping.DATAFLOW_CODES[dataflow],
-            rows,
-            cols,
-            widths["a_bits"],
-            widths["a_signed"],
-            widths["w_bits"],
-            widths["acc_bits"],
-            OVERFLOW_RULES[overflow],
+            pe,
             a,
             w,
             bias,
@@ -180,15 +177,9 @@ def test_chain_without_faults_is_the_overflow_gemm_from_the_bias():
     )
     k_bounds = np.array([[0, 4], [4, 8], [8, 10]], dtype=np.int64)
     for overflow in (0, 1):
+        pe = PESpec(Dataflow.OS, 4, 4, 4, True, 4, 9, overflow)
         got = kernels.chain_values(
-            1,
-            4,
-            4,
-            4,
-            True,
-            4,
-            9,
-            overflow,
+            pe,
             a,
             w,
             bias,
@@ -197,7 +188,7 @@ def test_chain_without_faults_is_the_overflow_gemm_from_the_bias():
             3,
             7,
             k_bounds,
-            np.zeros((0, 7), dtype=np.int64),
+            np.zeros((0, CHAIN_ROW_WIDTH), dtype=np.int64),
         )
         expected = kernels.run_gemm(a[2:6], w[:, 3:7], bias[3:7], acc_bits=9, overflow=overflow)
         np.testing.assert_array_equal(got, expected)
@@ -209,7 +200,8 @@ def test_chain_values_rejects_faults_outside_the_array_or_the_chain():
 
     def run(fault, bounds=k_bounds, tile=(0, 4, 0, 2)):
         faults = np.array([fault], dtype=np.int64)
-        return kernels.chain_values(0, 2, 2, 8, True, 8, 32, 0, a, w, bias, *tile, bounds, faults)
+        pe = PESpec(Dataflow.WS, 2, 2, 8, True, 8, 32, 0)
+        return kernels.chain_values(pe, a, w, bias, *tile, bounds, faults)
 
     run([1, 0, 1, 1, 0, 1, 0])  # a valid fault
     for bad in (
@@ -236,50 +228,18 @@ def test_fold_values_equal_run_fold_and_the_reference_model():
         rows, cols = int(rng.integers(1, 5)), int(rng.integers(1, 5))
         free = int(rng.integers(1, 7))
         a_ext, b_ext = int(rng.integers(1, rows + 1)), int(rng.integers(1, cols + 1))
-        mt, kt, nt = {
-            "ws": (free, a_ext, b_ext),
-            "os": (a_ext, free, b_ext),
-            "is": (b_ext, a_ext, free),
-        }[dataflow]
+        mt, kt, nt = dataflow_spec(dataflow).gemm_dims(a_ext, b_ext, free)
         widths = _widths(rng)
         overflow = ("wrap", "saturate")[case % 2]
         a, w, bias = _operands(rng, widths, mt, kt, nt)
         acc_half = 1 << (widths["acc_bits"] - 1)
         psum = rng.integers(-acc_half, acc_half, (mt, nt))
-        cycles = mapping.fold_cycles(dataflow, mt, kt, nt, rows, cols)
+        cycles = mapping.fold_cycles(Dataflow.of(dataflow), mt, kt, nt, rows)
         kinds = [0] if case % 4 < 2 else [0, 1, 2]
         faults = _fault_rows(rng, widths, int(rng.integers(0, 4)), rows, cols, cycles, kinds)
-        code, ovf = mapping.DATAFLOW_CODES[dataflow], OVERFLOW_RULES[overflow]
-        got = kernels.fold_values(
-            code,
-            a,
-            w,
-            psum,
-            rows,
-            cols,
-            widths["a_bits"],
-            widths["a_signed"],
-            widths["w_bits"],
-            widths["acc_bits"],
-            ovf,
-            faults,
-        )
-        via_run_fold = kernels.run_fold(
-            code, a, w, psum, rows=rows, cols=cols, faults=faults, overflow=ovf, **widths
-        )
-        reference, _ = refmodel.simulate_fold(
-            dataflow,
-            a,
-            w,
-            psum,
-            rows,
-            cols,
-            widths["a_bits"],
-            widths["a_signed"],
-            widths["w_bits"],
-            widths["acc_bits"],
-            overflow,
-            [tuple(f) for f in faults.tolist()],
-        )
+        pe = _spec(dataflow, rows, cols, widths, overflow)
+        got = kernels.fold_values(pe.kernel, a, w, psum, faults)
+        via_run_fold = kernels.run_fold(pe, a, w, psum, faults=faults)
+        reference, _ = refmodel.simulate_fold(pe, a, w, psum, [tuple(f) for f in faults.tolist()])
         np.testing.assert_array_equal(got, reference, err_msg=f"case {case}")
         np.testing.assert_array_equal(via_run_fold, reference, err_msg=f"case {case}")

@@ -7,9 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accelsim import kernels, mapping, refmodel
-from accelsim.intmath import OVERFLOW_RULES
-
-DATAFLOWS = ("ws", "os", "is")
+from accelsim.codes import DATAFLOWS, FAULT_ROW_WIDTH, OVERFLOW_CODES, Dataflow, dataflow_spec
+from accelsim.pe_spec import PESpec
 
 
 def sequential_gemm(a, w, psum, acc_bits, overflow):
@@ -35,11 +34,7 @@ def fold_cases(draw, max_faults=0):
     rows, cols = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     free = draw(st.integers(1, 5))
     a_ext, b_ext = draw(st.integers(1, rows)), draw(st.integers(1, cols))
-    mt, kt, nt = {
-        "ws": (free, a_ext, b_ext),
-        "os": (a_ext, free, b_ext),
-        "is": (b_ext, a_ext, free),
-    }[dataflow]
+    mt, kt, nt = dataflow_spec(dataflow).gemm_dims(a_ext, b_ext, free)
     a_bits, w_bits = draw(st.integers(2, 8)), draw(st.integers(2, 8))
     a_signed = draw(st.booleans())
     # small accumulators so that wrap and saturate really trigger
@@ -50,7 +45,7 @@ def fold_cases(draw, max_faults=0):
     a = rng.integers(a_lo, a_hi, (mt, kt))
     w = rng.integers(-(1 << (w_bits - 1)), 1 << (w_bits - 1), (kt, nt))
     psum = rng.integers(-(1 << (acc_bits - 1)), 1 << (acc_bits - 1), (mt, nt))
-    cycles = mapping.fold_cycles(dataflow, mt, kt, nt, rows, cols)
+    cycles = mapping.fold_cycles(Dataflow.of(dataflow), mt, kt, nt, rows)
     n_faults = draw(st.integers(1 if max_faults else 0, max_faults))
     faults = []
     for _ in range(n_faults):
@@ -84,23 +79,29 @@ def fold_cases(draw, max_faults=0):
         w_bits=w_bits,
         acc_bits=acc_bits,
         overflow=overflow,
-        faults=np.array(faults, dtype=np.int64).reshape(-1, 6),
+        faults=np.array(faults, dtype=np.int64).reshape(-1, FAULT_ROW_WIDTH),
+    )
+
+
+def spec(case):
+    return PESpec.of(
+        case["dataflow"],
+        case["rows"],
+        case["cols"],
+        a_bits=case["a_bits"],
+        a_signed=case["a_signed"],
+        w_bits=case["w_bits"],
+        acc_bits=case["acc_bits"],
+        overflow=case["overflow"],
     )
 
 
 def fast(case, faults=None):
     return kernels.run_fold(
-        mapping.DATAFLOW_CODES[case["dataflow"]],
+        spec(case),
         case["a"],
         case["w"],
         case["psum"],
-        rows=case["rows"],
-        cols=case["cols"],
-        a_bits=case["a_bits"],
-        a_signed=case["a_signed"],
-        w_bits=case["w_bits"],
-        acc_bits=case["acc_bits"],
-        overflow=OVERFLOW_RULES[case["overflow"]],
         faults=case["faults"] if faults is None else faults,
     )
 
@@ -108,17 +109,10 @@ def fast(case, faults=None):
 def reference(case, faults=None):
     faults = case["faults"] if faults is None else faults
     return refmodel.simulate_fold(
-        case["dataflow"],
+        spec(case),
         case["a"],
         case["w"],
         case["psum"],
-        case["rows"],
-        case["cols"],
-        case["a_bits"],
-        case["a_signed"],
-        case["w_bits"],
-        case["acc_bits"],
-        case["overflow"],
         [tuple(f) for f in np.asarray(faults).tolist()],
     )
 
@@ -133,7 +127,7 @@ def test_fault_free_fold_equals_sequential_accumulation_and_reference(case):
     out, cycles = reference(case)
     np.testing.assert_array_equal(out, expected)
     mt, kt, nt = case["a"].shape + (case["w"].shape[1],)
-    assert cycles == mapping.fold_cycles(case["dataflow"], mt, kt, nt, case["rows"], case["cols"])
+    assert cycles == mapping.fold_cycles(Dataflow.of(case["dataflow"]), mt, kt, nt, case["rows"])
 
 
 @settings(max_examples=400, deadline=None)
@@ -146,12 +140,12 @@ def test_faulty_fold_equals_reference_model_bit_for_bit(case):
 @settings(max_examples=250, deadline=None)
 @given(fold_cases(max_faults=3))
 def test_affected_outputs_contain_every_changed_output(case):
-    clean, _ = reference(case, faults=np.zeros((0, 6), dtype=np.int64))
+    clean, _ = reference(case, faults=np.zeros((0, FAULT_ROW_WIDTH), dtype=np.int64))
     mt, kt, nt = case["a"].shape + (case["w"].shape[1],)
     allowed = np.zeros((mt, nt), dtype=bool)
     for f in case["faults"]:
         m_idx, n_idx = mapping.affected_outputs(
-            case["dataflow"],
+            spec(case).kernel,
             int(f[0]),
             int(f[1]),
             int(f[2]),
@@ -159,8 +153,6 @@ def test_affected_outputs_contain_every_changed_output(case):
             mt,
             kt,
             nt,
-            case["rows"],
-            case["cols"],
             kind=int(f[5]),
         )
         single, _ = reference(case, faults=f[None, :])
@@ -186,7 +178,7 @@ WS_CASE = dict(
     w_bits=8,
     acc_bits=16,
     overflow="wrap",
-    faults=np.zeros((0, 6), dtype=np.int64),
+    faults=np.zeros((0, FAULT_ROW_WIDTH), dtype=np.int64),
 )
 WS_CLEAN = np.array([[7, 10], [15, 22], [23, 34]])
 
@@ -255,7 +247,7 @@ OS_CASE = dict(
     w_bits=8,
     acc_bits=16,
     overflow="wrap",
-    faults=np.zeros((0, 6), dtype=np.int64),
+    faults=np.zeros((0, FAULT_ROW_WIDTH), dtype=np.int64),
 )
 OS_CLEAN = np.array([[22, 28], [49, 64]])
 
@@ -293,7 +285,7 @@ IS_CASE = dict(
     w_bits=8,
     acc_bits=16,
     overflow="wrap",
-    faults=np.zeros((0, 6), dtype=np.int64),
+    faults=np.zeros((0, FAULT_ROW_WIDTH), dtype=np.int64),
 )
 IS_CLEAN = np.array([[9, 12, 15], [19, 26, 33]])
 
@@ -342,10 +334,10 @@ def test_run_gemm_equals_a_plain_loop(M, K, N, acc_bits, overflow, seed):
     a = rng.integers(-128, 128, (M, K))
     w = rng.integers(-128, 128, (K, N))
     psum = rng.integers(-(1 << (acc_bits - 1)), 1 << (acc_bits - 1), (M, N))
-    got = kernels.run_gemm(a, w, psum, acc_bits=acc_bits, overflow=OVERFLOW_RULES[overflow])
+    got = kernels.run_gemm(a, w, psum, acc_bits=acc_bits, overflow=OVERFLOW_CODES[overflow])
     np.testing.assert_array_equal(got, sequential_gemm(a, w, psum, acc_bits, overflow))
     bias = psum[0]
-    got_row = kernels.run_gemm(a, w, bias, acc_bits=acc_bits, overflow=OVERFLOW_RULES[overflow])
+    got_row = kernels.run_gemm(a, w, bias, acc_bits=acc_bits, overflow=OVERFLOW_CODES[overflow])
     np.testing.assert_array_equal(
         got_row, sequential_gemm(a, w, np.tile(bias, (M, 1)), acc_bits, overflow)
     )
@@ -356,10 +348,13 @@ def test_saturation_order_matters_and_is_ascending_k():
     a = np.array([[1, 1, 1]])
     w = np.array([[100], [100], [-100]])
     psum = np.zeros((1, 1), dtype=np.int64)
-    got = kernels.run_gemm(a, w, psum, acc_bits=8, overflow=OVERFLOW_RULES["saturate"])
+    got = kernels.run_gemm(a, w, psum, acc_bits=8, overflow=OVERFLOW_CODES["saturate"])
     assert got[0, 0] == 27
     for dataflow in DATAFLOWS:
-        out, _ = refmodel.simulate_fold(dataflow, a, w, psum, 3, 3, 8, True, 8, 8, "saturate")
+        pe = PESpec.of(
+            dataflow, 3, 3, a_bits=8, a_signed=True, w_bits=8, acc_bits=8, overflow="saturate"
+        )
+        out, _ = refmodel.simulate_fold(pe, a, w, psum)
         assert out[0, 0] == 27
 
 
@@ -369,19 +364,11 @@ def test_large_fault_free_fold_matches_the_plain_loop_on_a_sample():
     w = rng.integers(-128, 128, (16, 8))
     psum = rng.integers(-(1 << 20), 1 << 20, (300, 8))
     for overflow in ("wrap", "saturate"):
+        pe = PESpec.of(
+            Dataflow.WS, 16, 8, a_bits=8, a_signed=False, w_bits=8, acc_bits=21, overflow=overflow
+        )
         got = kernels.run_fold(
-            0,
-            a,
-            w,
-            psum,
-            rows=16,
-            cols=8,
-            a_bits=8,
-            a_signed=False,
-            w_bits=8,
-            acc_bits=21,
-            overflow=OVERFLOW_RULES[overflow],
-            faults=np.zeros((0, 6), dtype=np.int64),
+            pe, a, w, psum, faults=np.zeros((0, FAULT_ROW_WIDTH), dtype=np.int64)
         )
         rows = slice(0, 300, 37)
         np.testing.assert_array_equal(
@@ -410,7 +397,7 @@ def test_run_gemm_float64_shortcut_equals_the_integer_kernel(
     w = rng.integers(-(1 << magnitude), 1 << magnitude, (K, N))
     psum = rng.integers(-(1 << (acc_bits - 1)), 1 << (acc_bits - 1), (M, N))
     w.flags.writeable = not read_only  # read-only weights: float copy and max|w| are cached
-    rule = OVERFLOW_RULES[overflow]
+    rule = OVERFLOW_CODES[overflow]
     expected = kernels._gemm_overflow(a, w, psum, acc_bits, rule)
     for _ in range(2):  # the second call reuses the cached facts of a read-only w
         np.testing.assert_array_equal(

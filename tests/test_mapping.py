@@ -8,8 +8,34 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accelsim import mapping, refmodel
+from accelsim.codes import DATAFLOW_CODES, DATAFLOWS, Dataflow, dataflow_spec
+from accelsim.pe_spec import PESpec
 
-DATAFLOWS = ("ws", "os", "is")
+
+def pe(dataflow, rows, cols, a_bits=8, a_signed=True, w_bits=8, acc_bits=32, overflow="wrap"):
+    """The array's spec (fault reach depends only on dataflow and size)."""
+    return PESpec.of(
+        dataflow,
+        rows,
+        cols,
+        a_bits=a_bits,
+        a_signed=a_signed,
+        w_bits=w_bits,
+        acc_bits=acc_bits,
+        overflow=overflow,
+    )
+
+
+def fold_cycles(dataflow, mt, kt, nt, rows):
+    return mapping.fold_cycles(Dataflow.of(dataflow), mt, kt, nt, rows)
+
+
+def affected_outputs(dataflow, cls, r, c, t, mt, kt, nt, rows, cols, kind=0):
+    return mapping.affected_outputs(pe(dataflow, rows, cols).kernel, cls, r, c, t, mt, kt, nt, kind)
+
+
+def affected_box(dataflow, cls, r, c, t, mt, kt, nt, rows, cols, kind):
+    return mapping.affected_box(pe(dataflow, rows, cols).kernel, cls, r, c, t, mt, kt, nt, kind)
 
 
 def direct_conv(x, weight, stride, padding, groups):
@@ -116,12 +142,12 @@ def test_fold_order_is_scalesims():
 
 
 def test_fold_cycle_formulas():
-    assert mapping.fold_cycles("ws", 10, 3, 4, 8, 8) == 10 + 8 + 4
-    assert mapping.fold_cycles("os", 3, 10, 4, 8, 8) == 10 + 3 + 4
-    assert mapping.fold_cycles("is", 4, 3, 10, 8, 8) == 10 + 8 + 4
-    assert mapping.preload_cycles("ws", 10, 3, 4, 8, 8) == 8
-    assert mapping.preload_cycles("is", 4, 3, 10, 8, 8) == 8
-    assert mapping.preload_cycles("os", 3, 10, 4, 8, 8) == 0
+    assert fold_cycles("ws", 10, 3, 4, 8) == 10 + 8 + 4
+    assert fold_cycles("os", 3, 10, 4, 8) == 10 + 3 + 4
+    assert fold_cycles("is", 4, 3, 10, 8) == 10 + 8 + 4
+    assert mapping.preload_cycles(Dataflow.WS, 8) == 8
+    assert mapping.preload_cycles(Dataflow.IS, 8) == 8
+    assert mapping.preload_cycles(Dataflow.OS, 8) == 0
 
 
 @settings(max_examples=40, deadline=None)
@@ -131,15 +157,16 @@ def test_fold_cycles_equal_the_reference_model(dataflow, rows, cols, data):
     a = np.ones((mt, kt), dtype=np.int64)
     w = np.ones((kt, nt), dtype=np.int64)
     psum = np.zeros((mt, nt), dtype=np.int64)
-    out, cycles = refmodel.simulate_fold(dataflow, a, w, psum, rows, cols, 4, True, 4, 16, "wrap")
-    assert cycles == mapping.fold_cycles(dataflow, mt, kt, nt, rows, cols)
+    spec = pe(dataflow, rows, cols, 4, True, 4, 16, "wrap")
+    out, cycles = refmodel.simulate_fold(spec, a, w, psum)
+    assert cycles == fold_cycles(dataflow, mt, kt, nt, rows)
     np.testing.assert_array_equal(out, np.full((mt, nt), kt))
 
 
 def _tile_shape(data, dataflow, rows, cols):
     free = data.draw(st.integers(1, 6))
     a, b = data.draw(st.integers(1, rows)), data.draw(st.integers(1, cols))
-    return {"ws": (free, a, b), "os": (a, free, b), "is": (b, a, free)}[dataflow]
+    return dataflow_spec(dataflow).gemm_dims(a, b, free)
 
 
 def _outputs(pairs):
@@ -149,36 +176,36 @@ def _outputs(pairs):
 def test_affected_outputs_hand_worked_ws():
     # 2x2 array, Mt=3, Kt=2, Nt=2: input (r, c) holds m = t-r-c, product t-r-c-1, acc t-r-c-2
     args = (3, 2, 2, 2, 2)
-    assert _outputs(mapping.affected_outputs("ws", 1, 0, 0, 1, *args)) == [(1, 0), (2, 0)]
-    assert _outputs(mapping.affected_outputs("ws", 0, 1, 0, 2, *args)) == [(1, 0), (1, 1)]
-    assert _outputs(mapping.affected_outputs("ws", 2, 0, 1, 3, *args)) == [(1, 1)]
-    assert _outputs(mapping.affected_outputs("ws", 3, 1, 1, 4, *args)) == [(0, 1)]
-    assert _outputs(mapping.affected_outputs("ws", 1, 0, 0, 3, *args)) == []  # after last read
-    assert _outputs(mapping.affected_outputs("ws", 3, 1, 1, 7, *args)) == []  # after the fold
-    stuck = mapping.affected_outputs("ws", 1, 0, 1, 0, *args, kind=2)
+    assert _outputs(affected_outputs("ws", 1, 0, 0, 1, *args)) == [(1, 0), (2, 0)]
+    assert _outputs(affected_outputs("ws", 0, 1, 0, 2, *args)) == [(1, 0), (1, 1)]
+    assert _outputs(affected_outputs("ws", 2, 0, 1, 3, *args)) == [(1, 1)]
+    assert _outputs(affected_outputs("ws", 3, 1, 1, 4, *args)) == [(0, 1)]
+    assert _outputs(affected_outputs("ws", 1, 0, 0, 3, *args)) == []  # after last read
+    assert _outputs(affected_outputs("ws", 3, 1, 1, 7, *args)) == []  # after the fold
+    stuck = affected_outputs("ws", 1, 0, 1, 0, *args, kind=2)
     assert _outputs(stuck) == [(0, 1), (1, 1), (2, 1)]
 
 
 def test_affected_outputs_hand_worked_os_and_is():
     # os 2x2, Mt=2, Kt=3, Nt=2: PE(r, c) completes in cycle Kt+r+c+1
     args = (2, 3, 2, 2, 2)
-    assert _outputs(mapping.affected_outputs("os", 0, 0, 0, 1, *args)) == [(0, 0), (0, 1)]
-    assert _outputs(mapping.affected_outputs("os", 1, 0, 1, 3, *args)) == [(0, 1), (1, 1)]
-    assert _outputs(mapping.affected_outputs("os", 2, 1, 1, 0, *args)) == [(1, 1)]
-    assert _outputs(mapping.affected_outputs("os", 3, 1, 0, 5, *args)) == [(1, 0)]
-    assert _outputs(mapping.affected_outputs("os", 3, 1, 0, 6, *args)) == []
+    assert _outputs(affected_outputs("os", 0, 0, 0, 1, *args)) == [(0, 0), (0, 1)]
+    assert _outputs(affected_outputs("os", 1, 0, 1, 3, *args)) == [(0, 1), (1, 1)]
+    assert _outputs(affected_outputs("os", 2, 1, 1, 0, *args)) == [(1, 1)]
+    assert _outputs(affected_outputs("os", 3, 1, 0, 5, *args)) == [(1, 0)]
+    assert _outputs(affected_outputs("os", 3, 1, 0, 6, *args)) == []
     # is 2x2, Kt=2, Mt=2, Nt=3: inputs stationary, weights stream with slot n = t-r-c
     args = (2, 2, 3, 2, 2)
-    assert _outputs(mapping.affected_outputs("is", 0, 1, 0, 2, *args)) == [(0, 1), (0, 2)]
-    assert _outputs(mapping.affected_outputs("is", 1, 0, 0, 0, *args)) == [(0, 0), (1, 0)]
-    assert _outputs(mapping.affected_outputs("is", 2, 1, 1, 3, *args)) == [(1, 0)]
-    assert _outputs(mapping.affected_outputs("is", 3, 0, 1, 4, *args)) == [(1, 1)]
+    assert _outputs(affected_outputs("is", 0, 1, 0, 2, *args)) == [(0, 1), (0, 2)]
+    assert _outputs(affected_outputs("is", 1, 0, 0, 0, *args)) == [(0, 0), (1, 0)]
+    assert _outputs(affected_outputs("is", 2, 1, 1, 3, *args)) == [(1, 0)]
+    assert _outputs(affected_outputs("is", 3, 0, 1, 4, *args)) == [(1, 1)]
 
 
 def test_idle_pes_are_masked():
     # ws tile uses 1 of 3 columns; os tile uses 1x1 of a 3x3 array
-    assert _outputs(mapping.affected_outputs("ws", 3, 0, 2, 2, 4, 2, 1, 3, 3)) == []
-    assert _outputs(mapping.affected_outputs("os", 2, 1, 0, 1, 1, 4, 1, 3, 3)) == []
+    assert _outputs(affected_outputs("ws", 3, 0, 2, 2, 4, 2, 1, 3, 3)) == []
+    assert _outputs(affected_outputs("os", 2, 1, 0, 1, 1, 4, 1, 3, 3)) == []
 
 
 def _reach_cases(seed: int, count: int):
@@ -188,7 +215,7 @@ def _reach_cases(seed: int, count: int):
         dataflow = DATAFLOWS[rng.integers(3)]
         rows, cols = int(rng.integers(1, 6)), int(rng.integers(1, 6))
         mt, kt, nt = (int(v) for v in rng.integers(1, 7, 3))
-        cycles = mapping.fold_cycles(dataflow, mt, kt, nt, rows, cols)
+        cycles = fold_cycles(dataflow, mt, kt, nt, rows)
         row, col = int(rng.integers(-1, rows + 1)), int(rng.integers(-1, cols + 1))
         cycle = int(rng.integers(-3, cycles + 3))
         yield (
@@ -242,7 +269,7 @@ def _flip_reach(dataflow, cls, r, c, t, mt, kt, nt):
 def _reach_oracle(dataflow, cls, r, c, t, mt, kt, nt, rows, cols, kind):
     """Flip: its reach if the PE is live and t inside the fold; stuck: every cycle's union."""
     ext_rows, ext_cols = {"ws": (rows, nt), "os": (mt, nt), "is": (rows, mt)}[dataflow]
-    cycles = mapping.fold_cycles(dataflow, mt, kt, nt, rows, cols)
+    cycles = fold_cycles(dataflow, mt, kt, nt, rows)
     if not (0 <= r < ext_rows and 0 <= c < ext_cols):
         return set()
     if kind != 0:
@@ -255,8 +282,8 @@ def _reach_oracle(dataflow, cls, r, c, t, mt, kt, nt, rows, cols, kind):
 def test_affected_box_is_the_full_rectangle_affected_outputs_lists():
     empty = nonempty = 0
     for dataflow, *site, kind in _reach_cases(seed=7, count=3000):
-        m_idx, n_idx = mapping.affected_outputs(dataflow, *site, kind=kind)
-        box = mapping.affected_box(mapping.DATAFLOW_CODES[dataflow], *site, kind)
+        m_idx, n_idx = affected_outputs(dataflow, *site, kind=kind)
+        box = affected_box(dataflow, *site, kind)
         expected = _reach_oracle(dataflow, *site, kind)
         assert m_idx.dtype == n_idx.dtype == np.int64
         pairs = list(zip(m_idx.tolist(), n_idx.tolist()))
@@ -280,8 +307,8 @@ def test_affected_box_is_the_full_rectangle_affected_outputs_lists():
 
 def test_affected_box_follows_the_reach_table():
     # docs/dataflows.md "Faults" table, on a 3x3 array with Mt=4, Kt=3, Nt=3 (ws and is)
-    ws, os_, is_ = (mapping.DATAFLOW_CODES[d] for d in DATAFLOWS)
-    tile = (4, 3, 3, 3, 3)
+    ws, os_, is_ = (pe(d, 3, 3).kernel for d in DATAFLOWS)
+    tile = (4, 3, 3)
     assert mapping.affected_box(ws, 0, 1, 1, 3, *tile, 0) == (1, 2, 1, 3)  # m = t-r-c, n >= c
     assert mapping.affected_box(ws, 1, 1, 1, 3, *tile, 0) == (1, 4, 1, 2)  # m >= t-r-c
     assert mapping.affected_box(ws, 2, 1, 1, 3, *tile, 0) == (0, 1, 1, 2)  # m = t-r-c-1
@@ -296,20 +323,27 @@ def test_affected_box_follows_the_reach_table():
     assert mapping.affected_box(os_, 3, 1, 1, 7, *tile, 0) == (0, 0, 0, 0)
 
 
-def test_code_forms_equal_the_named_forms_and_reject_unknown_dataflows():
-    for name, code in mapping.DATAFLOW_CODES.items():
-        assert mapping.fold_cycles_by_code(code, 5, 3, 2, 4) == mapping.fold_cycles(
-            name, 5, 3, 2, 4, 4
+def test_one_cycle_formula_per_dataflow_and_unknown_dataflows_rejected():
+    for name, code in DATAFLOW_CODES.items():
+        assert mapping.fold_cycles(code, 5, 3, 2, 4) == fold_cycles(name, 5, 3, 2, 4)
+        assert (
+            mapping.emulated_extent(code, 5, 3, 2, 4)
+            == {
+                "ws": (4, 2),
+                "os": (5, 2),
+                "is": (4, 5),
+            }[name]
         )
-        assert mapping.emulated_extent_by_code(code, 5, 3, 2, 4) == mapping.emulated_extent(
-            name, 5, 3, 2, 4
-        )
-    assert mapping.DATAFLOW_CODES == {"ws": 0, "os": 1, "is": 2}
+    assert DATAFLOW_CODES == {"ws": 0, "os": 1, "is": 2}
+    unknown = (3, 4, 4, 8, True, 8, 32, 0)  # a kernel tuple with dataflow code 3
     for call in (
-        lambda: mapping.fold_cycles("rs", 1, 1, 1, 1, 1),
-        lambda: mapping.emulated_extent("rs", 1, 1, 1, 1),
-        lambda: mapping.affected_outputs("rs", 0, 0, 0, 0, 1, 1, 1, 1, 1),
-        lambda: mapping.affected_box(3, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0),
+        lambda: fold_cycles("rs", 1, 1, 1, 1),
+        lambda: mapping.fold_cycles(3, 1, 1, 1, 1),
+        lambda: mapping.emulated_extent(3, 1, 1, 1, 1),
+        lambda: mapping.affected_outputs(unknown, 0, 0, 0, 0, 1, 1, 1, 0),
+        lambda: mapping.affected_box(unknown, 0, 0, 0, 0, 1, 1, 1, 0),
+        lambda: mapping.plan_folds("rs", 1, 1, 1, 1, 1),
+        lambda: pe("rs", 1, 1),
     ):
         with pytest.raises(ValueError):
             call()

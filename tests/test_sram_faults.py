@@ -17,6 +17,7 @@ from accelsim.intmath import requantize_array
 from accelsim.ir import save_graph
 from accelsim.workload import build_workload
 from faults.campaign import CampaignSettings, campaign, exposure_of, prepare
+from faults.fault import Fault, inference_faults
 from faults.inject import (
     InjectionStats,
     faulty_inference,
@@ -24,7 +25,8 @@ from faults.inject import (
     golden_run,
     sram_faulty_layer,
 )
-from faults.plan import Fault, SiteSampler, check_plan, inference_faults
+from faults.plan import check_plan
+from faults.sampling import SiteSampler
 from tests.conftest import tiny_integer_graph
 
 SRAM = ("sram:input", "sram:weight", "sram:output")

@@ -16,6 +16,7 @@ import numpy as np
 import simpy
 
 from .. import executor, mapping
+from ..codes import Dataflow
 from ..config import AcceleratorConfig
 from ..derived import derived
 from ..intmath import requantize_array
@@ -90,15 +91,15 @@ def _fold_timing(accel: AcceleratorConfig) -> tuple[Callable, Callable]:
 
         return cycles, lambda fold: 0
 
+    code, stationary_preload = Dataflow.of(df), mapping.preload_cycles(df, rows)
+
     def cycles(fold: FoldJob) -> int:
         return mapping.fold_cycles(
-            df, fold.m1 - fold.m0, fold.k1 - fold.k0, fold.n1 - fold.n0, rows, cols
+            code, fold.m1 - fold.m0, fold.k1 - fold.k0, fold.n1 - fold.n0, rows
         )
 
     def preload(fold: FoldJob) -> int:
-        return mapping.preload_cycles(
-            df, fold.m1 - fold.m0, fold.k1 - fold.k0, fold.n1 - fold.n0, rows, cols
-        )
+        return stationary_preload
 
     return cycles, preload
 
@@ -161,20 +162,10 @@ class Accelerator(Module):
                     redundancy = None
                     if self.redundancy is not None:
                         redundancy = self.redundancy.for_layer(node, sched, ops)
-                    yield env.process(
-                        self.controller.gemm_layer(
-                            sched,
-                            ops,
-                            counters,
-                            None if fault_plan is None else fault_plan.get(node.name),
-                            redundancy,
-                        )
-                    )
+                    yield env.process(self.controller.gemm_layer(sched, ops, counters, redundancy))
                     array = self.array
                     compute_layer(
-                        array.dataflow_code,
-                        array.rows,
-                        array.cols,
+                        array.spec(sched.shape),
                         sched,
                         ops,
                         None if fault_plan is None else fault_plan.get(node.name),

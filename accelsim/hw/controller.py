@@ -23,6 +23,7 @@ from functools import cached_property
 import numpy as np
 import simpy
 
+from ..codes import dataflow_spec
 from ..schedule import FoldJob, LayerSchedule, bytes_for
 from .buffer import SramBuffer
 from .dram import DRAM
@@ -187,7 +188,6 @@ class Controller(Module):
         weights_ready: WeightTiles,
         finished: simpy.Store,
         c: LayerCounters,
-        fault_plan: dict[int, np.ndarray] | None,
         redundancy=None,
     ):
         shape = sched.shape
@@ -252,7 +252,7 @@ class Controller(Module):
         c.sram_reads["weight"] += packed(kt * nt, shape.w_bits)
         c.sram_writes["output"] += packed(mt * nt, shape.acc_bits)
         c.sram_reads["output"] += packed((mt * nt)[first_k == 0], shape.acc_bits)
-        used = {"ws": kt * nt, "os": mt * nt, "is": kt * mt}[self.array.dataflow]
+        used = np.multiply(*dataflow_spec(self.array.dataflow).spatial(mt, kt, nt))
         c.pe_fraction_sum += float(np.sum(used)) / (self.array.rows * self.array.cols)
         c.folds += len(f)
 
@@ -261,7 +261,6 @@ class Controller(Module):
         sched: LayerSchedule,
         ops: GemmOperands,
         c: LayerCounters,
-        fault_plan: dict[int, np.ndarray] | None = None,
         redundancy=None,
     ):
         env = self.env
@@ -272,9 +271,7 @@ class Controller(Module):
         env.process(self.weight_dma(sched, weights_ready, c))
         writer = env.process(self.writeback(sched, finished, c))
         yield env.process(
-            self.compute(
-                sched, ops, blocks_ready, weights_ready, finished, c, fault_plan, redundancy
-            )
+            self.compute(sched, ops, blocks_ready, weights_ready, finished, c, redundancy)
         )
         yield writer
 

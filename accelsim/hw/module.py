@@ -56,8 +56,3 @@ class Module:
         """Record that this module was busy with ``what`` from ``start`` until now."""
         if self.tracer.enabled:
             self.tracer.span(self.path, what, start, self.env.now, **args)
-
-    def walk(self):
-        yield self
-        for child in self.children:
-            yield from child.walk()

@@ -6,14 +6,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .. import kernels, mapping
-from ..config import REGISTER_CLASSES, ArrayConfig, HardenedBitsConfig
-from ..intmath import OVERFLOW_RULES
+from .. import kernels
+from ..codes import FAULT_MASK, FAULT_REGISTER, FAULT_ROW_WIDTH, OVERFLOW_CODES, REGISTER_CLASSES
+from ..config import ArrayConfig, HardenedBitsConfig
+from ..pe_spec import PESpec
 from ..schedule import FoldJob, GemmShape, LayerSchedule
 from .module import Module
 
-EMPTY_FAULTS = np.zeros((0, 6), dtype=np.int64)
-FAULT_MASK_COLUMN = 4  # kernel fault rows: [register_class, row, col, cycle, mask, kind]
+EMPTY_FAULTS = np.zeros((0, FAULT_ROW_WIDTH), dtype=np.int64)
 
 
 def hardened_masks(hardened: HardenedBitsConfig | None) -> np.ndarray:
@@ -30,9 +30,9 @@ def harden(faults: np.ndarray | None, masks: np.ndarray) -> np.ndarray:
     """
     if faults is None or len(faults) == 0:
         return EMPTY_FAULTS
-    faults = np.array(faults, dtype=np.int64, copy=True).reshape(-1, 6)
-    faults[:, FAULT_MASK_COLUMN] &= ~masks[faults[:, 0]]
-    return faults[faults[:, FAULT_MASK_COLUMN] != 0]
+    faults = np.array(faults, dtype=np.int64, copy=True).reshape(-1, FAULT_ROW_WIDTH)
+    faults[:, FAULT_MASK] &= ~masks[faults[:, FAULT_REGISTER]]
+    return faults[faults[:, FAULT_MASK] != 0]
 
 
 class PEArray(Module):
@@ -52,15 +52,15 @@ class PEArray(Module):
     ) -> None:
         super().__init__(name, parent)
         self.hardened = hardened_masks(hardened)
+        self.config = config
         self.rows = config.rows
         self.cols = config.cols
         self.dataflow = config.dataflow
-        self.dataflow_code = mapping.DATAFLOW_CODES[config.dataflow]
         self.busy_cycles = 0
 
-    def pes_used(self, fold: FoldJob) -> int:
-        m, k, n = fold.m1 - fold.m0, fold.k1 - fold.k0, fold.n1 - fold.n0
-        return {"ws": k * n, "os": m * n, "is": k * m}[self.dataflow]
+    def spec(self, shape: GemmShape) -> PESpec:
+        """The array as the kernels see it when it runs the layer ``shape``."""
+        return PESpec.for_layer(self.config, shape)
 
     def fold(self, fold: FoldJob, cycles: int, layer: str):
         """Occupy the array for one fold's ``cycles`` (its values: :func:`compute_layer`).
@@ -79,15 +79,13 @@ def tile_key(fold: FoldJob) -> tuple[int, int, int, int, int]:
 
 
 def compute_layer(
-    dataflow_code: int,
-    rows: int,
-    cols: int,
+    pe: PESpec,
     sched: LayerSchedule,
     ops,
     faults: Mapping[int, np.ndarray] | None,
     hardened: np.ndarray,
 ) -> None:
-    """Every fold's values of one layer, ``ops.psum`` updated in place.
+    """Every fold's values of one layer on the array ``pe``, ``ops.psum`` updated in place.
 
     Fault-free arithmetic is the same whatever the tiling (ascending k, overflow at every add:
     docs/semantics.md), so the tiles without faults are computed in one Numba call per group;
@@ -95,8 +93,7 @@ def compute_layer(
     the bias, with the faults applied inside the fold kernel. Tests prove both paths equal the
     reference model and the reference executor.
     """
-    shape = sched.shape
-    compute_fault_free(shape, ops)
+    compute_fault_free(sched.shape, ops)
     live = {}
     for index, rows_ in (faults or {}).items():
         hardened_rows = harden(rows_, hardened)
@@ -111,22 +108,12 @@ def compute_layer(
         g = fold.group
         if fold.first_k:
             ops.psum[g][fold.m0 : fold.m1, fold.n0 : fold.n1] = ops.bias[g][fold.n0 : fold.n1]
-        compute_fold(
-            dataflow_code,
-            rows,
-            cols,
-            shape,
-            fold,
-            ops.a[g],
-            ops.w[g],
-            ops.psum[g],
-            live.get(fold.index),
-        )
+        compute_fold(pe, fold, ops.a[g], ops.w[g], ops.psum[g], live.get(fold.index))
 
 
 def compute_fault_free(shape: GemmShape, ops) -> None:
     """Every group's fault-free GEMM, ``ops.psum`` updated in place (no tiling needed)."""
-    overflow = OVERFLOW_RULES[shape.overflow]
+    overflow = OVERFLOW_CODES[shape.overflow]
     for g in range(shape.groups):
         ops.psum[g][:] = kernels.run_gemm(
             ops.a[g], ops.w[g], ops.psum[g], acc_bits=shape.acc_bits, overflow=overflow
@@ -134,10 +121,7 @@ def compute_fault_free(shape: GemmShape, ops) -> None:
 
 
 def compute_fold(
-    dataflow_code: int,
-    rows: int,
-    cols: int,
-    shape: GemmShape,
+    pe: PESpec,
     fold: FoldJob,
     a: np.ndarray,
     w: np.ndarray,
@@ -147,16 +131,9 @@ def compute_fold(
     """The values of one fold: ``psum`` of the fold's output tile is updated in place."""
     out_rows, out_cols = slice(fold.m0, fold.m1), slice(fold.n0, fold.n1)
     psum[out_rows, out_cols] = kernels.run_fold(
-        dataflow_code,
+        pe,
         a[out_rows, fold.k0 : fold.k1],
         w[fold.k0 : fold.k1, out_cols],
         psum[out_rows, out_cols],
-        rows=rows,
-        cols=cols,
-        a_bits=shape.a_bits,
-        a_signed=shape.a_signed,
-        w_bits=shape.w_bits,
-        acc_bits=shape.acc_bits,
-        overflow=OVERFLOW_RULES[shape.overflow],
         faults=EMPTY_FAULTS if faults is None else faults,
     )

@@ -21,8 +21,8 @@ import numpy as np
 import simpy
 
 from .. import kernels
+from ..codes import OVERFLOW_CODES
 from ..errors import Infeasible
-from ..intmath import OVERFLOW_RULES
 from ..ir import Node
 from ..schedule import FoldJob, LayerSchedule
 from .module import Module
@@ -118,7 +118,7 @@ class LayerRedundancy:
                 np.ascontiguousarray(ops.w[g][:, cols]),
                 np.ascontiguousarray(start),
                 acc_bits=shape.acc_bits,
-                overflow=OVERFLOW_RULES[shape.overflow],
+                overflow=OVERFLOW_CODES[shape.overflow],
             )
             self.units.recomputed_outputs += clean.size
             self.units.mismatches += int(np.count_nonzero(ops.psum[g][:, cols] != clean))
