@@ -11,9 +11,9 @@ import numpy as np
 
 from . import executor
 from .config import AcceleratorConfig
-from .hw.accelerator import GEMM_OPS, gemm_output, lower_operands
-from .hw.pe_array import compute_fault_free, compute_layer, hardened_masks
+from .datapath import compute_fault_free, compute_layer, gemm_output, hardened_masks, lower_operands
 from .ir import Graph, Node
+from .ops import GEMM_OPS
 from .pe_spec import PESpec
 from .schedule import LayerSchedule, gemm_shape, schedule_layer
 

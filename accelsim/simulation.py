@@ -8,10 +8,11 @@ import numpy as np
 
 from . import cost
 from .config import ProtectionConfig
-from .hw.accelerator import GEMM_OPS, Accelerator, LayerRun
+from .hw.accelerator import Accelerator, LayerRun
 from .hw.module import Tracer
 from .hw.redundancy import RedundantUnits
 from .ir import Graph
+from .ops import GEMM_OPS
 from .results import LayerStats, SimResult
 from .workload import Workload
 

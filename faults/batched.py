@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from accelsim import executor, functional
-from accelsim.hw.accelerator import GEMM_OPS
+from accelsim.ops import GEMM_OPS
 
 from .fault import PE_REGISTERS, FaultTable, inference_faults
 from .inject import Golden, InjectionStats, faulty_inference, faulty_layer_outputs

@@ -42,12 +42,11 @@ from accelsim.codes import (
     FLIP,
 )
 from accelsim.config import AcceleratorConfig
-from accelsim.hw.accelerator import GEMM_OPS, gemm_output, lower_operands
-from accelsim.hw.controller import GemmOperands
-from accelsim.hw.pe_array import hardened_masks, tile_key
+from accelsim.datapath import GemmOperands, gemm_output, hardened_masks, lower_operands, tile_key
 from accelsim.intmath import requantize
 from accelsim.ir import Graph, Node
 from accelsim.kernels import chain_values
+from accelsim.ops import GEMM_OPS
 from accelsim.pe_spec import PESpec
 from accelsim.schedule import LayerSchedule, schedule_layer
 

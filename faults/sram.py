@@ -48,7 +48,7 @@ buffer words as the array (input/weight flips reach them), and their results ove
 protected channels' psums before write-back (output-buffer flips in those channels vanish).
 
 Computation: the layer's affected output tiles are recomputed fold by fold along their k-chain
-from the bias, each fold by :func:`accelsim.hw.pe_array.compute_fold` on copies of that fold's
+from the bias, each fold by :func:`accelsim.datapath.compute_fold` on copies of that fold's
 operand tiles with the active flips applied (PE faults of the same layer still act inside the
 kernel); every other tile keeps its cached psums.
 """
@@ -63,8 +63,7 @@ import numpy as np
 
 from accelsim import mapping
 from accelsim.codes import SRAM_REGISTERS
-from accelsim.hw.controller import GemmOperands
-from accelsim.hw.pe_array import compute_fold, tile_key
+from accelsim.datapath import GemmOperands, compute_fold, tile_key
 from accelsim.ir import Node
 from accelsim.pe_spec import PESpec
 from accelsim.schedule import FoldJob, LayerSchedule

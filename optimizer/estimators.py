@@ -90,7 +90,7 @@ class CampaignEstimator(ReliabilityEstimator):
         return msb_bits(register_widths(workload.graph).as_dict(), counts)
 
     def select_neurons(self, workload: Workload, fraction: float) -> dict[str, np.ndarray]:
-        from accelsim.hw.accelerator import GEMM_OPS
+        from accelsim.ops import GEMM_OPS
 
         chosen = {}
         for node in workload.graph.nodes:
@@ -256,7 +256,7 @@ def design_exposure(workload: Workload) -> Any:
     """What one inference (batch 1) exposes on the workload's own array: the schedule of each
     GEMM layer, its register widths and hardening (no golden run needed). Infeasible if a
     layer does not fit."""
-    from accelsim.hw.accelerator import GEMM_OPS
+    from accelsim.ops import GEMM_OPS
     from accelsim.schedule import schedule_layer
     from faults.exposure import Exposure, LayerExposure
 

@@ -1,6 +1,6 @@
 """The application layer (accelsim/app.py): the parser holds every registered package's
-sub-commands, a package that is not installed adds none, and a user error is one line with
-exit status 2."""
+sub-commands, a CLI module that cannot be imported is an error (never silently skipped), and a
+user error is one line with exit status 2."""
 
 from __future__ import annotations
 
@@ -28,12 +28,13 @@ def test_the_parser_has_every_package_command_in_registry_order():
     ]
 
 
-def test_a_package_not_installed_adds_no_commands(monkeypatch):
+def test_a_missing_cli_module_is_an_error_not_fewer_commands(monkeypatch):
     monkeypatch.setattr(app, "COMMAND_MODULES", ("accelsim.cli", "not_installed_pkg.cli"))
-    assert _commands(app.build_parser()) == ["run", "export", "schema", "bench"]
+    with pytest.raises(ModuleNotFoundError, match="not_installed_pkg"):
+        app.build_parser()
 
 
-def test_a_cli_module_missing_a_dependency_is_an_error_not_a_missing_package(tmp_path, monkeypatch):
+def test_a_cli_module_missing_a_dependency_is_an_error(tmp_path, monkeypatch):
     package = tmp_path / "half_installed_pkg"
     package.mkdir()
     (package / "__init__.py").write_text("")

@@ -200,3 +200,18 @@ def test_the_boundary_check_sees_lazy_imports(tmp_path):
     module = tmp_path / "lazy.py"
     module.write_text("def f():\n    from workloads.export import x\n    import faults.plan\n")
     assert imported_modules(module) >= {"workloads", "faults"}
+
+
+def test_faults_use_the_datapath_never_the_hardware_model():
+    """The injectors compute with accelsim.datapath (plain arrays and ints); the SimPy
+    hardware model (accelsim.hw) only times transactions."""
+    offenders = []
+    for top in ("faults", "optimizer"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            names = imported_names(path, top)
+            bad = sorted(n for n in names if n == "accelsim.hw" or n.startswith("accelsim.hw."))
+            if bad:
+                offenders.append(f"{path.relative_to(ROOT)}: {bad}")
+    assert offenders == []
+    datapath = imported_names(ROOT / "accelsim" / "datapath.py", "accelsim")
+    assert not any(n.startswith("accelsim.hw") for n in datapath)

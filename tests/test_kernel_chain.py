@@ -13,7 +13,7 @@ import pytest
 
 from accelsim import kernels, mapping, refmodel
 from accelsim.codes import CHAIN_ROW_WIDTH, DATAFLOWS, FAULT_ROW_WIDTH, Dataflow, dataflow_spec
-from accelsim.hw.pe_array import compute_fold
+from accelsim.datapath import compute_fold
 from accelsim.pe_spec import PESpec
 from accelsim.schedule import FoldJob, GemmShape
 

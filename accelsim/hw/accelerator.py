@@ -18,17 +18,15 @@ import simpy
 from .. import executor, mapping
 from ..codes import Dataflow
 from ..config import AcceleratorConfig
-from ..derived import derived
-from ..intmath import requantize_array
+from ..datapath import compute_layer, gemm_output, lower_operands
 from ..ir import Graph, Node
-from ..schedule import FoldJob, GemmShape, LayerSchedule, bytes_for, schedule_layer
+from ..ops import GEMM_OPS
+from ..schedule import FoldJob, LayerSchedule, bytes_for, schedule_layer
 from .buffer import SramBuffer
-from .controller import Controller, GemmOperands, LayerCounters
+from .controller import Controller, LayerCounters
 from .dram import DRAM
 from .module import Module, Tracer
-from .pe_array import PEArray, compute_layer
-
-GEMM_OPS = ("conv2d", "linear")
+from .pe_array import PEArray
 
 
 @dataclass
@@ -203,72 +201,3 @@ class Accelerator(Module):
         env.process(network())
         env.run()
         return values, runs
-
-
-def lower_operands(node: Node, x: np.ndarray, shape: GemmShape) -> GemmOperands:
-    """Lower a layer's input and weights to the GEMM operands the array streams."""
-    bias = node.params["bias"].astype(np.int64)
-    padding_window = None
-    if node.op == "linear":
-        a_groups = [np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=np.int64)]
-    else:
-        kh, kw = node.params["weight"].shape[2:]
-        stride, padding = tuple(node.attrs["stride"]), shape.pads
-        groups = int(node.attrs.get("groups", 1))
-        a_groups = mapping.lower_conv(
-            x, node.params["weight"].shape, stride, padding, groups, shape.dilation
-        )
-        if any(shape.pads):
-            # where padding zeros sit depends on the pixel and the kernel offset only
-            ones = np.ones((x.shape[0], 1, *x.shape[2:]), np.int64)
-            padding_window = mapping.lower_conv(
-                ones, (1, 1, kh, kw), stride, padding, 1, shape.dilation
-            )[0]
-    n = shape.N
-    return GemmOperands(
-        a=a_groups,
-        w=weight_matrices(node),
-        psum=[np.tile(bias[g * n : (g + 1) * n], (shape.M, 1)) for g in range(shape.groups)],
-        bias=[bias[g * n : (g + 1) * n] for g in range(shape.groups)],
-        padding_window=padding_window,
-    )
-
-
-def weight_matrices(node: Node) -> list[np.ndarray]:
-    """A conv2d/linear node's weights as the (K, N) int64 matrix of each group, built once per
-    weight array (the IR's weights are never written) and read-only."""
-
-    def build(weight: np.ndarray) -> list[np.ndarray]:
-        if node.op == "linear":
-            matrices = [np.ascontiguousarray(weight.astype(np.int64).T)]
-        else:
-            matrices = mapping.weight_matrices(
-                weight.astype(np.int64), int(node.attrs.get("groups", 1))
-            )
-        for matrix in matrices:
-            matrix.flags.writeable = False
-        return matrices
-
-    return derived(node.params["weight"], "weight_matrices", build)
-
-
-def gemm_output(node: Node, ops: GemmOperands, shape: GemmShape) -> np.ndarray:
-    """The output stage: requantise every accumulator and lay the tensor out (N, C, H, W)."""
-    n = shape.N
-    attrs = node.attrs
-    outs = []
-    for g, psum in enumerate(ops.psum):
-        channels = slice(g * n, (g + 1) * n)
-        outs.append(
-            requantize_array(
-                psum,
-                node.params["multiplier"][channels],
-                node.params["shift"][channels],
-                int(attrs["out_zero_point"]),
-                int(attrs["out_lo"]),
-                int(attrs["out_hi"]),
-            )
-        )
-    if node.op == "linear":
-        return outs[0]
-    return mapping.output_from_gemm(outs, shape.batch, shape.out_h, shape.out_w)

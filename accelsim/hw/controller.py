@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
 
 from ..codes import dataflow_spec
+from ..datapath import GemmOperands
 from ..schedule import FoldJob, LayerSchedule, bytes_for
 from .buffer import SramBuffer
 from .dram import DRAM
@@ -47,35 +47,6 @@ class LayerCounters:
     dram_writes: int = 0
     pe_fraction_sum: float = 0.0
     folds: int = 0
-
-
-@dataclass(frozen=True)
-class GemmOperands:
-    """Everything the array reads for one layer, lowered once: A, W and psums per group."""
-
-    a: list[np.ndarray]  # (M, K) per group
-    w: list[np.ndarray]  # (K, N) per group
-    psum: list[np.ndarray]  # (M, N) per group, starts at the bias, updated in place
-    bias: list[np.ndarray]  # (N,) per group: where every accumulator starts
-    # (M, KH*KW): 1 where a kernel offset of an output pixel reads the input, 0 where it reads
-    # padding (the same for every channel); None: A holds no padding
-    padding_window: np.ndarray | None = None
-
-    def with_psum(self, psum: list[np.ndarray]) -> GemmOperands:
-        """The same operands with other partial sums."""
-        return replace(self, psum=psum)
-
-    @cached_property
-    def input_elements(self) -> list[np.ndarray]:
-        """Per group, 2-D prefix sums of "not a padding zero" over A (for traffic and SRAM
-        words; computed when first asked, as most uses of the operands never need it)."""
-        shape = self.a[0].shape
-        if self.padding_window is None:
-            mask = np.ones(shape, dtype=bool)
-        else:
-            channels = shape[1] // self.padding_window.shape[1]
-            mask = np.tile(self.padding_window != 0, (1, channels))  # k = c*KH*KW + offset
-        return [element_prefix(mask)] * len(self.a)  # the same in every group
 
 
 def weight_tile(fold: FoldJob) -> tuple[int, int, int, int, int]:
@@ -286,10 +257,3 @@ class Controller(Module):
         c.compute_cycles += cycles
         self.trace("vector", start, layer=name)
         yield from self._dram(out_bytes, write=True, what=f"{name} out", counters=c)
-
-
-def element_prefix(mask: np.ndarray) -> np.ndarray:
-    """2-D prefix sums with a zero row and column in front."""
-    out = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
-    np.cumsum(np.cumsum(mask, axis=0, dtype=np.int64), axis=1, out=out[1:, 1:])
-    return out

@@ -1,0 +1,217 @@
+"""The datapath as plain arrays and ints, apart from the SimPy hardware processes.
+
+What the array computes, not when: a layer lowered to its GEMM operands, the values of a fold
+(faults applied inside the kernel, hardened bits masked out first), the fault-free GEMM of a
+whole layer, and the output stage's requantisation. The hardware model (:mod:`accelsim.hw`)
+times these transactions; the functional model (:mod:`accelsim.functional`) and the fault
+injectors (:mod:`faults`) call them directly and never import the hardware model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import numpy as np
+
+from . import kernels, mapping
+from .codes import FAULT_MASK, FAULT_REGISTER, FAULT_ROW_WIDTH, OVERFLOW_CODES, REGISTER_CLASSES
+from .config import HardenedBitsConfig
+from .derived import derived
+from .intmath import requantize_array
+from .ir import Node
+from .pe_spec import PESpec
+from .schedule import FoldJob, GemmShape, LayerSchedule
+
+EMPTY_FAULTS = np.zeros((0, FAULT_ROW_WIDTH), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class GemmOperands:
+    """Everything the array reads for one layer, lowered once: A, W and psums per group."""
+
+    a: list[np.ndarray]  # (M, K) per group
+    w: list[np.ndarray]  # (K, N) per group
+    psum: list[np.ndarray]  # (M, N) per group, starts at the bias, updated in place
+    bias: list[np.ndarray]  # (N,) per group: where every accumulator starts
+    # (M, KH*KW): 1 where a kernel offset of an output pixel reads the input, 0 where it reads
+    # padding (the same for every channel); None: A holds no padding
+    padding_window: np.ndarray | None = None
+
+    def with_psum(self, psum: list[np.ndarray]) -> GemmOperands:
+        """The same operands with other partial sums."""
+        return replace(self, psum=psum)
+
+    @cached_property
+    def input_elements(self) -> list[np.ndarray]:
+        """Per group, 2-D prefix sums of "not a padding zero" over A (for traffic and SRAM
+        words; computed when first asked, as most uses of the operands never need it)."""
+        shape = self.a[0].shape
+        if self.padding_window is None:
+            mask = np.ones(shape, dtype=bool)
+        else:
+            channels = shape[1] // self.padding_window.shape[1]
+            mask = np.tile(self.padding_window != 0, (1, channels))  # k = c*KH*KW + offset
+        return [element_prefix(mask)] * len(self.a)  # the same in every group
+
+
+def element_prefix(mask: np.ndarray) -> np.ndarray:
+    """2-D prefix sums with a zero row and column in front."""
+    out = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
+    np.cumsum(np.cumsum(mask, axis=0, dtype=np.int64), axis=1, out=out[1:, 1:])
+    return out
+
+
+def lower_operands(node: Node, x: np.ndarray, shape: GemmShape) -> GemmOperands:
+    """Lower a layer's input and weights to the GEMM operands the array streams."""
+    bias = node.params["bias"].astype(np.int64)
+    padding_window = None
+    if node.op == "linear":
+        a_groups = [np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=np.int64)]
+    else:
+        kh, kw = node.params["weight"].shape[2:]
+        stride, padding = tuple(node.attrs["stride"]), shape.pads
+        groups = int(node.attrs.get("groups", 1))
+        a_groups = mapping.lower_conv(
+            x, node.params["weight"].shape, stride, padding, groups, shape.dilation
+        )
+        if any(shape.pads):
+            # where padding zeros sit depends on the pixel and the kernel offset only
+            ones = np.ones((x.shape[0], 1, *x.shape[2:]), np.int64)
+            padding_window = mapping.lower_conv(
+                ones, (1, 1, kh, kw), stride, padding, 1, shape.dilation
+            )[0]
+    n = shape.N
+    return GemmOperands(
+        a=a_groups,
+        w=weight_matrices(node),
+        psum=[np.tile(bias[g * n : (g + 1) * n], (shape.M, 1)) for g in range(shape.groups)],
+        bias=[bias[g * n : (g + 1) * n] for g in range(shape.groups)],
+        padding_window=padding_window,
+    )
+
+
+def weight_matrices(node: Node) -> list[np.ndarray]:
+    """A conv2d/linear node's weights as the (K, N) int64 matrix of each group, built once per
+    weight array (the IR's weights are never written) and read-only."""
+
+    def build(weight: np.ndarray) -> list[np.ndarray]:
+        if node.op == "linear":
+            matrices = [np.ascontiguousarray(weight.astype(np.int64).T)]
+        else:
+            matrices = mapping.weight_matrices(
+                weight.astype(np.int64), int(node.attrs.get("groups", 1))
+            )
+        for matrix in matrices:
+            matrix.flags.writeable = False
+        return matrices
+
+    return derived(node.params["weight"], "weight_matrices", build)
+
+
+def gemm_output(node: Node, ops: GemmOperands, shape: GemmShape) -> np.ndarray:
+    """The output stage: requantise every accumulator and lay the tensor out (N, C, H, W)."""
+    n = shape.N
+    attrs = node.attrs
+    outs = []
+    for g, psum in enumerate(ops.psum):
+        channels = slice(g * n, (g + 1) * n)
+        outs.append(
+            requantize_array(
+                psum,
+                node.params["multiplier"][channels],
+                node.params["shift"][channels],
+                int(attrs["out_zero_point"]),
+                int(attrs["out_lo"]),
+                int(attrs["out_hi"]),
+            )
+        )
+    if node.op == "linear":
+        return outs[0]
+    return mapping.output_from_gemm(outs, shape.batch, shape.out_h, shape.out_w)
+
+
+def hardened_masks(hardened: HardenedBitsConfig | None) -> np.ndarray:
+    """Bit mask of hardened bits per register class code (circuit-layer protection)."""
+    if hardened is None:
+        return np.zeros(len(REGISTER_CLASSES), dtype=np.int64)
+    return np.array([hardened.mask(c) for c in REGISTER_CLASSES], dtype=np.int64)
+
+
+def harden(faults: np.ndarray | None, masks: np.ndarray) -> np.ndarray:
+    """Faults as the hardened array sees them: hardened bits cannot flip or stick.
+
+    Applied at the kernel entry, so no fault source (sampled, explicit, user) bypasses it.
+    """
+    if faults is None or len(faults) == 0:
+        return EMPTY_FAULTS
+    faults = np.array(faults, dtype=np.int64, copy=True).reshape(-1, FAULT_ROW_WIDTH)
+    faults[:, FAULT_MASK] &= ~masks[faults[:, FAULT_REGISTER]]
+    return faults[faults[:, FAULT_MASK] != 0]
+
+
+def tile_key(fold: FoldJob) -> tuple[int, int, int, int, int]:
+    """The output tile a fold accumulates into: its k-chain shares this key."""
+    return (fold.group, fold.m0, fold.m1, fold.n0, fold.n1)
+
+
+def compute_layer(
+    pe: PESpec,
+    sched: LayerSchedule,
+    ops,
+    faults: Mapping[int, np.ndarray] | None,
+    hardened: np.ndarray,
+) -> None:
+    """Every fold's values of one layer on the array ``pe``, ``ops.psum`` updated in place.
+
+    Fault-free arithmetic is the same whatever the tiling (ascending k, overflow at every add:
+    docs/semantics.md), so the tiles without faults are computed in one Numba call per group;
+    each output tile holding a fault is then recomputed fold by fold along its k-chain, from
+    the bias, with the faults applied inside the fold kernel. Tests prove both paths equal the
+    reference model and the reference executor.
+    """
+    compute_fault_free(sched.shape, ops)
+    live = {}
+    for index, rows_ in (faults or {}).items():
+        hardened_rows = harden(rows_, hardened)
+        if len(hardened_rows):
+            live[int(index)] = hardened_rows
+    if not live:
+        return
+    tiles = {tile_key(sched.folds[index]) for index in live}
+    for fold in sched.folds:  # schedule order: a tile's k-folds come in ascending k
+        if tile_key(fold) not in tiles:
+            continue
+        g = fold.group
+        if fold.first_k:
+            ops.psum[g][fold.m0 : fold.m1, fold.n0 : fold.n1] = ops.bias[g][fold.n0 : fold.n1]
+        compute_fold(pe, fold, ops.a[g], ops.w[g], ops.psum[g], live.get(fold.index))
+
+
+def compute_fault_free(shape: GemmShape, ops) -> None:
+    """Every group's fault-free GEMM, ``ops.psum`` updated in place (no tiling needed)."""
+    overflow = OVERFLOW_CODES[shape.overflow]
+    for g in range(shape.groups):
+        ops.psum[g][:] = kernels.run_gemm(
+            ops.a[g], ops.w[g], ops.psum[g], acc_bits=shape.acc_bits, overflow=overflow
+        )
+
+
+def compute_fold(
+    pe: PESpec,
+    fold: FoldJob,
+    a: np.ndarray,
+    w: np.ndarray,
+    psum: np.ndarray,
+    faults: np.ndarray | None,
+) -> None:
+    """The values of one fold: ``psum`` of the fold's output tile is updated in place."""
+    out_rows, out_cols = slice(fold.m0, fold.m1), slice(fold.n0, fold.n1)
+    psum[out_rows, out_cols] = kernels.run_fold(
+        pe,
+        a[out_rows, fold.k0 : fold.k1],
+        w[fold.k0 : fold.k1, out_cols],
+        psum[out_rows, out_cols],
+        faults=EMPTY_FAULTS if faults is None else faults,
+    )
