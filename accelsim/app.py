@@ -13,8 +13,11 @@ command drives is imported inside the command.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from importlib import import_module
 from pathlib import Path
 
@@ -36,6 +39,89 @@ INTERRUPTED_EXIT = 130  # the shell's status for SIGINT
 Command = Callable[[argparse.Namespace], int]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A bad option is one line naming it (``error: --workers: ...``) and exit 2, like every
+    other user error; argparse's default prints the usage block first."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        err_console.print(
+            f"[bold red]error:[/] {self.prog}: {message} (see --help)",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise SystemExit(USER_ERROR_EXIT)
+
+
+def _number(kind: type, text: str) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+        ) from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def bounded(
+    kind: type,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+):
+    """An argparse ``type`` for a number within bounds: the same rules as the YAML keys, so
+    a CLI option can never carry what the file would refuse."""
+    parts = [
+        f"{op} {bound:g}"
+        for op, bound in ((">=", ge), (">", gt), ("<=", le), ("<", lt))
+        if bound is not None
+    ]
+
+    def parse(text: str):
+        value = _number(kind, text)
+        if (
+            (ge is not None and value < ge)
+            or (gt is not None and value <= gt)
+            or (le is not None and value > le)
+            or (lt is not None and value >= lt)
+        ):
+            raise argparse.ArgumentTypeError(
+                f"{text} is not allowed (allowed: {' and '.join(parts)})"
+            )
+        return value
+
+    parse.__name__ = f"{kind.__name__} {' and '.join(parts)}"
+    return parse
+
+
+POSITIVE_INT = bounded(int, ge=1)
+NON_NEGATIVE_INT = bounded(int, ge=0)
+NON_NEGATIVE_FLOAT = bounded(float, ge=0)
+FRACTION = bounded(float, ge=0, le=1)  # a closed [0, 1]
+PROBABILITY = bounded(float, gt=0, lt=1)  # an open (0, 1)
+
+
+def scheduler_address(text: str) -> str:
+    """``--scheduler``: a Dask scheduler address, ``tcp://HOST:PORT`` (or ``HOST:PORT``)."""
+    address = text if "://" in text else f"tcp://{text}"
+    scheme, _, rest = address.partition("://")
+    host, _, port = rest.rpartition(":")
+    if (
+        scheme not in ("tcp", "tls", "inproc", "ucx")
+        or not host
+        or not port.isdigit()
+        or " " in rest
+    ):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a scheduler address (allowed: tcp://HOST:PORT)"
+        )
+    return address
+
+
 def add_command(subparsers, name: str, *, help: str, func: Command) -> argparse.ArgumentParser:
     """A sub-command parser (rich help) that runs ``func(args)``; the caller adds its options."""
     parser = subparsers.add_parser(name, help=help, formatter_class=RichHelpFormatter)
@@ -44,7 +130,45 @@ def add_command(subparsers, name: str, *, help: str, func: Command) -> argparse.
 
 
 def default_out_dir(workload_name: str) -> Path:
-    return Path("out") / workload_name
+    """``out/<name>``, the name made a safe folder name (see :func:`safe_folder_name`)."""
+    return Path("out") / safe_folder_name(workload_name)
+
+
+def safe_folder_name(name: str) -> str:
+    """A workload name as one folder name inside the output root: characters other than
+    letters, digits, ``.``, ``-`` and ``_`` become ``_``, no leading dot (so ``../x`` or
+    ``/etc`` cannot leave ``out/``), at most 100 characters."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)
+    safe = safe.lstrip(".")[:100]
+    return safe or "workload"
+
+
+# Checks of the workload's sections that belong to other packages (``optimize:``), registered
+# by their CLI modules, so that every command validates the whole file.
+SectionCheck = Callable[[object], None]
+SECTION_CHECKS: dict[str, SectionCheck] = {}
+
+
+def check_section(section: str, check: SectionCheck) -> None:
+    """Register ``check(workload)``, run by every command when the file has ``section``."""
+    SECTION_CHECKS[section] = check
+
+
+# What the running command holds until it ends (the output folder's lock).
+_claims: ExitStack | None = None
+
+
+def claim_output_folder(folder: Path) -> Path:
+    """Prove ``folder`` writable before any work and hold its lock for the command, so a
+    second run on it is refused at once. Outside a command (library use) only the check."""
+    from .locking import exclusive_folder
+    from .outputs import prepare_folder
+
+    created = not folder.exists()
+    prepare_folder(folder)
+    if _claims is not None:
+        _claims.enter_context(exclusive_folder(folder, remove_if_unused=created))
+    return folder
 
 
 def add_workload_arguments(
@@ -74,8 +198,12 @@ def workload_and_out_dir(args: argparse.Namespace, subfolder: str = ""):
         workload = workload_from_scalesim(scalesim_cfg, args.workload, overrides=args.set)
     else:
         workload = load_workload(args.workload, args.set)
+    raw = workload.config.model_dump()
+    for section, check in SECTION_CHECKS.items():
+        if raw.get(section) is not None:
+            check(workload)
     out_dir = Path(args.out) if args.out else default_out_dir(workload.name) / subfolder
-    return workload, out_dir
+    return workload, claim_output_folder(out_dir)
 
 
 FIGURE_FORMATS = ("png", "pdf", "svg")
@@ -100,7 +228,7 @@ def registered_commands() -> Iterator[Callable[[object], None]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m accelsim",
         description="Cycle-level DNN accelerator simulator with fault injection and "
         "cross-layer fault-tolerance optimisation.",
@@ -113,20 +241,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run the parsed sub-command; a user error prints its one line and exits 2."""
+    """Run the parsed sub-command; a user error prints its one line and exits 2, and so does
+    an OS failure on what the user chose (a full disk, a read-only folder, a closed pipe)."""
+    from .outputs import USER_OS_ERRORS, os_error
+
+    global _claims
     try:
-        return args.func(args)
+        with ExitStack() as claims:
+            _claims = claims
+            return args.func(args)
     except AccelsimError as exc:
         if exc.file is None and getattr(args, "workload", None):
             exc.file = str(args.workload)  # a config key without a file: it is the workload's
-        err_console.print(
-            f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True
-        )
-        return USER_ERROR_EXIT
+        return _user_error(exc)
+    except BrokenPipeError:
+        # the reader went away (`schema | head -1`): nothing more can reach stdout
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return _user_error(AccelsimError("the output was closed (broken pipe)"))
+    except OSError as exc:
+        if exc.errno not in USER_OS_ERRORS:
+            raise
+        return _user_error(os_error(exc))
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return INTERRUPTED_EXIT
+    finally:
+        _claims = None
+
+
+def _user_error(exc: AccelsimError) -> int:
+    err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    return USER_ERROR_EXIT
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser().parse_args(argv))
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a bad option already reported in one line (2)
+        return exc.code if isinstance(exc.code, int) else USER_ERROR_EXIT
+    return run_command(args)

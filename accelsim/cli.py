@@ -13,7 +13,14 @@ import argparse
 from pathlib import Path
 
 from . import app
-from .app import add_command, add_workload_arguments, workload_and_out_dir
+from .app import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    add_command,
+    add_workload_arguments,
+    workload_and_out_dir,
+)
+from .outputs import check_file_target
 
 
 def _progress():
@@ -38,19 +45,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .trace import write_trace
 
     console = app.console
+    if args.trace:
+        check_file_target(args.trace, key="--trace")
     workload, out_dir = workload_and_out_dir(args)
     samples = len(workload.inputs)
     tracer = Tracer(enabled=True) if args.trace else None
     layers = [n for n in workload.graph.nodes]
-    protection = workload.config.accelerator.protection
-    vf = protected = None
-    needs_nvf = protection.protected_neurons is None and protection.protected_fraction > 0
-    if args.reliability or needs_nvf:
-        # protection by NVF and the first-order estimate both need the vulnerability factors
-        from faults.console_steps import protected_neurons_for_run, vulnerability_for_run
+    from faults.console_steps import protection_for_run, vulnerability_for_run
 
-        vf = vulnerability_for_run(workload, console)
-        protected = protected_neurons_for_run(workload, vf)
+    # the first-order estimate needs the vulnerability factors; so does protection by NVF
+    vf = vulnerability_for_run(workload, console) if args.reliability else None
+    vf, protected = protection_for_run(workload, console, vf)
     with _progress() as progress:
         layer_task = progress.add_task("layers (first batch)", total=len(layers), detail="")
         batches = max(1, -(-samples // workload.config.batch))
@@ -96,6 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from workloads.export import export_cli
 
+    check_file_target(args.out, key="--out")
     path = export_cli(
         args.model,
         Path(args.out),
@@ -159,9 +165,9 @@ def register(subparsers) -> None:
     )
     export.add_argument("--out", required=True, help="output .npz file")
     export.add_argument(
-        "--input-size", type=int, default=None, help="input height/width for image models"
+        "--input-size", type=POSITIVE_INT, default=None, help="input height/width for image models"
     )
-    export.add_argument("--seed", type=int, default=0)
+    export.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     export.add_argument(
         "--calibration",
         metavar="DATA",

@@ -21,8 +21,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .codes import DATAFLOWS, FAULT_SITES, REGISTER_CLASSES
+from .codes import DATAFLOWS, FAULT_SITES, MAX_REGISTER_BITS, REGISTER_CLASSES
 from .errors import AccelsimError
+from .limits import Limits
 from .ops import QUANTIZATION_RANGES
 from .yamlio import load_yaml, parse_scalar
 
@@ -30,11 +31,13 @@ from .yamlio import load_yaml, parse_scalar
 class Section(BaseModel):
     """Base of every section: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
+Seed = Annotated[int, Field(ge=0, description="seed of the random choices")]
+MAX_BUFFER_KIB = float(1 << 20)  # 1 GiB of SRAM per buffer: far beyond any accelerator
 
 
 class ArrayConfig(Section):
@@ -49,7 +52,7 @@ class DramConfig(Section):
 
 
 class BufferConfig(Section):
-    capacity_kib: float = Field(64.0, gt=0, description="SRAM capacity in KiB")
+    capacity_kib: float = Field(64.0, gt=0, le=MAX_BUFFER_KIB, description="SRAM capacity in KiB")
     double_buffered: bool = Field(True, description="two tiles in flight (prefetch overlaps use)")
 
 
@@ -59,13 +62,17 @@ class BuffersConfig(Section):
     output: BufferConfig = BufferConfig()
 
 
+# a bit position; checked against the register's real width once the graph is known
+HardenedBit = Annotated[int, Field(ge=0, lt=MAX_REGISTER_BITS)]
+
+
 class HardenedBitsConfig(Section):
     """Circuit layer: bit positions hardened in every PE, per register class (0 = LSB)."""
 
-    input: list[NonNegativeInt] = Field(default_factory=list)
-    weight: list[NonNegativeInt] = Field(default_factory=list)
-    product: list[NonNegativeInt] = Field(default_factory=list)
-    accumulator: list[NonNegativeInt] = Field(default_factory=list)
+    input: list[HardenedBit] = Field(default_factory=list)
+    weight: list[HardenedBit] = Field(default_factory=list)
+    product: list[HardenedBit] = Field(default_factory=list)
+    accumulator: list[HardenedBit] = Field(default_factory=list)
 
     def mask(self, register: str) -> int:
         return sum(1 << b for b in set(getattr(self, register)))
@@ -209,7 +216,7 @@ class QuantizationConfig(Section):
 class BuiltinModel(Section):
     builtin: str = Field(description="a name a model provider knows (accelsim.models)")
     input_size: PositiveInt | None = None
-    seed: int = 0
+    seed: Seed = 0
 
     @field_validator("builtin")
     @classmethod
@@ -247,28 +254,44 @@ class FaultsConfig(Section):
     mbu_width: PositiveInt = Field(2, le=8, description="adjacent bits flipped by an mbu")
     registers: list[Literal[FAULT_SITES]] = Field(
         default_factory=lambda: list(REGISTER_CLASSES),
+        min_length=1,
         description="PE register classes and SRAM buffers exposed to faults",
     )
     injections: PositiveInt = Field(1000, description="faulty inferences in the campaign")
     samples: PositiveInt | None = Field(None, description="test samples the campaign draws from")
     plan: str | None = Field(None, description="explicit fault list (YAML/JSON) instead of a rate")
     workers: PositiveInt = 1
-    seed: int = 0
+    seed: Seed = 0
 
 
 class WorkloadConfig(Section):
-    name: str = Field("workload", description="names the output folder and reports")
+    name: str = Field(
+        "workload",
+        min_length=1,
+        max_length=200,
+        description="names the output folder (made safe: see the README) and reports",
+    )
     model: str | BuiltinModel | TopologyModel = Field(
         description="graph file (.npz, float or integer), a builtin, or a SCALE-Sim topology"
     )
     dataset: DatasetConfig | None = Field(None, description="labelled inputs; else seeded random")
     batch: PositiveInt = Field(1, description="inferences per run of the array (GEMM M grows)")
-    seed: int = Field(0, description="fixes random inputs and weights of generated models")
+    seed: Seed = Field(0, description="fixes random inputs and weights of generated models")
     quantization: QuantizationConfig = QuantizationConfig()
     accelerator: AcceleratorConfig = AcceleratorConfig()
     technology: TechnologyConfig = TechnologyConfig()
     faults: FaultsConfig | None = Field(None, description="fault campaign run with `run`")
     optimize: dict[str, Any] | None = Field(None, description="design space (see optimizer)")
+    limits: Limits = Field(default_factory=Limits, description="resource limits (see README)")
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, name: str) -> str:
+        if not name.isprintable():
+            raise PydanticCustomError(
+                "name_error", "control characters are not allowed in a name", {}
+            )
+        return name
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .config import REGISTER_CLASSES, AcceleratorConfig, TechnologyConfig
+from .ir import Graph
+from .ops import GEMM_OPS
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,17 @@ class RegisterWidths:
     @property
     def total(self) -> int:
         return self.input + self.weight + self.product + self.accumulator
+
+
+def register_widths(graph: Graph) -> RegisterWidths:
+    """The array's register widths: wide enough for every layer it runs."""
+    layers = [n for n in graph.nodes if n.op in GEMM_OPS]
+    if not layers:
+        return RegisterWidths.from_bits(8, 8, 32)
+    a_bits = max(int(graph.tensors[n.inputs[0]].bits) for n in layers)
+    w_bits = max(int(n.attrs["w_bits"]) for n in layers)
+    acc_bits = max(int(n.attrs["acc_bits"]) for n in layers)
+    return RegisterWidths.from_bits(a_bits, w_bits, acc_bits)
 
 
 @dataclass(frozen=True)

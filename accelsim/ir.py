@@ -29,6 +29,7 @@ import numpy as np
 
 from .errors import AccelsimError
 from .jsonio import atomic_file, json_default
+from .npzio import read_headers
 from .ops import (  # noqa: F401  (re-exported: the IR's op vocabulary lives in accelsim.ops)
     ACC_BITS_RANGE,
     ACTIVATIONS,
@@ -754,6 +755,7 @@ def load_graph(path: str | Path) -> Graph:
         raise AccelsimError(
             "not a .npz (zip) archive: truncated, corrupted or not a graph file", file=path
         )
+    read_headers(path, what="graph file")  # sizes from the headers, before decompressing
     try:
         with zipfile.ZipFile(path) as archive:
             bad_member = archive.testzip()  # reads every member, checks its CRC

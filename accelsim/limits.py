@@ -25,18 +25,21 @@ def physical_memory_bytes() -> int:
 
 
 class Limits(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
-    memory_bytes: int = Field(
-        default_factory=lambda: physical_memory_bytes() // 2,
-        gt=0,
-        description="most bytes one run may plan to hold (default: half the physical memory)",
+    memory_bytes: int | None = Field(
+        None, gt=0, description="most bytes one run may plan to hold (default: half of RAM)"
     )
     faults_per_inference: float = Field(
         10_000.0, gt=0, description="most faults a rate may imply per inference"
     )
-    injections: int = Field(100_000_000, gt=0, description="most injections of one campaign")
+    injections: int = Field(10_000_000, gt=0, description="most injections of one campaign")
     designs: int = Field(100_000_000, gt=0, description="most designs of an optimisation space")
+
+
+def memory_limit(limits: Limits) -> int:
+    """``limits.memory_bytes``, or half of this machine's physical memory."""
+    return limits.memory_bytes or physical_memory_bytes() // 2
 
 
 def refuse_over(
@@ -44,10 +47,10 @@ def refuse_over(
 ) -> None:
     """One line naming ``key`` when ``size`` (computed from settings) exceeds
     ``limits.<limit>``."""
-    bound = getattr(limits, limit)
+    bound = memory_limit(limits) if limit == "memory_bytes" else getattr(limits, limit)
     if size > bound:
         raise AccelsimError(
-            f"{what} would be {_human(size, unit)}, over the limit of {_human(bound, unit)}",
+            f"{what}: {_human(size, unit)} is over the limit of {_human(bound, unit)}",
             key=key,
             allowed=f"a smaller value, or raise limits.{limit}",
         )

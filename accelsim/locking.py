@@ -19,13 +19,16 @@ LOCK_NAME = ".accelsim.lock"
 
 
 @contextmanager
-def exclusive_folder(folder: str | Path, *, wait: bool = False) -> Iterator[Path]:
+def exclusive_folder(
+    folder: str | Path, *, wait: bool = False, remove_if_unused: bool | None = None
+) -> Iterator[Path]:
     """Hold ``folder``'s lock for the body (creating the folder); refuse if another run holds
-    it, unless ``wait``. A folder this call created and left empty is removed again."""
+    it, unless ``wait``. A folder this call created (or ``remove_if_unused``) that holds
+    nothing but the lock afterwards is removed again."""
     from filelock import FileLock, Timeout
 
     folder = Path(folder)
-    created = not folder.exists()
+    created = not folder.exists() if remove_if_unused is None else remove_if_unused
     folder.mkdir(parents=True, exist_ok=True)
     lock_path = folder / LOCK_NAME
     lock = FileLock(lock_path, timeout=-1 if wait else 0)

@@ -10,6 +10,7 @@ or declares more bytes than the limit; only then are the arrays read.
 from __future__ import annotations
 
 import os
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -117,7 +118,7 @@ def _member_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) 
             if read_header is None:
                 raise ValueError(f"unsupported .npy format version {version}")
             shape, _, dtype = read_header(stream)
-        except ValueError as exc:
+        except (ValueError, SyntaxError, tokenize.TokenError) as exc:  # numpy parses it as Python
             raise AccelsimError(
                 f"array {name!r} has no valid .npy header ({exc})", file=path, key=name
             ) from None

@@ -30,6 +30,8 @@ _WHY = {
 }
 
 ALLOWED = "a writable folder with free space (--out DIR)"
+# the OS failures that are about what the user chose, not a bug of ours
+USER_OS_ERRORS = frozenset(_WHY)
 
 
 def os_error(exc: OSError, path: str | Path | None = None, *, what: str = "write") -> AccelsimError:

@@ -11,23 +11,11 @@ from .config import ProtectionConfig
 from .hw.accelerator import Accelerator, LayerRun
 from .hw.module import Tracer
 from .hw.redundancy import RedundantUnits
-from .ir import Graph
 from .ops import GEMM_OPS
 from .results import LayerStats, SimResult
 from .workload import Workload
 
 FaultPlan = Mapping[str, Mapping[int, np.ndarray]]  # layer -> fold index -> kernel fault rows
-
-
-def register_widths(graph: Graph) -> cost.RegisterWidths:
-    """The array's register widths: wide enough for every layer it runs."""
-    layers = [n for n in graph.nodes if n.op in GEMM_OPS]
-    if not layers:
-        return cost.RegisterWidths.from_bits(8, 8, 32)
-    a_bits = max(int(graph.tensors[n.inputs[0]].bits) for n in layers)
-    w_bits = max(int(n.attrs["w_bits"]) for n in layers)
-    acc_bits = max(int(n.attrs["acc_bits"]) for n in layers)
-    return cost.RegisterWidths.from_bits(a_bits, w_bits, acc_bits)
 
 
 def layer_stats(run: LayerRun, workload: Workload, widths: cost.RegisterWidths) -> LayerStats:
@@ -104,7 +92,7 @@ def simulate(
     inputs = workload.inputs if samples is None else workload.inputs[:samples]
     batch = cfg.batch
     batches = max(1, -(-len(inputs) // batch))
-    widths = register_widths(graph)
+    widths = cost.register_widths(graph)
     redundancy_factory = redundant_units_factory(cfg.accelerator.protection, protected)
     outputs = []
     stats: list[LayerStats] = []

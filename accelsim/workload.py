@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,14 +31,15 @@ class Workload:
         return build_workload(config, base_dir=self._base_dir(), source=self.source)
 
     def _base_dir(self) -> Path:
-        return self.source.parent if self.source is not None else Path.cwd()
+        return Path(os.path.realpath(self.source)).parent if self.source is not None else Path.cwd()
 
 
 def load_workload(path: str | Path, overrides: list[str] | None = None) -> Workload:
     """Read ``workload.yaml`` (with ``--set`` overrides) and everything it points at."""
     path = Path(path)
     config = load_workload_config(path, overrides)
-    return build_workload(config, base_dir=path.parent, source=path)
+    # relative paths are relative to the file itself: a symlink's target, not the link
+    return build_workload(config, base_dir=Path(os.path.realpath(path)).parent, source=path)
 
 
 def _resolve(base_dir: Path, relative: str, *, source: Path | None, key: str) -> Path:
@@ -116,30 +118,21 @@ def build_workload(config: WorkloadConfig, *, base_dir: Path, source: Path | Non
         graph = quantize(float_graph, config.quantization, source=source)
     elif not hasattr(config.model, "scalesim_topology"):
         check_quantization_matches(graph, config, source)
+    check_against_graph(config, graph, source)
     from .executor import quantize_input
 
     labels = None
     if config.dataset is not None:
+        from .dataset import load_dataset
+
         data_path = _resolve(base_dir, config.dataset.path, source=source, key="dataset.path")
-        try:
-            with np.load(data_path, allow_pickle=False) as data:
-                x, labels = data["x"], data["y"]
-        except (OSError, KeyError, ValueError) as exc:
-            raise AccelsimError(
-                f"not a dataset npz with arrays x and y ({exc})", file=data_path
-            ) from None
-        if config.dataset.samples is not None:
-            x, labels = x[: config.dataset.samples], labels[: config.dataset.samples]
+        x, labels = load_dataset(data_path, graph, samples=config.dataset.samples)
         inputs = quantize_input(graph, x) if np.issubdtype(x.dtype, np.floating) else x
     else:
         rng = np.random.default_rng(config.seed)
-        spec = graph.tensors[graph.input]
-        lo, hi = (
-            (-(1 << (spec.bits - 1)), (1 << (spec.bits - 1)) - 1)
-            if spec.signed
-            else (0, (1 << spec.bits) - 1)
-        )
-        inputs = rng.integers(lo, hi + 1, size=(config.batch, *spec.shape), dtype=np.int64)
+        lo, hi = graph.tensors[graph.input].value_range()
+        shape = (config.batch, *graph.tensors[graph.input].shape)
+        inputs = rng.integers(lo, hi + 1, size=shape, dtype=np.int64)
     return Workload(
         config=config,
         graph=graph,
@@ -148,3 +141,61 @@ def build_workload(config: WorkloadConfig, *, base_dir: Path, source: Path | Non
         labels=labels,
         source=source,
     )
+
+
+def check_against_graph(config: WorkloadConfig, graph: Graph, source: Path | None) -> None:
+    """What only the graph can tell: hardened bits inside their registers, protected neurons
+    that exist, and a batch whose activations fit the memory limit."""
+    from .cost import register_widths
+    from .limits import refuse_over
+
+    protection = config.accelerator.protection
+    widths = register_widths(graph).as_dict()
+    for register, width in widths.items():
+        bits = getattr(protection.hardened_bits, register)
+        if bits and max(bits) >= width:
+            raise AccelsimError(
+                f"bit {max(bits)} is outside the {width}-bit {register} register",
+                file=source,
+                key=f"accelerator.protection.hardened_bits.{register}",
+                allowed=f"bit positions 0 to {width - 1}",
+            )
+    layers = {node.name: node for node in graph.layers()}
+    for name, channels in (protection.protected_neurons or {}).items():
+        key = f"accelerator.protection.protected_neurons.{name}"
+        if name not in layers:
+            raise AccelsimError(
+                "no such layer", file=source, key=key, allowed=", ".join(layers) or "none"
+            )
+        outputs = int(layers[name].params["weight"].shape[0])
+        if channels and max(channels) >= outputs:
+            raise AccelsimError(
+                f"layer {name!r} has {outputs} neurons (output channels)",
+                file=source,
+                key=key,
+                allowed=f"0 to {outputs - 1}",
+            )
+    per_sample = sum(int(np.prod(t.shape)) for t in graph.tensors.values())
+    per_sample += max((_lowered_elements(graph, node) for node in layers.values()), default=0)
+    try:
+        refuse_over(
+            config.batch * per_sample * 8,
+            config.limits,
+            "memory_bytes",
+            key="batch",
+            what=f"memory for a batch of {config.batch} (activations, lowered operands)",
+            unit="B",
+        )
+    except AccelsimError as exc:
+        exc.file = str(source) if source is not None else None
+        raise
+
+
+def _lowered_elements(graph: Graph, node) -> int:
+    """Elements per sample of a layer's lowered input matrix (im2col for a convolution)."""
+    weight = node.params["weight"].shape
+    if node.op == "linear":
+        return int(weight[1])
+    out = graph.tensors[node.output].shape
+    groups = int(node.attrs.get("groups", 1))
+    return int(out[1] * out[2] * weight[1] * weight[2] * weight[3] * groups)

@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from accelsim.config import FaultsConfig
+from accelsim.cost import register_widths
 from accelsim.executor import dequantize
 from accelsim.jsonio import write_json_atomic
-from accelsim.simulation import register_widths
+from accelsim.limits import refuse_over
 from accelsim.workload import Workload
 
 from .batched import faulty_outputs
@@ -358,7 +359,17 @@ def campaign(
     samples = samples if samples is not None else cfg.samples
     seed = cfg.seed if seed is None else seed
     workers = cfg.workers if workers is None else workers
+    limits = workload.config.limits
+    refuse_over(injections, limits, "injections", key="faults.injections", what="injections")
     ctx = context or prepare(workload, settings, samples=samples, protected=protected)
+    if settings.mode == "rate":
+        refuse_over(
+            settings.rate * ctx.sampler().total,
+            limits,
+            "faults_per_inference",
+            key="faults.rate",
+            what="faults per inference at this rate",
+        )
     n_samples = ctx.golden.samples
     key = campaign_key(workload, settings, n_samples, seed)
 

@@ -22,11 +22,19 @@ from rich.console import Console
 
 from accelsim import app
 from accelsim.app import (
+    FRACTION,
+    NON_NEGATIVE_FLOAT,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    PROBABILITY,
     add_command,
     add_plot_arguments,
     add_workload_arguments,
+    bounded,
+    scheduler_address,
     workload_and_out_dir,
 )
+from accelsim.outputs import prepare_folder
 
 # the defaults the help text names (faults.vulnerability.allocation_settings(); a test checks
 # they agree): importing that module here would slow every command's start-up
@@ -38,26 +46,32 @@ def add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
     """The workload arguments and the options of the measurement (vulnerability, baselines)."""
     d = HELP_DEFAULTS
     add_workload_arguments(parser, set_example="dataset.samples=16")
-    parser.add_argument("--seed", type=int, help="seed of the injections (default faults.seed)")
+    parser.add_argument(
+        "--seed", type=NON_NEGATIVE_INT, help="seed of the injections (default faults.seed)"
+    )
     parser.add_argument(
         "--precision",
-        type=float,
+        type=bounded(float, gt=0, le=1),
         help="stop allocating injections when the unprotected design's "
         f"interval half-width is within this of its estimate "
         f"({d['precision']})",
     )
     parser.add_argument(
         "--pilot",
-        type=int,
+        type=POSITIVE_INT,
         help=f"injections per (layer, class, bit) stratum to start with ({d['pilot']})",
     )
     parser.add_argument(
         "--max-injections",
-        type=int,
+        type=POSITIVE_INT,
         help=f"most injections of the measurement ({d['max_injections']:,})",
     )
-    parser.add_argument("--confidence", type=float, help=f"of every interval ({d['confidence']})")
-    parser.add_argument("--samples", type=int, help="test samples the injections draw from")
+    parser.add_argument(
+        "--confidence", type=PROBABILITY, help=f"of every interval ({d['confidence']})"
+    )
+    parser.add_argument(
+        "--samples", type=POSITIVE_INT, help="test samples the injections draw from"
+    )
     parser.add_argument(
         "--no-cache", action="store_true", help="measure again (do not read or write .cache/vf)"
     )
@@ -83,7 +97,7 @@ def measure(args: argparse.Namespace, workload, console: Console):
 def cmd_inject(args: argparse.Namespace) -> int:
     from accelsim.errors import AccelsimError
 
-    from .console_steps import run_campaign_with_progress
+    from .console_steps import protection_for_run, run_campaign_with_progress
 
     workload, out_dir = workload_and_out_dir(args)
     if workload.config.faults is None and not any(s.startswith("faults.") for s in args.set):
@@ -92,10 +106,12 @@ def cmd_inject(args: argparse.Namespace) -> int:
             file=args.workload,
             key="faults",
         )
+    _, protected = protection_for_run(workload, app.console)
     run_campaign_with_progress(
         workload,
         out_dir,
         app.console,
+        protected=protected,
         injections=args.injections,
         workers=args.workers,
         scheduler=args.scheduler,
@@ -116,6 +132,8 @@ def cmd_vulnerability(args: argparse.Namespace, console: Console | None = None) 
     )
 
     console = console or app.console
+    if args.plot:
+        prepare_folder(args.plot, key="--plot")
     workload, out_dir = workload_and_out_dir(args)
     vf = measure(args, workload, console)
     for table in bvf_tables(vf):
@@ -132,7 +150,6 @@ def cmd_vulnerability(args: argparse.Namespace, console: Console | None = None) 
         from . import plots
 
         plot_dir = Path(args.plot)
-        plot_dir.mkdir(parents=True, exist_ok=True)
         fmt = args.format
         written = [plots.bvf_heatmap(vf, plot_dir / f"bvf_heatmap.{fmt}", fmt=fmt)]
         written += plots.nvf_distributions(vf, plot_dir, fmt=fmt)
@@ -229,16 +246,17 @@ def register(subparsers) -> None:
         func=cmd_inject,
     )
     add_workload_arguments(inject, set_example="faults.rate=1e-7")
-    inject.add_argument("--injections", type=int, help="override faults.injections")
-    inject.add_argument("--workers", type=int, help="local worker processes")
+    inject.add_argument("--injections", type=POSITIVE_INT, help="override faults.injections")
+    inject.add_argument("--workers", type=POSITIVE_INT, help="local worker processes")
     inject.add_argument(
         "--scheduler",
+        type=scheduler_address,
         metavar="tcp://HOST:PORT",
         help="run on this Dask cluster (default: $DASK_SCHEDULER_ADDRESS)",
     )
     inject.add_argument(
         "--dask-workers",
-        type=int,
+        type=POSITIVE_INT,
         metavar="N",
         help="start a local Dask cluster of N worker processes",
     )
@@ -253,7 +271,7 @@ def register(subparsers) -> None:
     add_plot_arguments(vulnerability, what="the BVF heat map, NVF and accuracy-vs-rate figures")
     vulnerability.add_argument(
         "--curve-injections",
-        type=int,
+        type=POSITIVE_INT,
         default=60,
         help="injections per point of accuracy_vs_rate.png",
     )
@@ -266,25 +284,32 @@ def register(subparsers) -> None:
     )
     add_measurement_arguments(baselines)
     baselines.add_argument(
-        "--p", type=float, default=0.1, help="protected fraction of neurons (%(default)s)"
+        "--p", type=FRACTION, default=0.1, help="protected fraction of neurons (%(default)s)"
     )
     baselines.add_argument(
-        "--k", type=int, default=8, help="hardened bits per register class (%(default)s)"
+        "--k",
+        type=NON_NEGATIVE_INT,
+        default=8,
+        help="hardened bits per register class (%(default)s)",
     )
-    baselines.add_argument("--rate", type=float, help="fault rate (default faults.rate)")
+    baselines.add_argument(
+        "--rate", type=NON_NEGATIVE_FLOAT, help="fault rate (default faults.rate)"
+    )
     baselines.add_argument("--unit", choices=("bit_cycle", "ber"), help="unit of the rate")
     baselines.add_argument(
-        "--redundant-units", type=int, help="S (default: the workload's, else the array's columns)"
+        "--redundant-units",
+        type=NON_NEGATIVE_INT,
+        help="S (default: the workload's, else the array's columns)",
     )
     baselines.add_argument(
         "--target",
-        type=float,
+        type=PROBABILITY,
         default=1e-3,
         help="P(failure) per inference each design is certified against (%(default)s)",
     )
     baselines.add_argument(
         "--certify-max",
-        type=int,
+        type=NON_NEGATIVE_INT,
         metavar="N",
         help=f"most injections of each certificate ({CERTIFY_MAX:,}; 0 skips the direct campaigns)",
     )

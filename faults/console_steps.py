@@ -119,6 +119,16 @@ def protected_neurons_for_run(workload, vf) -> dict[str, list[int]] | None:
     return None
 
 
+def protection_for_run(workload, console: Console, vf=None):
+    """``(vf, protected)`` of the configured design: its protected neurons (the config's list,
+    or its top fraction by NVF, measuring the vulnerability factors when that needs them).
+    Every command that runs the design applies this, so none measures an unprotected one."""
+    protection = workload.config.accelerator.protection
+    if protection.protected_neurons is None and protection.protected_fraction > 0 and vf is None:
+        vf = vulnerability_for_run(workload, console)
+    return vf, protected_neurons_for_run(workload, vf)
+
+
 def reliability_for_run(workload, vf, protected, console: Console) -> dict[str, Any]:
     """First-order P(failure) of the configured design at the configured fault rate."""
     from rich.table import Table

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from accelsim.config import REGISTER_CLASSES, AcceleratorConfig, HardenedBitsConfig
+from accelsim.cost import register_widths
 from accelsim.errors import AccelsimError, Infeasible
-from accelsim.simulation import register_widths, simulate
+from accelsim.simulation import simulate
 from accelsim.workload import Workload
 
 PROTECTION_VARIABLES = (

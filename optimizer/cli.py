@@ -12,11 +12,14 @@ from pathlib import Path
 
 from accelsim import app
 from accelsim.app import (
+    POSITIVE_INT,
     add_command,
     add_plot_arguments,
     add_workload_arguments,
+    scheduler_address,
     workload_and_out_dir,
 )
+from accelsim.outputs import prepare_folder
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -26,6 +29,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from .report import render_optimize
     from .search import optimize
 
+    if args.plot:
+        prepare_folder(args.plot, key="--plot")
     workload, out_dir = workload_and_out_dir(args, "optimize")
     if workload.config.optimize is None:
         raise AccelsimError(
@@ -105,8 +110,16 @@ def _run(args: argparse.Namespace, workload, out_dir: Path, pool, console, optim
         )
 
 
+def check_optimize_section(workload) -> None:
+    """The ``optimize:`` section, validated by every command (not only ``optimize``)."""
+    from .config import parse_optimize
+
+    parse_optimize(workload.config.optimize, workload=workload.config, file=workload.source)
+
+
 def register(subparsers) -> None:
     """Add the ``optimize`` sub-command to ``python -m accelsim``."""
+    app.check_section("optimize", check_optimize_section)
     parser = add_command(
         subparsers,
         "optimize",
@@ -136,23 +149,27 @@ def register(subparsers) -> None:
     add_plot_arguments(parser, what="the convergence and Pareto-front figures")
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=POSITIVE_INT,
         default=1,
         metavar="Q",
         help="BO designs proposed and evaluated together per iteration",
     )
     parser.add_argument(
-        "--workers", type=int, metavar="N", help="evaluate designs on N local worker processes"
+        "--workers",
+        type=POSITIVE_INT,
+        metavar="N",
+        help="evaluate designs on N local worker processes",
     )
     parser.add_argument(
         "--scheduler",
+        type=scheduler_address,
         metavar="ADDRESS",
         help="Dask scheduler (tcp://HOST:PORT) to evaluate designs on "
         "(default: $DASK_SCHEDULER_ADDRESS)",
     )
     parser.add_argument(
         "--dask-workers",
-        type=int,
+        type=POSITIVE_INT,
         metavar="N",
         help="start a local Dask cluster of N workers to evaluate designs",
     )

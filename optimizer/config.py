@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from accelsim.config import DATAFLOWS, REGISTER_CLASSES, WorkloadConfig, validation_error
 from accelsim.errors import AccelsimError
+from accelsim.limits import Limits, refuse_over
 
 from .space import DesignSpace, Variable
 
@@ -45,7 +46,7 @@ CATEGORICAL = {"dataflow": DATAFLOWS}
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class RangeSpec(_Strict):
@@ -209,6 +210,9 @@ def _is_range(spec: Any) -> bool:
     return isinstance(spec, Mapping) and ("min" in spec or "max" in spec)
 
 
+MAX_RANGE_VALUES = 10_000  # values of one range variable: more is a typo in step
+
+
 def _expand_range(spec: Any, key: str, file: str | None) -> list[float]:
     try:
         r = RangeSpec.model_validate(dict(spec))
@@ -217,6 +221,13 @@ def _expand_range(spec: Any, key: str, file: str | None) -> list[float]:
     if r.min > r.max:
         raise _error(f"empty range: min {r.min:g} > max {r.max:g}", key, file, "min <= max")
     count = math.floor((r.max - r.min) / r.step + 1e-9) + 1
+    if count > MAX_RANGE_VALUES:  # refused from the count, before a list is built
+        raise _error(
+            f"{{min, max, step}} spans {count:,} values",
+            key,
+            file,
+            f"at most {MAX_RANGE_VALUES:,} values (a larger step)",
+        )
     # round to the step's decimals so 0.1 steps give 0.3, not 0.30000000000000004
     decimals = max(0, -math.floor(math.log10(r.step)) + 6)
     return [round(r.min + i * r.step, decimals) for i in range(count)]
@@ -298,6 +309,14 @@ def parse_optimize(
         variables.append(var)
         if names is not None:
             categories[name] = names
+    designs = math.prod(len(v.values) for v in variables)
+    refuse_over(
+        designs,
+        workload.limits if workload is not None else Limits(),
+        "designs",
+        key="optimize.variables",
+        what="designs in the space",
+    )
     space = DesignSpace(variables, key="optimize.variables", file=file_text)
     config = OptimizeConfig(section, space, categories, file_text)
     if workload is not None:

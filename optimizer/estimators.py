@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from accelsim.simulation import register_widths
+from accelsim.cost import register_widths
 from accelsim.workload import Workload
 
 from .config import OptimizeConfig

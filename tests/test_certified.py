@@ -155,9 +155,9 @@ def test_certificate_size_follows_the_prediction():
 def test_fully_hardened_design_is_certified_without_injections():
     workload = digits(
         "faults.rate=2e-6",
-        *(
-            f"accelerator.protection.hardened_bits.{c}=[{','.join(map(str, range(32)))}]"
-            for c in ("input", "weight", "product", "accumulator")
+        *(  # every bit of every register class (8-bit operands, 32-bit accumulator)
+            f"accelerator.protection.hardened_bits.{c}=[{','.join(map(str, range(width)))}]"
+            for c, width in (("input", 8), ("weight", 8), ("product", 16), ("accumulator", 32))
         ),
     )
     cert = certify_design(workload, target=1e-3, settings=CertifySettings(samples=8))

@@ -88,8 +88,8 @@ def test_scalesim_mode_has_ideal_memory(tmp_path):
 
 
 def test_hardened_bits_never_change_an_output(tmp_path):
-    all_bits = list(range(32))
-    hardened = {c: all_bits for c in ("input", "weight", "product", "accumulator")}
+    widths = {"input": 8, "weight": 8, "product": 16, "accumulator": 32}  # every bit
+    hardened = {c: list(range(width)) for c, width in widths.items()}
     workload = make_workload(
         tmp_path, array={"rows": 4, "cols": 4}, protection={"hardened_bits": hardened}
     )
