@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import zipfile
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import AccelsimError
 from .jsonio import atomic_file, json_default
-from .npzio import read_headers
+from .npzio import ARCHIVE_ERRORS, read_headers
 from .ops import (  # noqa: F401  (re-exported: the IR's op vocabulary lives in accelsim.ops)
     ACC_BITS_RANGE,
     ACTIVATIONS,
@@ -626,6 +626,18 @@ def _is_opt_number(v: Any) -> bool:
     return v is None or _is_number(v)
 
 
+MAX_HEADER_NESTING = 64  # a graph header is a few levels deep; json recurses per level
+_JSON_STRING = re.compile(r'"(?:\\.|[^"\\])*"')
+
+
+def _nesting_depth(text: str) -> int:
+    """How deep ``[``/``{`` nest in JSON ``text`` (strings skipped), without recursing."""
+    skeleton = np.frombuffer(_JSON_STRING.sub('""', text).encode("utf-8"), dtype=np.uint8)
+    step = np.isin(skeleton, (ord("["), ord("{"))).astype(np.int64)
+    step -= np.isin(skeleton, (ord("]"), ord("}")))
+    return int(np.cumsum(step).max(initial=0))
+
+
 def _read_header(raw: np.ndarray, file: Path) -> dict:
     if raw.dtype != np.uint8 or raw.ndim != 1:
         _fail(
@@ -635,7 +647,16 @@ def _read_header(raw: np.ndarray, file: Path) -> dict:
             allowed="uint8 vector of UTF-8 JSON",
         )
     try:
-        return json.loads(raw.tobytes().decode("utf-8"))
+        text = raw.tobytes().decode("utf-8")
+        depth = _nesting_depth(text)
+        if depth > MAX_HEADER_NESTING:
+            raise AccelsimError(
+                f"the header is nested {depth} levels deep",
+                file=file,
+                key=GRAPH_KEY,
+                allowed=f"at most {MAX_HEADER_NESTING} levels",
+            )
+        return json.loads(text)
     except UnicodeDecodeError as exc:
         raise AccelsimError(f"not UTF-8 ({exc.reason})", file=file, key=GRAPH_KEY) from None
     except json.JSONDecodeError as exc:
@@ -728,19 +749,6 @@ def _parse(header: Any, arrays: Callable[[str, str], np.ndarray], file: Path) ->
     )
 
 
-# what a damaged archive can raise while being opened or read; anything else is a bug
-_ARCHIVE_ERRORS = (
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
-    zlib.error,
-    EOFError,
-    OSError,
-    ValueError,
-    NotImplementedError,  # unknown compression method
-    KeyError,
-)
-
-
 def load_graph(path: str | Path) -> Graph:
     """Read and validate a graph file written by :func:`save_graph`.
 
@@ -759,14 +767,14 @@ def load_graph(path: str | Path) -> Graph:
     try:
         with zipfile.ZipFile(path) as archive:
             bad_member = archive.testzip()  # reads every member, checks its CRC
-    except _ARCHIVE_ERRORS as exc:
+    except ARCHIVE_ERRORS as exc:
         raise AccelsimError(f"corrupted archive ({exc})", file=path) from None
     if bad_member is not None:
         raise AccelsimError(f"corrupted archive: CRC error in {bad_member}", file=path)
 
     try:
         npz = np.load(path, allow_pickle=False)
-    except _ARCHIVE_ERRORS as exc:
+    except ARCHIVE_ERRORS as exc:
         raise AccelsimError(f"unreadable .npz ({exc})", file=path) from None
     with npz:
         used: set[str] = set()
@@ -789,7 +797,7 @@ def load_graph(path: str | Path) -> Graph:
                 raise AccelsimError(
                     f"array {entry!r} is unreadable ({exc})", file=path, key=key
                 ) from None
-            except _ARCHIVE_ERRORS as exc:
+            except ARCHIVE_ERRORS as exc:
                 raise AccelsimError(
                     f"array {entry!r} is unreadable ({exc})", file=path, key=key
                 ) from None

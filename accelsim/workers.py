@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
+from .lifeline import die_with_parent
+
 Job = Callable[[Any, Any], Any]  # fn(shared, item) -> result
 
 DASK_SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"  # where a Dask scheduler is, when not given
@@ -41,6 +43,7 @@ _SHARED: dict[str, Any] = {}
 
 
 def _install_shared(token: str, shared: Any) -> None:
+    die_with_parent()  # a killed run takes its workers (and the resource tracker) with it
     _SHARED[token] = shared
 
 

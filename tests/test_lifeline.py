@@ -1,4 +1,4 @@
-"""A killed parent takes its pool workers (and so multiprocessing's resource tracker) with it."""
+"""A killed parent takes the workers of accelsim's pools (accelsim.workers) with it."""
 
 from __future__ import annotations
 
@@ -9,19 +9,17 @@ import sys
 import time
 
 PARENT = """
-import multiprocessing, os, time
-from concurrent.futures import ProcessPoolExecutor
-from accelsim.lifeline import die_with_parent
+import os, time
+from accelsim.workers import worker_pool
 
-def pid(_):
+def pid(shared, item):
     time.sleep(0.2)
     return os.getpid()
 
 if __name__ == "__main__":
-    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=die_with_parent)
-    print(*sorted(set(pool.map(pid, range(8)))), flush=True)
-    time.sleep(120)
+    with worker_pool(2, shared=None) as pool:
+        print(*sorted(set(pool.map(pid, range(8)))), flush=True)
+        time.sleep(120)
 """
 
 
