@@ -158,7 +158,7 @@ def check_section(section: str, check: SectionCheck) -> None:
 _claims: ExitStack | None = None
 
 
-def claim_output_folder(folder: Path) -> Path:
+def claim_output_folder(folder: Path, *, wait: bool = False) -> Path:
     """Prove ``folder`` writable before any work and hold its lock for the command, so a
     second run on it is refused at once. Outside a command (library use) only the check."""
     from .locking import exclusive_folder
@@ -167,7 +167,7 @@ def claim_output_folder(folder: Path) -> Path:
     created = not folder.exists()
     prepare_folder(folder)
     if _claims is not None:
-        _claims.enter_context(exclusive_folder(folder, remove_if_unused=created))
+        _claims.enter_context(exclusive_folder(folder, wait=wait, remove_if_unused=created))
     return folder
 
 
@@ -183,6 +183,11 @@ def add_workload_arguments(
         default=[],
         metavar="KEY=VALUE",
         help=f"override a key, e.g. --set {set_example}",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another run is writing to the output folder, wait for it instead of stopping",
     )
 
 
@@ -203,7 +208,7 @@ def workload_and_out_dir(args: argparse.Namespace, subfolder: str = ""):
         if raw.get(section) is not None:
             check(workload)
     out_dir = Path(args.out) if args.out else default_out_dir(workload.name) / subfolder
-    return workload, claim_output_folder(out_dir)
+    return workload, claim_output_folder(out_dir, wait=getattr(args, "wait", False))
 
 
 FIGURE_FORMATS = ("png", "pdf", "svg")

@@ -251,7 +251,7 @@ def _check_header(header: dict[str, Any] | None, expected: dict[str, Any], path:
         if header.get(key) != expected[key]:
             raise AccelsimError(
                 f"the log was written with {key}={header.get(key)!r}, this run has "
-                f"{expected[key]!r}; use the same settings or another log file",
+                f"{expected[key]!r}; use the same settings, or --out another folder for this one",
                 file=path,
                 key=key,
             )

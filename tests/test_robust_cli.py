@@ -139,3 +139,17 @@ def test_inject_measures_the_protected_design_not_the_bare_one(tmp_path, monkeyp
     workload = write_workload(tmp_path, accelerator={"protection": protection})
     assert main(["inject", str(workload), "--out", str(tmp_path / "out")]) == 0
     assert seen["protected"] == {"fc1": [0, 3]}
+
+
+def test_wait_queues_behind_the_run_that_holds_the_folder(tmp_path):
+    """``--wait``: the second run starts once the first has finished, and both complete."""
+    workload, out = write_workload(tmp_path), tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD.replace("time.sleep(60)", "time.sleep(3)"), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    assert main(["inject", str(workload), "--out", str(out), "--wait"]) == 0
+    assert holder.wait() == 0  # the holder had finished before the waiting run went on
+    assert (out / "faults.json").exists()
