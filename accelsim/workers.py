@@ -24,11 +24,15 @@ so results do not depend on the pool or the number of workers. Pools on a Dask c
 
 from __future__ import annotations
 
+import ast
 import multiprocessing
 import os
+import sys
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from .lifeline import die_with_parent
@@ -143,11 +147,65 @@ def results_in_order(
 def worker_pool(
     workers: int, shared: Any = None, *, start_method: str = "spawn"
 ) -> SerialWorkers | ProcessWorkers:
-    """:class:`SerialWorkers` for one worker, else :class:`ProcessWorkers`."""
+    """:class:`SerialWorkers` for one worker, else :class:`ProcessWorkers`.
+
+    A spawned worker re-runs the main script; from a script whose work is not under
+    ``if __name__ == "__main__":`` that would start pools without end (a hang). Such a call
+    runs serially instead, with a warning naming the line: the results are the same, as they
+    never depend on the number of workers.
+    """
     _check_workers(workers)
     if workers == 1:
         return SerialWorkers(shared)
+    if start_method == "spawn" and (where := unguarded_script_line()) is not None:
+        warnings.warn(
+            f"{where}: {workers} worker processes need the script's work under "
+            '`if __name__ == "__main__":`; running in this process instead (same results)',
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return SerialWorkers(shared)
     return ProcessWorkers(workers, shared, start_method=start_method)
+
+
+def unguarded_script_line() -> str | None:
+    """``script.py:LINE`` when the caller runs at the top level of a main script that a
+    spawned worker would re-run (no ``__main__`` guard around that line), else None."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and (spec.name == "__main__" or spec.name.endswith(".__main__")):
+        return None  # `python -m package`: spawn never re-runs a package's __main__
+    path = getattr(main, "__file__", None)
+    frame = sys._getframe(1)
+    while frame is not None and not (
+        frame.f_globals.get("__name__") == "__main__" and frame.f_code.co_name == "<module>"
+    ):
+        frame = frame.f_back
+    if path is None or frame is None:
+        return None  # interactive or `python -c`: nothing to re-run
+    line = frame.f_lineno
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    guarded = any(
+        isinstance(node, ast.If)
+        and _is_main_guard(node.test)
+        and node.lineno <= line <= (node.end_lineno or node.lineno)
+        for node in tree.body
+    )
+    return None if guarded else f"{path}:{line}"
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and len(test.comparators) == 1
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value == "__main__"
+    )
 
 
 class DaskConnection:

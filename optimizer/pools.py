@@ -21,6 +21,7 @@ from accelsim.workers import (
     SerialWorkers,
     dask_scheduler_address,
     results_in_order,
+    worker_pool,
 )
 
 from .log import Evaluate, Evaluation
@@ -72,14 +73,14 @@ class ProcessEvaluatorPool:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = workers
         self.start_method = start_method
-        self._pool: ProcessWorkers | None = None
+        self._pool: ProcessWorkers | SerialWorkers | None = None
         self._evaluate: Evaluate | None = None
 
     def map(self, evaluate: Evaluate, designs: Sequence[dict[str, Any]]) -> Iterator[Evaluation]:
         """Start every design now; yield the evaluations in the order of ``designs``."""
         if self._pool is None or self._evaluate is not evaluate:
             self.close()
-            self._pool = ProcessWorkers(self.workers, evaluate, start_method=self.start_method)
+            self._pool = worker_pool(self.workers, evaluate, start_method=self.start_method)
             self._evaluate = evaluate
         return self._pool.map(evaluate_design, [dict(d) for d in designs])
 
