@@ -232,6 +232,15 @@ def registered_commands() -> Iterator[Callable[[object], None]]:
         yield import_module(name).register
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("accelsim")
+    except PackageNotFoundError:  # a source tree that is not installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m accelsim",
@@ -239,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cross-layer fault-tolerance optimisation.",
         formatter_class=RichHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"accelsim {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in registered_commands():
         register(subparsers)

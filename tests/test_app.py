@@ -53,3 +53,10 @@ def test_a_user_error_names_the_workload_and_exits_2(capsys, monkeypatch):
     args = app.argparse.Namespace(func=fails, workload="w.yaml")
     assert app.run_command(args) == app.USER_ERROR_EXIT == 2
     assert capsys.readouterr().err.strip() == "error: w.yaml: batch: must be positive"
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib.metadata import version
+
+    assert app.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"accelsim {version('accelsim')}"
