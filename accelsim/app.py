@@ -94,7 +94,6 @@ def bounded(
             )
         return value
 
-    parse.__name__ = f"{kind.__name__} {' and '.join(parts)}"
     return parse
 
 
@@ -203,9 +202,8 @@ def workload_and_out_dir(args: argparse.Namespace, subfolder: str = ""):
         workload = workload_from_scalesim(scalesim_cfg, args.workload, overrides=args.set)
     else:
         workload = load_workload(args.workload, args.set)
-    raw = workload.config.model_dump()
     for section, check in SECTION_CHECKS.items():
-        if raw.get(section) is not None:
+        if getattr(workload.config, section, None) is not None:
             check(workload)
     out_dir = Path(args.out) if args.out else default_out_dir(workload.name) / subfolder
     return workload, claim_output_folder(out_dir, wait=getattr(args, "wait", False))

@@ -8,9 +8,7 @@ not a traceback. Results themselves are written atomically (:mod:`accelsim.jsoni
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import os
 import tempfile
 from pathlib import Path
 
@@ -63,9 +61,3 @@ def check_file_target(path: str | Path, *, key: str) -> Path:
         raise AccelsimError("is a folder", file=path, key=key, allowed="a file name")
     prepare_folder(path.parent if str(path.parent) else Path("."), key=key)
     return path
-
-
-def remove_if_empty(folder: Path) -> None:
-    """Undo :func:`prepare_folder` for a run that wrote nothing."""
-    with contextlib.suppress(OSError):
-        os.rmdir(folder)

@@ -425,3 +425,39 @@ def test_bad_input_is_one_clear_line(case: Bad, tmp_path: Path, capsys, monkeypa
     after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     written = [p for p in after if p not in before and not (tmp_path / p).is_dir()]
     assert written == [], written
+
+
+USER_MODEL = """
+import torch
+
+def make():
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten())
+    return net.eval(), torch.zeros(1, 1, 8, 8)
+"""
+
+EXPORT_CASES = {
+    "calibration-nan": lambda: _npz_bytes({"x": np.full((4, 1, 8, 8), np.nan, np.float32)}),
+    "calibration-claims-16-gib": _npz_claiming_16_gib,
+    "calibration-not-npz": lambda: b"not a zip",
+    "calibration-wrong-shape": lambda: _npz_bytes({"x": np.zeros((4, 3, 5, 5), np.float32)}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXPORT_CASES))
+def test_bad_calibration_data_is_one_clear_line(case, tmp_path, capsys):
+    """``export --calibration``: the user's npz goes through the same header-checked reader."""
+    pytest.importorskip("torch")
+    from accelsim.cli import main
+
+    calibration = tmp_path / "calib.npz"
+    calibration.write_bytes(EXPORT_CASES[case]())
+    factory = tmp_path / "net.py"
+    factory.write_text(USER_MODEL)
+    out = tmp_path / "model.npz"
+    model = f"{factory}:make"
+    status = main(["export", model, "--out", str(out), "--calibration", str(calibration)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert status == 2 and "Traceback" not in err
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert not out.exists()

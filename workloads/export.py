@@ -64,6 +64,7 @@ from accelsim.ir import (
     save_graph,
     validate_graph,
 )
+from accelsim.npzio import load_npz
 
 EXPORT_VERSION = 2  # bump when the mapping changes: invalidates builtin_graph_cached files
 # 2: issue 13 (new ops; float32 eps and clamp bounds; calibration before in-place ops)
@@ -1286,16 +1287,16 @@ def load_calibration(path: str | Path, sample_shape) -> np.ndarray:
     try:
         if path.suffix == ".npy":
             data = np.load(path, allow_pickle=False)
-        else:
-            with np.load(path, allow_pickle=False) as archive:
-                names = archive.files
-                if "x" not in names and len(names) != 1:
-                    raise AccelsimError(
-                        f"arrays {names} in the calibration file",
-                        file=path,
-                        allowed="an array named x (or a single array)",
-                    )
-                data = archive["x" if "x" in names else names[0]]
+        else:  # sizes checked from the headers first (accelsim.npzio)
+            arrays = load_npz(path, what="calibration file")
+            names = list(arrays)
+            if "x" not in names and len(names) != 1:
+                raise AccelsimError(
+                    f"arrays {names} in the calibration file",
+                    file=path,
+                    allowed="an array named x (or a single array)",
+                )
+            data = arrays["x" if "x" in names else names[0]]
     except (OSError, ValueError, EOFError) as exc:
         raise AccelsimError(f"unreadable calibration data ({exc})", file=path) from None
     expected = tuple(int(s) for s in sample_shape)
@@ -1308,6 +1309,10 @@ def load_calibration(path: str | Path, sample_shape) -> np.ndarray:
     if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
         raise AccelsimError(
             f"calibration data of dtype {data.dtype}", file=path, allowed="real numbers"
+        )
+    if not np.isfinite(data).all():
+        raise AccelsimError(
+            "calibration data holds NaN or infinite values", file=path, allowed="finite numbers"
         )
     return np.ascontiguousarray(data, dtype=np.float32)
 
