@@ -10,6 +10,8 @@ command so that ``import accelsim`` and ``--help`` stay fast and torch-free (DES
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import app
@@ -37,6 +39,21 @@ def _progress():
     )
 
 
+@contextmanager
+def _started(what: str, *, log: bool = True) -> Iterator[None]:
+    """Show at once that ``what`` has started (before any slow import): a spinner on a
+    terminal; elsewhere (a log, a pipe) one line, or nothing when ``log`` is false because
+    the command's report follows soon anyway."""
+    console = app.console
+    if console.is_terminal:
+        with console.status(what):
+            yield
+    else:
+        if log:
+            console.print(what)
+        yield
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .hw.module import Tracer
     from .jsonio import write_json_atomic
@@ -47,7 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = app.console
     if args.trace:
         check_file_target(args.trace, key="--trace")
-    workload, out_dir = workload_and_out_dir(args)
+    with _started(f"loading {args.workload} …", log=False):
+        workload, out_dir = workload_and_out_dir(args)
     samples = len(workload.inputs)
     tracer = Tracer(enabled=True) if args.trace else None
     layers = [n for n in workload.graph.nodes]
@@ -99,16 +117,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from workloads.export import export_cli
-
     check_file_target(args.out, key="--out")
-    path = export_cli(
-        args.model,
-        Path(args.out),
-        input_size=args.input_size,
-        seed=args.seed,
-        calibration=args.calibration,
-    )
+    with _started(f"exporting {args.model} (torch.export, calibration, checks) …"):
+        from workloads.export import export_cli
+
+        path = export_cli(
+            args.model,
+            Path(args.out),
+            input_size=args.input_size,
+            seed=args.seed,
+            calibration=args.calibration,
+        )
     app.console.print(f"wrote [bold]{path}[/]")
     return 0
 
@@ -121,9 +140,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from bench.run import main as bench_main
+    size = "quick sizes" if args.quick else "full sizes, minutes"
+    app.console.print(f"bench {args.which} ({size}): each table prints when it is measured")
+    with _started(f"bench {args.which}: measuring …"):
+        from bench.run import main as bench_main
 
-    return bench_main(args.which, quick=args.quick)
+        return bench_main(args.which, quick=args.quick)
 
 
 def register(subparsers) -> None:

@@ -71,11 +71,12 @@ def load_float_or_integer_model(
             overflow=q.overflow,
         )
     # a builtin model, from the provider that knows it (accelsim.models; the shipped one
-    # exports it on first use, needs torch then, and caches it beside the yaml)
+    # exports it on first use, needs torch then, and caches it in the user's cache folder)
+    from .caches import cache_dir
     from .models import builtin_graph
 
     return builtin_graph(
-        model.builtin, input_size=model.input_size, seed=model.seed, cache_dir=base_dir / ".cache"
+        model.builtin, input_size=model.input_size, seed=model.seed, cache_dir=cache_dir("models")
     )
 
 

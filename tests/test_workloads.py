@@ -194,8 +194,9 @@ def test_a_provider_registered_in_code_serves_load_workload(tmp_path, monkeypatc
 
     models.register_model_provider("mine", models.ModelProvider(names=("tiny",), build=build))
     (tmp_path / "w.yaml").write_text("model: {builtin: tiny, seed: 2}\nbatch: 1\n")
+    monkeypatch.setenv("ACCELSIM_CACHE_DIR", str(tmp_path / "cache"))  # never beside the yaml
     workload = load_workload(tmp_path / "w.yaml")
-    assert calls == [("tiny", None, 2, tmp_path / ".cache")]
+    assert calls == [("tiny", None, 2, tmp_path / "cache" / "models")]
     assert workload.graph.kind == "integer" and workload.float_graph is not None
     with pytest.raises(AccelsimError, match="unknown builtin model 'nope'") as info:
         models.builtin_graph("nope", cache_dir=tmp_path)

@@ -46,6 +46,7 @@ import inspect
 import math
 import operator
 import sys
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -1233,7 +1234,8 @@ def builtin_graph_cached(name: str, input_size: int | None, seed: int, cache_dir
     """
     from .builtins import DEFAULT_INPUT_SIZE
 
-    _builtin_factory(name)
+    if name not in DEFAULT_INPUT_SIZE:  # the names without importing torch: a hit needs none
+        _builtin_factory(name)
     size = DEFAULT_INPUT_SIZE[name] if input_size is None else int(input_size)
     path = Path(cache_dir) / f"{name}-{size}-s{seed}-v{EXPORT_VERSION}.npz"
     if path.is_file():
@@ -1242,7 +1244,10 @@ def builtin_graph_cached(name: str, input_size: int | None, seed: int, cache_dir
         except AccelsimError:
             pass  # a damaged cache entry is rebuilt, not reported
     graph = export_builtin(name, size, seed)
-    save_graph(graph, path)
+    try:
+        save_graph(graph, path)
+    except OSError as exc:  # a cache that cannot be written costs time next run, not this run
+        warnings.warn(f"not cached: {path}: {exc.strerror or exc}", RuntimeWarning, stacklevel=2)
     return graph
 
 

@@ -1,0 +1,30 @@
+"""Where accelsim keeps what it can recompute: exported builtin graphs, vulnerability records.
+
+One folder per user — platformdirs' cache folder (``~/.cache/accelsim`` on Linux), or
+``$ACCELSIM_CACHE_DIR`` — never the current directory or the workload's folder, so a run
+works the same from anywhere and a read-only checkout is fine. Entries are keyed by their
+content, written atomically (temp file + rename) and never pickled: two runs share them
+safely, and deleting the folder costs only time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CACHE_ENV = "ACCELSIM_CACHE_DIR"
+
+
+def cache_root() -> Path:
+    """``$ACCELSIM_CACHE_DIR`` if set, else the user's cache folder for accelsim."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        return Path(configured)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("accelsim", appauthor=False))
+
+
+def cache_dir(kind: str) -> Path:
+    """The folder of one kind of entry (``models``, ``vf``); created when first written."""
+    return cache_root() / kind
