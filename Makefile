@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fast bench clean
+.PHONY: demo test lint fast bench figures clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python -m accelsim bench
+
+# every README figure from its command (over an hour on 2 cores); rewrites the generated
+# README blocks, keeps each command's output in out/figures/
+figures: $(STAMP)
+	$(BIN)/python -m bench.figures
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -107,6 +107,7 @@ class SimResult:
             "workload": self.workload,
             "batch": self.batch,
             "batches": self.batches,
+            "samples": None if self.outputs is None else int(len(self.outputs)),  # simulated
             "clock_mhz": self.clock_mhz,
             "layers": [layer.to_dict() for layer in self.layers],
             "totals": self.totals(),

@@ -86,8 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--bits", nargs="+", type=int, default=[8, 6, 4])
     parser.add_argument("--reserved", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args(argv)
     rows = accuracy_table(args.models, args.bits, args.reserved)
+    if args.json:
+        from accelsim.jsonio import write_json_atomic
+
+        write_json_atomic(Path(args.json), rows)
     table = Table(
         title=f"digits test accuracy ({rows[0]['samples']} samples), "
         "float vs integer (reference executor)"
