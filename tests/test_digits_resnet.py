@@ -158,18 +158,17 @@ def test_training_cli_writes_to_out_zoo_by_default(tmp_path, monkeypatch):
 
 
 @torch_needed
-@pytest.mark.slow  # ~1 min of training; float kernels may round differently on another CPU
-def test_shipped_resnet_is_what_training_produces(tmp_path):
+@pytest.mark.slow  # ~1 min of training
+def test_a_retrained_resnet_is_as_accurate_as_the_shipped_one(tmp_path):
+    """Bit for bit on the machine that trained it; on another CPU, 30 epochs of Adam amplify
+    float rounding until the weights are unrelated (seen: up to 134% of a tensor's largest
+    magnitude), so only the accuracy is promised (seen: 99.63% vs 99.81%)."""
+    from tests.helpers import assert_accuracy_close
     from workloads.train import build_zoo
 
     written = build_zoo(tmp_path, models=["digits_resnet"])
     assert set(written) == {"digits_resnet", "digits16_test"}
-    assert (
-        load_graph(written["digits_resnet"]).content_hash() == load_graph(ZOO_FILE).content_hash()
-    ), (
-        "workloads/zoo/digits_resnet.npz is stale: run python -m workloads.train "
-        "--out workloads/zoo --data-dir workloads/data --models digits_resnet"
-    )
+    assert_accuracy_close(ZOO_FILE.parent, tmp_path, ("digits_resnet",))
 
 
 def test_builtin_digits_resnet_takes_its_own_input_size():
