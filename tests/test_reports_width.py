@@ -210,3 +210,39 @@ def test_optimize_report_fits(width):
     text = render(render_optimize(optimize_result()), width)
     assert "energy per inference" in text
     assert "861 nJ" in text
+
+
+def _baseline(name: str, *, feasible: bool = True) -> dict:
+    estimate = {"failure": 1.234e-3, "lo": 9.87e-4, "hi": 1.567e-3, "upper": 1.5e-3}
+    if not feasible:
+        return {"name": name, "feasible": False, "reason": "the redundant units never keep up"}
+    return {
+        "name": name,
+        "area_um2": 123_456_789.0,
+        "hardened_bits_per_pe": 64,
+        "protected_neurons": 12_345,
+        "total_cycles": 98_765_432,
+        "accuracy": 0.9844,
+        "first_order": {**estimate, "injections": 1_234_567},
+        "certificate": {
+            **estimate,
+            "injections": 60_000,
+            "certified": False,
+            "verdict": "inconclusive",
+        },
+    }
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_baselines_tables_fit_and_keep_every_design_name(width):
+    from faults.vulnerability_report import cost_table, reliability_table
+
+    names = ("none", "full TMR", "neuron-only", "bit-only", "cross-layer")
+    rows = [_baseline(n) for n in names] + [_baseline("neuron-only S=0", feasible=False)]
+    cost = render(cost_table(rows), width)
+    reliability = render(
+        reliability_table(rows, rate=2e-6, unit="bit_cycle", target=1e-3, confidence=0.95), width
+    )
+    for name in names:
+        assert name in cost and name in reliability
+    assert "0.12 [0.099, 0.16]" in reliability and "no, inconclusive" in reliability
