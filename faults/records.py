@@ -1,0 +1,218 @@
+"""A campaign as flat tables: one row per injection (its outcome), one row per fault (where it
+struck), joined on ``injection``.
+
+``faults.jsonl`` is the campaign's resume log (:mod:`faults.runner`): a header line, then
+each finished injection's outcome with its faults' registers, layers and bits merged. The
+tables here are what to analyse: :class:`InjectionRecord` rows go to ``injections.csv``,
+:class:`FaultRecord` rows to ``faults.csv``, both next to ``faults.json``. The faults are
+drawn again from (seed, injection) — the same counter-based draw the injection used
+(:func:`faults.campaign.draw_batch`), so they are the faults that produced each outcome.
+
+Per fault, "masked early" is not known: the batched campaign knows per injection how many
+faults it skipped because they could not reach an output (``faults_masked_early``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from accelsim.schemas import Document
+
+from .fault import REGISTERS, SRAM_REGISTERS, FaultTable, mask_bits
+
+INJECTIONS_CSV = "injections.csv"
+FAULTS_CSV = "faults.csv"
+
+
+@dataclass(frozen=True)
+class InjectionRecord:
+    """One faulty inference and its outcome (DESIGN.md "Failure").
+
+    ``injection``: the task index (its random stream); ``sample``: the test sample hit;
+    ``faults``: faults injected; ``masked``: logits bit-identical to the fault-free run;
+    ``sdc``: top-1 differs from the fault-free run (the failure); ``critical_sdc``: an SDC of
+    a sample the fault-free run classified correctly (None without labels); ``correct`` /
+    ``golden_correct``: the faulty / fault-free prediction equals the label (None without
+    labels); ``rmse``: RMSE of the dequantised logits; ``faults_masked_early``: faults that
+    could not reach an output (not computed); ``tiles_recomputed`` / ``layers_recomputed``:
+    the work the faulty run redid."""
+
+    injection: int
+    sample: int
+    faults: int
+    masked: bool
+    sdc: bool
+    critical_sdc: bool | None
+    correct: bool | None
+    golden_correct: bool | None
+    rmse: float
+    faults_masked_early: int
+    tiles_recomputed: int
+    layers_recomputed: int
+
+
+@dataclass(frozen=True)
+class FaultRecord:
+    """One fault of one injection, with its injection's outcome (to tie an SDC to a site).
+
+    ``site``: ``pe`` (a PE register: ``row``, ``col`` and ``cycle`` within the fold, ``address``
+    None) or ``sram`` (a buffer word: ``address``, with ``row``, ``col``, ``cycle`` None);
+    ``register``: the register class or buffer; ``fold``: the fold of ``layer`` it struck;
+    ``bit``: the lowest bit flipped (0 = LSB), ``bits``: all of them, space-separated (more
+    than one for a multi-bit upset), ``bit_count`` how many; ``kind``: flip, stuck0, stuck1;
+    ``fault``: its number within the injection; ``sdc`` / ``masked``: its injection's."""
+
+    injection: int
+    fault: int
+    sample: int
+    layer: str
+    fold: int
+    site: str
+    register: str
+    row: int | None
+    col: int | None
+    cycle: int | None
+    address: int | None
+    bit: int
+    bits: str
+    bit_count: int
+    kind: str
+    sdc: bool
+    masked: bool
+
+
+def injection_records(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The campaign's per-injection results (task order) as :class:`InjectionRecord` dicts."""
+    records = []
+    for index, r in enumerate(results):
+        correct, golden = r["correct"], r["golden_correct"]
+        records.append(
+            asdict(
+                InjectionRecord(
+                    injection=index,
+                    sample=int(r["sample"]),
+                    faults=int(r["faults"]),
+                    masked=bool(r["masked"]),
+                    sdc=bool(r["top1_changed"]),
+                    critical_sdc=None if golden is None else bool(r["top1_changed"] and golden),
+                    correct=correct,
+                    golden_correct=golden,
+                    rmse=float(r["rmse"]),
+                    faults_masked_early=int(r["masked_early"]),
+                    tiles_recomputed=int(r["tiles_recomputed"]),
+                    layers_recomputed=int(r["layers_recomputed"]),
+                )
+            )
+        )
+    return records
+
+
+def fault_records(table: FaultTable, results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The faults of ``table`` (drawn for injections ``0..len(results)-1``) as
+    :class:`FaultRecord` dicts, in injection order."""
+    from .fault import FAULT_KINDS
+
+    columns = {
+        name: getattr(table, name).tolist()
+        for name in ("injection", "layer", "fold", "register", "row", "col", "cycle", "mask")
+    }
+    kinds = table.kind.tolist()
+    records = []
+    nth = 0
+    for j, injection in enumerate(columns["injection"]):
+        nth = nth + 1 if j and columns["injection"][j - 1] == injection else 0
+        register = REGISTERS[columns["register"][j]]
+        sram = register in SRAM_REGISTERS
+        bits = mask_bits(columns["mask"][j])
+        outcome = results[injection]
+        records.append(
+            asdict(
+                FaultRecord(
+                    injection=injection,
+                    fault=nth,
+                    sample=int(outcome["sample"]),
+                    layer=table.layer_names[columns["layer"][j]],
+                    fold=columns["fold"][j],
+                    site="sram" if sram else "pe",
+                    register=register,
+                    row=None if sram else columns["row"][j],
+                    col=None if sram else columns["col"][j],
+                    cycle=None if sram else columns["cycle"][j],
+                    address=columns["cycle"][j] if sram else None,
+                    bit=bits[0],
+                    bits=" ".join(str(b) for b in bits),
+                    bit_count=len(bits),
+                    kind=FAULT_KINDS[kinds[j]],
+                    sdc=bool(outcome["top1_changed"]),
+                    masked=bool(outcome["masked"]),
+                )
+            )
+        )
+    return records
+
+
+def baseline_records(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of ``baselines.json`` as flat dicts (nested figures as dotted columns: e.g.
+    ``first_order.upper``), each with the run's rate, its unit and the target."""
+    from accelsim.tables import flatten
+
+    run = {key: document.get(key) for key in ("workload", "rate", "unit", "target")}
+    return [{**run, **flatten(row)} for row in document["rows"]]
+
+
+# ---- the files' models (JSON Schemas: accelsim/schemas.py) --------------------------------------
+# faults.json: 1 had no version; 2 adds schema_version and names injections.csv / faults.csv
+CAMPAIGN_SCHEMA_VERSION = 2
+# baselines.json: 1 adds schema_version and energy per batch / per inference to each row
+BASELINES_SCHEMA_VERSION = 1
+
+
+class CampaignDocument(Document):
+    """``faults.json`` (:meth:`faults.campaign.CampaignResult.to_dict`): the campaign's
+    summary; ``summary`` and the per-register / per-layer tallies hold rates with intervals
+    (``sdc``, ``masked``, ...); the per-injection and per-fault rows are in ``tables``."""
+
+    schema_version: Literal[CAMPAIGN_SCHEMA_VERSION]  # type: ignore[valid-type]
+    workload: str
+    injections: int
+    seed: int
+    settings: dict[str, Any]
+    summary: dict[str, Any]
+    per_register: dict[str, dict[str, Any]]
+    per_layer: dict[str, dict[str, Any]]
+    faults_per_inference: float
+    expected_faults_per_inference: float | None
+    masked_early: int
+    tiles_recomputed: int
+    layers_recomputed: int
+    golden_accuracy: float | None
+    tables: dict[str, str]
+
+
+class BaselinesDocument(Document):
+    """``baselines.json``: the fixed protection designs at ``rate`` (flips per bit per
+    ``unit``), each row with its cost (area in um2, cycles of one batch, energy in pJ per
+    batch and per inference), its first-order P(failure) per inference and its certificate."""
+
+    schema_version: Literal[BASELINES_SCHEMA_VERSION]  # type: ignore[valid-type]
+    workload: str
+    rate: float
+    unit: str
+    target: float
+    p: float
+    k: int
+    vulnerability_key: str
+    vulnerability_injections: int
+    rows: list[dict[str, Any]]
+
+
+class VulnerabilityDocument(Document):
+    """``vulnerability.json`` (:meth:`faults.vulnerability.VulnerabilityFactors.to_dict`):
+    BVF per register class and bit, NVF per layer and neuron, each with its interval."""
+
+    schema_version: int  # faults.vulnerability.VF_SCHEMA_VERSION (imported there, not here)
+    key: str
+    unit: str
+    bvf: dict[str, list[dict[str, Any]]]
