@@ -288,7 +288,7 @@ def register(subparsers) -> None:
     inject = add_command(
         subparsers,
         "inject",
-        help="run the workload's fault campaign alone (resumes from its log)",
+        help="run the workload's fault campaign alone (--resume continues one)",
         func=cmd_inject,
     )
     add_workload_arguments(inject, set_example="faults.rate=1e-7")

@@ -96,9 +96,13 @@ def _run(args: argparse.Namespace, workload, out_dir: Path, pool, console, optim
             last = ("replayed" if p.replayed else "last") + ": " + status_text(p.evaluation)
             progress.update(task, completed=p.index + 1, detail=f"{best} | {last[:60]}")
 
+        from faults.vulnerability import DEFAULT_CACHE_DIR
+
         return optimize(
             workload,
             out_dir=out_dir,
+            # shared by every run (and by vulnerability): its records are keyed by content
+            cache_dir=DEFAULT_CACHE_DIR,
             on_evaluation=on_evaluation,
             budget=args.budget,
             method=args.method,
@@ -134,7 +138,7 @@ def register(subparsers) -> None:
         subparsers,
         "optimize",
         help="find the cheapest design meeting the optimize: constraints "
-        "(Bayesian optimisation; resumes from its log)",
+        "(Bayesian optimisation; --resume continues a run)",
         func=cmd_optimize,
     )
     add_workload_arguments(parser, set_example="optimize.constraints.min_accuracy=0.9")

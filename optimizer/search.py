@@ -46,8 +46,9 @@ from .records import (
 class OptimizeRun:
     """How :func:`optimize` runs, beyond the workload's ``optimize:`` section.
 
-    ``out_dir``: the JSONL logs (appended as evaluations finish; a rerun resumes), the
-    injection cache and ``optimize.json``. ``budget`` / ``method``: override the section's.
+    ``out_dir``: the JSONL logs (appended as evaluations finish; a rerun resumes) and
+    ``optimize.json``. ``cache_dir``: the injection records of the reliability estimates,
+    keyed by their content so runs may share them (default ``out_dir/cache``). ``budget`` / ``method``: override the section's.
     ``compare``: also run random search at the same budget (BO when ``method`` is random).
     ``with_fixed``: evaluate the fixed protection designs on the best design's hardware.
     ``batch_size`` q: BO proposes and evaluates q designs per iteration (its log is named
@@ -58,6 +59,7 @@ class OptimizeRun:
     """
 
     out_dir: str | Path | None = None
+    cache_dir: str | Path | None = None
     budget: int | None = None
     method: str | None = None
     compare: bool = False
@@ -201,9 +203,10 @@ def optimize(
     run = dataclasses.replace(run or OptimizeRun(), **fields)
     opt = search_config(workload, run)
     out = None if run.out_dir is None else Path(run.out_dir)
-    evaluator = DesignEvaluator(
-        workload, opt, cache_dir=None if out is None else out / "cache", estimator=run.estimator
-    )
+    cache = run.cache_dir
+    if cache is None and out is not None:
+        cache = out / "cache"
+    evaluator = DesignEvaluator(workload, opt, cache_dir=cache, estimator=run.estimator)
     searches = _Searches(workload, opt, evaluator, run, out)
     result = searches.search(opt.method)
     comparison = None

@@ -155,3 +155,28 @@ def test_explicit_out_is_used_as_given(tmp_path, command):
     out = tmp_path / "given"
     assert main([command, str(write_workload(tmp_path)), "--out", str(out)]) == 0
     assert (out / "run.json").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_second_optimize_keeps_the_first_ones_optimize_json(tmp_path, monkeypatch):
+    """``optimize`` then ``optimize --method random --compare`` (the README's pair): two run
+    folders, two optimize.json files, the first one untouched."""
+    monkeypatch.chdir(tmp_path)
+    fast = [
+        "faults.rate=0",
+        "optimize.constraints.min_reliability=null",
+        "dataset.samples=16",
+        "optimize.hardening=msb",
+        "optimize.variables.protected_fraction=[0.0]",
+    ]
+    sets = [arg for item in fast for arg in ("--set", item)]
+    workload = str(ROOT / "workloads" / "digits_optimize.yaml")
+    assert main(["optimize", workload, "--budget", "2", "--no-fixed", *sets]) == 0
+    root = tmp_path / "out" / "digits_optimize"
+    (first,) = run_folders(root)
+    before = (first / "optimize.json").read_bytes()
+    argv = ["optimize", workload, "--budget", "2", "--method", "random", "--compare"]
+    assert main([*argv, "--no-fixed", *sets]) == 0
+    (second,) = set(run_folders(root)) - {first}
+    assert (first / "optimize.json").read_bytes() == before
+    assert json.loads((second / "optimize.json").read_text())["comparison"]["method"] == "bayesian"
+    assert runs.latest_target(root).resolve() == second.resolve()
