@@ -6,8 +6,8 @@ or a workload's output root ``out/<name>`` (its ``latest`` run is read). Without
 the command lists what the folder holds: its ``run.json`` and the tables that can be read from
 it, with their rows and columns. ``--csv`` prints the table as CSV, ``--csv FILE`` writes it.
 The tables are those the packages register (:data:`accelsim.app.TABLES`): ``layers`` (a
-``run``), ``injections`` and ``faults`` (a campaign), ``baselines``, ``designs`` (an
-``optimize``); by default the one of the command that wrote the folder.
+``run``), ``injections`` and ``faults`` (a campaign), ``bvf`` (``vulnerability``),
+``baselines``, ``designs`` (an ``optimize``); by default the one of the command that wrote the folder.
 
 ``--validate`` checks the folder's files against their models, ``--schemas OUT`` writes the
 JSON Schema of every output file to OUT (:mod:`accelsim.schemas`; ``docs/schemas`` ships them).
@@ -204,7 +204,7 @@ def register(subparsers) -> None:
         "folder", metavar="DIR", nargs="?", help="a run folder, or out/<name> (its latest)"
     )
     report.add_argument(
-        "--table", metavar="NAME", help="layers, injections, faults, baselines or designs"
+        "--table", metavar="NAME", help="layers, injections, faults, bvf, baselines or designs"
     )
     report.add_argument(
         "--csv",

@@ -280,6 +280,13 @@ def register(subparsers) -> None:
             reader="faults.records:baseline_records",
             default_for=("baselines",),
         ),
+        app.TableSource(
+            "bvf",
+            "vulnerability.json",
+            "one row per (layer, register class, bit): BVF with its interval",
+            reader="faults.records:bvf_records",
+            default_for=("vulnerability",),
+        ),
     ):
         app.register_table(source)
     # the files' models, by name only: importing them here would slow every start-up

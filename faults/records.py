@@ -162,6 +162,21 @@ def baseline_records(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{**run, **flatten(row)} for row in document["rows"]]
 
 
+def bvf_records(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The bit vulnerability factors of ``vulnerability.json``, one row per (layer, register
+    class, bit): P(failure | one flip in that bit) with its interval (``rate``, ``lo``,
+    ``hi``), injections ``n`` and failures ``count``; ``layer`` is ``all`` for the overall
+    factor (exposure-weighted over the layers)."""
+    run = {key: document.get(key) for key in ("workload", "unit", "confidence")}
+    tables = [("all", document["bvf"]), *document.get("bvf_per_layer", {}).items()]
+    return [
+        {**run, "layer": layer, "register": register, "bit": bit, **entry}
+        for layer, per_register in tables
+        for register, entries in per_register.items()
+        for bit, entry in enumerate(entries)
+    ]
+
+
 # ---- the files' models (JSON Schemas: accelsim/schemas.py) --------------------------------------
 # faults.json: 1 had no version; 2 adds schema_version and names injections.csv / faults.csv
 CAMPAIGN_SCHEMA_VERSION = 2

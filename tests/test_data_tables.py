@@ -289,3 +289,32 @@ def test_to_dataframe_without_pandas_names_the_install_command(inject_folder, mo
     monkeypatch.setitem(sys.modules, "pandas", None)
     with pytest.raises(ImportError, match="pip install pandas"):
         result.to_dataframe()
+
+
+def test_vulnerability_and_baselines_folders_are_tables_too(tmp_path, capsys):
+    workload = write_workload(tmp_path)
+    small = ["--pilot", "4", "--max-injections", "400", "--no-cache"]
+    vf_out, base_out = tmp_path / "vf", tmp_path / "base"
+    assert main(["vulnerability", str(workload), *small, "--out", str(vf_out)]) == 0
+    argv = ["baselines", str(workload), *small, "--certify-max", "0", "--out", str(base_out)]
+    assert main(argv) == 0
+    assert set(schemas.validate_folder(vf_out, MODELS)) == {"run.json", "vulnerability.json"}
+    assert set(schemas.validate_folder(base_out, MODELS)) == {"run.json", "baselines.json"}
+    doc = json.loads((vf_out / "vulnerability.json").read_text())
+    assert main(["report", str(vf_out), "--csv", str(tmp_path / "bvf.csv")]) == 0
+    bvf = read_records_csv(tmp_path / "bvf.csv")
+    overall = [r for r in bvf if r["layer"] == "all"]
+    assert len(overall) == sum(len(v) for v in doc["bvf"].values())
+    for row in overall:
+        entry = doc["bvf"][row["register"]][int(row["bit"])]
+        assert int(row["n"]) == entry["n"] and int(row["count"]) == entry["count"]
+    baselines = json.loads((base_out / "baselines.json").read_text())
+    assert baselines["schema_version"] == 1
+    for row in baselines["rows"]:
+        if row["feasible"]:
+            assert row["energy_pj_per_batch"] == row["energy_pj"]
+            assert row["energy_pj_per_inference"] == pytest.approx(row["energy_pj"] / 8)
+    assert main(["report", str(base_out), "--csv", str(tmp_path / "b.csv")]) == 0
+    rows = read_records_csv(tmp_path / "b.csv")
+    assert [r["name"] for r in rows] == [r["name"] for r in baselines["rows"]]
+    assert all("first_order.upper" in r for r in rows)
