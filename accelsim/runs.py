@@ -45,7 +45,9 @@ VERSIONED_PACKAGES = ("accelsim", "numpy", "numba", "simpy", "scipy", "pydantic"
 class RunMetadata:
     """``run.json``: one run of a command. ``settings`` is the whole workload config after
     ``--set`` overrides; ``seed`` the seed of the run's random choices (``faults.seed``, or
-    the command's ``--seed``); ``started_at`` and ``resumed_at`` are UTC, ISO 8601."""
+    the command's ``--seed``); ``started_at`` and ``resumed_at`` are UTC, ISO 8601.
+    ``other_commands``: later runs of other commands in the same ``--out`` folder (command,
+    argv, started_at)."""
 
     command: str
     workload: str
@@ -56,6 +58,7 @@ class RunMetadata:
     versions: dict[str, str]
     started_at: str
     resumed_at: list[str] = field(default_factory=list)
+    other_commands: list[dict[str, Any]] = field(default_factory=list)
     schema_version: int = RUN_SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,7 +173,11 @@ def record_run(folder: Path, command: str, workload: Any, seed: int | None) -> N
     now = utc_now().isoformat(timespec="seconds")
     if path.exists():
         data = read_run_metadata(folder)
-        data["resumed_at"] = [*data.get("resumed_at", []), now]
+        if data.get("command") == command:
+            data["resumed_at"] = [*data.get("resumed_at", []), now]
+        else:  # another command in a folder of the user's own (--out)
+            later = {"command": command, "argv": list(sys.argv[1:]), "started_at": now}
+            data["other_commands"] = [*data.get("other_commands", []), later]
         write_json_atomic(path, data)
         return
     metadata = RunMetadata(

@@ -65,6 +65,7 @@ class RunDocument(Document):
     versions: dict[str, str]
     started_at: str
     resumed_at: list[str]
+    other_commands: list[dict[str, Any]] = []
 
 
 Models = Mapping[str, str]  # output file name -> "module:Model"

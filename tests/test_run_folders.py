@@ -157,6 +157,15 @@ def test_explicit_out_is_used_as_given(tmp_path, command):
     assert (out / "run.json").exists() and not (tmp_path / "out").exists()
 
 
+def test_another_command_in_an_out_folder_is_recorded_not_mistaken_for_a_resume(tmp_path):
+    workload, out = write_workload(tmp_path), tmp_path / "given"
+    assert main(["run", str(workload), "--out", str(out)]) == 0
+    assert main(["inject", str(workload), "--out", str(out)]) == 0
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["command"] == "run" and meta["resumed_at"] == []
+    assert [c["command"] for c in meta["other_commands"]] == ["inject"]
+
+
 def test_a_second_optimize_keeps_the_first_ones_optimize_json(tmp_path, monkeypatch):
     """``optimize`` then ``optimize --method random --compare`` (the README's pair): two run
     folders, two optimize.json files, the first one untouched."""
