@@ -15,7 +15,7 @@ faults it skipped because they could not reach an output (``faults_masked_early`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from accelsim.schemas import Document
@@ -83,73 +83,84 @@ class FaultRecord:
     masked: bool
 
 
+# the tables' columns, in the models' order (the records are built as tuples: fast)
+INJECTION_COLUMNS = tuple(f.name for f in fields(InjectionRecord))
+FAULT_COLUMNS = tuple(f.name for f in fields(FaultRecord))
+
+
 def injection_records(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The campaign's per-injection results (task order) as :class:`InjectionRecord` dicts."""
     records = []
     for index, r in enumerate(results):
-        correct, golden = r["correct"], r["golden_correct"]
-        records.append(
-            asdict(
-                InjectionRecord(
-                    injection=index,
-                    sample=int(r["sample"]),
-                    faults=int(r["faults"]),
-                    masked=bool(r["masked"]),
-                    sdc=bool(r["top1_changed"]),
-                    critical_sdc=None if golden is None else bool(r["top1_changed"] and golden),
-                    correct=correct,
-                    golden_correct=golden,
-                    rmse=float(r["rmse"]),
-                    faults_masked_early=int(r["masked_early"]),
-                    tiles_recomputed=int(r["tiles_recomputed"]),
-                    layers_recomputed=int(r["layers_recomputed"]),
-                )
-            )
+        golden = r["golden_correct"]
+        values = (
+            index,
+            int(r["sample"]),
+            int(r["faults"]),
+            bool(r["masked"]),
+            bool(r["top1_changed"]),
+            None if golden is None else bool(r["top1_changed"] and golden),
+            r["correct"],
+            golden,
+            float(r["rmse"]),
+            int(r["masked_early"]),
+            int(r["tiles_recomputed"]),
+            int(r["layers_recomputed"]),
         )
+        records.append(dict(zip(INJECTION_COLUMNS, values, strict=True)))
     return records
 
 
 def fault_records(table: FaultTable, results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The faults of ``table`` (drawn for injections ``0..len(results)-1``) as
-    :class:`FaultRecord` dicts, in injection order."""
+    :class:`FaultRecord` dicts, in injection order (rows built from plain lists: a
+    campaign's tables cost a fraction of its injections)."""
     from .fault import FAULT_KINDS
 
-    columns = {
-        name: getattr(table, name).tolist()
-        for name in ("injection", "layer", "fold", "register", "row", "col", "cycle", "mask")
-    }
-    kinds = table.kind.tolist()
+    injection, layer, fold, register, row, col, cycle, mask, kind = (
+        getattr(table, name).tolist()
+        for name in (
+            "injection",
+            "layer",
+            "fold",
+            "register",
+            "row",
+            "col",
+            "cycle",
+            "mask",
+            "kind",
+        )
+    )
+    sram = [REGISTERS[r] in SRAM_REGISTERS for r in range(len(REGISTERS))]
+    samples = [int(r["sample"]) for r in results]
+    sdc = [bool(r["top1_changed"]) for r in results]
+    masked = [bool(r["masked"]) for r in results]
     records = []
     nth = 0
-    for j, injection in enumerate(columns["injection"]):
-        nth = nth + 1 if j and columns["injection"][j - 1] == injection else 0
-        register = REGISTERS[columns["register"][j]]
-        sram = register in SRAM_REGISTERS
-        bits = mask_bits(columns["mask"][j])
-        outcome = results[injection]
-        records.append(
-            asdict(
-                FaultRecord(
-                    injection=injection,
-                    fault=nth,
-                    sample=int(outcome["sample"]),
-                    layer=table.layer_names[columns["layer"][j]],
-                    fold=columns["fold"][j],
-                    site="sram" if sram else "pe",
-                    register=register,
-                    row=None if sram else columns["row"][j],
-                    col=None if sram else columns["col"][j],
-                    cycle=None if sram else columns["cycle"][j],
-                    address=columns["cycle"][j] if sram else None,
-                    bit=bits[0],
-                    bits=" ".join(str(b) for b in bits),
-                    bit_count=len(bits),
-                    kind=FAULT_KINDS[kinds[j]],
-                    sdc=bool(outcome["top1_changed"]),
-                    masked=bool(outcome["masked"]),
-                )
-            )
+    for j, i in enumerate(injection):
+        nth = nth + 1 if j and injection[j - 1] == i else 0
+        in_sram = sram[register[j]]
+        bits = mask_bits(mask[j])
+        values = (
+            i,
+            nth,
+            samples[i],
+            table.layer_names[layer[j]],
+            fold[j],
+            "sram" if in_sram else "pe",
+            REGISTERS[register[j]],
+            None if in_sram else row[j],
+            None if in_sram else col[j],
+            None if in_sram else cycle[j],
+            cycle[j] if in_sram else None,
+            bits[0],
+            " ".join(map(str, bits)),
+            len(bits),
+            FAULT_KINDS[kind[j]],
+            sdc[i],
+            masked[i],
         )
+        records.append(dict(zip(FAULT_COLUMNS, values, strict=True)))
     return records
 
 
