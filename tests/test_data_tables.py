@@ -217,7 +217,9 @@ def test_shipped_schemas_are_the_generated_ones():
     ) and "optimize.json" in shipped
 
 
-def test_real_outputs_validate_and_a_broken_one_does_not(inject_folder, optimize_folder, tmp_path):
+def test_real_outputs_validate_and_a_broken_one_does_not(
+    inject_folder, optimize_folder, run_folder, tmp_path
+):
     assert schemas.validate_folder(inject_folder, MODELS) == {
         "run.json": 1,
         "faults.json": 1,
@@ -225,9 +227,9 @@ def test_real_outputs_validate_and_a_broken_one_does_not(inject_folder, optimize
         FAULTS_CSV: len(read_records_csv(inject_folder / FAULTS_CSV)),
     }
     assert set(schemas.validate_folder(optimize_folder, MODELS)) == {"run.json", "optimize.json"}
-    run_folder = tmp_path / "run"
-    assert main(["run", str(write_workload(tmp_path)), "--out", str(run_folder)]) == 0
-    assert {"result.json", "faults.json"} <= set(schemas.validate_folder(run_folder, MODELS))
+    assert {"result.json", "faults.json", "run.json"} <= set(
+        schemas.validate_folder(run_folder, MODELS)
+    )
     broken = json.loads((inject_folder / "faults.json").read_text())
     broken["injections"] = "many"
     (tmp_path / "faults.json").write_text(json.dumps(broken))
@@ -291,13 +293,52 @@ def test_to_dataframe_without_pandas_names_the_install_command(inject_folder, mo
         result.to_dataframe()
 
 
-def test_vulnerability_and_baselines_folders_are_tables_too(tmp_path, capsys):
-    workload = write_workload(tmp_path)
+@pytest.fixture(scope="module")
+def measured_folders(tmp_path_factory) -> tuple[Path, Path]:
+    """A vulnerability folder and a baselines folder (small measurements)."""
+    tmp = tmp_path_factory.mktemp("measured")
+    workload = write_workload(tmp)
     small = ["--pilot", "4", "--max-injections", "400", "--no-cache"]
-    vf_out, base_out = tmp_path / "vf", tmp_path / "base"
+    vf_out, base_out = tmp / "vf", tmp / "base"
     assert main(["vulnerability", str(workload), *small, "--out", str(vf_out)]) == 0
     argv = ["baselines", str(workload), *small, "--certify-max", "0", "--out", str(base_out)]
     assert main(argv) == 0
+    return vf_out, base_out
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("simulated")
+    out = tmp / "run"
+    assert main(["run", str(write_workload(tmp)), "--out", str(out)]) == 0
+    return out
+
+
+@needs_pandas
+def test_pandas_reads_the_report_of_every_table_of_every_folder(
+    run_folder, inject_folder, optimize_folder, measured_folders, tmp_path
+):
+    import pandas as pd
+
+    from accelsim.report_cli import available_tables, table_rows
+
+    seen = set()
+    for folder in (run_folder, inject_folder, optimize_folder, *measured_folders):
+        for source in available_tables(folder):
+            path = tmp_path / f"{folder.name}-{source.name}.csv"
+            assert main(["report", str(folder), "--table", source.name, "--csv", str(path)]) == 0
+            frame = pd.read_csv(path)
+            rows = table_rows(folder, source)
+            assert len(frame) == len(rows) > 0 and list(frame.columns) == list(
+                dict.fromkeys(k for r in rows for k in r)
+            )
+            assert frame.to_csv(index=False).splitlines()[0] == path.read_text().splitlines()[0]
+            seen.add(source.name)
+    assert seen == {"layers", "injections", "faults", "designs", "bvf", "baselines"}
+
+
+def test_vulnerability_and_baselines_folders_are_tables_too(measured_folders, tmp_path):
+    vf_out, base_out = measured_folders
     assert set(schemas.validate_folder(vf_out, MODELS)) == {"run.json", "vulnerability.json"}
     assert set(schemas.validate_folder(base_out, MODELS)) == {"run.json", "baselines.json"}
     doc = json.loads((vf_out / "vulnerability.json").read_text())
