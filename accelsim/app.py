@@ -204,17 +204,14 @@ def claim_output_folder(folder: Path, *, wait: bool = False) -> Path:
     return folder
 
 
-def add_workload_arguments(
-    parser: argparse.ArgumentParser, *, set_example: str, out_default: str | None = None
-) -> None:
+def add_workload_arguments(parser: argparse.ArgumentParser, *, set_example: str) -> None:
     """The arguments every workload command shares: the YAML, ``--out``, ``--resume``,
     ``--set`` and ``--wait``. Where the command writes: :func:`workload_and_out_dir`."""
     parser.add_argument("workload", help="workload YAML file")
     parser.add_argument(
         "--out",
         metavar="DIR",
-        help=out_default
-        or "output folder of your own, resumed if its log has these settings "
+        help="output folder of your own, resumed if its log has these settings "
         "(default: a new out/<name>/<command>-<UTC time>-<id>, linked as out/<name>/latest)",
     )
     parser.add_argument(
@@ -280,15 +277,27 @@ def run_folder(args: argparse.Namespace, workload, command: str) -> Path:
     else:
         folder = runs.new_run_folder(root, command)
         previous = runs.latest_target(root)
-        claim_output_folder(folder, wait=wait)
+        try:
+            claim_output_folder(folder, wait=wait)
+        except BaseException:
+            folder.rmdir()  # still empty: the probe or the lock failed
+            raise
         runs.point_latest(root, folder)
         if _claims is not None:  # a run that fails before writing anything leaves no folder
             _claims.callback(_forget_if_empty, root, folder, previous)
-    seed = getattr(args, "seed", None)
-    if seed is None and workload.config.faults is not None:
-        seed = workload.config.faults.seed
-    runs.record_run(folder, command, workload, seed)
+    runs.record_run(folder, command, workload, _run_seed(args, workload, command))
     return folder
+
+
+def _run_seed(args: argparse.Namespace, workload, command: str) -> int:
+    """The seed of the command's random choices: its ``--seed``, else the ``optimize:``
+    section's for ``optimize`` (default 0), else ``faults.seed``, else the workload's."""
+    config = workload.config
+    if getattr(args, "seed", None) is not None:
+        return args.seed
+    if command == "optimize" and config.optimize is not None:
+        return int(config.optimize.get("seed", 0))
+    return config.faults.seed if config.faults is not None else config.seed
 
 
 def _forget_if_empty(root: Path | None, folder: Path, previous: Path | None) -> None:

@@ -184,8 +184,9 @@ def test_a_second_optimize_keeps_the_first_ones_optimize_json(tmp_path, monkeypa
     (first,) = run_folders(root)
     before = (first / "optimize.json").read_bytes()
     argv = ["optimize", workload, "--budget", "2", "--method", "random", "--compare"]
-    assert main([*argv, "--no-fixed", *sets]) == 0
+    assert main([*argv, "--no-fixed", *sets, "--set", "optimize.seed=5"]) == 0
     (second,) = set(run_folders(root)) - {first}
+    assert json.loads((second / "run.json").read_text())["seed"] == 5  # the search's seed
     assert (first / "optimize.json").read_bytes() == before
     assert json.loads((second / "optimize.json").read_text())["comparison"]["method"] == "bayesian"
     assert runs.latest_target(root).resolve() == second.resolve()
