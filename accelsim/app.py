@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 
@@ -31,7 +32,7 @@ console = Console(stderr=False, width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True)
 
 # The CLI modules, in the order their sub-commands appear in --help; each has register(subparsers).
-COMMAND_MODULES = ("accelsim.cli", "faults.cli", "optimizer.cli")
+COMMAND_MODULES = ("accelsim.cli", "faults.cli", "optimizer.cli", "accelsim.report_cli")
 
 USER_ERROR_EXIT = 2  # DESIGN.md: a user-input error exits 2 with one line, no traceback
 INTERRUPTED_EXIT = 130  # the shell's status for SIGINT
@@ -124,7 +125,7 @@ def scheduler_address(text: str) -> str:
 def add_command(subparsers, name: str, *, help: str, func: Command) -> argparse.ArgumentParser:
     """A sub-command parser (rich help) that runs ``func(args)``; the caller adds its options."""
     parser = subparsers.add_parser(name, help=help, formatter_class=RichHelpFormatter)
-    parser.set_defaults(func=func)
+    parser.set_defaults(func=func, command_name=name)
     return parser
 
 
@@ -153,6 +154,39 @@ def check_section(section: str, check: SectionCheck) -> None:
     SECTION_CHECKS[section] = check
 
 
+@dataclass(frozen=True)
+class TableSource:
+    """A flat table ``report`` can read from an output folder: the ``file`` that holds it and
+    the ``reader`` (``"module:function"``, imported when used) that turns the loaded JSON
+    into rows; no reader: the file is a CSV already. ``default_for``: the commands whose
+    folders show this table unless ``--table`` names another."""
+
+    name: str
+    file: str
+    description: str
+    reader: str | None = None
+    default_for: tuple[str, ...] = ()
+
+
+# The tables of every package's output files, registered by its CLI module (see ``report``).
+TABLES: dict[str, TableSource] = {}
+
+
+def register_table(source: TableSource) -> None:
+    """Make ``python -m accelsim report DIR --table NAME`` read ``source``."""
+    TABLES[source.name] = source
+
+
+# The JSON Schema of every file a command writes: file name -> "module:Model" (a pydantic model
+# or dataclass, imported when the schemas are generated; see accelsim/schemas.py).
+SCHEMAS: dict[str, str] = {}
+
+
+def register_schema(file: str, model: str) -> None:
+    """Declare that ``file`` (in an output folder) follows ``model`` (``"module:Name"``)."""
+    SCHEMAS[file] = model
+
+
 # What the running command holds until it ends (the output folder's lock).
 _claims: ExitStack | None = None
 
@@ -170,12 +204,21 @@ def claim_output_folder(folder: Path, *, wait: bool = False) -> Path:
     return folder
 
 
-def add_workload_arguments(
-    parser: argparse.ArgumentParser, *, set_example: str, out_default: str = "out/<name>"
-) -> None:
-    """The arguments every workload command shares: the YAML, ``--out`` and ``--set``."""
+def add_workload_arguments(parser: argparse.ArgumentParser, *, set_example: str) -> None:
+    """The arguments every workload command shares: the YAML, ``--out``, ``--resume``,
+    ``--set`` and ``--wait``. Where the command writes: :func:`workload_and_out_dir`."""
     parser.add_argument("workload", help="workload YAML file")
-    parser.add_argument("--out", help=f"output folder (default {out_default})")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder of your own, resumed if its log has these settings "
+        "(default: a new out/<name>/<command>-<UTC time>-<id>, linked as out/<name>/latest)",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run in DIR (a run folder, or 'latest': this workload's newest run)",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -190,9 +233,11 @@ def add_workload_arguments(
     )
 
 
-def workload_and_out_dir(args: argparse.Namespace, subfolder: str = ""):
-    """Load the command's workload (with its ``--set`` overrides) and its output folder:
-    ``--out``, else ``out/<workload name>/<subfolder>``."""
+def workload_and_out_dir(args: argparse.Namespace, command: str | None = None):
+    """Load the command's workload (with its ``--set`` overrides) and claim its output
+    folder: ``--resume DIR`` (or ``latest``), else ``--out``, else a new run folder
+    ``out/<name>/<command>-<UTC time>-<id>`` that ``out/<name>/latest`` then names
+    (:mod:`accelsim.runs`). The folder gets its ``run.json`` once its lock is held."""
     from .workload import load_workload
 
     scalesim_cfg = getattr(args, "scalesim_cfg", None)
@@ -205,8 +250,75 @@ def workload_and_out_dir(args: argparse.Namespace, subfolder: str = ""):
     for section, check in SECTION_CHECKS.items():
         if getattr(workload.config, section, None) is not None:
             check(workload)
-    out_dir = Path(args.out) if args.out else default_out_dir(workload.name) / subfolder
-    return workload, claim_output_folder(out_dir, wait=getattr(args, "wait", False))
+    command = command or getattr(args, "command_name", None) or "run"
+    return workload, run_folder(args, workload, command)
+
+
+def run_folder(args: argparse.Namespace, workload, command: str) -> Path:
+    """Claim the folder this run of ``command`` writes to (see :func:`workload_and_out_dir`)."""
+    from . import runs
+
+    root = default_out_dir(workload.name)
+    out, resume = getattr(args, "out", None), getattr(args, "resume", None)
+    wait = getattr(args, "wait", False)
+    if out and resume:
+        raise AccelsimError(
+            "--out and --resume both name a folder",
+            key="--resume",
+            allowed="--resume DIR to continue a run, or --out DIR for a folder of your own",
+        )
+    if resume:
+        folder = claim_output_folder(runs.resume_folder(resume, root, command), wait=wait)
+    elif out:
+        created = not Path(out).exists()
+        folder = claim_output_folder(Path(out), wait=wait)
+        if created and _claims is not None:
+            _claims.callback(_forget_if_empty, None, folder, None)
+    else:
+        folder = runs.new_run_folder(root, command)
+        previous = runs.latest_target(root)
+        try:
+            claim_output_folder(folder, wait=wait)
+        except BaseException:
+            folder.rmdir()  # still empty: the probe or the lock failed
+            raise
+        runs.point_latest(root, folder)
+        if _claims is not None:  # a run that fails before writing anything leaves no folder
+            _claims.callback(_forget_if_empty, root, folder, previous)
+    runs.record_run(folder, command, workload, _run_seed(args, workload, command))
+    return folder
+
+
+def _run_seed(args: argparse.Namespace, workload, command: str) -> int:
+    """The seed of the command's random choices: its ``--seed``, else the ``optimize:``
+    section's for ``optimize`` (default 0), else ``faults.seed``, else the workload's."""
+    config = workload.config
+    if getattr(args, "seed", None) is not None:
+        return args.seed
+    if command == "optimize" and config.optimize is not None:
+        return int(config.optimize.get("seed", 0))
+    return config.faults.seed if config.faults is not None else config.seed
+
+
+def _forget_if_empty(root: Path | None, folder: Path, previous: Path | None) -> None:
+    """Remove a folder this run created that holds nothing but its ``run.json`` (the command
+    failed before writing), and point ``root/latest`` back at the run it named before."""
+    from . import runs
+    from .locking import LOCK_NAME
+
+    try:
+        if {p.name for p in folder.iterdir()} - {runs.RUN_METADATA_NAME, LOCK_NAME}:
+            return
+        (folder / runs.RUN_METADATA_NAME).unlink(missing_ok=True)
+        (folder / LOCK_NAME).unlink(missing_ok=True)
+        folder.rmdir()
+        if root is not None and runs.latest_target(root) == folder:
+            if previous is not None and previous.is_dir():
+                runs.point_latest(root, previous)
+            else:
+                (root / runs.LATEST_NAME).unlink(missing_ok=True)
+    except OSError:
+        pass  # something else appeared meanwhile: leave it as it is
 
 
 FIGURE_FORMATS = ("png", "pdf", "svg")

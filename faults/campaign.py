@@ -8,7 +8,9 @@ keyed by (seed, i)), so results never depend on the number of workers or the chu
 runner hands whole chunks of injections to :func:`run_injections`, which computes them
 together (:mod:`faults.batched`). Each result is appended to ``faults.jsonl`` as it completes;
 a restarted campaign resumes from it and a finished one is never recomputed. The summary
-(``faults.json``) is written atomically.
+(``faults.json``) is written atomically, and so are the flat tables for pandas:
+``injections.csv`` (one row per injection, its outcome) and ``faults.csv`` (one row per fault:
+layer, fold, register, PE, cycle, bit), see :mod:`faults.records`.
 
 Outcomes per injection (DESIGN.md "Failure"): *masked* (logits bit-identical), *SDC* (top-1
 differs from the golden run: the failure), *critical SDC* (an SDC of a sample the golden run
@@ -31,6 +33,7 @@ from accelsim.cost import register_widths
 from accelsim.executor import dequantize
 from accelsim.jsonio import write_json_atomic
 from accelsim.limits import refuse_over
+from accelsim.tables import dataframe, write_records_csv
 from accelsim.workload import Workload
 
 from .batched import faulty_outputs
@@ -38,6 +41,13 @@ from .exposure import Exposure, LayerExposure
 from .fault import PE_REGISTERS, REGISTERS, Fault, FaultTable, mask_bits
 from .inject import Golden, golden_run
 from .plan import load_plan
+from .records import (
+    CAMPAIGN_SCHEMA_VERSION,
+    FAULTS_CSV,
+    INJECTIONS_CSV,
+    fault_records,
+    injection_records,
+)
 from .runner import BatchTaskFn, TaskSpec, run_tasks, task_words, words_below, words_uniform
 from .sampling import SiteSampler
 from .sram import sram_word_bits, sram_words
@@ -247,9 +257,12 @@ class CampaignResult:
     layers_recomputed: int
     golden_accuracy: float | None
     results: tuple[dict[str, Any], ...] = field(repr=False, default=())
+    # what drew the faults (to list them again, :meth:`fault_records`); not part of the data
+    context: CampaignContext | None = field(repr=False, compare=False, default=None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "schema_version": CAMPAIGN_SCHEMA_VERSION,
             "workload": self.workload,
             "injections": self.injections,
             "seed": self.seed,
@@ -263,7 +276,40 @@ class CampaignResult:
             "tiles_recomputed": self.tiles_recomputed,
             "layers_recomputed": self.layers_recomputed,
             "golden_accuracy": self.golden_accuracy,
+            "tables": {"injections": INJECTIONS_CSV, "faults": FAULTS_CSV},
         }
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One flat dict per injection, its outcome (:class:`faults.records.InjectionRecord`)."""
+        return injection_records(self.results)
+
+    def fault_records(self) -> list[dict[str, Any]]:
+        """One flat dict per fault: where it struck and its injection's outcome
+        (:class:`faults.records.FaultRecord`), drawn again from (seed, injection)."""
+        if self.context is None:
+            raise ValueError("this result holds no campaign context to draw its faults from")
+        _, table = draw_batch(range(len(self.results)), self.seed, self.context)
+        return fault_records(table, self.results)
+
+    def to_dataframe(self, table: str = "injections") -> Any:
+        """``table`` (``injections`` or ``faults``) as a ``pandas.DataFrame``."""
+        return dataframe(self._table(table), what="CampaignResult")
+
+    def to_csv(self, path: str | Path, table: str = "injections") -> Path:
+        """Write ``table`` (``injections`` or ``faults``) as CSV."""
+        return write_records_csv(self._table(table), path)
+
+    def _table(self, table: str) -> list[dict[str, Any]]:
+        if table == "injections":
+            return self.to_records()
+        if table == "faults":
+            return self.fault_records()
+        raise ValueError(f"table {table!r} is not one of injections, faults")
+
+    def write_tables(self, out_dir: str | Path) -> None:
+        """``injections.csv`` and ``faults.csv`` in ``out_dir`` (atomically)."""
+        self.to_csv(Path(out_dir) / INJECTIONS_CSV)
+        self.to_csv(Path(out_dir) / FAULTS_CSV, "faults")
 
 
 def _add(tally: Tally, r: Mapping[str, Any]) -> None:
@@ -393,6 +439,7 @@ def campaign(
         results = execute(Path(out_dir))
     result = _result(workload, ctx, settings, seed, results)
     if out_dir is not None:
+        result.write_tables(out_dir)
         write_json_atomic(Path(out_dir) / SUMMARY_NAME, result.to_dict())
     return result
 
@@ -427,4 +474,5 @@ def _result(
         layers_recomputed=sum(r["layers_recomputed"] for r in results),
         golden_accuracy=golden_accuracy,
         results=tuple(results),
+        context=ctx,
     )

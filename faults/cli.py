@@ -38,6 +38,14 @@ from accelsim.outputs import prepare_folder
 
 # the defaults the help text names (faults.vulnerability.allocation_settings(); a test checks
 # they agree): importing that module here would slow every command's start-up
+# the models of the files these commands write (accelsim/schemas.py), named, not imported
+FILE_MODELS = {
+    "faults.json": "faults.records:CampaignDocument",
+    "injections.csv": "faults.records:InjectionRecord",
+    "faults.csv": "faults.records:FaultRecord",
+    "baselines.json": "faults.records:BaselinesDocument",
+    "vulnerability.json": "faults.records:VulnerabilityDocument",
+}
 HELP_DEFAULTS = {"precision": 0.1, "pilot": 64, "max_injections": 200_000, "confidence": 0.95}
 CERTIFY_MAX = 60_000  # faults.certify.CertifySettings().max_injections (the same test)
 
@@ -117,6 +125,12 @@ def cmd_inject(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         dask_workers=args.dask_workers,
     )
+    from .records import FAULTS_CSV, INJECTIONS_CSV
+
+    app.console.print(
+        f"tables for pandas: [bold]{out_dir / INJECTIONS_CSV}[/] (one row per injection), "
+        f"[bold]{out_dir / FAULTS_CSV}[/] (one row per fault)"
+    )
     return 0
 
 
@@ -176,6 +190,7 @@ def cmd_baselines(args: argparse.Namespace, console: Console | None = None) -> i
 
     from .certify import CertifySettings
     from .protection import check_target, compare_baselines
+    from .records import BASELINES_SCHEMA_VERSION
     from .vulnerability_report import cost_table, reliability_table, summary_lines
 
     console = console or app.console
@@ -219,9 +234,15 @@ def cmd_baselines(args: argparse.Namespace, console: Console | None = None) -> i
     )
     for line in summary_lines(vf)[:1]:
         console.print(line)
+    batch = max(workload.config.batch, 1)
+    for row in rows:  # the row's energy_pj is per batch (SimResult.totals): say so in a key
+        if row.get("energy_pj") is not None:
+            row["energy_pj_per_batch"] = row["energy_pj"]
+            row["energy_pj_per_inference"] = row["energy_pj"] / batch
     write_json_atomic(
         out_dir / "baselines.json",
         {
+            "schema_version": BASELINES_SCHEMA_VERSION,  # faults.records
             "workload": workload.name,
             "rate": faults.rate,
             "unit": faults.unit,
@@ -238,11 +259,43 @@ def cmd_baselines(args: argparse.Namespace, console: Console | None = None) -> i
 
 
 def register(subparsers) -> None:
-    """Add ``inject``, ``vulnerability`` and ``baselines`` to ``python -m accelsim``."""
+    """Add ``inject``, ``vulnerability`` and ``baselines`` to ``python -m accelsim``, and
+    their tables to ``report``."""
+    for source in (
+        app.TableSource(
+            "injections",
+            "injections.csv",
+            "one row per injection: sample, faults, outcome (masked, SDC, RMSE)",
+            default_for=("inject",),
+        ),
+        app.TableSource(
+            "faults",
+            "faults.csv",
+            "one row per fault: layer, fold, register, PE row/col, cycle, bit, outcome",
+        ),
+        app.TableSource(
+            "baselines",
+            "baselines.json",
+            "one row per fixed protection design: area, cycles, P(failure), certificate",
+            reader="faults.records:baseline_records",
+            default_for=("baselines",),
+        ),
+        app.TableSource(
+            "bvf",
+            "vulnerability.json",
+            "one row per (layer, register class, bit): BVF with its interval",
+            reader="faults.records:bvf_records",
+            default_for=("vulnerability",),
+        ),
+    ):
+        app.register_table(source)
+    # the files' models, by name only: importing them here would slow every start-up
+    for file, model in FILE_MODELS.items():
+        app.register_schema(file, model)
     inject = add_command(
         subparsers,
         "inject",
-        help="run the workload's fault campaign alone (resumes from its log)",
+        help="run the workload's fault campaign alone (--resume continues one)",
         func=cmd_inject,
     )
     add_workload_arguments(inject, set_example="faults.rate=1e-7")

@@ -42,6 +42,7 @@ import numpy as np
 
 from accelsim.errors import AccelsimError
 from accelsim.jsonio import json_default
+from accelsim.runs import OTHER_SETTINGS_HINT
 from accelsim.workers import worker_pool
 
 LOG_FORMAT = "accelsim-tasks/1"
@@ -251,7 +252,7 @@ def _check_header(header: dict[str, Any] | None, expected: dict[str, Any], path:
         if header.get(key) != expected[key]:
             raise AccelsimError(
                 f"the log was written with {key}={header.get(key)!r}, this run has "
-                f"{expected[key]!r}; use the same settings, or --out another folder for this one",
+                f"{expected[key]!r}; {OTHER_SETTINGS_HINT}",
                 file=path,
                 key=key,
             )

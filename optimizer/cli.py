@@ -31,7 +31,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     if args.plot:
         prepare_folder(args.plot, key="--plot")
-    workload, out_dir = workload_and_out_dir(args, "optimize")
+    workload, out_dir = workload_and_out_dir(args)
     if workload.config.optimize is None:
         raise AccelsimError(
             "the workload has no optimize: section", file=args.workload, key="optimize"
@@ -96,9 +96,13 @@ def _run(args: argparse.Namespace, workload, out_dir: Path, pool, console, optim
             last = ("replayed" if p.replayed else "last") + ": " + status_text(p.evaluation)
             progress.update(task, completed=p.index + 1, detail=f"{best} | {last[:60]}")
 
+        from faults.vulnerability import DEFAULT_CACHE_DIR
+
         return optimize(
             workload,
             out_dir=out_dir,
+            # shared by every run (and by vulnerability): its records are keyed by content
+            cache_dir=DEFAULT_CACHE_DIR,
             on_evaluation=on_evaluation,
             budget=args.budget,
             method=args.method,
@@ -120,18 +124,24 @@ def check_optimize_section(workload) -> None:
 def register(subparsers) -> None:
     """Add the ``optimize`` sub-command to ``python -m accelsim``."""
     app.check_section("optimize", check_optimize_section)
+    app.register_schema("optimize.json", "optimizer.records:OptimizeDocument")
+    app.register_table(
+        app.TableSource(
+            "designs",
+            "optimize.json",
+            "one row per evaluated design: variables, objective, constraints in natural units",
+            reader="optimizer.records:evaluation_records",
+            default_for=("optimize",),
+        )
+    )
     parser = add_command(
         subparsers,
         "optimize",
         help="find the cheapest design meeting the optimize: constraints "
-        "(Bayesian optimisation; resumes from its log)",
+        "(Bayesian optimisation; --resume continues a run)",
         func=cmd_optimize,
     )
-    add_workload_arguments(
-        parser,
-        set_example="optimize.constraints.min_accuracy=0.9",
-        out_default="out/<name>/optimize",
-    )
+    add_workload_arguments(parser, set_example="optimize.constraints.min_accuracy=0.9")
     parser.add_argument("--budget", type=int, help="override optimize.budget (evaluations)")
     parser.add_argument(
         "--method", choices=["bo", "random", "exhaustive"], help="override optimize.method"

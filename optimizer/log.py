@@ -30,6 +30,7 @@ import numpy as np
 
 from accelsim.errors import AccelsimError, Infeasible
 from accelsim.jsonio import json_default
+from accelsim.runs import OTHER_SETTINGS_HINT
 
 from .space import DesignSpace
 
@@ -286,7 +287,7 @@ class EvaluationLog:
             if found.get(key) != self.header[key]:
                 raise self._error(
                     f"was written for a different search ({key}: {found.get(key)!r} in the log, "
-                    f"{self.header[key]!r} now); use --out another folder, or delete this log",
+                    f"{self.header[key]!r} now); {OTHER_SETTINGS_HINT}",
                     1,
                 )
 
@@ -351,7 +352,7 @@ class Recorder:
         if len(self.replayed) > self.total:
             raise AccelsimError(
                 f"the log already holds {len(self.replayed)} evaluations, more than this "
-                f"search's budget of {self.total}; raise --budget or use --out another folder",
+                f"search's budget of {self.total}; raise --budget, or {OTHER_SETTINGS_HINT}",
                 file=None if self.log is None else self.log.path,
             )
         for i, ev in enumerate(self.replayed):
@@ -359,7 +360,7 @@ class Recorder:
             if expected is not None and expected[i] != idx:
                 raise AccelsimError(
                     f"evaluation {i} in the log ({_fmt_design(ev.design)}) is not the design this "
-                    "search would try; the log belongs to another run (use --out another folder)",
+                    "search would try; the log belongs to another run: " + OTHER_SETTINGS_HINT,
                     file=None if self.log is None else self.log.path,
                 )
             self._add(ev, replayed=True)

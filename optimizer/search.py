@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from accelsim.config import validation_error
 from accelsim.jsonio import write_json_atomic
+from accelsim.tables import dataframe, write_records_csv
 from accelsim.workload import Workload
 from faults.protection import workload_units
 
@@ -33,14 +34,21 @@ from .evaluate import DesignEvaluator
 from .log import CHECK_KEY, Evaluate, Evaluation, Progress, ProgressCallback, SearchResult, Verify
 from .loop import bayesian_optimize
 from .pools import EvaluatorPool
+from .records import (
+    OBJECTIVE_UNITS,
+    OPTIMIZE_SCHEMA_VERSION,
+    evaluation_records,
+    with_natural_constraints,
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class OptimizeRun:
     """How :func:`optimize` runs, beyond the workload's ``optimize:`` section.
 
-    ``out_dir``: the JSONL logs (appended as evaluations finish; a rerun resumes), the
-    injection cache and ``optimize.json``. ``budget`` / ``method``: override the section's.
+    ``out_dir``: the JSONL logs (appended as evaluations finish; a rerun resumes) and
+    ``optimize.json``. ``cache_dir``: the injection records of the reliability estimates,
+    keyed by their content so runs may share them (default ``out_dir/cache``). ``budget`` / ``method``: override the section's.
     ``compare``: also run random search at the same budget (BO when ``method`` is random).
     ``with_fixed``: evaluate the fixed protection designs on the best design's hardware.
     ``batch_size`` q: BO proposes and evaluates q designs per iteration (its log is named
@@ -51,6 +59,7 @@ class OptimizeRun:
     """
 
     out_dir: str | Path | None = None
+    cache_dir: str | Path | None = None
     budget: int | None = None
     method: str | None = None
     compare: bool = False
@@ -81,18 +90,47 @@ class OptimizeResult:
         return self.search.best
 
     def to_dict(self) -> dict[str, Any]:
+        """``optimize.json``: every evaluation with its ``constraints_natural`` (the measured
+        quantities next to their limits, units in the keys; :mod:`optimizer.records`)."""
+        limits = self.config.section.constraints.model_dump(mode="json")
+
+        def natural(ev: Evaluation | None) -> dict[str, Any] | None:
+            return None if ev is None else with_natural_constraints(ev, limits)
+
+        def search(result: SearchResult | None) -> dict[str, Any] | None:
+            if result is None:
+                return None
+            data = result.to_dict()
+            data["best"] = natural(result.best)
+            data["evaluations"] = [natural(e) for e in result.evaluations]
+            return data
+
         return {
+            "schema_version": OPTIMIZE_SCHEMA_VERSION,
             "workload": self.workload,
             "optimize": self.config.to_dict(),
+            "objective_unit": OBJECTIVE_UNITS[self.config.objective],
             "reliability_method": self.reliability_method,
-            "best": None if self.best is None else self.best.to_dict(),
+            "best": natural(self.best),
             "best_design": None if self.best is None else self.config.readable(self.best.design),
             "message": self.search.message,
-            "search": self.search.to_dict(),
-            "comparison": None if self.comparison is None else self.comparison.to_dict(),
-            "fixed_designs": {name: ev.to_dict() for name, ev in self.fixed.items()},
+            "search": search(self.search),
+            "comparison": search(self.comparison),
+            "fixed_designs": {name: natural(ev) for name, ev in self.fixed.items()},
             "logs": dict(self.log_paths),
         }
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One flat row per evaluated design (:func:`optimizer.records.evaluation_records`)."""
+        return evaluation_records(self.to_dict())
+
+    def to_dataframe(self) -> Any:
+        """The rows of :meth:`to_records` as a ``pandas.DataFrame``."""
+        return dataframe(self.to_records(), what="OptimizeResult")
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the rows of :meth:`to_records` as CSV."""
+        return write_records_csv(self.to_records(), path)
 
 
 def run_key(workload: Workload, opt: OptimizeConfig) -> str:
@@ -165,9 +203,10 @@ def optimize(
     run = dataclasses.replace(run or OptimizeRun(), **fields)
     opt = search_config(workload, run)
     out = None if run.out_dir is None else Path(run.out_dir)
-    evaluator = DesignEvaluator(
-        workload, opt, cache_dir=None if out is None else out / "cache", estimator=run.estimator
-    )
+    cache = run.cache_dir
+    if cache is None and out is not None:
+        cache = out / "cache"
+    evaluator = DesignEvaluator(workload, opt, cache_dir=cache, estimator=run.estimator)
     searches = _Searches(workload, opt, evaluator, run, out)
     result = searches.search(opt.method)
     comparison = None

@@ -25,6 +25,7 @@ def test_the_parser_has_every_package_command_in_registry_order():
         "vulnerability",
         "baselines",
         "optimize",
+        "report",
     ]
 
 

@@ -3,10 +3,13 @@ that would start spawned workers from an unguarded script runs serially with a w
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
@@ -25,13 +28,13 @@ def test_the_readme_has_python_blocks():
     assert BLOCKS
 
 
-def test_every_readme_python_block_runs_as_a_script(tmp_path):
-    for i, block in enumerate(BLOCKS):
-        folder = tmp_path / f"block{i}"
-        folder.mkdir()
-        done = run_script(folder, block)
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert "Traceback" not in done.stderr
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
+def test_every_readme_python_block_runs_as_a_script(tmp_path, block):
+    if "import pandas" in block and importlib.util.find_spec("pandas") is None:
+        pytest.skip("the block analyses with pandas, which is not installed")
+    done = run_script(tmp_path, block)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
 
 
 POOL = """
