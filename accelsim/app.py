@@ -17,7 +17,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -233,25 +233,47 @@ def add_workload_arguments(parser: argparse.ArgumentParser, *, set_example: str)
     )
 
 
+@contextmanager
+def started(what: str, *, log: bool = True) -> Iterator[None]:
+    """Show at once that ``what`` has started (before any slow import or load): a spinner on a
+    terminal; elsewhere (a log, a pipe) one line, or nothing when ``log`` is false because the
+    command's own output follows soon anyway."""
+    if console.is_terminal:
+        from rich.live import Live
+        from rich.spinner import Spinner
+
+        with Live(Spinner("dots", what), console=console, transient=True) as live:
+            live.refresh()  # the first frame now, not at the refresh thread's first tick
+            yield
+    else:
+        if log:
+            console.print(what)
+        yield
+
+
 def workload_and_out_dir(args: argparse.Namespace, command: str | None = None):
     """Load the command's workload (with its ``--set`` overrides) and claim its output
     folder: ``--resume DIR`` (or ``latest``), else ``--out``, else a new run folder
     ``out/<name>/<command>-<UTC time>-<id>`` that ``out/<name>/latest`` then names
     (:mod:`accelsim.runs`). The folder gets its ``run.json`` once its lock is held."""
-    from .workload import load_workload
-
-    scalesim_cfg = getattr(args, "scalesim_cfg", None)
-    if scalesim_cfg is not None:  # like SCALE-Sim's `scale.py -c cfg -t topology.csv`
-        from .topology import workload_from_scalesim
-
-        workload = workload_from_scalesim(scalesim_cfg, args.workload, overrides=args.set)
-    else:
-        workload = load_workload(args.workload, args.set)
+    with started(f"loading {args.workload} …", log=False):
+        workload = _load_workload(args)
     for section, check in SECTION_CHECKS.items():
         if getattr(workload.config, section, None) is not None:
             check(workload)
     command = command or getattr(args, "command_name", None) or "run"
     return workload, run_folder(args, workload, command)
+
+
+def _load_workload(args: argparse.Namespace):
+    scalesim_cfg = getattr(args, "scalesim_cfg", None)
+    if scalesim_cfg is not None:  # like SCALE-Sim's `scale.py -c cfg -t topology.csv`
+        from .topology import workload_from_scalesim
+
+        return workload_from_scalesim(scalesim_cfg, args.workload, overrides=args.set)
+    from .workload import load_workload
+
+    return load_workload(args.workload, args.set)
 
 
 def run_folder(args: argparse.Namespace, workload, command: str) -> Path:

@@ -10,8 +10,6 @@ command so that ``import accelsim`` and ``--help`` stay fast and torch-free (DES
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from . import app
@@ -39,21 +37,6 @@ def _progress():
     )
 
 
-@contextmanager
-def _started(what: str, *, log: bool = True) -> Iterator[None]:
-    """Show at once that ``what`` has started (before any slow import): a spinner on a
-    terminal; elsewhere (a log, a pipe) one line, or nothing when ``log`` is false because
-    the command's report follows soon anyway."""
-    console = app.console
-    if console.is_terminal:
-        with console.status(what):
-            yield
-    else:
-        if log:
-            console.print(what)
-        yield
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from .hw.module import Tracer
     from .jsonio import write_json_atomic
@@ -64,8 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = app.console
     if args.trace:
         check_file_target(args.trace, key="--trace")
-    with _started(f"loading {args.workload} …", log=False):
-        workload, out_dir = workload_and_out_dir(args)
+    workload, out_dir = workload_and_out_dir(args)
     samples = len(workload.inputs)
     tracer = Tracer(enabled=True) if args.trace else None
     layers = [n for n in workload.graph.nodes]
@@ -118,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     check_file_target(args.out, key="--out")
-    with _started(f"exporting {args.model} (torch.export, calibration, checks) …"):
+    with app.started(f"exporting {args.model} (torch.export, calibration, checks) …"):
         from workloads.export import export_cli
 
         path = export_cli(
@@ -142,7 +124,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     size = "quick sizes" if args.quick else "full sizes, minutes"
     app.console.print(f"bench {args.which} ({size}): each table prints when it is measured")
-    with _started(f"bench {args.which}: measuring …"):
+    with app.started(f"bench {args.which}: measuring …"):
         from bench.run import main as bench_main
 
         return bench_main(args.which, quick=args.quick)

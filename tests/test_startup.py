@@ -105,3 +105,32 @@ def test_long_commands_say_what_they_do_before_loading_anything_slow(tmp_path, a
         done.wait()
     assert first.split()[0] in ("exporting", "bench"), first
     assert "<<slow import>>" not in first  # what it does is said before anything slow loads
+
+
+def test_on_a_terminal_the_spinner_shows_before_the_work_starts(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from accelsim import app
+
+    screen = io.StringIO()
+    monkeypatch.setattr(app, "console", Console(file=screen, force_terminal=True, width=80))
+    with app.started("loading w.yaml …", log=False):
+        assert "loading w.yaml" in screen.getvalue()  # drawn before any work in the block
+
+
+def test_in_a_log_a_long_step_is_one_line_and_a_short_one_nothing(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from accelsim import app
+
+    log = io.StringIO()
+    monkeypatch.setattr(app, "console", Console(file=log, force_terminal=False, width=80))
+    with app.started("exporting x …"):
+        pass
+    with app.started("loading w.yaml …", log=False):
+        pass
+    assert log.getvalue() == "exporting x …\n"
