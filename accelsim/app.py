@@ -99,6 +99,20 @@ def bounded(
 
 
 POSITIVE_INT = bounded(int, ge=1)
+
+
+def workers_option(text: str) -> int | str:
+    """``--workers``: a count >= 1, or ``auto`` (see :data:`accelsim.workers.AUTO`)."""
+    if text == "auto":
+        return text
+    try:
+        return POSITIVE_INT(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed (allowed: an integer >= 1, or auto)"
+        ) from None
+
+
 NON_NEGATIVE_INT = bounded(int, ge=0)
 NON_NEGATIVE_FLOAT = bounded(float, ge=0)
 FRACTION = bounded(float, ge=0, le=1)  # a closed [0, 1]

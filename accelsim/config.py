@@ -260,7 +260,11 @@ class FaultsConfig(Section):
     injections: PositiveInt = Field(1000, description="faulty inferences in the campaign")
     samples: PositiveInt | None = Field(None, description="test samples the campaign draws from")
     plan: str | None = Field(None, description="explicit fault list (YAML/JSON) instead of a rate")
-    workers: PositiveInt = 1
+    workers: PositiveInt | Literal["auto"] = Field(
+        "auto",
+        description="local worker processes; auto: this process, or one per core once the "
+        "first injections show the rest would take long enough to pay for starting them",
+    )
     seed: Seed = 0
 
 

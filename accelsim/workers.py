@@ -55,6 +55,17 @@ def _run_in_worker(token: str, fn: Job, item: Any) -> Any:
     return fn(_SHARED[token], item)
 
 
+AUTO = "auto"  # let the runner choose: in this process, or a process per usable core
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _check_workers(workers: int) -> None:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers!r}")

@@ -183,6 +183,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("bench-sim", ("-m", "accelsim", "bench", "sim"), 1),
     Figure("bench-faults", ("-m", "bench.faults_speed"), 3),
     Figure("dask_scaling", ("-m", "bench.dask_scaling"), 3),
+    Figure("workers_speed", ("-m", "bench.workers_speed"), 3),
 )
 
 

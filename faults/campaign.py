@@ -379,7 +379,7 @@ def campaign(
     settings: CampaignSettings | None = None,
     samples: int | None = None,
     seed: int | None = None,
-    workers: int | None = None,
+    workers: int | str | None = None,
     out_dir: str | Path | None = None,
     protected: Mapping[str, np.ndarray] | None = None,
     on_result: Callable[[int, dict[str, Any]], None] | None = None,

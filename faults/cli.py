@@ -32,6 +32,7 @@ from accelsim.app import (
     add_workload_arguments,
     bounded,
     scheduler_address,
+    workers_option,
     workload_and_out_dir,
 )
 from accelsim.outputs import prepare_folder
@@ -300,7 +301,12 @@ def register(subparsers) -> None:
     )
     add_workload_arguments(inject, set_example="faults.rate=1e-7")
     inject.add_argument("--injections", type=POSITIVE_INT, help="override faults.injections")
-    inject.add_argument("--workers", type=POSITIVE_INT, help="local worker processes")
+    inject.add_argument(
+        "--workers",
+        type=workers_option,
+        help="local worker processes, or auto (default: this process unless the campaign is "
+        "long enough for one per core to finish sooner)",
+    )
     inject.add_argument(
         "--scheduler",
         type=scheduler_address,

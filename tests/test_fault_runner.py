@@ -152,3 +152,39 @@ def test_two_worker_processes_give_the_serial_results_and_load_the_context_once(
     assert all(r["value"] > 50 for r in parallel)  # the context reached the workers
     # 8 chunks over 2 workers, yet each worker unpickled the context exactly once
     assert {r["loads_in_this_process"] for r in parallel} == {1}
+
+
+def pid_task(task: TaskSpec, context) -> dict:
+    import os
+
+    return {"value": int(task.rng().integers(1 << 30)), "pid": os.getpid()}
+
+
+def test_auto_workers_start_a_pool_only_when_it_finishes_sooner():
+    from faults.runner import POOL_START_SECONDS, _auto_workers
+
+    assert _auto_workers(1e-4, 2_000, cores=2) == 1  # 0.2 s of work: the pool costs more
+    long_enough = 2 * POOL_START_SECONDS / 1e-4 * 1.5
+    assert _auto_workers(1e-4, int(long_enough), cores=2) == 2
+    assert _auto_workers(1e-4, int(long_enough), cores=1) == 1  # nothing to gain on one core
+    assert _auto_workers(10.0, 3, cores=4) == 1  # too few tasks to spread
+
+
+def test_auto_runs_short_campaigns_here_and_long_ones_on_a_pool_with_the_same_results(
+    tmp_path, monkeypatch
+):
+    import os
+
+    from faults import runner
+
+    serial = run_tasks(pid_task, 300, seed=5, log_path=tmp_path / "serial.jsonl")
+    short = run_tasks(pid_task, 300, seed=5, log_path=tmp_path / "short.jsonl", workers="auto")
+    assert {r["pid"] for r in short} == {os.getpid()}  # the probe finished it: no pool
+    monkeypatch.setattr(runner, "POOL_START_SECONDS", 0.0)  # as if a pool cost nothing
+    monkeypatch.setattr(runner, "PROBE_SECONDS", 0.0)  # one chunk measured, then decided
+    monkeypatch.setattr(runner, "usable_cores", lambda: 2)
+    long = run_tasks(pid_task, 300, seed=5, log_path=tmp_path / "long.jsonl", workers="auto")
+    assert {r["pid"] for r in long} - {os.getpid()}  # the rest ran on worker processes
+    values = [r["value"] for r in serial]
+    assert [r["value"] for r in short] == values and [r["value"] for r in long] == values
+    assert sorted(logged_tasks(tmp_path / "long.jsonl")) == list(range(300))  # each once
