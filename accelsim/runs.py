@@ -109,11 +109,22 @@ def latest_target(root: Path) -> Path | None:
     return None
 
 
+def latest_run_of(root: Path, command: str) -> Path | None:
+    """The newest folder of a ``command`` run under ``root`` (names sort by UTC time)."""
+    if not root.is_dir():
+        return None
+    runs = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith(f"{command}-"))
+    return root / runs[-1] if runs else None
+
+
 def resume_folder(resume: str, root: Path, command: str) -> Path:
-    """The folder ``--resume`` names (``latest``: the newest run of this workload), which
-    must hold a run of ``command``."""
+    """The folder ``--resume`` names, which must hold a run of ``command``. ``latest``: the
+    folder ``root/latest`` names when it holds a run of ``command``, else the newest run of
+    ``command`` (so ``inject --resume latest`` after a ``run`` finds the last campaign)."""
     if resume == LATEST_NAME:
         folder = latest_target(root)
+        if folder is None or not folder.name.startswith(f"{command}-"):
+            folder = latest_run_of(root, command) or folder
         if folder is None:
             raise AccelsimError(
                 "there is no latest run to resume",
@@ -131,9 +142,13 @@ def resume_folder(resume: str, root: Path, command: str) -> Path:
             f"holds a {metadata.get('command')!r} run, not {command!r}",
             file=folder,
             key="--resume",
-            allowed=f"the folder of a {command} run, or no --resume for a new run",
+            allowed=f"the folder of {_article(command)} {command} run, or no --resume for a new run",
         )
     return folder
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def read_run_metadata(folder: Path, *, key: str = "--resume") -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,22 @@ def test_a_second_optimize_keeps_the_first_ones_optimize_json(tmp_path, monkeypa
     assert (first / "optimize.json").read_bytes() == before
     assert json.loads((second / "optimize.json").read_text())["comparison"]["method"] == "bayesian"
     assert runs.latest_target(root).resolve() == second.resolve()
+
+
+def test_resume_latest_finds_the_newest_run_of_the_same_command(tmp_path):
+    """``run`` then ``inject --resume latest``: latest names the run, the campaign is older."""
+    from accelsim.errors import AccelsimError
+    from accelsim.runs import new_run_folder, point_latest, resume_folder, write_json_atomic
+
+    root = tmp_path / "out" / "w"
+    older = new_run_folder(root, "inject", now=datetime(2026, 1, 1, tzinfo=UTC))
+    newer = new_run_folder(root, "inject", now=datetime(2026, 1, 2, tzinfo=UTC))
+    run = new_run_folder(root, "run", now=datetime(2026, 1, 3, tzinfo=UTC))
+    for folder, command in ((older, "inject"), (newer, "inject"), (run, "run")):
+        write_json_atomic(folder / "run.json", {"schema_version": 1, "command": command})
+    point_latest(root, run)
+    assert resume_folder("latest", root, "inject") == newer
+    assert resume_folder("latest", root, "run") == run
+    with pytest.raises(AccelsimError, match="holds a 'run' run, not 'inject'") as info:
+        resume_folder(str(run), root, "inject")
+    assert "an inject run" in str(info.value.allowed)
