@@ -52,6 +52,15 @@ from .pe_array import PEArray
 from .vector_unit import VectorUnit
 
 
+def flat_key(table: np.ndarray, columns: tuple[int, ...]) -> np.ndarray:
+    """One int64 per row identifying its values in ``columns`` (mixed radix; the values
+    are non-negative and small), so that ``np.unique`` works on a vector, not on rows."""
+    key = np.zeros(len(table), dtype=np.int64)
+    for c in columns:
+        key = key * (int(table[:, c].max(initial=0)) + 1) + table[:, c]
+    return key
+
+
 def packed_bytes(elements: np.ndarray, bits: int) -> int:
     """Σ bytes of per-fold word counts, each fold's words packed (as :func:`bytes_for`)."""
     return int(np.sum(-(-(elements * bits) // 8)))
@@ -110,8 +119,8 @@ class LayerJob:
         self.done = env.event()
         self.blocks_ready = [env.event() for _ in sched.blocks]
         # weight tiles: one id per distinct (group, k-range, n-range)
-        key = table[:, [F_GROUP, F_K0, F_K1, F_N0, F_N1]]
-        _, first_use, tile_of = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        key = flat_key(table, (F_GROUP, F_K0, F_K1, F_N0, F_N1))
+        _, first_use, tile_of = np.unique(key, return_index=True, return_inverse=True)
         self.weight_tile = tile_of.ravel().tolist()
         if sched.weights_resident:
             self.weight_loads = np.sort(first_use).tolist()  # each tile once, in issue order
@@ -124,7 +133,9 @@ class LayerJob:
         self.env = env
         self.block = table[:, F_BLOCK].tolist()
         self.first_k = table[:, F_FIRST_K].astype(bool).tolist()
-        self.last_k = table[:, F_LAST_K].astype(bool).tolist()
+        self.last_k_array = table[:, F_LAST_K].astype(bool)
+        self.last_k = self.last_k_array.tolist()
+        self.all_weights_in = False  # ideal memory: the whole layer's weights, at once
         last_of_block = np.ones(len(table), dtype=bool)
         last_of_block[:-1] = table[1:, F_BLOCK] != table[:-1, F_BLOCK]
         self.last_of_block = last_of_block.tolist()
@@ -143,6 +154,8 @@ class LayerJob:
 
     def weights_in(self, fold: int) -> bool:
         """Are fold ``fold``'s weights in the buffer now?"""
+        if self.all_weights_in:
+            return True
         if self.sched.weights_resident:
             return self.weight_tile[fold] in self.loaded_at
         event = self._weight_events.get(fold)
@@ -225,6 +238,13 @@ class Controller(Module):
         while True:
             job = yield self.weight_jobs.get()
             resident = job.sched.weights_resident
+            if self.ideal_memory:
+                # transfers take no time and slots are never short: every tile is in now
+                moved = int(np.sum(np.asarray(job.weight_tile_bytes)[job.weight_loads]))
+                yield from self.dram.transfer(moved, write=False, what="weights")
+                self.weight_buffer.written_bytes.value += moved
+                job.all_weights_in = True
+                continue
             for fold in job.weight_loads:
                 tile = job.weight_tile_bytes[fold]
                 if not resident:
@@ -277,7 +297,9 @@ class Controller(Module):
         i = 0
         while i < folds:
             yield job.blocks_ready[job.block[i]]
-            if resident and job.weight_tile[i] in job.loaded_at:
+            if job.all_weights_in:
+                weights_at = env.now  # ideal memory: no preload overlap to account for
+            elif resident and job.weight_tile[i] in job.loaded_at:
                 weights_at = job.loaded_at[job.weight_tile[i]]  # resident since an earlier fold
             else:
                 weights_at = yield job.weight_event(i)
@@ -314,7 +336,10 @@ class Controller(Module):
                 starts.tolist() if self.tracer.enabled else (),
                 ends.tolist() if self.tracer.enabled else (),
             )
-            if last == i:
+            if self.ideal_memory:
+                # slots are never waited for: only finished tiles are handed over
+                handing = (np.flatnonzero(job.last_k_array[i : last + 1]) + i).tolist()
+            elif last == i:
                 handing = (i,) if (job.hands_over[i] or not resident) else ()
             elif resident:
                 handing = (np.flatnonzero(job.hands_over_array[i : last + 1]) + i).tolist()
@@ -336,6 +361,10 @@ class Controller(Module):
         last, folds = first, len(job.base)
         if self.ideal_memory:
             # slots and write-backs take no time: only operands not yet in stop a run
+            if job.all_weights_in and all(
+                event.triggered for event in job.blocks_ready[job.block[first] :]
+            ):
+                return folds - 1
             while (
                 last + 1 < folds
                 and job.blocks_ready[job.block[last + 1]].triggered

@@ -24,6 +24,7 @@ from ..codes import OVERFLOW_CODES
 from ..errors import Infeasible
 from ..ir import Node
 from ..schedule import F_GROUP, F_K0, F_K1, F_M0, F_M1, F_N0, F_N1, LayerSchedule
+from .controller import flat_key
 from .module import Module
 
 
@@ -93,7 +94,7 @@ class LayerRedundancy:
         per_output = -(-(table[:, F_K1] - table[:, F_K0]) // units.size)
         self.job_cycles = (mt * protected * per_output).tolist()
         # the output tile a fold accumulates into: (group, m0, n0, n1)
-        _, tile = np.unique(table[:, [F_GROUP, F_M0, F_N0, F_N1]], axis=0, return_inverse=True)
+        _, tile = np.unique(flat_key(table, (F_GROUP, F_M0, F_N0, F_N1)), return_inverse=True)
         self.tile = tile.ravel().tolist()
         self.pending: dict[int, list[simpy.Event]] = {}
 
