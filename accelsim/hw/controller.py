@@ -294,6 +294,10 @@ class Controller(Module):
         follow_cycles = 0 if self.overlap_preload else preload
         folds = sched.fold_count
         previous_start: float | None = None
+        # per-fold start/end cycles, as lists while the layer runs (cheap to write one at a
+        # time), as arrays in ``timing`` at the end
+        fold_start: list[float] = [0] * folds
+        fold_end: list[float] = [0] * folds
         i = 0
         while i < folds:
             yield job.blocks_ready[job.block[i]]
@@ -316,25 +320,24 @@ class Controller(Module):
             if runs_allowed:
                 last = self._run_end(job, i)
             start = env.now
-            starts = timing.fold_start[i : last + 1]
-            ends = timing.fold_end[i : last + 1]
             if last == i:
-                starts[0], ends[0] = start, start + cycles
+                fold_start[i], fold_end[i] = start, start + cycles
+                total = cycles
             else:
-                durations = np.asarray(job.base[i + 1 : last + 1], dtype=np.int64)
-                durations += follow_cycles
-                np.cumsum(durations, out=ends[1:])
-                ends[1:] += start + cycles
-                starts[0], ends[0] = start, start + cycles
-                starts[1:] = ends[:-1]
-            total = int(ends[-1] - start)
-            previous_start = float(starts[-1])
+                ends = np.asarray(job.base[i + 1 : last + 1], dtype=np.int64) + follow_cycles
+                np.cumsum(ends, out=ends)
+                ends += int(start) + cycles
+                fold_start[i], fold_end[i] = start, start + cycles
+                fold_end[i + 1 : last + 1] = ends.tolist()
+                fold_start[i + 1 : last + 1] = fold_end[i:last]
+                total = int(ends[-1] - start)
+            previous_start = fold_start[last]
             yield from self.array.run(
                 total,
                 sched.shape.layer,
                 i,
-                starts.tolist() if self.tracer.enabled else (),
-                ends.tolist() if self.tracer.enabled else (),
+                fold_start[i : last + 1] if self.tracer.enabled else (),
+                fold_end[i : last + 1] if self.tracer.enabled else (),
             )
             if self.ideal_memory:
                 # slots are never waited for: only finished tiles are handed over
@@ -354,6 +357,8 @@ class Controller(Module):
                     recomputed = None if redundancy is None else redundancy.tile_done(fold)
                     yield self.finished_tiles.put((fold, recomputed))
             i = last + 1
+        timing.fold_start = np.array(fold_start, dtype=np.int64)
+        timing.fold_end = np.array(fold_end, dtype=np.int64)
 
     def _run_end(self, job: LayerJob, first: int) -> int:
         """The last fold of the run starting at ``first``: folds join while nothing can
