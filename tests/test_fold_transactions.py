@@ -17,6 +17,7 @@ from accelsim.datapath import lower_operands
 from accelsim.errors import Infeasible
 from accelsim.hw.accelerator import Accelerator
 from accelsim.hw.controller import real_operand_counts
+from accelsim.hw.module import Tracer
 from accelsim.hw.pe_array import PEArray
 from accelsim.hw.redundancy import RedundantUnits
 from accelsim.intmath import quantize_multiplier
@@ -262,3 +263,36 @@ def test_real_operand_counts_equal_the_prefix_sums(seed):
         m0, m1, k0, k1 = t[:, 2], t[:, 3], t[:, 4], t[:, 5]
         want = prefix[m1, k1] - prefix[m0, k1] - prefix[m1, k0] + prefix[m0, k0]
         np.testing.assert_array_equal(real_operand_counts(t, ops), want)
+
+
+def test_the_trace_shows_every_fold_and_transfer_as_the_per_fold_model_did():
+    """Runs of folds are one transaction but still one ``fold`` span each; the vector unit is
+    its own module now (it was the controller's track)."""
+
+    def spans(accelerator_class, config, graph, x):
+        tracer = Tracer(enabled=True)
+        try:
+            accelerator_class(config, tracer=tracer).run(graph, x)
+        except Infeasible:
+            return None
+        return sorted(
+            (
+                "accelerator.vector_unit" if e["name"] == "vector" else e["module"],
+                e["name"],
+                float(e["start"]),
+                float(e["end"]),
+                sorted(e["args"].items()),
+            )
+            for e in tracer.events
+        )
+
+    compared = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        graph = random_graph(rng)
+        config = AcceleratorConfig.model_validate(random_config(rng))
+        x = rng.integers(0, 256, size=(1, *graph.tensors["x"].shape))
+        want = spans(oracle.Accelerator, config, graph, x)
+        assert spans(Accelerator, config, graph, x) == want, f"seed {seed}"
+        compared += want is not None and any(s[1] == "fold" for s in want)
+    assert compared >= 4

@@ -47,6 +47,12 @@ from ..schedule import (
 )
 from .buffer import SramBuffer
 from .dram import DRAM
+from .layer_events import (
+    TRANSFER_IFMAP,
+    TRANSFER_OFMAP,
+    TRANSFER_WEIGHTS,
+    simulate_gemm_layer,
+)
 from .module import Module
 from .pe_array import PEArray
 from .vector_unit import VectorUnit
@@ -213,6 +219,10 @@ class Controller(Module):
         """Run one GEMM layer (a process step of the caller): returns when its last output
         tile is written back."""
         job = LayerJob(self.env, sched, ops, timing, redundancy)
+        if not self.ideal_memory and redundancy is None:
+            # the same processes, compiled (accelsim/hw/layer_events.py): one transaction
+            yield from self._compiled_layer(job)
+            return
         for channel in (self.input_jobs, self.weight_jobs, self.writeback_jobs):
             channel.put(job)
         self.compute_jobs.put(job)
@@ -223,6 +233,72 @@ class Controller(Module):
         done = self.env.event()
         self.vector_jobs.put((name, in_bytes, out_bytes, elements, done))
         yield done
+
+    def _compiled_layer(self, job: LayerJob):
+        sched, timing, env, dram = job.sched, job.timing, self.env, self.dram
+        table, shape = sched.fold_table, sched.shape
+        folds = len(table)
+        elements = (table[:, F_M1] - table[:, F_M0]) * (table[:, F_N1] - table[:, F_N0])
+        block_bytes = np.array([b.input_bytes for b in sched.blocks], dtype=np.int64)
+        tile_bytes = np.asarray(job.weight_tile_bytes, dtype=np.int64)
+        loads = np.asarray(job.weight_loads, dtype=np.int64)
+        fold_start = np.zeros(folds, dtype=np.float64)
+        fold_end = np.zeros(folds, dtype=np.float64)
+        transfers = np.zeros((len(block_bytes) + len(loads) + folds, 4), dtype=np.float64)
+        slots = np.array(
+            [b.slot_count for b in (self.input_buffer, self.weight_buffer, self.output_buffer)],
+            dtype=np.int64,
+        )
+        end, dram.channel_free_at, bursts, acc_read = simulate_gemm_layer(
+            float(env.now),
+            float(dram.channel_free_at),
+            float(dram.bandwidth_bytes_per_cycle),
+            float(dram.latency_cycles),
+            block_bytes,
+            table[:, F_BLOCK],
+            table[:, F_FIRST_K],
+            table[:, F_LAST_K],
+            np.asarray(job.last_of_block, dtype=np.int64),
+            timing.base_cycles,
+            np.asarray(job.weight_tile, dtype=np.int64),
+            tile_bytes,
+            loads,
+            -(-(elements * shape.acc_bits) // 8),
+            -(-(elements * shape.out_bits) // 8),
+            bool(sched.weights_resident),
+            int(timing.preload_cycles),
+            bool(self.overlap_preload),
+            slots,
+            fold_start,
+            fold_end,
+            transfers,
+        )
+        timing.fold_start = fold_start.astype(np.int64)
+        timing.fold_end = fold_end.astype(np.int64)
+        moved = transfers[:bursts]
+        kind, nbytes = moved[:, 0].astype(np.int64), moved[:, 3].astype(np.int64)
+        dram.read_bytes.value += int(nbytes[kind != TRANSFER_OFMAP].sum())
+        dram.written_bytes.value += int(nbytes[kind == TRANSFER_OFMAP].sum())
+        dram.busy_cycles.value += int((moved[:, 2] - moved[:, 1]).sum())
+        self.input_buffer.written_bytes.value += int(block_bytes.sum())
+        self.weight_buffer.written_bytes.value += int(tile_bytes[loads].sum())
+        self.output_buffer.read_bytes.value += int(acc_read)
+        if self.tracer.enabled:
+            labels = {TRANSFER_IFMAP: "ifmap", TRANSFER_WEIGHTS: "weights", TRANSFER_OFMAP: "ofmap"}
+            for k, begin, burst_end, n in moved.tolist():
+                self.tracer.span(dram.path, labels[int(k)], begin, burst_end, bytes=int(n))
+        yield from self.array.run(
+            int((fold_end - fold_start).sum()),
+            shape.layer,
+            0,
+            fold_start.tolist() if self.tracer.enabled else (),
+            fold_end.tolist() if self.tracer.enabled else (),
+        )
+        # the array's transaction holds it for its busy cycles; the layer ends at the last
+        # write-back
+        if end > env.now:
+            yield env.timeout(end - env.now)
+        self.count_array_traffic(sched, job.ops)
 
     # -- processes ------------------------------------------------------------------------
     def input_dma(self):
