@@ -61,7 +61,7 @@ def bench_simulator(*, quick: bool) -> Table:
     from accelsim.schedule import gemm_shape
 
     size = 32 if quick else 224
-    repeats = 3
+    repeats = 5
     cases = [
         ("16×16 ws", "accurate", 16),
         ("16×16 ws", "scalesim", 16),

@@ -19,8 +19,11 @@ transaction when nothing can happen between them: every fold of the run has its 
 resident and loaded and its input block in, and no fold but the last frees a slot, hands a
 tile to ``writeback`` or feeds the redundant units (with ideal memory, slots and write-backs
 take no time, so a run spans the layer). The run's per-fold start and end cycles come from
-one cumulative sum; the per-fold event model it replaces is kept as the oracle in
-``tests/fold_event_oracle.py``, and tests prove both give the same cycles fold by fold.
+one cumulative sum. With non-resident weights the weight DMA and the array interact on every
+fold; in ``accurate`` timing without redundant units the whole layer then runs in
+:func:`accelsim.hw.layer_events.simulate_gemm_layer`, the same four processes on SimPy's
+rules compiled into one call. The per-fold event model both replace is kept as the oracle in
+``tests/fold_event_oracle.py``, and tests prove they give the same cycles fold by fold.
 """
 
 from __future__ import annotations
