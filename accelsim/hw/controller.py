@@ -20,7 +20,7 @@ resident and loaded and its input block in, and no fold but the last frees a slo
 tile to ``writeback`` or feeds the redundant units (with ideal memory, slots and write-backs
 take no time, so a run spans the layer). The run's per-fold start and end cycles come from
 one cumulative sum. With non-resident weights the weight DMA and the array interact on every
-fold; in ``accurate`` timing without redundant units the whole layer then runs in
+fold; in ``accurate`` timing the whole layer (redundant units included) then runs in
 :func:`accelsim.hw.layer_events.simulate_gemm_layer`, the same four processes on SimPy's
 rules compiled into one call. The per-fold event model both replace is kept as the oracle in
 ``tests/fold_event_oracle.py``, and tests prove they give the same cycles fold by fold.
@@ -222,7 +222,7 @@ class Controller(Module):
         """Run one GEMM layer (a process step of the caller): returns when its last output
         tile is written back."""
         job = LayerJob(self.env, sched, ops, timing, redundancy)
-        if not self.ideal_memory and redundancy is None:
+        if not self.ideal_memory and (redundancy is None or redundancy.tiles_in_a_row):
             # the same processes, compiled (accelsim/hw/layer_events.py): one transaction
             yield from self._compiled_layer(job)
             return
@@ -252,7 +252,13 @@ class Controller(Module):
             [b.slot_count for b in (self.input_buffer, self.weight_buffer, self.output_buffer)],
             dtype=np.int64,
         )
-        end, dram.channel_free_at, bursts, acc_read = simulate_gemm_layer(
+        redundancy = job.redundancy
+        if redundancy is None:
+            job_cycles = np.zeros(folds, dtype=np.int64)
+        else:
+            job_cycles = np.asarray(redundancy.job_cycles, dtype=np.int64)
+        jobs_run = np.zeros((folds, 3), dtype=np.float64)
+        end, dram.channel_free_at, bursts, acc_read, jobs, waited = simulate_gemm_layer(
             float(env.now),
             float(dram.channel_free_at),
             float(dram.bandwidth_bytes_per_cycle),
@@ -272,10 +278,15 @@ class Controller(Module):
             int(timing.preload_cycles),
             bool(self.overlap_preload),
             slots,
+            job_cycles,
             fold_start,
             fold_end,
             transfers,
+            jobs_run,
         )
+        if redundancy is not None:
+            redundancy.record_jobs(jobs_run[:jobs])
+            self.redundancy_wait_cycles.value += int(waited)
         timing.fold_start = fold_start.astype(np.int64)
         timing.fold_end = fold_end.astype(np.int64)
         moved = transfers[:bursts]

@@ -15,9 +15,12 @@ call: SimPy's semantics written out for exactly the primitives the controller us
   made, and a put's processing tries the waiting gets (SimPy's ``_trigger_get``);
 * the DRAM channel: a burst starts at ``max(now, end of the previous burst)``.
 
-The SimPy processes stay the model of record for layers with redundant units and for ideal
-memory; ``tests/test_fold_transactions.py`` checks this loop against the per-fold event
-oracle (``tests/fold_event_oracle.py``) fold by fold on random accelerators.
+The redundant units' recompute jobs run in the same loop (a capacity-1 Resource with its
+FIFO of requests, one job process per fold started URGENT as SimPy starts a process, and a
+tile's all-of condition that the write-back waits for). With ideal memory the SimPy
+processes run instead (a layer is one run of folds there); ``tests/test_fold_transactions.py``
+checks this loop against the per-fold event oracle (``tests/fold_event_oracle.py``) fold by
+fold on random accelerators.
 """
 
 from __future__ import annotations
@@ -34,17 +37,23 @@ _INPUT_DMA, _WEIGHT_DMA, _WRITEBACK, _COMPUTE = 0, 1, 2, 3
 # containers (buffer slots)
 _IN, _W, _OUT = 0, 1, 2
 # resource callbacks an event carries before its waiting process
-_NO_TRIGGER, _TRIGGER_SLOTS, _TRIGGER_TILES = 0, 1, 2
+_NO_TRIGGER, _TRIGGER_SLOTS, _TRIGGER_TILES, _TRIGGER_UNIT = 0, 1, 2, 3
+_JOBS = 4  # process ids from here on are recompute jobs
 # transfer kinds (trace labels)
 TRANSFER_IFMAP, TRANSFER_WEIGHTS, TRANSFER_OFMAP = 0, 1, 2
 
 
+_URGENT_KEY = 0  # SimPy's URGENT (a process's start): before NORMAL events at the same time
+_NORMAL_KEY = 1 << 40
+
+
 @njit(cache=True)
-def _push(heap_t, heap_id, heap_e, counters, t, e):
-    """Schedule event ``e`` at ``t`` (after everything already scheduled at ``t``)."""
+def _push(heap_t, heap_id, heap_e, counters, t, e, priority=_NORMAL_KEY):
+    """Schedule event ``e`` at ``t``: after everything of its priority already scheduled at
+    ``t`` (the heap key is priority, then scheduling order)."""
     i = counters[0]
     counters[0] += 1
-    eid = counters[1]
+    eid = counters[1] + priority
     counters[1] += 1
     heap_t[i], heap_id[i], heap_e[i] = t, eid, e
     while i > 0:
@@ -108,15 +117,20 @@ def simulate_gemm_layer(
     preload,
     overlap_preload,
     slots,
+    job_cycles,
     fold_start,
     fold_end,
     transfers,
+    jobs_run,
 ):
     """Run one layer from ``start_cycle``; per-fold start/end into ``fold_start`` /
     ``fold_end``, DRAM bursts (kind, start, end, bytes) into ``transfers`` in request order.
 
-    ``slots``: (input, weight, output) buffer slots. Returns (end cycle, DRAM channel free
-    at, bursts, output-buffer bytes read by write-back).
+    ``slots``: (input, weight, output) buffer slots. ``job_cycles``: per fold, the cycles of
+    its recompute job on the redundant units (0: none; a tile's folds are consecutive), whose
+    (fold, start, end) go into ``jobs_run``. Returns (end cycle, DRAM channel free at,
+    bursts, output-buffer bytes read by write-back, recompute jobs, cycles write-backs waited
+    for the redundant units).
     """
     folds = fold_block.shape[0]
     blocks = block_bytes.shape[0]
@@ -124,12 +138,16 @@ def simulate_gemm_layer(
     tiles = 0
     for i in range(folds):
         tiles += last_k[i]
-    capacity = 8 + 4 * blocks + 4 * loads + 8 * folds + 4 * tiles
+    jobs = 0
+    for i in range(folds):
+        jobs += job_cycles[i] > 0
+    capacity = 8 + 4 * blocks + 4 * loads + 8 * folds + 5 * tiles + 6 * jobs
     ev_state = np.zeros(capacity, np.int8)
     ev_value = np.zeros(capacity, np.float64)
     ev_trigger = np.zeros(capacity, np.int8)
     ev_resource = np.zeros(capacity, np.int8)
-    ev_proc = np.full(capacity, -1, np.int8)
+    ev_proc = np.full(capacity, -1, np.int64)
+    ev_job_end = np.full(capacity, -1, np.int64)  # the job whose process ended, if any
     heap_t = np.zeros(capacity, np.float64)
     heap_id = np.zeros(capacity, np.int64)
     heap_e = np.zeros(capacity, np.int64)
@@ -137,6 +155,22 @@ def simulate_gemm_layer(
     level = slots.copy()
     waiting_get = np.full(3, -1, np.int64)  # each buffer has one consumer: one get at most
     tile_items = np.zeros(tiles + 1, np.int64)  # the FIFO of finished tiles (-1: the end)
+    tile_recomputed = np.full(tiles + 1, -1, np.int64)  # each tile's all-jobs-done event
+    # the redundant units: one Resource (capacity 1) and its FIFO of requests, job processes
+    n_jobs, claimed = 0, 0
+    job_pc = np.zeros(jobs + 1, np.int64)
+    job_fold = np.zeros(jobs + 1, np.int64)
+    job_start = np.zeros(jobs + 1, np.float64)
+    job_end = np.full(jobs + 1, -1, np.int64)  # the event of the job's process ending
+    job_condition = np.full(jobs + 1, -1, np.int64)
+    condition_needed = np.zeros(tiles + 1, np.int64)
+    condition_count = np.zeros(tiles + 1, np.int64)
+    condition_event = np.full(tiles + 1, -1, np.int64)
+    n_conditions = 0
+    unit_busy = 0
+    unit_queue = np.zeros(jobs + 1, np.int64)  # request events in arrival order
+    queue_head, queue_tail = 0, 0
+    recompute_wait, wait_since = 0.0, 0.0
     item_head, item_tail = 0, 0
     tiles_get = -1
     block_event = np.full(blocks, -1, np.int64)
@@ -168,11 +202,26 @@ def simulate_gemm_layer(
                 ev_state[g] = _TRIGGERED
                 _push(heap_t, heap_id, heap_e, counters, now, g)
         elif ev_trigger[e] == _TRIGGER_TILES and tiles_get >= 0 and item_head < item_tail:
-            ev_value[tiles_get] = tile_items[item_head]
+            ev_value[tiles_get] = item_head
             item_head += 1
             ev_state[tiles_get] = _TRIGGERED
             _push(heap_t, heap_id, heap_e, counters, now, tiles_get)
             tiles_get = -1
+        elif ev_trigger[e] == _TRIGGER_UNIT and unit_busy == 0 and queue_head < queue_tail:
+            # a release was processed: the first queued request gets the unit
+            g = unit_queue[queue_head]
+            queue_head += 1
+            unit_busy = 1
+            ev_state[g] = _TRIGGERED
+            _push(heap_t, heap_id, heap_e, counters, now, g)
+        j = ev_job_end[e]
+        if j >= 0 and job_condition[j] >= 0:
+            c = job_condition[j]
+            condition_count[c] += 1
+            if condition_count[c] == condition_needed[c]:
+                ce = condition_event[c]
+                ev_state[ce] = _TRIGGERED
+                _push(heap_t, heap_id, heap_e, counters, now, ce)
         # 2. the waiting process resumes and runs until it waits again
         p = ev_proc[e]
         if p < 0:
@@ -180,7 +229,43 @@ def simulate_gemm_layer(
         value = ev_value[e]
         while True:
             wait = -1  # the event the process yields next
-            if p == _INPUT_DMA:
+            if p >= _JOBS:  # a recompute job on the redundant units
+                j = p - _JOBS
+                if job_pc[j] == 0:  # request the unit: queued, then the queue's head tried
+                    wait = counters[2]
+                    counters[2] += 1
+                    unit_queue[queue_tail] = wait
+                    queue_tail += 1
+                    if unit_busy == 0:
+                        g = unit_queue[queue_head]
+                        queue_head += 1
+                        unit_busy = 1
+                        ev_state[g] = _TRIGGERED
+                        _push(heap_t, heap_id, heap_e, counters, now, g)
+                    job_pc[j] = 1
+                elif job_pc[j] == 1:  # granted: recompute
+                    job_start[j] = now
+                    wait = counters[2]
+                    counters[2] += 1
+                    ev_state[wait] = _TRIGGERED
+                    cycles = job_cycles[job_fold[j]]
+                    _push(heap_t, heap_id, heap_e, counters, now + cycles, wait)
+                    job_pc[j] = 2
+                else:  # done: release the unit, and the job's process ends
+                    jobs_run[j, 0] = job_fold[j]
+                    jobs_run[j, 1] = job_start[j]
+                    jobs_run[j, 2] = now
+                    release = counters[2]
+                    counters[2] += 1
+                    unit_busy = 0
+                    ev_trigger[release] = _TRIGGER_UNIT
+                    ev_state[release] = _TRIGGERED
+                    _push(heap_t, heap_id, heap_e, counters, now, release)
+                    end = job_end[j]
+                    ev_state[end] = _TRIGGERED
+                    _push(heap_t, heap_id, heap_e, counters, now, end)
+                    break
+            elif p == _INPUT_DMA:
                 b = index[p]
                 if pc[p] == 0:  # take an input slot
                     if b >= blocks:
@@ -268,7 +353,7 @@ def simulate_gemm_layer(
                     wait = counters[2]
                     counters[2] += 1
                     if item_head < item_tail:
-                        ev_value[wait] = tile_items[item_head]
+                        ev_value[wait] = item_head
                         item_head += 1
                         ev_state[wait] = _TRIGGERED
                         _push(heap_t, heap_id, heap_e, counters, now, wait)
@@ -276,11 +361,21 @@ def simulate_gemm_layer(
                         tiles_get = wait
                     pc[p] = 1
                 elif pc[p] == 1:
-                    fold = np.int64(value)
-                    if fold < 0:  # the end of the layer
+                    item = np.int64(value)
+                    if tile_items[item] < 0:  # the end of the layer
                         end_cycle = now
                         break
-                    index[p] = fold
+                    index[p] = item
+                    pc[p] = 4
+                    if tile_recomputed[item] >= 0:
+                        # the protected neurons of this tile are overwritten before it leaves
+                        wait_since = now
+                        wait = tile_recomputed[item]
+                elif pc[p] == 4:
+                    item = index[p]
+                    if tile_recomputed[item] >= 0:
+                        recompute_wait += now - wait_since
+                    fold = tile_items[item]
                     acc_read += tile_acc_bytes[fold]
                     pc[p] = 2
                     nbytes = tile_out_bytes[fold]
@@ -347,6 +442,18 @@ def simulate_gemm_layer(
                         cycles_now -= min(max(hidden, 0.0), float(preload))
                     previous_start = now
                     has_previous = True
+                    if job_cycles[i] > 0:  # the fold's operands stream: queue its recompute
+                        j = n_jobs
+                        n_jobs += 1
+                        job_fold[j] = i
+                        job_end[j] = counters[2]
+                        ev_job_end[counters[2]] = j
+                        counters[2] += 1
+                        start_job = counters[2]
+                        counters[2] += 1
+                        ev_proc[start_job] = _JOBS + j
+                        ev_state[start_job] = _TRIGGERED
+                        _push(heap_t, heap_id, heap_e, counters, now, start_job, _URGENT_KEY)
                     fold_start[i] = now
                     fold_end[i] = now + cycles_now
                     wait = counters[2]
@@ -379,6 +486,22 @@ def simulate_gemm_layer(
                     index[p] = i + 1
                     if last_k[i]:
                         tile_items[item_tail] = i
+                        if claimed < n_jobs:  # every recompute of this tile, done or not
+                            c = n_conditions
+                            n_conditions += 1
+                            ce = condition_event[c] = counters[2]
+                            counters[2] += 1
+                            condition_needed[c] = n_jobs - claimed
+                            for j in range(claimed, n_jobs):
+                                if ev_state[job_end[j]] == _PROCESSED:
+                                    condition_count[c] += 1
+                                else:
+                                    job_condition[j] = c
+                            if condition_count[c] == condition_needed[c]:
+                                ev_state[ce] = _TRIGGERED
+                                _push(heap_t, heap_id, heap_e, counters, now, ce)
+                            tile_recomputed[item_tail] = ce
+                            claimed = n_jobs
                         item_tail += 1
                         wait = counters[2]
                         counters[2] += 1
@@ -403,4 +526,4 @@ def simulate_gemm_layer(
                 continue
             ev_proc[wait] = p
             break
-    return end_cycle, dram_free_at, bursts, acc_read
+    return end_cycle, dram_free_at, bursts, acc_read, n_jobs, recompute_wait

@@ -96,7 +96,20 @@ class LayerRedundancy:
         # the output tile a fold accumulates into: (group, m0, n0, n1)
         _, tile = np.unique(flat_key(table, (F_GROUP, F_M0, F_N0, F_N1)), return_inverse=True)
         self.tile = tile.ravel().tolist()
+        # a tile's folds come one after another (k innermost): the compiled layer loop
+        # (accelsim/hw/layer_events.py) hands a tile the jobs submitted since the last tile
+        changes = int(np.count_nonzero(np.diff(tile.ravel()))) if len(tile) else 0
+        self.tiles_in_a_row = changes + 1 == len(np.unique(tile)) if len(tile) else True
         self.pending: dict[int, list[simpy.Event]] = {}
+
+    def record_jobs(self, jobs: np.ndarray) -> None:
+        """Account for recompute jobs run by the compiled layer loop: (fold, start, end)."""
+        units = self.units
+        units.busy_cycles.value += int(np.sum(jobs[:, 2] - jobs[:, 1]))
+        if units.tracer.enabled:
+            layer = self.sched.shape.layer
+            for fold, start, end in jobs.tolist():
+                units.tracer.span(units.path, "recompute", start, end, layer=layer, fold=int(fold))
 
     def submit(self, fold: int) -> None:
         """Fold ``fold``'s operands are streaming: queue its recompute job."""
