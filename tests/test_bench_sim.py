@@ -21,7 +21,7 @@ def test_the_gemm_floor_pins_blas_to_one_thread_and_restores_it(monkeypatch):
     monkeypatch.setattr(threadpoolctl, "threadpool_limits", spy)
     before = [info["num_threads"] for info in threadpoolctl.threadpool_info()]
     floor = run.gemm_floor_macs_per_s([(8, 4, 3), (5, 7, 2)], repeats=2)
-    assert floor > 0 and seen == [1]
+    assert floor > 0 and seen and set(seen) == {1}  # every pass pinned to one thread
     assert [info["num_threads"] for info in threadpoolctl.threadpool_info()] == before
 
 
