@@ -146,6 +146,39 @@ def plan_folds(dataflow: int | str, M: int, K: int, N: int, rows: int, cols: int
     return folds
 
 
+# columns of a fold table (:func:`fold_table`), one int64 row per fold
+FOLD_M0, FOLD_M1, FOLD_K0, FOLD_K1, FOLD_N0, FOLD_N1 = range(6)
+FOLD_TABLE_WIDTH = 6
+
+
+def _tile_bounds(extent: int, size: int) -> np.ndarray:
+    """(tiles, 2) start/stop of ``extent`` cut into tiles of ``size`` (the last one short)."""
+    starts = np.arange(0, extent, size, dtype=np.int64)
+    return np.stack([starts, np.minimum(starts + size, extent)], axis=1)
+
+
+def fold_table(dataflow: int | str, M: int, K: int, N: int, rows: int, cols: int) -> np.ndarray:
+    """:func:`plan_folds` as one (folds, FOLD_TABLE_WIDTH) int64 array, in the same order.
+
+    Built with array operations (no Python loop per fold): the outer tile index repeats
+    over the inner ones. A test proves it equal to :func:`plan_folds`.
+    """
+    spec = dataflow_spec(dataflow)
+    extent = (M, K, N)
+    tile_size = {spec.row_dim: rows, spec.col_dim: cols}
+    outer, inner = (GEMM_DIMS.index(d) for d in spec.fold_order)
+    outer_tiles = _tile_bounds(extent[outer], tile_size[GEMM_DIMS[outer]])
+    inner_tiles = _tile_bounds(extent[inner], tile_size[GEMM_DIMS[inner]])
+    count = len(outer_tiles) * len(inner_tiles)
+    table = np.empty((count, FOLD_TABLE_WIDTH), dtype=np.int64)
+    streamed = 3 - outer - inner
+    table[:, 2 * streamed] = 0
+    table[:, 2 * streamed + 1] = extent[streamed]
+    table[:, 2 * outer : 2 * outer + 2] = np.repeat(outer_tiles, len(inner_tiles), axis=0)
+    table[:, 2 * inner : 2 * inner + 2] = np.tile(inner_tiles, (len(outer_tiles), 1))
+    return table
+
+
 @njit(cache=True)
 def emulated_extent(dataflow: int, Mt: int, Kt: int, Nt: int, rows: int) -> tuple[int, int]:
     """(rows, cols) of PEs whose registers can influence the fold's outputs.
@@ -173,6 +206,16 @@ def fold_cycles(dataflow: int, Mt: int, Kt: int, Nt: int, rows: int) -> int:
     """
     ext_rows, ext_cols = emulated_extent(dataflow, Mt, Kt, Nt, rows)
     return (Mt, Kt, Nt)[STREAMED_DIM[dataflow]] + ext_rows + ext_cols
+
+
+def fold_cycles_array(
+    dataflow: int | str, Mt: np.ndarray, Kt: np.ndarray, Nt: np.ndarray, rows: int
+) -> np.ndarray:
+    """:func:`fold_cycles` of many folds at once (tile extents as arrays)."""
+    spec = dataflow_spec(dataflow)
+    dims = {"M": np.asarray(Mt), "K": np.asarray(Kt), "N": np.asarray(Nt)}
+    ext_rows = rows if spec.psums_cross_rows else dims[spec.row_dim]
+    return (dims[spec.streamed_dim] + ext_rows + dims[spec.col_dim]).astype(np.int64)
 
 
 def preload_cycles(dataflow: int | str, rows: int) -> int:

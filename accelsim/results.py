@@ -6,7 +6,10 @@ energy is ``totals.energy_pj_per_inference``. ``result.json`` is :meth:`SimResul
 its per-layer rows as flat records (for pandas or CSV) are :func:`layer_records`.
 
 Schema versions: 1 first; 2 adds ``totals.energy_pj_per_batch`` and
-``totals.energy_pj_per_inference`` (``totals.energy_pj`` stays, per batch).
+``totals.energy_pj_per_inference`` (``totals.energy_pj`` stays, per batch). ``modules`` (each
+hardware module's statistics for one batch, keyed by module path such as
+``accelerator.dram``, units in the names) is an addition within version 2: readers that do
+not know it ignore it.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ class SimResult:
         repr=False, default=None
     )  # final integer tensor, all samples
     config: dict[str, Any] = field(default_factory=dict, repr=False)
+    # module path -> statistic -> value, for one batch (README, "Module statistics")
+    modules: dict[str, dict[str, int | float]] = field(default_factory=dict, repr=False)
 
     @property
     def total_cycles(self) -> int:
@@ -114,6 +119,7 @@ class SimResult:
             "area": self.area,
             "energy_pj": self.energy_pj,
             "accuracy": self.accuracy,
+            "modules": self.modules,
             "config": self.config,
         }
 

@@ -11,7 +11,11 @@ its output tile (partial sums at accumulator width) must fit one output-buffer s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import numpy as np
 
 from . import mapping
 from .codes import DataflowSpec, dataflow_spec
@@ -156,13 +160,46 @@ class MBlock:
     output_tile_bytes: int  # largest partial-sum tile of the block in the output buffer
 
 
-@dataclass(frozen=True)
+# columns of LayerSchedule.fold_table, one int64 row per fold (row i is fold i)
+(
+    F_GROUP,
+    F_BLOCK,
+    F_M0,
+    F_M1,
+    F_K0,
+    F_K1,
+    F_N0,
+    F_N1,
+    F_FIRST_K,
+    F_LAST_K,
+) = range(10)
+LAYER_FOLD_WIDTH = 10
+
+
+@dataclass(frozen=True, eq=False)
 class LayerSchedule:
+    """One layer's tiling. The folds live in ``fold_table`` (arrays, for the timing model
+    and the traffic counts); ``folds`` is the same as :class:`FoldJob` objects, built when
+    first asked for (the fault code walks them)."""
+
     shape: GemmShape
     blocks: tuple[MBlock, ...]
-    folds: tuple[FoldJob, ...]
+    fold_table: np.ndarray  # (folds, LAYER_FOLD_WIDTH) int64, read-only, in issue order
     weights_resident: bool  # all weights fit the weight buffer: fetched once per layer
     weight_bytes: int
+
+    @property
+    def fold_count(self) -> int:
+        return int(self.fold_table.shape[0])
+
+    @cached_property
+    def folds(self) -> tuple[FoldJob, ...]:
+        return tuple(
+            FoldJob(i, g, b, m0, m1, k0, k1, n0, n1, bool(first), bool(last))
+            for i, (g, b, m0, m1, k0, k1, n0, n1, first, last) in enumerate(
+                self.fold_table.tolist()
+            )
+        )
 
 
 def _slot_bytes(capacity_kib: float, double_buffered: bool) -> int:
@@ -291,13 +328,15 @@ def _block_spans(
     return spans
 
 
-def _blocks_and_folds(
+def _blocks_and_fold_table(
     geometry: _BlockGeometry, spans: list[tuple[int, int, int, int]]
-) -> tuple[list[MBlock], list[FoldJob]]:
-    """The loop nest group -> m-block -> fold, folds numbered in issue order."""
+) -> tuple[list[MBlock], np.ndarray]:
+    """The loop nest group -> m-block -> fold, folds numbered in issue order, as one table
+    (blocks of one size share their fold plan, shifted to the block's first row)."""
     shape = geometry.shape
     blocks: list[MBlock] = []
-    folds: list[FoldJob] = []
+    parts: list[np.ndarray] = []
+    plans: dict[int, np.ndarray] = {}
     for g in range(shape.groups):
         for m0, m1, in_bytes, n_units in spans:
             block = MBlock(
@@ -309,33 +348,39 @@ def _blocks_and_folds(
                 output_tile_bytes=geometry.output_tile_bytes(n_units),
             )
             blocks.append(block)
-            tiles = mapping.plan_folds(
-                geometry.dataflow.code, m1 - m0, shape.K, shape.N, geometry.rows, geometry.cols
-            )
-            for fold in tiles:
-                folds.append(
-                    FoldJob(
-                        index=len(folds),
-                        group=g,
-                        block=block.index,
-                        m0=m0 + fold.m0,
-                        m1=m0 + fold.m1,
-                        k0=fold.k0,
-                        k1=fold.k1,
-                        n0=fold.n0,
-                        n1=fold.n1,
-                        first_k=fold.k0 == 0,
-                        last_k=fold.k1 == shape.K,
-                    )
+            plan = plans.get(m1 - m0)
+            if plan is None:
+                plan = plans[m1 - m0] = mapping.fold_table(
+                    geometry.dataflow.code, m1 - m0, shape.K, shape.N, geometry.rows, geometry.cols
                 )
-    return blocks, folds
+            part = np.empty((len(plan), LAYER_FOLD_WIDTH), dtype=np.int64)
+            part[:, F_GROUP] = g
+            part[:, F_BLOCK] = block.index
+            part[:, F_M0 : F_N1 + 1] = plan
+            part[:, F_M0 : F_M1 + 1] += m0
+            parts.append(part)
+    table = np.concatenate(parts) if parts else np.zeros((0, LAYER_FOLD_WIDTH), np.int64)
+    table[:, F_FIRST_K] = table[:, F_K0] == 0
+    table[:, F_LAST_K] = table[:, F_K1] == shape.K
+    table.flags.writeable = False
+    return blocks, table
 
 
-def schedule_layer(
-    graph: Graph, node: Node, accel: AcceleratorConfig, *, batch: int
-) -> LayerSchedule:
-    """Tile one conv2d/linear layer; raise :class:`Infeasible` if one tile cannot fit."""
-    shape = gemm_shape(graph, node, batch)
+@dataclass(frozen=True)
+class _Layout:
+    """What a schedule holds apart from the layer's name: shared by same-shaped layers."""
+
+    blocks: tuple[MBlock, ...]
+    fold_table: np.ndarray
+    weights_resident: bool
+    weight_bytes: int
+
+
+_LAYOUT_CACHE_SIZE = 512
+_layouts: OrderedDict[tuple, _Layout] = OrderedDict()
+
+
+def _layout(shape: GemmShape, accel: AcceleratorConfig) -> _Layout:
     array, bufs = accel.array, accel.buffers
     geometry = _BlockGeometry(shape, dataflow_spec(array.dataflow), array.rows, array.cols)
     in_slot = _slot_bytes(bufs.input.capacity_kib, bufs.input.double_buffered)
@@ -345,12 +390,39 @@ def schedule_layer(
     _check_one_unit_fits(geometry, in_slot, out_slot)
     per_block = _units_per_block(geometry, in_slot, out_slot)
     spans = _block_spans(geometry, per_block, scalesim=accel.timing == "scalesim")
-    blocks, folds = _blocks_and_folds(geometry, spans)
+    blocks, table = _blocks_and_fold_table(geometry, spans)
     weight_bytes = bytes_for(shape.groups * shape.K * shape.N, shape.w_bits)
-    return LayerSchedule(
-        shape=shape,
+    return _Layout(
         blocks=tuple(blocks),
-        folds=tuple(folds),
+        fold_table=table,
         weights_resident=weight_bytes <= int(bufs.weight.capacity_kib * 1024),
         weight_bytes=weight_bytes,
+    )
+
+
+def schedule_layer(
+    graph: Graph, node: Node, accel: AcceleratorConfig, *, batch: int
+) -> LayerSchedule:
+    """Tile one conv2d/linear layer; raise :class:`Infeasible` if one tile cannot fit.
+
+    Layers of one shape on one array and buffer configuration share their tiling: it is
+    built once (per process, for the most recent few hundred shapes) and reused.
+    """
+    shape = gemm_shape(graph, node, batch)
+    array, bufs = accel.array, accel.buffers
+    key = (replace(shape, layer=""), array, bufs, accel.timing)
+    layout = _layouts.get(key)
+    if layout is None:
+        layout = _layout(shape, accel)  # raises Infeasible: never cached
+        _layouts[key] = layout
+        if len(_layouts) > _LAYOUT_CACHE_SIZE:
+            _layouts.popitem(last=False)
+    else:
+        _layouts.move_to_end(key)
+    return LayerSchedule(
+        shape=shape,
+        blocks=layout.blocks,
+        fold_table=layout.fold_table,
+        weights_resident=layout.weights_resident,
+        weight_bytes=layout.weight_bytes,
     )

@@ -83,8 +83,8 @@ def simulate(
 ) -> SimResult:
     """Simulate every batch of the workload's inputs (the first ``samples`` if given).
 
-    Timing figures are those of one batch (they do not depend on the data); values and
-    accuracy cover every sample. ``fault_plans`` maps a batch index to the faults injected
+    Timing figures are those of one batch (they do not depend on the data); so are the
+    per-module statistics (``SimResult.modules``); values and accuracy cover every sample. ``fault_plans`` maps a batch index to the faults injected
     in that batch's run. ``tracer`` records the first batch's module activity.
     """
     cfg = workload.config
@@ -96,6 +96,7 @@ def simulate(
     redundancy_factory = redundant_units_factory(cfg.accelerator.protection, protected)
     outputs = []
     stats: list[LayerStats] = []
+    modules: dict[str, dict[str, int | float]] = {}
     for b in range(batches):
         x = inputs[b * batch : (b + 1) * batch]
         accelerator = Accelerator(
@@ -111,6 +112,7 @@ def simulate(
         )
         if b == 0:
             stats = [layer_stats(run, workload, widths) for run in runs]
+            modules = accelerator.statistics_by_path()
         outputs.append(values[graph.output])
         if on_batch is not None:
             on_batch(b + 1, batches)
@@ -136,4 +138,5 @@ def simulate(
         labels=labels,
         outputs=out,
         config=cfg.model_dump(mode="json"),
+        modules=modules,
     )

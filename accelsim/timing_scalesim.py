@@ -72,6 +72,8 @@ Differences from accelsim's ``accurate`` timing (each is what SCALE-Sim does, on
 
 from __future__ import annotations
 
+import numpy as np
+
 from .codes import DATAFLOWS, DataflowSpec, dataflow_spec
 
 
@@ -100,6 +102,24 @@ def scalesim_fold_cycles(
     load = rows if spec.preloads_stationary else 0  # ws/is: the operand enters row by row
     lines = load + streamed + (rows - 1) + (cols - 1)
     return int(lines - 1 if first_fold else lines)
+
+
+def scalesim_fold_cycles_array(
+    dataflow: str,
+    Mt: np.ndarray,
+    Kt: np.ndarray,
+    Nt: np.ndarray,
+    rows: int,
+    cols: int,
+    *,
+    first_fold: np.ndarray,
+) -> np.ndarray:
+    """:func:`scalesim_fold_cycles` of many folds at once (``first_fold`` per fold)."""
+    spec = dataflow_spec(dataflow)
+    streamed = np.asarray(spec.streamed(np.asarray(Mt), np.asarray(Kt), np.asarray(Nt)))
+    load = rows if spec.preloads_stationary else 0
+    lines = load + streamed + (rows - 1) + (cols - 1)
+    return (lines - np.asarray(first_fold, dtype=np.int64)).astype(np.int64)
 
 
 def scalesim_fold_count(dataflow: str, M: int, K: int, N: int, rows: int, cols: int) -> int:

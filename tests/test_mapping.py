@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -347,3 +349,64 @@ def test_one_cycle_formula_per_dataflow_and_unknown_dataflows_rejected():
     ):
         with pytest.raises(ValueError):
             call()
+
+
+# ---- the fold plan and fold cycles as arrays (the simulator's fast path) -----------------
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
+@pytest.mark.parametrize(("M", "K", "N", "rows", "cols"), [(1, 1, 1, 1, 1), (7, 19, 5, 4, 3)])
+def test_fold_table_is_plan_folds_as_an_array(dataflow, M, K, N, rows, cols):
+    from accelsim.mapping import fold_cycles_array, fold_table, plan_folds
+
+    plan = plan_folds(dataflow, M, K, N, rows, cols)
+    table = fold_table(dataflow, M, K, N, rows, cols)
+    assert [tuple(row) for row in table.tolist()] == [
+        (f.m0, f.m1, f.k0, f.k1, f.n0, f.n1) for f in plan
+    ]
+    code = dataflow_spec(dataflow).code
+    dims = [(f.m1 - f.m0, f.k1 - f.k0, f.n1 - f.n0) for f in plan]
+    mt, kt, nt = np.array(dims).T
+    assert fold_cycles_array(dataflow, mt, kt, nt, rows).tolist() == [
+        mapping.fold_cycles(code, *d, rows) for d in dims
+    ]
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
+def test_scalesim_fold_cycles_array_is_the_scalar_count(dataflow):
+    from accelsim.timing_scalesim import scalesim_fold_cycles, scalesim_fold_cycles_array
+
+    rng = np.random.default_rng(0)
+    mt, kt, nt = rng.integers(1, 9, (3, 20))
+    first = rng.integers(0, 2, 20).astype(bool)
+    got = scalesim_fold_cycles_array(dataflow, mt, kt, nt, 8, 8, first_fold=first)
+    want = [
+        scalesim_fold_cycles(dataflow, *d, 8, 8, first_fold=bool(f))
+        for *d, f in zip(mt, kt, nt, first)
+    ]
+    assert got.tolist() == want
+
+
+def test_schedules_of_one_shape_share_their_tiling_and_keep_their_names():
+    """The fold table is built once per layer shape and configuration (a cache), read-only;
+    each schedule still names its own layer; an infeasible layer raises every time."""
+    from accelsim.config import AcceleratorConfig
+    from accelsim.errors import Infeasible
+    from accelsim.schedule import schedule_layer
+    from tests.test_fold_transactions import random_graph
+
+    graph = random_graph(np.random.default_rng(1))
+    conv1 = graph.node("conv1")
+    renamed = replace(conv1, name="conv1_copy")
+    accel = AcceleratorConfig.model_validate({"array": {"rows": 3, "cols": 2}})
+    a = schedule_layer(graph, conv1, accel, batch=2)
+    b = schedule_layer(graph, renamed, accel, batch=2)
+    assert a.fold_table is b.fold_table and not a.fold_table.flags.writeable
+    assert (a.shape.layer, b.shape.layer) == ("conv1", "conv1_copy")
+    assert [f.index for f in a.folds] == list(range(a.fold_count))
+    tiny = AcceleratorConfig.model_validate(
+        {"buffers": {"weight": {"capacity_kib": 0.001, "double_buffered": False}}}
+    )
+    for _ in range(2):
+        with pytest.raises(Infeasible):
+            schedule_layer(graph, conv1, tiny, batch=2)

@@ -1,76 +1,180 @@
 """The dataflow controller: walks a layer's schedule as concurrent DMA, compute, write-back.
 
-Three processes per GEMM layer, as in a real accelerator's front end:
+Four processes, started once at elaboration, each taking its work from a channel, as in a
+real accelerator's front end:
 
 * ``input_dma``  — fetches each m-block's input rows from DRAM into an input-buffer slot;
 * ``weight_dma`` — fetches each fold's stationary/streamed weight tile into a weight slot
   (once per layer when all weights fit the buffer);
 * ``compute``    — issues the folds in order to the PE array as operands arrive, frees the
-  slots, and hands finished output tiles to ``writeback`` (requantise, DRAM write).
+  slots, and hands finished output tiles to ``writeback`` (requantise, DRAM write);
+* ``vector``     — pooling / add / clamp layers: read, compute on the vector unit, write.
 
 Nothing is scheduled by formula: a fold starts when its operands are there and the array is
 free, so stalls emerge from DRAM bandwidth and buffer slots. In ``scalesim`` timing memory is
 ideal (transfers take no time), matching SCALE-Sim's compute-only count.
+
+**Transactions sized to what can contend.** ``compute`` issues a *run* of folds as one
+transaction when nothing can happen between them: every fold of the run has its weights
+resident and loaded and its input block in, and no fold but the last frees a slot, hands a
+tile to ``writeback`` or feeds the redundant units (with ideal memory, slots and write-backs
+take no time, so a run spans the layer). The run's per-fold start and end cycles come from
+one cumulative sum. With non-resident weights the weight DMA and the array interact on every
+fold; in ``accurate`` timing the whole layer (redundant units included) then runs in
+:func:`accelsim.hw.layer_events.simulate_gemm_layer`, the same four processes on SimPy's
+rules compiled into one call. The per-fold event model both replace is kept as the oracle in
+``tests/fold_event_oracle.py``, and tests prove they give the same cycles fold by fold.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
 
-from ..codes import dataflow_spec
 from ..datapath import GemmOperands
-from ..schedule import FoldJob, LayerSchedule, bytes_for
+from ..schedule import (
+    F_BLOCK,
+    F_FIRST_K,
+    F_GROUP,
+    F_K0,
+    F_K1,
+    F_LAST_K,
+    F_M0,
+    F_M1,
+    F_N0,
+    F_N1,
+    LayerSchedule,
+    bytes_for,
+)
 from .buffer import SramBuffer
 from .dram import DRAM
+from .layer_events import (
+    TRANSFER_IFMAP,
+    TRANSFER_OFMAP,
+    TRANSFER_WEIGHTS,
+    simulate_gemm_layer,
+)
 from .module import Module
 from .pe_array import PEArray
+from .vector_unit import VectorUnit
+
+
+def flat_key(table: np.ndarray, columns: tuple[int, ...]) -> np.ndarray:
+    """One int64 per row identifying its values in ``columns`` (mixed radix; the values
+    are non-negative and small), so that ``np.unique`` works on a vector, not on rows."""
+    key = np.zeros(len(table), dtype=np.int64)
+    for c in columns:
+        key = key * (int(table[:, c].max(initial=0)) + 1) + table[:, c]
+    return key
+
+
+def packed_bytes(elements: np.ndarray, bits: int) -> int:
+    """Σ bytes of per-fold word counts, each fold's words packed (as :func:`bytes_for`)."""
+    return int(np.sum(-(-(elements * bits) // 8)))
+
+
+def real_operand_counts(table: np.ndarray, ops: GemmOperands) -> np.ndarray:
+    """Per fold: input operands that are not padding zeros (what the input buffer reads).
+
+    Whether A[m, k] is padding depends on the output pixel and the kernel offset only
+    (``k = c*KH*KW + offset``), so a fold's count is Σ over offsets of (real m in the fold's
+    rows for that offset) × (k in the fold's range with that offset): two small tables
+    instead of a prefix sum over A. A test proves it equal to the 2-D prefix sums of
+    :attr:`GemmOperands.input_elements`.
+    """
+    m0, m1, k0, k1 = (table[:, c] for c in (F_M0, F_M1, F_K0, F_K1))
+    window = ops.padding_window
+    if window is None:
+        return (m1 - m0) * (k1 - k0)
+    offsets = window.shape[1]
+    real_rows = np.zeros((window.shape[0] + 1, offsets), dtype=np.int64)
+    np.cumsum(window != 0, axis=0, dtype=np.int64, out=real_rows[1:])
+    m_ranges, m_of = np.unique(m0 * (window.shape[0] + 1) + m1, return_inverse=True)
+    k_ranges, k_of = np.unique(k0 * (ops.a[0].shape[1] + 1) + k1, return_inverse=True)
+    um0, um1 = np.divmod(m_ranges, window.shape[0] + 1)
+    uk0, uk1 = np.divmod(k_ranges, ops.a[0].shape[1] + 1)
+    per_offset_rows = real_rows[um1] - real_rows[um0]  # (m ranges, offsets)
+    o = np.arange(offsets)
+    # k in [k0, k1) with k % offsets == o: ceil((k1 - o) / offsets) - ceil((k0 - o) / offsets)
+    per_offset_ks = -((o - uk1[:, None]) // offsets) + ((o - uk0[:, None]) // offsets)
+    return (per_offset_rows @ per_offset_ks.T)[m_of.ravel(), k_of.ravel()]
 
 
 @dataclass
-class LayerCounters:
-    """Mutable tallies while a layer runs; frozen into LayerStats afterwards."""
+class LayerTiming:
+    """One GEMM layer's fold timing: per-fold cycles in, per-fold start/end cycles out."""
 
-    compute_cycles: int = 0
-    redundancy_wait_cycles: int = 0
-    sram_reads: dict[str, int] = field(
-        default_factory=lambda: {"input": 0, "weight": 0, "output": 0}
-    )
-    sram_writes: dict[str, int] = field(
-        default_factory=lambda: {"input": 0, "weight": 0, "output": 0}
-    )
-    dram_reads: int = 0
-    dram_writes: int = 0
-    pe_fraction_sum: float = 0.0
-    folds: int = 0
+    base_cycles: np.ndarray  # (folds,) compute cycles of each fold, preload excluded
+    preload_cycles: int  # stationary preload before a fold (hidden when double-buffered)
+    fold_start: np.ndarray = field(init=False)  # cycle each fold started
+    fold_end: np.ndarray = field(init=False)  # cycle each fold ended
+
+    def __post_init__(self) -> None:
+        self.fold_start = np.zeros(len(self.base_cycles), dtype=np.int64)
+        self.fold_end = np.zeros(len(self.base_cycles), dtype=np.int64)
 
 
-def weight_tile(fold: FoldJob) -> tuple[int, int, int, int, int]:
-    """Which weight tile a fold needs (group, k-range, n-range)."""
-    return (fold.group, fold.k0, fold.k1, fold.n0, fold.n1)
+class LayerJob:
+    """What the controller's processes share while they run one GEMM layer."""
 
-
-class WeightTiles:
-    """The weight DMA's handshake with the compute process: an event per load, made when
-    first asked for, and the time each tile arrived."""
-
-    def __init__(self, env: simpy.Environment) -> None:
+    def __init__(self, env: simpy.Environment, sched: LayerSchedule, ops, timing, redundancy):
+        table = sched.fold_table
+        self.sched = sched
+        self.ops = ops
+        self.timing = timing
+        self.redundancy = redundancy
+        self.done = env.event()
+        self.blocks_ready = [env.event() for _ in sched.blocks]
+        # weight tiles: one id per distinct (group, k-range, n-range)
+        key = flat_key(table, (F_GROUP, F_K0, F_K1, F_N0, F_N1))
+        _, first_use, tile_of = np.unique(key, return_index=True, return_inverse=True)
+        self.weight_tile = tile_of.ravel().tolist()
+        if sched.weights_resident:
+            self.weight_loads = np.sort(first_use).tolist()  # each tile once, in issue order
+        else:
+            self.weight_loads = range(len(table))
+        kt, nt = table[:, F_K1] - table[:, F_K0], table[:, F_N1] - table[:, F_N0]
+        self.weight_tile_bytes = (-(-(kt * nt * sched.shape.w_bits) // 8)).tolist()
+        self.loaded_at: dict[int, float] = {}  # weight tile -> cycle it arrived
+        self._weight_events: dict[int, simpy.Event] = {}
         self.env = env
-        self.loaded_at: dict[tuple[int, int, int, int, int], float] = {}
-        self._events: dict[int, simpy.Event] = {}
+        self.block = table[:, F_BLOCK].tolist()
+        self.first_k = table[:, F_FIRST_K].astype(bool).tolist()
+        self.last_k_array = table[:, F_LAST_K].astype(bool)
+        self.last_k = self.last_k_array.tolist()
+        self.all_weights_in = False  # ideal memory: the whole layer's weights, at once
+        last_of_block = np.ones(len(table), dtype=bool)
+        last_of_block[:-1] = table[1:, F_BLOCK] != table[:-1, F_BLOCK]
+        self.last_of_block = last_of_block.tolist()
+        # a fold after which another process may act: the run of folds must end there
+        self.hands_over_array = last_of_block | table[:, F_LAST_K].astype(bool)
+        self.hands_over = self.hands_over_array.tolist()
+        self.base = timing.base_cycles.tolist()
 
-    def event(self, fold_index: int) -> simpy.Event:
-        event = self._events.get(fold_index)
+    def weight_event(self, fold: int) -> simpy.Event:
+        """The weight DMA's handshake for the tile fold ``fold`` loads (made when first
+        asked for)."""
+        event = self._weight_events.get(fold)
         if event is None:
-            event = self._events[fold_index] = self.env.event()
+            event = self._weight_events[fold] = self.env.event()
         return event
+
+    def weights_in(self, fold: int) -> bool:
+        """Are fold ``fold``'s weights in the buffer now?"""
+        if self.all_weights_in:
+            return True
+        if self.sched.weights_resident:
+            return self.weight_tile[fold] in self.loaded_at
+        event = self._weight_events.get(fold)
+        return event is not None and event.triggered
 
 
 class Controller(Module):
+    """Statistics: ``redundancy_wait_cycles`` (write-backs waiting for the redundant units)
+    and ``stall_cycles`` (layer cycles minus compute cycles, summed over layers)."""
+
     def __init__(
         self,
         name: str,
@@ -79,181 +183,321 @@ class Controller(Module):
         dram: DRAM,
         buffers: dict[str, SramBuffer],
         array: PEArray,
+        vector_unit: VectorUnit,
         ideal_memory: bool,
         overlap_preload: bool,
-        fold_cycles: Callable[[FoldJob], int],
-        preload_cycles: Callable[[FoldJob], int],
     ) -> None:
         super().__init__(name, parent)
+        # ports, bound to the modules they talk to
         self.dram = dram
-        self.buffers = buffers
+        self.input_buffer = buffers["input"]
+        self.weight_buffer = buffers["weight"]
+        self.output_buffer = buffers["output"]
         self.array = array
+        self.vector_unit = vector_unit
         self.ideal_memory = ideal_memory
         self.overlap_preload = overlap_preload
-        self.fold_cycles = fold_cycles
-        self.preload_cycles = preload_cycles
+        self.redundancy_wait_cycles = self.statistic(
+            "redundancy_wait_cycles", "cycles write-backs waited for the redundant units"
+        )
+        self.stall_cycles = self.statistic(
+            "stall_cycles", "layer cycles not spent computing (memory or redundant units)"
+        )
+        # channels: one job per layer to each process; finished output tiles to writeback
+        self.input_jobs = self.channel()
+        self.weight_jobs = self.channel()
+        self.compute_jobs = self.channel()
+        self.writeback_jobs = self.channel()
+        self.vector_jobs = self.channel()
+        self.finished_tiles = self.channel()
+        # SC_THREADs, started at elaboration
+        self.process(self.input_dma())
+        self.process(self.weight_dma())
+        self.process(self.writeback())
+        self.process(self.compute())
+        self.process(self.vector())
 
-    # -- memory transactions --------------------------------------------------------------
-    def _dram(self, nbytes: int, *, write: bool, what: str, counters: LayerCounters):
-        if write:
-            counters.dram_writes += nbytes
-        else:
-            counters.dram_reads += nbytes
-        if self.ideal_memory:
+    # -- the layer-level interface --------------------------------------------------------
+    def gemm_layer(self, sched: LayerSchedule, ops: GemmOperands, timing: LayerTiming, redundancy):
+        """Run one GEMM layer (a process step of the caller): returns when its last output
+        tile is written back."""
+        job = LayerJob(self.env, sched, ops, timing, redundancy)
+        if not self.ideal_memory and (redundancy is None or redundancy.tiles_in_a_row):
+            # the same processes, compiled (accelsim/hw/layer_events.py): one transaction
+            yield from self._compiled_layer(job)
             return
-        yield from self.dram.transfer(nbytes, write=write, what=what)
+        for channel in (self.input_jobs, self.weight_jobs, self.writeback_jobs):
+            channel.put(job)
+        self.compute_jobs.put(job)
+        yield job.done
 
-    def _acquire(self, buffer: str):
-        if not self.ideal_memory:
-            yield self.buffers[buffer].acquire()
+    def vector_layer(self, name: str, in_bytes: int, out_bytes: int, elements: int):
+        """Run one pooling / add / clamp layer (a process step of the caller)."""
+        done = self.env.event()
+        self.vector_jobs.put((name, in_bytes, out_bytes, elements, done))
+        yield done
 
-    def _release(self, buffer: str):
-        if not self.ideal_memory:
-            yield self.buffers[buffer].release()
+    def _compiled_layer(self, job: LayerJob):
+        sched, timing, env, dram = job.sched, job.timing, self.env, self.dram
+        table, shape = sched.fold_table, sched.shape
+        folds = len(table)
+        elements = (table[:, F_M1] - table[:, F_M0]) * (table[:, F_N1] - table[:, F_N0])
+        block_bytes = np.array([b.input_bytes for b in sched.blocks], dtype=np.int64)
+        tile_bytes = np.asarray(job.weight_tile_bytes, dtype=np.int64)
+        loads = np.asarray(job.weight_loads, dtype=np.int64)
+        fold_start = np.zeros(folds, dtype=np.float64)
+        fold_end = np.zeros(folds, dtype=np.float64)
+        transfers = np.zeros((len(block_bytes) + len(loads) + folds, 4), dtype=np.float64)
+        slots = np.array(
+            [b.slot_count for b in (self.input_buffer, self.weight_buffer, self.output_buffer)],
+            dtype=np.int64,
+        )
+        redundancy = job.redundancy
+        if redundancy is None:
+            job_cycles = np.zeros(folds, dtype=np.int64)
+        else:
+            job_cycles = np.asarray(redundancy.job_cycles, dtype=np.int64)
+        jobs_run = np.zeros((folds, 3), dtype=np.float64)
+        end, dram.channel_free_at, bursts, acc_read, jobs, waited = simulate_gemm_layer(
+            float(env.now),
+            float(dram.channel_free_at),
+            float(dram.bandwidth_bytes_per_cycle),
+            float(dram.latency_cycles),
+            block_bytes,
+            table[:, F_BLOCK],
+            table[:, F_FIRST_K],
+            table[:, F_LAST_K],
+            np.asarray(job.last_of_block, dtype=np.int64),
+            timing.base_cycles,
+            np.asarray(job.weight_tile, dtype=np.int64),
+            tile_bytes,
+            loads,
+            -(-(elements * shape.acc_bits) // 8),
+            -(-(elements * shape.out_bits) // 8),
+            bool(sched.weights_resident),
+            int(timing.preload_cycles),
+            bool(self.overlap_preload),
+            slots,
+            job_cycles,
+            fold_start,
+            fold_end,
+            transfers,
+            jobs_run,
+        )
+        if redundancy is not None:
+            redundancy.record_jobs(jobs_run[:jobs])
+            self.redundancy_wait_cycles.value += int(waited)
+        timing.fold_start = fold_start.astype(np.int64)
+        timing.fold_end = fold_end.astype(np.int64)
+        moved = transfers[:bursts]
+        kind, nbytes = moved[:, 0].astype(np.int64), moved[:, 3].astype(np.int64)
+        dram.read_bytes.value += int(nbytes[kind != TRANSFER_OFMAP].sum())
+        dram.written_bytes.value += int(nbytes[kind == TRANSFER_OFMAP].sum())
+        dram.busy_cycles.value += int((moved[:, 2] - moved[:, 1]).sum())
+        self.input_buffer.written_bytes.value += int(block_bytes.sum())
+        self.weight_buffer.written_bytes.value += int(tile_bytes[loads].sum())
+        self.output_buffer.read_bytes.value += int(acc_read)
+        if self.tracer.enabled:
+            labels = {TRANSFER_IFMAP: "ifmap", TRANSFER_WEIGHTS: "weights", TRANSFER_OFMAP: "ofmap"}
+            for k, begin, burst_end, n in moved.tolist():
+                self.tracer.span(dram.path, labels[int(k)], begin, burst_end, bytes=int(n))
+        yield from self.array.run(
+            int((fold_end - fold_start).sum()),
+            shape.layer,
+            0,
+            fold_start.tolist() if self.tracer.enabled else (),
+            fold_end.tolist() if self.tracer.enabled else (),
+        )
+        # the array's transaction holds it for its busy cycles; the layer ends at the last
+        # write-back
+        if end > env.now:
+            yield env.timeout(end - env.now)
+        self.count_array_traffic(sched, job.ops)
 
-    def input_dma(self, sched: LayerSchedule, ready: list[simpy.Event], c: LayerCounters):
-        for block in sched.blocks:
-            yield from self._acquire("input")
-            yield from self._dram(block.input_bytes, write=False, what="ifmap", counters=c)
-            c.sram_writes["input"] += block.input_bytes
-            ready[block.index].succeed(self.env.now)
-
-    def weight_dma(self, sched: LayerSchedule, ready: WeightTiles, c: LayerCounters):
-        for fold in sched.folds:
-            key = weight_tile(fold)
-            if sched.weights_resident and key in ready.loaded_at:
-                continue  # already in the buffer for the whole layer
-            tile = bytes_for((fold.k1 - fold.k0) * (fold.n1 - fold.n0), sched.shape.w_bits)
-            if not sched.weights_resident:
-                yield from self._acquire("weight")
-            yield from self._dram(tile, write=False, what="weights", counters=c)
-            c.sram_writes["weight"] += tile
-            ready.loaded_at[key] = self.env.now
-            ready.event(fold.index).succeed(self.env.now)
-
-    def writeback(self, sched: LayerSchedule, finished: simpy.Store, c: LayerCounters):
-        shape = sched.shape
+    # -- processes ------------------------------------------------------------------------
+    def input_dma(self):
         while True:
-            item = yield finished.get()
-            if item is None:
-                return
-            fold, recomputed = item
-            if recomputed is not None:
-                # the protected neurons of this tile are overwritten before it leaves
-                waiting_since = self.env.now
-                yield recomputed
-                c.redundancy_wait_cycles += int(self.env.now - waiting_since)
-            elements = (fold.m1 - fold.m0) * (fold.n1 - fold.n0)
-            c.sram_reads["output"] += bytes_for(elements, shape.acc_bits)
-            yield from self._dram(
-                bytes_for(elements, shape.out_bits), write=True, what="ofmap", counters=c
-            )
-            yield from self._release("output")
+            job = yield self.input_jobs.get()
+            for block in job.sched.blocks:
+                yield from self.input_buffer.acquire()
+                yield from self.dram.transfer(block.input_bytes, write=False, what="ifmap")
+                self.input_buffer.written_bytes.value += block.input_bytes
+                job.blocks_ready[block.index].succeed(self.env.now)
 
-    # -- the array's side -----------------------------------------------------------------
-    def compute(
-        self,
-        sched: LayerSchedule,
-        ops: GemmOperands,
-        blocks_ready: list[simpy.Event],
-        weights_ready: WeightTiles,
-        finished: simpy.Store,
-        c: LayerCounters,
-        redundancy=None,
-    ):
-        shape = sched.shape
-        last_fold_of_block = {fold.block: fold.index for fold in sched.folds}
+    def weight_dma(self):
+        while True:
+            job = yield self.weight_jobs.get()
+            resident = job.sched.weights_resident
+            if self.ideal_memory:
+                # transfers take no time and slots are never short: every tile is in now
+                moved = int(np.sum(np.asarray(job.weight_tile_bytes)[job.weight_loads]))
+                yield from self.dram.transfer(moved, write=False, what="weights")
+                self.weight_buffer.written_bytes.value += moved
+                job.all_weights_in = True
+                continue
+            for fold in job.weight_loads:
+                tile = job.weight_tile_bytes[fold]
+                if not resident:
+                    yield from self.weight_buffer.acquire()
+                yield from self.dram.transfer(tile, write=False, what="weights")
+                self.weight_buffer.written_bytes.value += tile
+                job.loaded_at[job.weight_tile[fold]] = self.env.now
+                job.weight_event(fold).succeed(self.env.now)
+
+    def writeback(self):
+        while True:
+            job = yield self.writeback_jobs.get()
+            table, shape = job.sched.fold_table, job.sched.shape
+            while True:
+                item = yield self.finished_tiles.get()
+                if item is None:
+                    break
+                fold, recomputed = item
+                if recomputed is not None:
+                    # the protected neurons of this tile are overwritten before it leaves
+                    waiting_since = self.env.now
+                    yield recomputed
+                    self.redundancy_wait_cycles.value += int(self.env.now - waiting_since)
+                row = table[fold]
+                elements = int((row[F_M1] - row[F_M0]) * (row[F_N1] - row[F_N0]))
+                self.output_buffer.read_bytes.value += bytes_for(elements, shape.acc_bits)
+                yield from self.dram.transfer(
+                    bytes_for(elements, shape.out_bits), write=True, what="ofmap"
+                )
+                yield from self.output_buffer.release()
+            job.done.succeed()
+
+    def compute(self):
+        while True:
+            job = yield self.compute_jobs.get()
+            yield from self._compute_layer(job)
+            yield self.finished_tiles.put(None)
+            self.count_array_traffic(job.sched, job.ops)
+
+    def _compute_layer(self, job: LayerJob):
+        env, sched, timing, redundancy = self.env, job.sched, job.timing, job.redundancy
+        resident = sched.weights_resident
+        preload = timing.preload_cycles
+        # within a run every fold but the first hides its preload entirely (its predecessor
+        # ran at least ``preload`` cycles): true when no fold is shorter than the preload
+        runs_allowed = redundancy is None and bool(np.all(timing.base_cycles >= preload))
+        follow_cycles = 0 if self.overlap_preload else preload
+        folds = sched.fold_count
         previous_start: float | None = None
-        for fold in sched.folds:
-            yield blocks_ready[fold.block]
-            key = weight_tile(fold)
-            if sched.weights_resident and key in weights_ready.loaded_at:
-                weights_at = weights_ready.loaded_at[key]  # resident since an earlier fold
+        # per-fold start/end cycles, as lists while the layer runs (cheap to write one at a
+        # time), as arrays in ``timing`` at the end
+        fold_start: list[float] = [0] * folds
+        fold_end: list[float] = [0] * folds
+        i = 0
+        while i < folds:
+            yield job.blocks_ready[job.block[i]]
+            if job.all_weights_in:
+                weights_at = env.now  # ideal memory: no preload overlap to account for
+            elif resident and job.weight_tile[i] in job.loaded_at:
+                weights_at = job.loaded_at[job.weight_tile[i]]  # resident since an earlier fold
             else:
-                weights_at = yield weights_ready.event(fold.index)
-            if fold.first_k:
-                yield from self._acquire("output")
-            preload = self.preload_cycles(fold)
-            cycles = self.fold_cycles(fold) + preload
+                weights_at = yield job.weight_event(i)
+            if job.first_k[i]:
+                yield from self.output_buffer.acquire()
+            cycles = job.base[i] + preload
             if self.overlap_preload and previous_start is not None:
                 # the stationary tile was shadow-loaded while the previous fold ran
-                hidden = self.env.now - max(weights_at, previous_start)
+                hidden = env.now - max(weights_at, previous_start)
                 cycles -= int(min(max(hidden, 0), preload))
-            previous_start = self.env.now
             if redundancy is not None:
-                redundancy.submit(fold)
-            yield from self.array.fold(fold, cycles, shape.layer)
-            c.compute_cycles += cycles
-            if not sched.weights_resident:
-                yield from self._release("weight")
-            if last_fold_of_block[fold.block] == fold.index:
-                yield from self._release("input")
-            if fold.last_k:
-                recomputed = None if redundancy is None else redundancy.tile_done(fold)
-                yield finished.put((fold, recomputed))
-        yield finished.put(None)
-        self.count_array_traffic(sched, ops, c)
-
-    def count_array_traffic(
-        self, sched: LayerSchedule, ops: GemmOperands, c: LayerCounters
-    ) -> None:
-        """SRAM traffic of the array and PE occupancy: fixed by the schedule, not by timing,
-        so tallied for all folds at once."""
-        shape = sched.shape
-        f = np.array(
-            [(x.group, x.m0, x.m1, x.k0, x.k1, x.n0, x.n1, x.first_k) for x in sched.folds],
-            dtype=np.int64,
-        ).reshape(-1, 8)
-        group, m0, m1, k0, k1, n0, n1, first_k = f.T
-        mt, kt, nt = m1 - m0, k1 - k0, n1 - n0
-        real = np.zeros(len(f), dtype=np.int64)  # operands that are not padding zeros
-        for g, prefix in enumerate(ops.input_elements):
-            sel = group == g
-            real[sel] = (
-                prefix[m1[sel], k1[sel]]
-                - prefix[m0[sel], k1[sel]]
-                - prefix[m1[sel], k0[sel]]
-                + prefix[m0[sel], k0[sel]]
+                redundancy.submit(i)
+            last = i
+            if runs_allowed:
+                last = self._run_end(job, i)
+            start = env.now
+            if last == i:
+                fold_start[i], fold_end[i] = start, start + cycles
+                total = cycles
+            else:
+                ends = np.asarray(job.base[i + 1 : last + 1], dtype=np.int64) + follow_cycles
+                np.cumsum(ends, out=ends)
+                ends += int(start) + cycles
+                fold_start[i], fold_end[i] = start, start + cycles
+                fold_end[i + 1 : last + 1] = ends.tolist()
+                fold_start[i + 1 : last + 1] = fold_end[i:last]
+                total = int(ends[-1] - start)
+            previous_start = fold_start[last]
+            yield from self.array.run(
+                total,
+                sched.shape.layer,
+                i,
+                fold_start[i : last + 1] if self.tracer.enabled else (),
+                fold_end[i : last + 1] if self.tracer.enabled else (),
             )
+            if self.ideal_memory:
+                # slots are never waited for: only finished tiles are handed over
+                handing = (np.flatnonzero(job.last_k_array[i : last + 1]) + i).tolist()
+            elif last == i:
+                handing = (i,) if (job.hands_over[i] or not resident) else ()
+            elif resident:
+                handing = (np.flatnonzero(job.hands_over_array[i : last + 1]) + i).tolist()
+            else:
+                handing = range(i, last + 1)
+            for fold in handing:
+                if not resident:
+                    yield from self.weight_buffer.release()
+                if job.last_of_block[fold]:
+                    yield from self.input_buffer.release()
+                if job.last_k[fold]:
+                    recomputed = None if redundancy is None else redundancy.tile_done(fold)
+                    yield self.finished_tiles.put((fold, recomputed))
+            i = last + 1
+        timing.fold_start = np.array(fold_start, dtype=np.int64)
+        timing.fold_end = np.array(fold_end, dtype=np.int64)
 
-        def packed(elements: np.ndarray, bits: int) -> int:
-            return int(np.sum(-(-(elements * bits) // 8)))
+    def _run_end(self, job: LayerJob, first: int) -> int:
+        """The last fold of the run starting at ``first``: folds join while nothing can
+        happen between them (see the module docstring)."""
+        last, folds = first, len(job.base)
+        if self.ideal_memory:
+            # slots and write-backs take no time: only operands not yet in stop a run
+            if job.all_weights_in and all(
+                event.triggered for event in job.blocks_ready[job.block[first] :]
+            ):
+                return folds - 1
+            while (
+                last + 1 < folds
+                and job.blocks_ready[job.block[last + 1]].triggered
+                and job.weights_in(last + 1)
+            ):
+                last += 1
+            return last
+        if not job.sched.weights_resident:
+            return first  # every fold frees its weight slot: the weight DMA acts in between
+        while (
+            last + 1 < folds
+            and not job.hands_over[last]
+            and not job.first_k[last + 1]
+            and job.weight_tile[last + 1] in job.loaded_at
+        ):
+            last += 1
+        return last
 
-        c.sram_reads["input"] += packed(real, shape.a_bits)
-        c.sram_reads["weight"] += packed(kt * nt, shape.w_bits)
-        c.sram_writes["output"] += packed(mt * nt, shape.acc_bits)
-        c.sram_reads["output"] += packed((mt * nt)[first_k == 0], shape.acc_bits)
-        used = np.multiply(*dataflow_spec(self.array.dataflow).spatial(mt, kt, nt))
-        c.pe_fraction_sum += float(np.sum(used)) / (self.array.rows * self.array.cols)
-        c.folds += len(f)
-
-    def gemm_layer(
-        self,
-        sched: LayerSchedule,
-        ops: GemmOperands,
-        c: LayerCounters,
-        redundancy=None,
-    ):
-        env = self.env
-        blocks_ready = [env.event() for _ in sched.blocks]
-        weights_ready = WeightTiles(env)
-        finished = simpy.Store(env)
-        env.process(self.input_dma(sched, blocks_ready, c))
-        env.process(self.weight_dma(sched, weights_ready, c))
-        writer = env.process(self.writeback(sched, finished, c))
-        yield env.process(
-            self.compute(sched, ops, blocks_ready, weights_ready, finished, c, redundancy)
+    def count_array_traffic(self, sched: LayerSchedule, ops: GemmOperands) -> None:
+        """SRAM traffic of the array and PE occupancy: fixed by the schedule, not by timing,
+        so tallied for all folds at once, as arrays."""
+        shape, table = sched.shape, sched.fold_table
+        mt = table[:, F_M1] - table[:, F_M0]
+        kt = table[:, F_K1] - table[:, F_K0]
+        nt = table[:, F_N1] - table[:, F_N0]
+        self.input_buffer.read_bytes.value += packed_bytes(
+            real_operand_counts(table, ops), shape.a_bits
         )
-        yield writer
+        self.weight_buffer.read_bytes.value += packed_bytes(kt * nt, shape.w_bits)
+        self.output_buffer.written_bytes.value += packed_bytes(mt * nt, shape.acc_bits)
+        not_first = table[:, F_FIRST_K] == 0
+        self.output_buffer.read_bytes.value += packed_bytes((mt * nt)[not_first], shape.acc_bits)
+        self.array.count_folds(mt, kt, nt)
 
-    def vector_layer(
-        self, name: str, in_bytes: int, out_bytes: int, elements: int, lanes: int, c: LayerCounters
-    ):
-        """Pooling / add / clamp on the vector unit: read, compute, write back."""
-        yield from self._dram(in_bytes, write=False, what=f"{name} in", counters=c)
-        start = self.env.now
-        cycles = math.ceil(elements / lanes)
-        yield self.env.timeout(cycles)
-        c.compute_cycles += cycles
-        self.trace("vector", start, layer=name)
-        yield from self._dram(out_bytes, write=True, what=f"{name} out", counters=c)
+    def vector(self):
+        while True:
+            name, in_bytes, out_bytes, elements, done = yield self.vector_jobs.get()
+            yield from self.dram.transfer(in_bytes, write=False, what=f"{name} in")
+            yield from self.vector_unit.work(elements, name)
+            yield from self.dram.transfer(out_bytes, write=True, what=f"{name} out")
+            done.succeed()

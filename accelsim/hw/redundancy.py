@@ -14,7 +14,6 @@ latency cost emerges here, it is not a formula added afterwards.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -24,11 +23,15 @@ from .. import kernels
 from ..codes import OVERFLOW_CODES
 from ..errors import Infeasible
 from ..ir import Node
-from ..schedule import FoldJob, LayerSchedule
+from ..schedule import F_GROUP, F_K0, F_K1, F_M0, F_M1, F_N0, F_N1, LayerSchedule
+from .controller import flat_key
 from .module import Module
 
 
 class RedundantUnits(Module):
+    """Statistics: ``busy_cycles``, ``recomputed_outputs`` and, in ``vote`` mode,
+    ``mismatched_outputs`` (recomputed values that differ from the array's)."""
+
     def __init__(
         self,
         name: str,
@@ -45,9 +48,15 @@ class RedundantUnits(Module):
             layer: np.unique(np.asarray(ch, dtype=np.int64)) for layer, ch in protected.items()
         }
         self.unit = simpy.Resource(self.env, capacity=1)
-        self.busy_cycles = 0
-        self.recomputed_outputs = 0
-        self.mismatches = 0
+        self.busy_cycles = self.statistic("busy_cycles", "cycles recomputing protected outputs")
+        self.recomputed_outputs = self.statistic(
+            "recomputed_outputs", "protected outputs recomputed (per batch item)"
+        )
+        self.mismatched_outputs = (
+            self.statistic("mismatched_outputs", "recomputed outputs that differ from the array's")
+            if mode == "vote"
+            else None
+        )
 
     def for_layer(self, node: Node, sched: LayerSchedule, ops) -> LayerRedundancy | None:
         channels = self.protected.get(node.name)
@@ -68,41 +77,61 @@ class LayerRedundancy:
         self.units = units
         self.sched = sched
         n = sched.shape.N
+        table = sched.fold_table
         # protected channels of each group, as group-local column indices
         self.columns = [
             channels[(channels >= g * n) & (channels < (g + 1) * n)] - g * n
             for g in range(sched.shape.groups)
         ]
-        self.pending: dict[tuple[int, int, int, int], list[simpy.Event]] = {}
+        # per fold: protected outputs of its tile x cycles per output, all folds at once
+        protected = np.zeros(len(table), dtype=np.int64)
+        for g, cols in enumerate(self.columns):
+            sel = table[:, F_GROUP] == g
+            protected[sel] = np.searchsorted(cols, table[sel, F_N1]) - np.searchsorted(
+                cols, table[sel, F_N0]
+            )
+        mt = table[:, F_M1] - table[:, F_M0]
+        per_output = -(-(table[:, F_K1] - table[:, F_K0]) // units.size)
+        self.job_cycles = (mt * protected * per_output).tolist()
+        # the output tile a fold accumulates into: (group, m0, n0, n1)
+        _, tile = np.unique(flat_key(table, (F_GROUP, F_M0, F_N0, F_N1)), return_inverse=True)
+        self.tile = tile.ravel().tolist()
+        # a tile's folds come one after another (k innermost): the compiled layer loop
+        # (accelsim/hw/layer_events.py) hands a tile the jobs submitted since the last tile
+        changes = int(np.count_nonzero(np.diff(tile.ravel()))) if len(tile) else 0
+        self.tiles_in_a_row = changes + 1 == len(np.unique(tile)) if len(tile) else True
+        self.pending: dict[int, list[simpy.Event]] = {}
 
-    def _tile(self, fold: FoldJob) -> tuple[int, int, int, int]:
-        return (fold.group, fold.m0, fold.n0, fold.n1)
+    def record_jobs(self, jobs: np.ndarray) -> None:
+        """Account for recompute jobs run by the compiled layer loop: (fold, start, end)."""
+        units = self.units
+        units.busy_cycles.value += int(np.sum(jobs[:, 2] - jobs[:, 1]))
+        if units.tracer.enabled:
+            layer = self.sched.shape.layer
+            for fold, start, end in jobs.tolist():
+                units.tracer.span(units.path, "recompute", start, end, layer=layer, fold=int(fold))
 
-    def cycles_for(self, fold: FoldJob) -> int:
-        cols = self.columns[fold.group]
-        protected = int(np.count_nonzero((cols >= fold.n0) & (cols < fold.n1)))
-        return (fold.m1 - fold.m0) * protected * math.ceil((fold.k1 - fold.k0) / self.units.size)
-
-    def submit(self, fold: FoldJob) -> None:
-        """The fold's operands are streaming: queue its recompute job."""
-        cycles = self.cycles_for(fold)
+    def submit(self, fold: int) -> None:
+        """Fold ``fold``'s operands are streaming: queue its recompute job."""
+        cycles = self.job_cycles[fold]
         if cycles == 0:
             return
         done = self.units.env.process(self._job(fold, cycles))
-        self.pending.setdefault(self._tile(fold), []).append(done)
+        self.pending.setdefault(self.tile[fold], []).append(done)
 
-    def _job(self, fold: FoldJob, cycles: int):
+    def _job(self, fold: int, cycles: int):
         units = self.units
         with units.unit.request() as grant:
             yield grant
             start = units.env.now
             yield units.env.timeout(cycles)
-            units.busy_cycles += cycles
-            units.trace("recompute", start, layer=self.sched.shape.layer, fold=fold.index)
+            units.busy_cycles.value += cycles
+            units.trace("recompute", start, layer=self.sched.shape.layer, fold=fold)
 
-    def tile_done(self, fold: FoldJob) -> simpy.Event | None:
-        """An event that fires when every recompute of this output tile has finished."""
-        jobs = self.pending.pop(self._tile(fold), [])
+    def tile_done(self, fold: int) -> simpy.Event | None:
+        """An event that fires when every recompute of fold ``fold``'s output tile has
+        finished."""
+        jobs = self.pending.pop(self.tile[fold], [])
         return self.units.env.all_of(jobs) if jobs else None
 
     def finish(self, ops) -> None:
@@ -120,6 +149,9 @@ class LayerRedundancy:
                 acc_bits=shape.acc_bits,
                 overflow=OVERFLOW_CODES[shape.overflow],
             )
-            self.units.recomputed_outputs += clean.size
-            self.units.mismatches += int(np.count_nonzero(ops.psum[g][:, cols] != clean))
+            self.units.recomputed_outputs.value += clean.size
+            if self.units.mismatched_outputs is not None:
+                self.units.mismatched_outputs.value += int(
+                    np.count_nonzero(ops.psum[g][:, cols] != clean)
+                )
             ops.psum[g][:, cols] = clean

@@ -1,0 +1,32 @@
+"""The pieces of ``bench sim`` that are not timings: the floor's GEMMs run with BLAS pinned to
+one thread and restore the thread pool after; the interval is the median and range seen."""
+
+from __future__ import annotations
+
+import pytest
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+
+def test_the_gemm_floor_pins_blas_to_one_thread_and_restores_it(monkeypatch):
+    from bench import run
+
+    seen = []
+    limits = threadpoolctl.threadpool_limits
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("limits", args[0] if args else None))
+        return limits(*args, **kwargs)
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", spy)
+    before = [info["num_threads"] for info in threadpoolctl.threadpool_info()]
+    floor = run.gemm_floor_macs_per_s([(8, 4, 3), (5, 7, 2)], repeats=2)
+    assert floor > 0 and seen and set(seen) == {1}  # every pass pinned to one thread
+    assert [info["num_threads"] for info in threadpoolctl.threadpool_info()] == before
+
+
+def test_the_wall_time_interval_is_median_min_max():
+    from bench.run import _median_interval
+
+    assert _median_interval([3.0, 1.0, 2.0, 5.0, 4.0]) == (3.0, 1.0, 5.0)
+    assert _median_interval([2.0]) == (2.0, 2.0, 2.0)
