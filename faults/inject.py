@@ -279,20 +279,11 @@ def faulty_layer_outputs(
     injections: list[int] = []
     if len(owner) == 0:
         return outs, injections
-    sched = golden.schedules[node.name]
-    shape = sched.shape
+    shape = golden.schedules[node.name].shape
     pe = golden.pe(node.name)
     folds = golden.folds(node.name)
-    tile = folds.tile[fold]
-    with_position = np.concatenate([folds.position[fold][:, None], faults], axis=1)
-    # one group per (injection, output tile): one Numba call recomputes its k-chain
-    order = np.lexsort((tile, owner))
-    owner, tile, with_position = owner[order], tile[order], with_position[order]
-    starts = np.flatnonzero(np.r_[True, (owner[1:] != owner[:-1]) | (tile[1:] != tile[:-1])])
-    ends = np.r_[starts[1:], len(owner)]
-    multiplier, shift = node.params["multiplier"], node.params["shift"]
-    attrs = node.attrs
-    requant = (int(attrs["out_zero_point"]), int(attrs["out_lo"]), int(attrs["out_hi"]))
+    owner, tile, with_position, starts, ends = fault_tile_groups(folds, owner, fold, faults)
+    multiplier, shift, requant = requantization(node)
 
     def keep(out: np.ndarray | None, injection: int) -> None:
         if out is None:
@@ -305,7 +296,7 @@ def faulty_layer_outputs(
         injections.append(injection)
 
     out, current = None, -1
-    for start, end in zip(starts.tolist(), ends.tolist()):
+    for start, end in zip(starts, ends):
         i = int(owner[start])
         if i != current:
             keep(out, current)
@@ -328,23 +319,49 @@ def faulty_layer_outputs(
         )
         stats[i].tiles_recomputed += 1
         channel = slice(g * shape.N + n0, g * shape.N + n1)
-        values, differs = _requantize_tile(
+        values, differs = requantize_tile(
             psum,
             multiplier[channel],
             shift[channel],
             *requant,
-            _tile_view(golden_out, node.op, m0, m1, channel),
+            tile_view(golden_out, node.op, m0, m1, channel),
         )
         if differs:
             if out is None:
                 out = golden_out.copy()
-            _tile_view(out, node.op, m0, m1, channel)[...] = values
+            tile_view(out, node.op, m0, m1, channel)[...] = values
     keep(out, current)
     return outs, injections
 
 
+def fault_tile_groups(
+    folds: LayerFolds, owner: np.ndarray, fold: np.ndarray, faults: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], list[int]]:
+    """Live fault rows of one layer grouped per (injection, output tile): one Numba call
+    (``kernels.chain_values``) recomputes each group's k-chain.
+
+    Returns ``owner``, ``tile`` and the chain rows ``[position, *fault row]`` sorted by
+    (injection, tile) — stable, so a tile's faults keep their order — and each group's
+    ``[start, end)`` in them.
+    """
+    tile = folds.tile[fold]
+    with_position = np.concatenate([folds.position[fold][:, None], faults], axis=1)
+    order = np.lexsort((tile, owner))
+    owner, tile, with_position = owner[order], tile[order], with_position[order]
+    starts = np.flatnonzero(np.r_[True, (owner[1:] != owner[:-1]) | (tile[1:] != tile[:-1])])
+    ends = np.r_[starts[1:], len(owner)]
+    return owner, tile, with_position, starts.tolist(), ends.tolist()
+
+
+def requantization(node: Node) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
+    """A GEMM layer's output stage: per-channel multiplier and shift, (zero point, lo, hi)."""
+    attrs = node.attrs
+    requant = (int(attrs["out_zero_point"]), int(attrs["out_lo"]), int(attrs["out_hi"]))
+    return node.params["multiplier"], node.params["shift"], requant
+
+
 @njit(cache=True)
-def _requantize_tile(psum, multiplier, shift, zero_point, lo, hi, reference):
+def requantize_tile(psum, multiplier, shift, zero_point, lo, hi, reference):
     """Requantised tile values and whether they differ from ``reference`` (the golden tile)."""
     rows, cols = psum.shape
     values = np.empty((rows, cols), dtype=np.int64)
@@ -357,7 +374,7 @@ def _requantize_tile(psum, multiplier, shift, zero_point, lo, hi, reference):
     return values, differs
 
 
-def _tile_view(out: np.ndarray, op: str, m0: int, m1: int, channel: slice) -> np.ndarray:
+def tile_view(out: np.ndarray, op: str, m0: int, m1: int, channel: slice) -> np.ndarray:
     """Where GEMM tile rows ``[m0, m1)`` x ``channel`` sit in a batch-1 output tensor.
 
     GEMM rows are output pixels (h, w) in raster order, columns output channels.
