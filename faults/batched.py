@@ -31,12 +31,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelsim import executor
-from accelsim.datapath import compute_fault_free, gemm_output, lower_operands
+from accelsim.datapath import gemm_output, lower_operands
 from accelsim.ir import Node
 from accelsim.kernels import chain_values
 from accelsim.ops import GEMM_OPS
 from accelsim.schedule import gemm_shape
 
+from .exact_gemm import fault_free_psums
 from .fault import PE_REGISTERS, FaultTable, inference_faults
 from .inject import (
     Golden,
@@ -296,7 +297,7 @@ def _dirty_layer(
         stats[i].layers_recomputed += 1
     shape = gemm_shape(golden.graph, node, len(rows))
     ops = lower_operands(node, dirty_in.values, shape)
-    compute_fault_free(shape, ops)
+    fault_free_psums(shape, ops)
     values = gemm_output(node, ops, shape)
     if len(owner) == 0:
         return _differing(golden, samples, node.output, rows, values)
