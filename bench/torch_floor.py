@@ -128,7 +128,7 @@ def torch_single_fault_floor(
         hooks = [m.register_forward_hook(flip) for m in layers]
         forwards = max(1, injections // batch)
         changed = 0
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         with torch.no_grad():
             for _ in range(forwards):
                 layer_of = torch.randint(len(layers), (batch,), generator=generator)
@@ -136,6 +136,7 @@ def torch_single_fault_floor(
                     chosen[layer] = torch.nonzero(layer_of == index).flatten()
                 changed += int((module(inputs).argmax(1) != golden).sum())
         wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu_start
         for hook in hooks:
             hook.remove()
     finally:
@@ -143,6 +144,7 @@ def torch_single_fault_floor(
     return {
         "injections": forwards * batch,
         "injections_per_s": forwards * batch / wall,
+        "injections_per_cpu_s": forwards * batch / cpu,
         "top1_changed": changed,
         "batch": batch,
         "torch": torch.__version__,
