@@ -5,9 +5,11 @@ After a fault got through, the later layers of every such injection are fault-fr
 about twice as fast and just as exact while every partial sum of ``a @ w`` is an integer below
 2**24 in magnitude, in any summation order (FMA included): the products are integers of at
 most 16 bits, and any partial sum of column n is at most ``max|a| * sum_k |w[k, n]|``. That
-bound uses the layer's actual weights (read-only, so the column sums are kept), which is far
-tighter than ``K * max|a| * max|w|``; the overflow rule then acts exactly as in
-``accelsim.kernels.run_gemm``. Where the bound fails, ``compute_fault_free`` runs instead.
+bound uses the layer's actual weights (read-only, so their column sums are kept), which is far
+tighter than ``K * max|a| * max|w|``. Where the whole of K exceeds it, K is cut into the fewest
+ranges that each stay below it, each range one float32 GEMM, their results added in int64.
+The overflow rule then acts exactly as in ``accelsim.kernels.run_gemm`` (wrap once; saturate
+only where no partial sum can reach the limits, else ``compute_fault_free``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,38 @@ from accelsim.schedule import GemmShape
 FLOAT32_EXACT = 1 << 24  # integers up to here are exact in float32
 
 
-def _column_abs_sums(w: np.ndarray) -> int:
-    return int(np.abs(w).sum(axis=0).max()) if w.size else 0
+def _column_abs_prefix(w: np.ndarray) -> np.ndarray:
+    """``prefix[k, n] = sum_{k' < k} |w[k', n]|``, shape (K + 1, N)."""
+    prefix = np.zeros((w.shape[0] + 1, w.shape[1]), dtype=np.int64)
+    np.cumsum(np.abs(w), axis=0, out=prefix[1:])
+    return prefix
+
+
+def k_chunks(prefix: np.ndarray, max_a: int) -> list[tuple[int, int]] | None:
+    """The fewest consecutive k ranges over which every column's partial sums stay below
+    2**24 when ``|a| <= max_a`` (greedy, each as long as it can be); None if one row of w
+    alone can exceed it. One range when the whole of K fits."""
+    k_total = prefix.shape[0] - 1
+    limit = (FLOAT32_EXACT - 1) // max(max_a, 1)  # a chunk's column sums may reach this
+
+    def fits(k0: int, k1: int) -> bool:
+        return int((prefix[k1] - prefix[k0]).max()) <= limit
+
+    chunks, k0 = [], 0
+    while k0 < k_total:
+        if not fits(k0, k0 + 1):
+            return None
+        lo, hi = k0 + 1, k_total  # fits(k0, lo) holds; find the largest k1 that fits
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if fits(k0, mid) else (lo, mid - 1)
+        chunks.append((k0, lo))
+        k0 = lo
+    return chunks
+
+
+def _max_abs(x: np.ndarray) -> int:
+    return max(int(x.max()), -int(x.min()))  # no |x| temporary: a is large
 
 
 def _as_float32(w: np.ndarray) -> np.ndarray:
@@ -41,24 +73,22 @@ def fault_free_psums(shape: GemmShape, ops: GemmOperands) -> None:
     for g in range(shape.groups):
         a, w, psum = ops.a[g], ops.w[g], ops.psum[g]
         static = not w.flags.writeable  # a layer's weight matrix: its facts are kept
-        column = derived(w, "column_abs_sums", _column_abs_sums) if static else 0
-        max_a = int(np.abs(a).max()) if a.size else 0
-        product_bound = max_a * column
-        total_bound = product_bound + (int(np.abs(psum).max()) if psum.size else 0)
-        exact = (
-            static
-            and a.size > 0
-            and product_bound < FLOAT32_EXACT
-            and (overflow == OVERFLOW_WRAP or total_bound < (1 << (acc_bits - 1)))
-        )
-        if not exact:
+        chunks = None
+        if static and a.size and w.size:
+            prefix = derived(w, "column_abs_prefix", _column_abs_prefix)
+            max_a = _max_abs(a)
+            total_bound = max_a * int(prefix[-1].max()) + _max_abs(psum)
+            if overflow == OVERFLOW_WRAP or total_bound < (1 << (acc_bits - 1)):
+                chunks = k_chunks(prefix, max_a)
+        if chunks is None:
             compute_fault_free(_one_group(shape), _group_operands(ops, g))
             continue
         w32 = derived(w, "float32", _as_float32)
-        product = (a.astype(np.float32) @ w32).astype(np.int64)
-        psum += product
-        if overflow == OVERFLOW_WRAP:
-            psum[...] = wrap_array(psum, acc_bits)
+        a32 = a.astype(np.float32)
+        for k0, k1 in chunks:  # each chunk's sum is exact in float32; int64 adds them exactly
+            psum += (a32[:, k0:k1] @ w32[k0:k1]).astype(np.int64)
+        if overflow == OVERFLOW_WRAP and total_bound >= 1 << (acc_bits - 1):
+            psum[...] = wrap_array(psum, acc_bits)  # else every value is in range already
 
 
 def _one_group(shape: GemmShape) -> GemmShape:

@@ -16,7 +16,7 @@ import pytest
 from accelsim import load_workload
 from accelsim.datapath import GemmOperands, compute_fault_free, lower_operands
 from accelsim.schedule import gemm_shape
-from faults.exact_gemm import FLOAT32_EXACT, fault_free_psums
+from faults.exact_gemm import FLOAT32_EXACT, fault_free_psums, k_chunks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,8 +55,13 @@ def test_float32_path_equals_the_datapath_inside_and_outside_its_bound(overflow,
     shape = replace(
         gemm_shape(workload.graph, node, 1), overflow=overflow, acc_bits=acc_bits, groups=2
     )
-    k = 300
-    for a_max, w_max in ((255, 127), (255, 1), (3, 127), (2**15, 2**10)):
+    for k, a_max, w_max in (
+        (300, 255, 127),  # one float32 GEMM
+        (300, 255, 1),
+        (300, 3, 127),
+        (3000, 255, 127),  # K cut into several float32 GEMMs
+        (40, 2**15, 2**10),  # one row alone may pass 2**24: the datapath's GEMM
+    ):
         bias_max = 2 ** (acc_bits - 1) - 1 if seed % 2 else 1000
         ops = _operands(rng, 37, k, 11, 2, a_max, w_max, bias_max)
         _both(shape, ops)
@@ -76,3 +81,20 @@ def test_the_fast_path_is_taken_on_real_layers_and_agrees():
         fast += bound < FLOAT32_EXACT
         _both(shape, ops)
     assert fast >= len(workload.graph.layers()) // 2  # the bound holds on most real layers
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_k_chunks_cover_k_each_within_the_bound_and_as_long_as_they_can_be(seed):
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-127, 128, size=(int(rng.integers(1, 5000)), 7), dtype=np.int64)
+    prefix = np.zeros((w.shape[0] + 1, w.shape[1]), dtype=np.int64)
+    prefix[1:] = np.cumsum(np.abs(w), axis=0)
+    max_a = int(rng.integers(1, 256))
+    chunks = k_chunks(prefix, max_a)
+    assert chunks[0][0] == 0 and chunks[-1][1] == w.shape[0]
+    for (k0, k1), (next0, _) in zip(chunks, chunks[1:] + [(w.shape[0], None)]):
+        assert k1 == next0 and k0 < k1
+        assert max_a * np.abs(w[k0:k1]).sum(axis=0).max() < FLOAT32_EXACT
+        if k1 < w.shape[0]:  # one more row would break the bound
+            assert max_a * np.abs(w[k0 : k1 + 1]).sum(axis=0).max() >= FLOAT32_EXACT
+    assert k_chunks(prefix, FLOAT32_EXACT) is None  # a single row can reach 2**24
