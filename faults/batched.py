@@ -38,7 +38,6 @@ import numpy as np
 from accelsim import executor
 from accelsim.datapath import gemm_output, lower_operands
 from accelsim.ir import Node
-from accelsim.kernels import chain_values
 from accelsim.ops import GEMM_OPS
 from accelsim.schedule import gemm_shape
 
@@ -51,10 +50,9 @@ from .inject import (
     faulty_layer_outputs,
     live_faults,
     requantization,
-    requantize_tile,
     sram_faulty_layer,
-    tile_view,
 )
+from .tile_kernels import recompute_tile_groups
 
 
 def fast_path(table: FaultTable, batch: int) -> np.ndarray:
@@ -209,18 +207,18 @@ def _gemm_layer(
     clean = ~np.isin(owner, dirty_in.injections)
     if clean.any():
         rows = pe_rows[clean]
-        outs, injections = faulty_layer_outputs(
-            golden,
-            node,
-            samples,
-            owner[clean],
-            table.fold[rows],
-            table.kernel_rows(rows),
-            stats,
-            channels,
+        parts.append(
+            _clean_layer(
+                golden,
+                node,
+                samples,
+                owner[clean],
+                table.fold[rows],
+                table.kernel_rows(rows),
+                stats,
+                channels,
+            )
         )
-        if injections:
-            parts.append(DirtyRows(np.array(injections, dtype=np.int64), np.concatenate(outs)))
     if len(dirty_in):
         rows = pe_rows[~clean]
         parts.append(
@@ -237,6 +235,100 @@ def _gemm_layer(
             )
         )
     return _joined(parts)
+
+
+def _clean_layer(
+    golden: Golden,
+    node: Node,
+    samples: np.ndarray,
+    owner: np.ndarray,
+    fold: np.ndarray,
+    faults: np.ndarray,
+    stats: list[InjectionStats],
+    channels: np.ndarray | None,
+) -> DirtyRows:
+    """The layer for injections with PE faults here and a fault-free input: each live fault's
+    output tile recomputed along its k-chain from the golden operands, all tiles of the layer
+    in one Numba call (:mod:`faults.tile_kernels`); the one-tile-per-iteration
+    :func:`faults.inject.faulty_layer_outputs` where the stacked operands would not fit."""
+    a = golden.stacked_inputs(node)
+    if a is None:
+        outs, injections = faulty_layer_outputs(
+            golden, node, samples, owner, fold, faults, stats, channels
+        )
+        if not injections:
+            return DirtyRows.none()
+        return DirtyRows(np.array(injections, dtype=np.int64), np.concatenate(outs))
+    live = live_faults(golden, node, owner, fold, faults, stats)
+    if not live.any():
+        return DirtyRows.none()
+    owner, tile, chain_rows, starts, ends = fault_tile_groups(
+        golden.folds(node.name), owner[live], fold[live], faults[live]
+    )
+    starts, ends = np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)
+    group_owner = owner[starts]
+    injections, group_row = np.unique(group_owner, return_inverse=True)
+    for i, tiles in zip(injections.tolist(), np.bincount(group_row).tolist()):
+        stats[i].tiles_recomputed += tiles
+    reference = golden.values[node.output][samples[injections]]
+    values = reference.copy()
+    _tiles_into(
+        golden,
+        node,
+        a,
+        values,
+        group_row,
+        samples[group_owner],
+        tile[starts],
+        starts,
+        ends,
+        chain_rows,
+    )
+    if channels is not None and len(channels):
+        values[:, channels] = reference[:, channels]  # the redundant units' fault-free values
+    return _differing(golden, samples, node.output, injections, values)
+
+
+def _tiles_into(
+    golden: Golden,
+    node: Node,
+    a: np.ndarray,
+    values: np.ndarray,
+    group_row: np.ndarray,
+    group_sample: np.ndarray,
+    group_tile: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    chain_rows: np.ndarray,
+) -> None:
+    """Overwrite, in ``values`` (batch-1 outputs stacked, C-contiguous), each group's tile
+    with its faulty k-chain's requantised values (:func:`recompute_tile_groups`)."""
+    single = golden.schedules[node.name].shape
+    folds = golden.folds(node.name)
+    w, bias = golden.stacked_weights(node)
+    chain_bounds, chain_offsets = golden.chain_table(node.name)
+    multiplier, shift, requant = requantization(node)
+    recompute_tile_groups(
+        golden.pe(node.name).kernel,
+        a,
+        w,
+        bias,
+        single.M,
+        single.N,
+        folds.tiles,
+        chain_bounds,
+        chain_offsets,
+        group_row.astype(np.int64),
+        group_sample.astype(np.int64),
+        group_tile.astype(np.int64),
+        starts,
+        ends,
+        chain_rows,
+        multiplier.astype(np.int64),
+        shift.astype(np.int64),
+        *requant,
+        values.reshape(len(values), -1),
+    )
 
 
 def _without(dirty: DirtyRows, injections: np.ndarray) -> DirtyRows:
@@ -327,21 +419,10 @@ def _recompute_tiles(
 ) -> None:
     """Overwrite, in ``values`` (the layer's output for injections ``rows``, lowered as
     ``ops``), the output tiles holding live faults with their faulty k-chains' values."""
-    single = golden.schedules[node.name].shape  # the batch-1 GEMM every tile lives in
-    pe = golden.pe(node.name)
-    folds = golden.folds(node.name)
-    multiplier, shift, requant = requantization(node)
-    owner, tile, with_position, starts, ends = fault_tile_groups(folds, owner, fold, faults)
-    position = np.searchsorted(rows, owner)
-    for start, end in zip(starts, ends):
-        r = int(position[start])
-        t = int(tile[start])
-        g, m0, m1, n0, n1 = folds.tiles[t].tolist()
-        a = ops.a[g][r * single.M : (r + 1) * single.M]  # this injection's rows of A
-        psum = chain_values(
-            pe, a, ops.w[g], ops.bias[g], m0, m1, n0, n1, folds.chains[t], with_position[start:end]
-        )
-        channel = slice(g * single.N + n0, g * single.N + n1)
-        out = tile_view(values[r : r + 1], node.op, m0, m1, channel)
-        tile_values, _ = requantize_tile(psum, multiplier[channel], shift[channel], *requant, out)
-        out[...] = tile_values
+    owner, tile, chain_rows, starts, ends = fault_tile_groups(
+        golden.folds(node.name), owner, fold, faults
+    )
+    starts, ends = np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)
+    position = np.searchsorted(rows, owner[starts])  # injection -> its row of ``values``
+    a = ops.a[0][None] if len(ops.a) == 1 else np.stack(ops.a)
+    _tiles_into(golden, node, a, values, position, position, tile[starts], starts, ends, chain_rows)

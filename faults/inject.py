@@ -49,16 +49,18 @@ from accelsim.datapath import (
     hardened_masks,
     lower_operands,
     tile_key,
+    weight_matrices,
 )
 from accelsim.intmath import requantize
 from accelsim.ir import Graph, Node
 from accelsim.kernels import chain_values
 from accelsim.ops import GEMM_OPS
 from accelsim.pe_spec import PESpec
-from accelsim.schedule import LayerSchedule, schedule_layer
+from accelsim.schedule import LayerSchedule, gemm_shape, schedule_layer
 
 from .fault import Fault
 from .sram import layer_effects, lowered_index, recompute_psums
+from .tile_kernels import chain_table
 
 LayerFaults = Mapping[int, np.ndarray]  # fold index -> kernel fault rows (F, FAULT_ROW_WIDTH)
 InferenceFaults = Mapping[str, LayerFaults]  # layer name -> its faults
@@ -94,6 +96,7 @@ class Golden:
     _input_index: dict = field(default_factory=dict, repr=False)
     _fold_tables: dict = field(default_factory=dict, repr=False)
     _pe_specs: dict = field(default_factory=dict, repr=False)
+    _stacked: dict = field(default_factory=dict, repr=False)
 
     @property
     def samples(self) -> int:
@@ -138,6 +141,39 @@ class Golden:
             shape = self.schedules[layer].shape
             spec = self._pe_specs[layer] = PESpec.for_layer(self.accel.array, shape)
         return spec
+
+    def chain_table(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """Every output tile's k-chain as one array and each tile's range in it (built once)."""
+        key = ("chains", layer)
+        if key not in self._stacked:
+            self._stacked[key] = chain_table(self.folds(layer).chains)
+        return self._stacked[key]
+
+    def stacked_weights(self, node: Node) -> tuple[np.ndarray, np.ndarray]:
+        """The layer's weights ``(G, K, N)`` and biases ``(G, N)`` per group, for Numba."""
+        key = ("weights", node.name)
+        if key not in self._stacked:
+            w = weight_matrices(node)
+            n = self.schedules[node.name].shape.N
+            bias = node.params["bias"].astype(np.int64).reshape(len(w), n)
+            self._stacked[key] = (np.stack(w), np.ascontiguousarray(bias))
+        return self._stacked[key]
+
+    def stacked_inputs(self, node: Node) -> np.ndarray | None:
+        """Every sample's lowered A of the layer as one ``(G, samples*M, K)`` array (sample
+        ``s`` in rows ``[s*M, (s+1)*M)``), built once; None if it would take more than a
+        quarter of ``cache_bytes`` (then the per-sample operands serve, one at a time)."""
+        key = ("inputs", node.name)
+        if key not in self._stacked:
+            shape = self.schedules[node.name].shape
+            nbytes = 8 * shape.groups * self.samples * shape.M * shape.K
+            stacked = None
+            if nbytes <= self.cache_bytes // 4:
+                x = self.values[node.inputs[0]]
+                ops = lower_operands(node, x, gemm_shape(self.graph, node, self.samples))
+                stacked = ops.a[0][None] if len(ops.a) == 1 else np.stack(ops.a)
+            self._stacked[key] = stacked
+        return self._stacked[key]
 
     def input_index(self, node: Node) -> list[np.ndarray]:
         """Per group, which input element (address + 1, 0 = padding) each A entry holds."""

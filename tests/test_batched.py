@@ -363,3 +363,18 @@ def functional_input(workload, node):
 
     values = functional.forward(workload.graph, workload.inputs, workload.config.accelerator)
     return values[node.inputs[0]]
+
+
+def test_layers_too_large_to_stack_take_the_per_tile_path_and_agree():
+    """Where every sample's lowered A would not fit a quarter of the cache, the tiles are
+    recomputed one per iteration from the per-sample operands: the same results."""
+    ctx = multi_layer_context(
+        DIGITS,
+        ["dataset.samples=10"],
+        faults_per_inference=6.0,
+        registers=PE_REGISTERS,
+        model="seu",
+    )
+    ctx.golden.cache_bytes = 8 * 2**10  # the LRU keeps one layer; nothing is stacked
+    samples, _, _, _ = assert_batch_equals_oracle(ctx, range(60), seed=8)
+    assert all(ctx.golden.stacked_inputs(node) is None for node in ctx.golden.graph.layers())
