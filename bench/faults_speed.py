@@ -25,7 +25,7 @@ Numba kernels; the golden run is timed apart. Targets (issue 14) are printed bes
 
 ::
 
-    python bench/faults_speed.py [--injections 5000] [--resnet-injections 300] [--no-resnet]
+    python bench/faults_speed.py [--injections 5000] [--resnet-injections 1000] [--no-resnet]
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--injections", type=int, default=5000, help="digits CNN, each run")
-    parser.add_argument("--resnet-injections", type=int, default=300)
+    parser.add_argument("--resnet-injections", type=int, default=1000)
     parser.add_argument("--resnet-size", type=int, default=64)
     parser.add_argument("--no-resnet", action="store_true")
     args = parser.parse_args(argv)

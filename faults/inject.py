@@ -97,6 +97,7 @@ class Golden:
     _fold_tables: dict = field(default_factory=dict, repr=False)
     _pe_specs: dict = field(default_factory=dict, repr=False)
     _stacked: dict = field(default_factory=dict, repr=False)
+    _stacked_bytes: int = field(default=0, repr=False)
 
     @property
     def samples(self) -> int:
@@ -161,17 +162,18 @@ class Golden:
 
     def stacked_inputs(self, node: Node) -> np.ndarray | None:
         """Every sample's lowered A of the layer as one ``(G, samples*M, K)`` array (sample
-        ``s`` in rows ``[s*M, (s+1)*M)``), built once; None if it would take more than a
-        quarter of ``cache_bytes`` (then the per-sample operands serve, one at a time)."""
+        ``s`` in rows ``[s*M, (s+1)*M)``), built once; None once the stacked layers would
+        take more than ``cache_bytes`` (the per-sample operands serve those, one at a time)."""
         key = ("inputs", node.name)
         if key not in self._stacked:
             shape = self.schedules[node.name].shape
             nbytes = 8 * shape.groups * self.samples * shape.M * shape.K
             stacked = None
-            if nbytes <= self.cache_bytes // 4:
+            if self._stacked_bytes + nbytes <= self.cache_bytes:
                 x = self.values[node.inputs[0]]
                 ops = lower_operands(node, x, gemm_shape(self.graph, node, self.samples))
                 stacked = ops.a[0][None] if len(ops.a) == 1 else np.stack(ops.a)
+                self._stacked_bytes += nbytes
             self._stacked[key] = stacked
         return self._stacked[key]
 
@@ -232,7 +234,10 @@ def golden_run(graph: Graph, accel: AcceleratorConfig, inputs: np.ndarray) -> Go
         for node in graph.nodes
         if node.op in GEMM_OPS
     }
-    return Golden(graph=graph, accel=accel, values=values, schedules=schedules)
+    golden = Golden(graph=graph, accel=accel, values=values, schedules=schedules)
+    for node in graph.layers():  # what every faulty tile starts from, lowered once now
+        golden.stacked_inputs(node)
+    return golden
 
 
 @njit(cache=True)

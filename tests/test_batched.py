@@ -366,7 +366,7 @@ def functional_input(workload, node):
 
 
 def test_layers_too_large_to_stack_take_the_per_tile_path_and_agree():
-    """Where every sample's lowered A would not fit a quarter of the cache, the tiles are
+    """Where the stacked lowered inputs would not fit the golden run's cache, the tiles are
     recomputed one per iteration from the per-sample operands: the same results."""
     ctx = multi_layer_context(
         DIGITS,
@@ -375,6 +375,8 @@ def test_layers_too_large_to_stack_take_the_per_tile_path_and_agree():
         registers=PE_REGISTERS,
         model="seu",
     )
-    ctx.golden.cache_bytes = 8 * 2**10  # the LRU keeps one layer; nothing is stacked
+    ctx.golden.cache_bytes = 4 * 2**10  # the LRU keeps one layer; nothing is stacked
+    ctx.golden._stacked.clear()  # as if the golden run had had that budget
+    ctx.golden._stacked_bytes = 0
     samples, _, _, _ = assert_batch_equals_oracle(ctx, range(60), seed=8)
     assert all(ctx.golden.stacked_inputs(node) is None for node in ctx.golden.graph.layers())
