@@ -28,10 +28,21 @@ FLOAT32_EXACT = 1 << 24  # integers up to here are exact in float32
 
 
 def _column_abs_prefix(w: np.ndarray) -> np.ndarray:
-    """``prefix[k, n] = sum_{k' < k} |w[k', n]|``, shape (K + 1, N)."""
-    prefix = np.zeros((w.shape[0] + 1, w.shape[1]), dtype=np.int64)
-    np.cumsum(np.abs(w), axis=0, out=prefix[1:])
+    """``prefix[k, n] = sum_{k' < k} |w[k', n]|``, shape (K + 1, N) (int32 where it fits)."""
+    magnitude = np.abs(w)
+    total = int(magnitude.sum(axis=0).max()) if w.size else 0
+    dtype = np.int32 if total < 2**31 else np.int64
+    prefix = np.zeros((w.shape[0] + 1, w.shape[1]), dtype=dtype)
+    np.cumsum(magnitude, axis=0, dtype=dtype, out=prefix[1:])
     return prefix
+
+
+def prepare_weights(w: np.ndarray) -> None:
+    """Compute and keep what :func:`fault_free_psums` needs of a read-only weight matrix (the
+    golden run does it for every layer, so no injection pays it)."""
+    if not w.flags.writeable:
+        derived(w, "column_abs_prefix", _column_abs_prefix)
+        derived(w, "float32", _as_float32)
 
 
 def k_chunks(prefix: np.ndarray, max_a: int) -> list[tuple[int, int]] | None:

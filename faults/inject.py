@@ -58,6 +58,7 @@ from accelsim.ops import GEMM_OPS
 from accelsim.pe_spec import PESpec
 from accelsim.schedule import LayerSchedule, gemm_shape, schedule_layer
 
+from .exact_gemm import prepare_weights
 from .fault import Fault
 from .sram import layer_effects, lowered_index, recompute_psums
 from .tile_kernels import chain_table
@@ -235,8 +236,11 @@ def golden_run(graph: Graph, accel: AcceleratorConfig, inputs: np.ndarray) -> Go
         if node.op in GEMM_OPS
     }
     golden = Golden(graph=graph, accel=accel, values=values, schedules=schedules)
-    for node in graph.layers():  # what every faulty tile starts from, lowered once now
+    for node in graph.layers():  # what faulty tiles and later layers need, built once now
         golden.stacked_inputs(node)
+        golden.stacked_weights(node)
+        for w in weight_matrices(node):
+            prepare_weights(w)
     return golden
 
 
