@@ -6,13 +6,15 @@ layer once for every injection it concerns:
 1. injections with PE faults in the layer whose input is still fault-free: the faults that
    provably cannot reach an output are dropped (hardened, or ``mapping.affected_box`` empty:
    one vectorised Numba pass), counted as masked early; each remaining fault's output tile is
-   recomputed along its k-chain with one Numba call (``kernels.chain_values``, faults inside
-   the fold kernel) from the golden run's cached operands, and only that tile requantised
-   (:func:`faults.inject.faulty_layer_outputs`);
+   recomputed along its k-chain from the golden run's lowered operands and requantised, every
+   tile of the layer in one Numba call (:mod:`faults.tile_kernels`: a lone ws flip under
+   wrapping accumulation as the delta it adds, anything else by ``kernels.chain_values``, the
+   fold kernel with the faults inside);
 2. injections whose input already differs from the golden run (a fault upstream): the
-   layer's fault-free values for all of them at once (one lowering, one GEMM call:
-   fault-free arithmetic does not depend on the tiling), then, for those with faults here
-   too, each faulty tile's k-chain recomputed on that injection's own lowered operands;
+   layer's fault-free values for all of them at once (one lowering, float32 GEMMs where
+   provably exact, :mod:`faults.exact_gemm`: fault-free arithmetic does not depend on the
+   tiling), then, for those with faults here too, their faulty tiles as in 1 on their own
+   lowered operands;
 3. injections with SRAM faults in the layer: :func:`faults.inject.sram_faulty_layer`, one
    injection at a time for that layer only;
 4. any other layer (pooling, adds, ...): one call for every injection whose input differs.
@@ -23,9 +25,10 @@ recomputed whole, not limited to the receptive-field cone of the changed outputs
 (``bench/cone_payoff.py``, single-bit faults), a cone could skip at most 24% of the later-layer
 MACs on ResNet-18 at 64x64 (layers 3-4 change everywhere) and 51% on the digits CNN, whose
 later layers are a tenth of its injection time — less than the bounding boxes and partial
-lowerings it would cost per injection and layer. Results are
-identical to :func:`faults.inject.faulty_inference` injection by injection (tested), down to
-the :class:`faults.inject.InjectionStats`.
+lowerings it would cost per injection and layer. Results are identical to
+:func:`faults.inject.faulty_inference` (which recomputes one tile per Python iteration) and to
+:func:`faults.inject.full_faulty_inference` injection by injection (tested), down to the
+:class:`faults.inject.InjectionStats`.
 """
 
 from __future__ import annotations
