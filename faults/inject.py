@@ -100,6 +100,16 @@ class Golden:
     _stacked: dict = field(default_factory=dict, repr=False)
     _stacked_bytes: int = field(default=0, repr=False)
 
+    def __getstate__(self) -> dict:
+        # what a worker receives: the run, not the caches (rebuilt there on first use), so a
+        # pool or a Dask cluster is not sent the lowered operands of every layer
+        state = dict(self.__dict__)
+        state.update(_operands=OrderedDict(), _cached_bytes=0, _stacked={}, _stacked_bytes=0)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
     @property
     def samples(self) -> int:
         return int(self.values[self.graph.input].shape[0])
@@ -164,13 +174,14 @@ class Golden:
     def stacked_inputs(self, node: Node) -> np.ndarray | None:
         """Every sample's lowered A of the layer as one ``(G, samples*M, K)`` array (sample
         ``s`` in rows ``[s*M, (s+1)*M)``), built once; None once the stacked layers would
-        take more than ``cache_bytes`` (the per-sample operands serve those, one at a time)."""
+        take more than half of ``cache_bytes`` (the per-sample operands serve those, one at a
+        time)."""
         key = ("inputs", node.name)
         if key not in self._stacked:
             shape = self.schedules[node.name].shape
             nbytes = 8 * shape.groups * self.samples * shape.M * shape.K
             stacked = None
-            if self._stacked_bytes + nbytes <= self.cache_bytes:
+            if self._stacked_bytes + nbytes <= self.cache_bytes // 2:
                 x = self.values[node.inputs[0]]
                 ops = lower_operands(node, x, gemm_shape(self.graph, node, self.samples))
                 stacked = ops.a[0][None] if len(ops.a) == 1 else np.stack(ops.a)

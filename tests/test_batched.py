@@ -380,3 +380,17 @@ def test_layers_too_large_to_stack_take_the_per_tile_path_and_agree():
     ctx.golden._stacked_bytes = 0
     samples, _, _, _ = assert_batch_equals_oracle(ctx, range(60), seed=8)
     assert all(ctx.golden.stacked_inputs(node) is None for node in ctx.golden.graph.layers())
+
+
+def test_a_worker_receives_the_golden_run_without_its_caches_and_gets_the_same_results():
+    import pickle
+
+    ctx = prepare(load_workload(DIGITS, ["dataset.samples=10"]), CampaignSettings(mode="single"))
+    assert ctx.golden._stacked  # the golden run lowered every layer once
+    shipped = pickle.loads(pickle.dumps(ctx))
+    assert not shipped.golden._stacked and not shipped.golden._operands
+    samples, table = draw_batch(range(100), 3, ctx)
+    here, here_stats = faulty_outputs(ctx.golden, samples, table)
+    there, there_stats = faulty_outputs(shipped.golden, samples, table)
+    np.testing.assert_array_equal(here, there)
+    assert here_stats == there_stats
