@@ -6,7 +6,10 @@ inside the fold kernel), a requantisation call and two tensor views. At a few mi
 interpreter per group that was most of a batched campaign's time. :func:`recompute_tile_groups`
 runs the same three steps for all groups of a layer inside Numba, calling the same chain
 kernel (``accelsim.kernels._chain_values``) and the same requantisation
-(``accelsim.intmath.requantize``), and writes each tile into the injection's output row.
+(``accelsim.intmath.requantize``), and writes each tile into the injection's output row —
+except where the faults are transient flips in a ws array under wrapping accumulation that
+reach and read disjoint outputs: each is then the delta it adds (:func:`_ws_single_flip`),
+with no emulation of the fold.
 ``faults.inject.faulty_layer_outputs`` stays the oracle: tests compare the two.
 """
 
@@ -90,28 +93,31 @@ def recompute_tile_groups(
         g, m0, m1, n0, n1 = tiles[t, 0], tiles[t, 1], tiles[t, 2], tiles[t, 3], tiles[t, 4]
         first = group_sample[i] * rows_per_sample
         sample_a = a[g, first : first + rows_per_sample]
-        if linear_ws and ends[i] - starts[i] == 1 and chain_rows[starts[i], KIND] == FLIP:
-            _ws_single_flip(
-                pe,
-                sample_a,
-                w[g],
-                bias[g],
-                m0,
-                m1,
-                n0,
-                n1,
-                chain_bounds[chain_offsets[t] : chain_offsets[t + 1]],
-                chain_rows[starts[i]],
-                multiplier,
-                shift,
-                zero_point,
-                lo,
-                hi,
-                out,
-                group_row[i],
-                g * channels_per_group + n0,  # the channel of the tile's column 0
-                rows_per_sample,
-            )
+        chain = chain_bounds[chain_offsets[t] : chain_offsets[t + 1]]
+        faults = chain_rows[starts[i] : ends[i]]
+        if linear_ws and independent_ws_flips(pe, m1 - m0, n1 - n0, chain, faults):
+            for j in range(faults.shape[0]):
+                _ws_single_flip(
+                    pe,
+                    sample_a,
+                    w[g],
+                    bias[g],
+                    m0,
+                    m1,
+                    n0,
+                    n1,
+                    chain,
+                    faults[j],
+                    multiplier,
+                    shift,
+                    zero_point,
+                    lo,
+                    hi,
+                    out,
+                    group_row[i],
+                    g * channels_per_group + n0,  # the channel of the tile's column 0
+                    rows_per_sample,
+                )
             continue
         psum = _chain_values(
             pe,
@@ -122,8 +128,8 @@ def recompute_tile_groups(
             m1,
             n0,
             n1,
-            chain_bounds[chain_offsets[t] : chain_offsets[t + 1]],
-            chain_rows[starts[i] : ends[i]],
+            chain,
+            faults,
         )
         row = group_row[i]
         for n in range(n1 - n0):
@@ -132,6 +138,45 @@ def recompute_tile_groups(
                 out[row, channel * rows_per_sample + m0 + m] = requantize(
                     psum[m, n], multiplier[channel], shift[channel], zero_point, lo, hi
                 )
+
+
+@njit(cache=True)
+def _reach_box(pe, Mt, Nt, chain, fault):
+    """Outputs ``[m0, m1) x [c0, c1)`` (tile coordinates) a ws flip may change or read, taken
+    structurally (whatever the values): accumulator and product one slot of one column; an
+    input its slot from its column rightwards; a weight every later slot of its column. Idle
+    rows count as live: an input and a weight flipped in one idle PE meet in its product."""
+    rows = pe[1]
+    cls, r, c, cycle = fault[REGISTER], fault[ROW], fault[COL], fault[CYCLE]
+    if r >= rows or c >= Nt:
+        return 0, 0, 0, 0
+    if cls == WEIGHT:
+        return max(0, cycle - r - c), Mt, c, c + 1
+    m = cycle - r - c - (0 if cls == INPUT else 1 if cls == PRODUCT else 2)
+    if not 0 <= m < Mt:
+        return 0, 0, 0, 0
+    return m, m + 1, c, Nt if cls == INPUT else c + 1
+
+
+@njit(cache=True)
+def independent_ws_flips(pe, Mt, Nt, chain, faults):
+    """Whether each of ``faults`` (chain rows of one ws tile) may be computed alone: all
+    transient flips, no two of them reaching or reading a common output. Then none changes
+    a value another one reads, and each adds its own delta to outputs no other one touches."""
+    n = faults.shape[0]
+    boxes = np.empty((n, 4), dtype=np.int64)
+    for i in range(n):
+        if faults[i, KIND] != FLIP:
+            return False
+        boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3] = _reach_box(
+            pe, Mt, Nt, chain, faults[i]
+        )
+        for j in range(i):
+            slots_meet = max(boxes[i, 0], boxes[j, 0]) < min(boxes[i, 1], boxes[j, 1])
+            columns_meet = max(boxes[i, 2], boxes[j, 2]) < min(boxes[i, 3], boxes[j, 3])
+            if slots_meet and columns_meet:
+                return False
+    return True
 
 
 @njit(cache=True)

@@ -22,7 +22,7 @@ from accelsim.kernels import chain_values
 from accelsim.mapping import fold_cycles
 from faults.campaign import CampaignSettings, prepare
 from faults.inject import requantization
-from faults.tile_kernels import recompute_tile_groups
+from faults.tile_kernels import independent_ws_flips, recompute_tile_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,3 +140,60 @@ def test_groups_the_fast_case_does_not_cover_still_go_through_chain_values():
         np.testing.assert_array_equal(
             got_tile(golden, node, 1, 0, chosen), expected_tile(golden, node, 1, 0, chosen)
         )
+
+
+@pytest.mark.parametrize(("rows", "acc_bits"), [(8, 32), (4, 18), (16, 16)])
+def test_several_flips_in_a_tile_equal_chain_values(rows, acc_bits):
+    """2-4 flips in one tile, across its links: computed as independent deltas where they
+    reach disjoint outputs, emulated where they may meet — equal to chain_values either way."""
+    workload = load_workload(
+        ROOT / "workloads" / "digits_cnn.yaml",
+        [
+            "dataset.samples=2",
+            f"accelerator.array.rows={rows}",
+            "accelerator.array.cols=4",
+            f"quantization.acc_bits={acc_bits}",
+        ],
+    )
+    golden = prepare(workload, CampaignSettings(mode="single")).golden
+    rng = np.random.default_rng(rows + acc_bits)
+    widths = {"input": 8, "weight": 8, "product": 16, "accumulator": acc_bits}
+    independent = dependent = 0
+    for node in workload.graph.layers():
+        folds = golden.folds(node.name)
+        sched = golden.schedules[node.name]
+        pe = golden.pe(node.name).kernel
+        for _ in range(60):
+            t = int(rng.integers(len(folds.tiles)))
+            in_tile = np.flatnonzero(folds.tile == t)
+            faults = []
+            for fold in rng.choice(in_tile, size=int(rng.integers(2, 5))):
+                f = sched.folds[int(fold)]
+                cycles = fold_cycles(0, f.m1 - f.m0, f.k1 - f.k0, f.n1 - f.n0, rows)
+                register = int(rng.integers(len(REGISTER_CLASSES)))
+                bit = int(rng.integers(widths[REGISTER_CLASSES[register]]))
+                faults.append(
+                    [
+                        folds.position[fold],
+                        register,
+                        rng.integers(rows),
+                        rng.integers(4),
+                        rng.integers(cycles),
+                        1 << bit,
+                        FLIP,
+                    ]
+                )
+            faults = np.array(faults, dtype=np.int64)
+            faults = faults[np.argsort(faults[:, 0], kind="stable")]
+            g, m0, m1, n0, n1 = folds.tiles[t].tolist()
+            chain = folds.chains[t]
+            if independent_ws_flips(pe, m1 - m0, n1 - n0, chain, faults):
+                independent += 1
+            else:
+                dependent += 1
+            sample = int(rng.integers(2))
+            np.testing.assert_array_equal(
+                got_tile(golden, node, sample, t, faults),
+                expected_tile(golden, node, sample, t, faults),
+            )
+    assert independent > 30 and dependent > 5  # both ways were taken
