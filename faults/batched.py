@@ -24,8 +24,8 @@ injection whose faults are all masked costs nothing after its faulty layer. Late
 recomputed whole, not limited to the receptive-field cone of the changed outputs: measured
 (``bench/cone_payoff.py``, single-bit faults), a cone could skip at most 24% of the later-layer
 MACs on ResNet-18 at 64x64 (layers 3-4 change everywhere) and 51% on the digits CNN, whose
-later layers are a tenth of its injection time — less than the bounding boxes and partial
-lowerings it would cost per injection and layer. Results are identical to
+later layers (18 kMAC per sample) cost per-call overhead rather than MACs — less than the
+bounding boxes and partial lowerings it would cost per injection and layer. Results are identical to
 :func:`faults.inject.faulty_inference` (which recomputes one tile per Python iteration) and to
 :func:`faults.inject.full_faulty_inference` injection by injection (tested), down to the
 :class:`faults.inject.InjectionStats`.
