@@ -1,11 +1,13 @@
 """The batched campaign path equals one faulty inference at a time, injection by injection,
 whether an injection's faults sit in one layer or in several.
 
-``faults.batched.faulty_outputs`` (one Numba call per fault tile, later layers run for the
-whole batch at once) must give exactly the outputs and the shortcut statistics of
-``faults.inject.faulty_inference`` — itself proven equal to a full faulty re-run — for every
-dataflow, fault model, register class, hardening, protection and plan shape; and draws must
-depend on (seed, task) only.
+``faults.batched.faulty_outputs`` (layer by layer in graph order: every faulty tile of a
+layer in one Numba call, fault-free layers for the whole batch at once) must give exactly the
+outputs and the shortcut statistics of ``faults.inject.faulty_inference`` (one tile per Python
+iteration, through ``kernels.chain_values``) and the outputs of
+``faults.inject.full_faulty_inference`` (every layer re-run fold by fold) for every dataflow,
+fault model, register class, SRAM faults, hardening, protection, plan shape and model; and
+draws must depend on (seed, task) only.
 """
 
 from __future__ import annotations
