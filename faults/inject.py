@@ -42,16 +42,26 @@ from accelsim.codes import (
     FLIP,
 )
 from accelsim.config import AcceleratorConfig
-from accelsim.datapath import GemmOperands, gemm_output, hardened_masks, lower_operands, tile_key
+from accelsim.datapath import (
+    GemmOperands,
+    compute_fault_free,
+    gemm_output,
+    hardened_masks,
+    lower_operands,
+    tile_key,
+    weight_matrices,
+)
 from accelsim.intmath import requantize
 from accelsim.ir import Graph, Node
 from accelsim.kernels import chain_values
 from accelsim.ops import GEMM_OPS
 from accelsim.pe_spec import PESpec
-from accelsim.schedule import LayerSchedule, schedule_layer
+from accelsim.schedule import LayerSchedule, gemm_shape, schedule_layer
 
+from .exact_gemm import prepare_weights
 from .fault import Fault
 from .sram import layer_effects, lowered_index, recompute_psums
+from .tile_kernels import chain_table
 
 LayerFaults = Mapping[int, np.ndarray]  # fold index -> kernel fault rows (F, FAULT_ROW_WIDTH)
 InferenceFaults = Mapping[str, LayerFaults]  # layer name -> its faults
@@ -87,6 +97,18 @@ class Golden:
     _input_index: dict = field(default_factory=dict, repr=False)
     _fold_tables: dict = field(default_factory=dict, repr=False)
     _pe_specs: dict = field(default_factory=dict, repr=False)
+    _stacked: dict = field(default_factory=dict, repr=False)
+    _stacked_bytes: int = field(default=0, repr=False)
+
+    def __getstate__(self) -> dict:
+        # what a worker receives: the run, not the caches (rebuilt there on first use), so a
+        # pool or a Dask cluster is not sent the lowered operands of every layer
+        state = dict(self.__dict__)
+        state.update(_operands=OrderedDict(), _cached_bytes=0, _stacked={}, _stacked_bytes=0)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
     @property
     def samples(self) -> int:
@@ -106,9 +128,10 @@ class Golden:
         if ops is not None:
             self._operands.move_to_end(key)
             return ops
-        sched = self.schedules[node.name]
-        ops = lower_operands(node, self.tensor(node.inputs[0], sample), sched.shape)
-        functional.run_folds(node, sched, ops, self.accel)
+        shape = self.schedules[node.name].shape
+        ops = lower_operands(node, self.tensor(node.inputs[0], sample), shape)
+        # the fault-free psums do not depend on the tiling: one GEMM call, not fold by fold
+        compute_fault_free(shape, ops)
         self._operands[key] = ops
         self._cached_bytes += _nbytes(ops)
         while self._cached_bytes > self.cache_bytes and len(self._operands) > 1:
@@ -130,6 +153,41 @@ class Golden:
             shape = self.schedules[layer].shape
             spec = self._pe_specs[layer] = PESpec.for_layer(self.accel.array, shape)
         return spec
+
+    def chain_table(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """Every output tile's k-chain as one array and each tile's range in it (built once)."""
+        key = ("chains", layer)
+        if key not in self._stacked:
+            self._stacked[key] = chain_table(self.folds(layer).chains)
+        return self._stacked[key]
+
+    def stacked_weights(self, node: Node) -> tuple[np.ndarray, np.ndarray]:
+        """The layer's weights ``(G, K, N)`` and biases ``(G, N)`` per group, for Numba."""
+        key = ("weights", node.name)
+        if key not in self._stacked:
+            w = weight_matrices(node)
+            n = self.schedules[node.name].shape.N
+            bias = node.params["bias"].astype(np.int64).reshape(len(w), n)
+            self._stacked[key] = (np.stack(w), np.ascontiguousarray(bias))
+        return self._stacked[key]
+
+    def stacked_inputs(self, node: Node) -> np.ndarray | None:
+        """Every sample's lowered A of the layer as one ``(G, samples*M, K)`` array (sample
+        ``s`` in rows ``[s*M, (s+1)*M)``), built once; None once the stacked layers would
+        take more than half of ``cache_bytes`` (the per-sample operands serve those, one at a
+        time)."""
+        key = ("inputs", node.name)
+        if key not in self._stacked:
+            shape = self.schedules[node.name].shape
+            nbytes = 8 * shape.groups * self.samples * shape.M * shape.K
+            stacked = None
+            if self._stacked_bytes + nbytes <= self.cache_bytes // 2:
+                x = self.values[node.inputs[0]]
+                ops = lower_operands(node, x, gemm_shape(self.graph, node, self.samples))
+                stacked = ops.a[0][None] if len(ops.a) == 1 else np.stack(ops.a)
+                self._stacked_bytes += nbytes
+            self._stacked[key] = stacked
+        return self._stacked[key]
 
     def input_index(self, node: Node) -> list[np.ndarray]:
         """Per group, which input element (address + 1, 0 = padding) each A entry holds."""
@@ -188,7 +246,13 @@ def golden_run(graph: Graph, accel: AcceleratorConfig, inputs: np.ndarray) -> Go
         for node in graph.nodes
         if node.op in GEMM_OPS
     }
-    return Golden(graph=graph, accel=accel, values=values, schedules=schedules)
+    golden = Golden(graph=graph, accel=accel, values=values, schedules=schedules)
+    for node in graph.layers():  # what faulty tiles and later layers need, built once now
+        golden.stacked_inputs(node)
+        golden.stacked_weights(node)
+        for w in weight_matrices(node):
+            prepare_weights(w)
+    return golden
 
 
 @njit(cache=True)
@@ -279,20 +343,11 @@ def faulty_layer_outputs(
     injections: list[int] = []
     if len(owner) == 0:
         return outs, injections
-    sched = golden.schedules[node.name]
-    shape = sched.shape
+    shape = golden.schedules[node.name].shape
     pe = golden.pe(node.name)
     folds = golden.folds(node.name)
-    tile = folds.tile[fold]
-    with_position = np.concatenate([folds.position[fold][:, None], faults], axis=1)
-    # one group per (injection, output tile): one Numba call recomputes its k-chain
-    order = np.lexsort((tile, owner))
-    owner, tile, with_position = owner[order], tile[order], with_position[order]
-    starts = np.flatnonzero(np.r_[True, (owner[1:] != owner[:-1]) | (tile[1:] != tile[:-1])])
-    ends = np.r_[starts[1:], len(owner)]
-    multiplier, shift = node.params["multiplier"], node.params["shift"]
-    attrs = node.attrs
-    requant = (int(attrs["out_zero_point"]), int(attrs["out_lo"]), int(attrs["out_hi"]))
+    owner, tile, with_position, starts, ends = fault_tile_groups(folds, owner, fold, faults)
+    multiplier, shift, requant = requantization(node)
 
     def keep(out: np.ndarray | None, injection: int) -> None:
         if out is None:
@@ -305,7 +360,7 @@ def faulty_layer_outputs(
         injections.append(injection)
 
     out, current = None, -1
-    for start, end in zip(starts.tolist(), ends.tolist()):
+    for start, end in zip(starts, ends):
         i = int(owner[start])
         if i != current:
             keep(out, current)
@@ -328,23 +383,49 @@ def faulty_layer_outputs(
         )
         stats[i].tiles_recomputed += 1
         channel = slice(g * shape.N + n0, g * shape.N + n1)
-        values, differs = _requantize_tile(
+        values, differs = requantize_tile(
             psum,
             multiplier[channel],
             shift[channel],
             *requant,
-            _tile_view(golden_out, node.op, m0, m1, channel),
+            tile_view(golden_out, node.op, m0, m1, channel),
         )
         if differs:
             if out is None:
                 out = golden_out.copy()
-            _tile_view(out, node.op, m0, m1, channel)[...] = values
+            tile_view(out, node.op, m0, m1, channel)[...] = values
     keep(out, current)
     return outs, injections
 
 
+def fault_tile_groups(
+    folds: LayerFolds, owner: np.ndarray, fold: np.ndarray, faults: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], list[int]]:
+    """Live fault rows of one layer grouped per (injection, output tile): one Numba call
+    (``kernels.chain_values``) recomputes each group's k-chain.
+
+    Returns ``owner``, ``tile`` and the chain rows ``[position, *fault row]`` sorted by
+    (injection, tile) — stable, so a tile's faults keep their order — and each group's
+    ``[start, end)`` in them.
+    """
+    tile = folds.tile[fold]
+    with_position = np.concatenate([folds.position[fold][:, None], faults], axis=1)
+    order = np.lexsort((tile, owner))
+    owner, tile, with_position = owner[order], tile[order], with_position[order]
+    starts = np.flatnonzero(np.r_[True, (owner[1:] != owner[:-1]) | (tile[1:] != tile[:-1])])
+    ends = np.r_[starts[1:], len(owner)]
+    return owner, tile, with_position, starts.tolist(), ends.tolist()
+
+
+def requantization(node: Node) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
+    """A GEMM layer's output stage: per-channel multiplier and shift, (zero point, lo, hi)."""
+    attrs = node.attrs
+    requant = (int(attrs["out_zero_point"]), int(attrs["out_lo"]), int(attrs["out_hi"]))
+    return node.params["multiplier"], node.params["shift"], requant
+
+
 @njit(cache=True)
-def _requantize_tile(psum, multiplier, shift, zero_point, lo, hi, reference):
+def requantize_tile(psum, multiplier, shift, zero_point, lo, hi, reference):
     """Requantised tile values and whether they differ from ``reference`` (the golden tile)."""
     rows, cols = psum.shape
     values = np.empty((rows, cols), dtype=np.int64)
@@ -357,7 +438,7 @@ def _requantize_tile(psum, multiplier, shift, zero_point, lo, hi, reference):
     return values, differs
 
 
-def _tile_view(out: np.ndarray, op: str, m0: int, m1: int, channel: slice) -> np.ndarray:
+def tile_view(out: np.ndarray, op: str, m0: int, m1: int, channel: slice) -> np.ndarray:
     """Where GEMM tile rows ``[m0, m1)`` x ``channel`` sit in a batch-1 output tensor.
 
     GEMM rows are output pixels (h, w) in raster order, columns output channels.

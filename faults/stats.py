@@ -10,6 +10,7 @@ interval is returned as ``(lo, hi)``; rates are fractions in [0, 1].
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -46,19 +47,32 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     """Wilson score interval for a binomial proportion ``successes / n``.
 
     Well behaved at 0 and n successes (unlike the Wald interval); ``n == 0`` gives (0, 1).
+    The arithmetic is scipy's (``binomtest(k, n).proportion_ci(method="wilson")``, Newcombe
+    1998), written out: bit for bit the same bounds (tested) without binomtest's p-value
+    search, which cost ~0.7 ms per call — a live display summarises after every injection.
     """
     if n < 0 or not 0 <= successes <= n:
         raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
     if n == 0:
         return 0.0, 1.0
     _check_confidence(confidence)
-    from scipy.stats import binomtest
-
-    interval = binomtest(int(successes), int(n)).proportion_ci(confidence, method="wilson")
+    z = _wilson_z(confidence)
+    n = int(n)
+    p = int(successes) / n
+    denom = 2 * (n + z**2)
+    center = (2 * n * p + z**2) / denom
+    delta = z / denom * math.sqrt(4 * n * p * (1 - p) + z**2)
     # the bounds are exactly 0 / 1 at the extremes; clamp float round-off
-    lo = 0.0 if successes == 0 else max(0.0, float(interval.low))
-    hi = 1.0 if successes == n else min(1.0, float(interval.high))
+    lo = 0.0 if successes == 0 else max(0.0, float(center - delta))
+    hi = 1.0 if successes == n else min(1.0, float(center + delta))
     return lo, hi
+
+
+@functools.lru_cache(maxsize=16)
+def _wilson_z(confidence: float) -> float:
+    from scipy.special import ndtri  # the quantile scipy's Wilson interval uses
+
+    return float(ndtri(0.5 + 0.5 * confidence))
 
 
 def clopper_pearson(

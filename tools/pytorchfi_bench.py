@@ -11,7 +11,7 @@ lives in its own virtualenv, never in the project's: ::
 
 The model is the float digits CNN of ``workloads/zoo/digits_cnn.npz`` (the graph accelsim
 quantises: conv-ReLU-maxpool twice, then linear, batch norm folded), rebuilt as a torch
-``nn.Sequential`` from the file with :func:`accelsim.ir.load_graph` (which needs numpy only).
+``nn.Sequential`` from the file by :func:`bench.torch_floor.digits_cnn_module` (numpy only).
 Each injection is PyTorchFI's usual campaign step, one faulty inference of one test sample
 (batch 1): declare the fault (PyTorchFI deep-copies the model), run the forward pass, compare
 the top-1 class with the fault-free one. Fault models:
@@ -52,68 +52,21 @@ from pytorchfi.neuron_error_models import (  # noqa: E402
 )
 from torch import nn  # noqa: E402
 
-from accelsim.ir import load_graph  # noqa: E402  (numpy only: no numba or pydantic needed)
+from bench import torch_floor  # noqa: E402  (the float models, shared with the torch floor)
 
-MODEL = ROOT / "workloads" / "zoo" / "digits_cnn.npz"
 DATA = ROOT / "workloads" / "data" / "digits_test.npz"
 BITS = 8
-
-
-def torch_model(path: Path) -> nn.Sequential:
-    """The float graph as a torch module (conv2d, clamp as ReLU, maxpool2d, flatten, linear)."""
-    graph = load_graph(path)
-    layers: list[nn.Module] = []
-    for node in graph.nodes:
-        if node.op == "conv2d":
-            weight = torch.from_numpy(np.asarray(node.params["weight"], np.float32))
-            conv = nn.Conv2d(
-                weight.shape[1] * node.attrs["groups"],
-                weight.shape[0],
-                tuple(weight.shape[2:]),
-                tuple(node.attrs["stride"]),
-                tuple(node.attrs["padding"]),
-                groups=node.attrs["groups"],
-            )
-            conv.weight.data.copy_(weight)
-            conv.bias.data.copy_(torch.from_numpy(np.asarray(node.params["bias"], np.float32)))
-            layers.append(conv)
-        elif node.op == "linear":
-            weight = torch.from_numpy(np.asarray(node.params["weight"], np.float32))
-            linear = nn.Linear(weight.shape[1], weight.shape[0])
-            linear.weight.data.copy_(weight)
-            linear.bias.data.copy_(torch.from_numpy(np.asarray(node.params["bias"], np.float32)))
-            layers.append(linear)
-        elif node.op == "clamp" and node.attrs["lo"] == 0.0 and node.attrs["hi"] == float("inf"):
-            layers.append(nn.ReLU())
-        elif node.op == "maxpool2d":
-            layers.append(
-                nn.MaxPool2d(
-                    tuple(node.attrs["kernel"]),
-                    tuple(node.attrs["stride"]),
-                    tuple(node.attrs["padding"]),
-                )
-            )
-        elif node.op == "flatten":
-            layers.append(nn.Flatten())
-        else:
-            raise SystemExit(f"{path}: op {node.op!r} ({node.name}) is not mapped to torch here")
-    return nn.Sequential(*layers).eval()
 
 
 def load_model(
     name: str, input_size: int, samples: int, seed: int
 ) -> tuple[nn.Module, torch.Tensor, np.ndarray | None]:
     """The float model, ``samples`` inputs and their labels (None: random inputs)."""
+    module, inputs = torch_floor.load_model(name, input_size=input_size, samples=samples, seed=seed)
+    labels = None
     if name == "digits_cnn":
-        data = np.load(DATA)
-        inputs = torch.from_numpy(np.asarray(data["x"][:samples], np.float32))
-        return torch_model(MODEL), inputs, np.asarray(data["y"][:samples])
-    from workloads.models import BUILTIN_MODELS  # torch only
-
-    module, shape = BUILTIN_MODELS[name](input_size, seed)
-    generator = torch.Generator().manual_seed(seed)
-    inputs = torch.rand((samples, *shape[1:]), generator=generator)
-    return module.eval(), inputs, None
+        labels = np.asarray(np.load(DATA)["y"][:samples])
+    return module, inputs, labels
 
 
 def flip_weight_bit(weights: torch.Tensor, index: tuple) -> torch.Tensor:
