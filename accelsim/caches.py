@@ -28,3 +28,17 @@ def cache_root() -> Path:
 def cache_dir(kind: str) -> Path:
     """The folder of one kind of entry (``models``, ``vf``); created when first written."""
     return cache_root() / kind
+
+
+class UserCache:
+    """:func:`cache_dir` of ``kind`` as a path-like default argument, resolved each time it is
+    used (``Path(UserCache("vf"))``), so ``ACCELSIM_CACHE_DIR`` set after import still counts."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __fspath__(self) -> str:
+        return str(cache_dir(self.kind))
+
+    def __repr__(self) -> str:
+        return f"UserCache({self.kind!r})"

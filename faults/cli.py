@@ -82,7 +82,9 @@ def add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
         "--samples", type=POSITIVE_INT, help="test samples the injections draw from"
     )
     parser.add_argument(
-        "--no-cache", action="store_true", help="measure again (do not read or write .cache/vf)"
+        "--no-cache",
+        action="store_true",
+        help="measure again (do not read or write the cache folder's vf/)",
     )
 
 

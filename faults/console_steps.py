@@ -137,7 +137,7 @@ def run_campaign_with_progress(
 
 def vulnerability_for_run(workload, console: Console):
     """The workload's vulnerability factors (their injection records cached under
-    ``.cache/vf``, so a second run with the same quantisation runs none)."""
+    the user cache folder's ``vf/``, so a second run with the same quantisation runs none)."""
     # the status shows before the imports and the golden run, which take a while
     with console.status("vulnerability factors: stratified single-fault injections"):
         from .vulnerability import DEFAULT_CACHE_DIR, vulnerability_factors

@@ -39,3 +39,10 @@ def test_a_cache_that_cannot_be_written_only_warns(monkeypatch, tmp_path):
     with pytest.warns(RuntimeWarning, match="not cached"):
         graph = builtin_graph_cached("mobilenet_block", 8, 0, Path(blocked) / "models")
     assert graph.kind == "float"
+
+
+def test_the_vulnerability_records_default_to_the_cache_folder_at_call_time(monkeypatch, tmp_path):
+    from faults.vulnerability import DEFAULT_CACHE_DIR
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "later"))  # set after the import
+    assert Path(DEFAULT_CACHE_DIR) == tmp_path / "later" / "vf"

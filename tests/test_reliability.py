@@ -145,7 +145,11 @@ def test_run_with_reliability_end_to_end(tmp_path):
         text=True,
         cwd=tmp_path,
         timeout=600,
-        env={**os.environ, "PYTHONPATH": str(DIGITS.parents[1])},
+        env={
+            **os.environ,
+            "PYTHONPATH": str(DIGITS.parents[1]),
+            "ACCELSIM_CACHE_DIR": str(tmp_path / "cache"),
+        },
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "first-order reliability" in proc.stdout
@@ -155,4 +159,5 @@ def test_run_with_reliability_end_to_end(tmp_path):
     assert estimate["expected_faults"] > 0 and estimate["injections"] > 0
     assert sum(len(v) for v in result["protected_neurons"].values()) == math.ceil(0.1 * 34)
     assert result["faults"]["injections"] == 50
-    assert list((tmp_path / ".cache" / "vf").glob("*.npz"))  # measured once, then cached
+    assert list((tmp_path / "cache" / "vf").glob("*.npz"))  # measured once, then cached
+    assert not (tmp_path / ".cache").exists()  # never in the working directory
