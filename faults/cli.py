@@ -90,9 +90,9 @@ def add_measurement_arguments(parser: argparse.ArgumentParser) -> None:
 
 def measure(args: argparse.Namespace, workload, console: Console):
     """The workload's vulnerability factors (a spinner while they are measured)."""
-    from .vulnerability import DEFAULT_CACHE_DIR, vulnerability_factors
-
     with console.status("vulnerability factors: stratified single-fault injections"):
+        from .vulnerability import DEFAULT_CACHE_DIR, vulnerability_factors  # after the spinner
+
         return vulnerability_factors(
             workload,
             precision=args.precision,
