@@ -289,7 +289,7 @@ class CampaignResult:
         if self.context is None:
             raise ValueError("this result holds no campaign context to draw its faults from")
         _, table = draw_batch(range(len(self.results)), self.seed, self.context)
-        return fault_records(table, self.results)
+        return fault_records(table, self.results, self.context.golden)
 
     def to_dataframe(self, table: str = "injections") -> Any:
         """``table`` (``injections`` or ``faults``) as a ``pandas.DataFrame``."""

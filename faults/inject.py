@@ -279,6 +279,16 @@ def _reaches_output(pe, dims, faults):
     return live
 
 
+def reaches_output(golden: Golden, layer: str, fold: np.ndarray, faults: np.ndarray) -> np.ndarray:
+    """Per kernel row of ``faults`` (PE faults of ``layer`` in folds ``fold``): can it change
+    an output? Hardened bits are removed first, in place; a fault left with no bit, or whose
+    flip reaches no output of its fold (``mapping.affected_box`` empty), is masked early."""
+    hardened = hardened_masks(golden.accel.protection.hardened_bits)
+    faults[:, FAULT_MASK] &= ~hardened[faults[:, FAULT_REGISTER]]
+    dims = golden.folds(layer).dims[fold]
+    return _reaches_output(golden.pe(layer).kernel, dims, faults)
+
+
 def live_faults(
     golden: Golden,
     node: Node,
@@ -290,10 +300,7 @@ def live_faults(
     """Which kernel rows ``faults`` of one layer (folds ``fold``, injections ``owner``) can
     change an output, once the hardened bits are removed (in place); the others are counted
     as masked early in their injection's ``stats``."""
-    hardened = hardened_masks(golden.accel.protection.hardened_bits)
-    faults[:, FAULT_MASK] &= ~hardened[faults[:, FAULT_REGISTER]]
-    dims = golden.folds(node.name).dims[fold]
-    live = _reaches_output(golden.pe(node.name).kernel, dims, faults)
+    live = reaches_output(golden, node.name, fold, faults)
     counts = np.bincount(owner, minlength=len(stats))
     dropped = np.bincount(owner[~live], minlength=len(stats))
     for i in np.flatnonzero(counts):

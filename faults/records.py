@@ -8,8 +8,11 @@ tables here are what to analyse: :class:`InjectionRecord` rows go to ``injection
 drawn again from (seed, injection) — the same counter-based draw the injection used
 (:func:`faults.campaign.draw_batch`), so they are the faults that produced each outcome.
 
-Per fault, "masked early" is not known: the batched campaign knows per injection how many
-faults it skipped because they could not reach an output (``faults_masked_early``).
+Per PE fault, ``masked_early`` says whether the injector dropped it without computing: every
+bit it hits hardened, or its flip reaches no output of its fold (the same test the injector
+applies, :func:`faults.inject.reaches_output`); they add up to the injection's
+``faults_masked_early`` less its SRAM faults', whose reads are traced per layer, not per fault
+(None there).
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+import numpy as np
+
 from accelsim.schemas import Document
 
 from .fault import REGISTERS, SRAM_REGISTERS, FaultTable, mask_bits
+from .inject import Golden, reaches_output
 
 INJECTIONS_CSV = "injections.csv"
 FAULTS_CSV = "faults.csv"
@@ -62,7 +68,9 @@ class FaultRecord:
     ``register``: the register class or buffer; ``fold``: the fold of ``layer`` it struck;
     ``bit``: the lowest bit flipped (0 = LSB), ``bits``: all of them, space-separated (more
     than one for a multi-bit upset), ``bit_count`` how many; ``kind``: flip, stuck0, stuck1;
-    ``fault``: its number within the injection; ``sdc`` / ``masked``: its injection's."""
+    ``fault``: its number within the injection; ``masked_early``: dropped without computing
+    (a PE fault that cannot reach an output; None for SRAM faults); ``sdc`` / ``masked``: its
+    injection's."""
 
     injection: int
     fault: int
@@ -79,6 +87,7 @@ class FaultRecord:
     bits: str
     bit_count: int
     kind: str
+    masked_early: bool | None
     sdc: bool
     masked: bool
 
@@ -111,11 +120,30 @@ def injection_records(results: Sequence[Mapping[str, Any]]) -> list[dict[str, An
     return records
 
 
-def fault_records(table: FaultTable, results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def masked_early(golden: Golden, table: FaultTable) -> list[bool | None]:
+    """Per fault of ``table``: could it not reach an output (None for SRAM faults)?"""
+    early: list[bool | None] = [None] * len(table.injection)
+    pe = ~np.isin(table.register, [REGISTERS.index(r) for r in SRAM_REGISTERS])
+    for layer_index in np.unique(table.layer[pe]):
+        rows = np.flatnonzero(pe & (table.layer == layer_index))
+        live = reaches_output(
+            golden, table.layer_names[layer_index], table.fold[rows], table.kernel_rows(rows)
+        )
+        for j, is_live in zip(rows.tolist(), live.tolist(), strict=True):
+            early[j] = not is_live
+    return early
+
+
+def fault_records(
+    table: FaultTable, results: Sequence[Mapping[str, Any]], golden: Golden | None = None
+) -> list[dict[str, Any]]:
     """The faults of ``table`` (drawn for injections ``0..len(results)-1``) as
     :class:`FaultRecord` dicts, in injection order (rows built from plain lists: a
-    campaign's tables cost a fraction of its injections)."""
+    campaign's tables cost a fraction of its injections). ``golden``: the campaign's golden
+    run, to tell which faults were masked early (else None in that column)."""
     from .fault import FAULT_KINDS
+
+    early = [None] * len(table.injection) if golden is None else masked_early(golden, table)
 
     injection, layer, fold, register, row, col, cycle, mask, kind = (
         getattr(table, name).tolist()
@@ -157,6 +185,7 @@ def fault_records(table: FaultTable, results: Sequence[Mapping[str, Any]]) -> li
             " ".join(map(str, bits)),
             len(bits),
             FAULT_KINDS[kind[j]],
+            early[j],
             sdc[i],
             masked[i],
         )

@@ -359,3 +359,12 @@ def test_vulnerability_and_baselines_folders_are_tables_too(measured_folders, tm
     rows = read_records_csv(tmp_path / "b.csv")
     assert [r["name"] for r in rows] == [r["name"] for r in baselines["rows"]]
     assert all("first_order.upper" in r for r in rows)
+
+
+def test_masked_early_per_fault_adds_up_to_the_injections_count(inject_folder):
+    injections = read_records_csv(inject_folder / INJECTIONS_CSV)
+    faults = read_records_csv(inject_folder / FAULTS_CSV)
+    assert {f["masked_early"] for f in faults} == {"True", "False"}  # both occur here
+    for row in injections:
+        mine = [f for f in faults if f["injection"] == row["injection"]]
+        assert sum(f["masked_early"] == "True" for f in mine) == int(row["faults_masked_early"])
