@@ -34,7 +34,15 @@ class AccelsimError(Exception):
         text = f"{where}: {self.message}" if where else self.message
         if self.allowed:
             text += f" (allowed: {self.allowed})"
+        return one_line(text)
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters escaped (a newline as ``\\n``): a key, a file
+    name or a value a user typed can never split the one error line."""
+    if text.isprintable():
         return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class Infeasible(AccelsimError):

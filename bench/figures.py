@@ -184,6 +184,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("bench-faults", ("-m", "bench.faults_speed"), 3),
     Figure("dask_scaling", ("-m", "bench.dask_scaling"), 3),
     Figure("workers_speed", ("-m", "bench.workers_speed"), 3),
+    Figure("cone_payoff", ("-m", "bench.cone_payoff"), 2),
 )
 
 

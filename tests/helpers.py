@@ -1,10 +1,42 @@
-"""Small helpers shared by tests: picklable task contexts, the retrained-zoo tolerances."""
+"""Small helpers shared by tests: picklable task contexts, a small workload file, the one
+error line, the retrained-zoo tolerances."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import yaml
 
 from accelsim.ir import load_graph
+
+ROOT = Path(__file__).resolve().parents[1]
+MLP = ROOT / "workloads" / "zoo" / "digits_mlp.npz"
+DIGITS_TEST = ROOT / "workloads" / "data" / "digits_test.npz"
+
+
+def write_mlp_workload(folder: Path, default_name: str, /, **keys) -> Path:
+    """``folder/w.yaml``: the shipped digits MLP on 8 test samples, an 8x8 array and a small
+    campaign; ``keys`` replace top-level sections (``faults=None``: no campaign)."""
+    doc = {
+        "name": default_name,
+        "model": str(MLP),
+        "dataset": {"path": str(DIGITS_TEST), "samples": 8},
+        "batch": 8,
+        "accelerator": {"array": {"rows": 8, "cols": 8}},
+        "faults": {"rate": 2e-6, "injections": 4},
+        **keys,
+    }
+    path = folder / "w.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def one_error_line(capsys) -> str:
+    """The command's stderr: exactly one line, starting ``error:``."""
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), lines
+    return lines[0]
 
 
 class CountingContext:

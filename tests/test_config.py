@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from accelsim.config import parse_workload
+from accelsim.config import load_workload_config, parse_workload
 from accelsim.errors import AccelsimError
 from accelsim.yamlio import parse_yaml
 
@@ -93,3 +93,13 @@ def test_key_reference_in_docs_is_generated_from_the_schema():
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "workload-keys.md").read_text()
     assert schema_markdown().strip() in doc, "regenerate: python -m accelsim schema"
+
+
+def test_a_key_with_a_newline_still_gives_one_error_line(tmp_path):
+    """Found by tests/test_fuzz_inputs.py: a YAML key holding a newline split the line."""
+    path = tmp_path / "w.yaml"
+    path.write_text('accelerator: {"\\n": 1}\n')
+    with pytest.raises(AccelsimError) as info:
+        load_workload_config(path)
+    text = str(info.value)
+    assert "\n" not in text and "accelerator.\\n: unknown key" in text

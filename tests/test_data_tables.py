@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from pydantic import ValidationError
 
 from accelsim import app, schemas
@@ -20,10 +19,9 @@ from accelsim.workload import load_workload
 from faults.campaign import CampaignSettings, campaign, draw_faults, prepare
 from faults.records import FAULTS_CSV, INJECTIONS_CSV
 from faults.runner import TaskSpec
+from tests.helpers import write_mlp_workload
 
 ROOT = Path(__file__).resolve().parents[1]
-MLP = ROOT / "workloads" / "zoo" / "digits_mlp.npz"
-DATA = ROOT / "workloads" / "data" / "digits_test.npz"
 OPTIMIZE = ROOT / "workloads" / "digits_optimize.yaml"
 FAST_OPTIMIZE = [
     "faults.rate=0",
@@ -40,18 +38,8 @@ needs_pandas = pytest.mark.skipif(
 
 
 def write_workload(folder: Path, **keys) -> Path:
-    doc = {
-        "name": "tables",
-        "model": str(MLP),
-        "dataset": {"path": str(DATA), "samples": 8},
-        "batch": 8,
-        "accelerator": {"array": {"rows": 8, "cols": 8}},
-        "faults": {"rate": 2e-5, "injections": 24, "registers": ["weight", "accumulator"]},
-        **keys,
-    }
-    path = folder / "w.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    faults = {"rate": 2e-5, "injections": 24, "registers": ["weight", "accumulator"]}
+    return write_mlp_workload(folder, "tables", **{"faults": faults, **keys})
 
 
 @pytest.fixture(scope="module")

@@ -12,37 +12,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from accelsim.app import safe_folder_name
 from accelsim.cli import main
 from accelsim.errors import AccelsimError
 from accelsim.ir import GRAPH_KEY, MAX_HEADER_NESTING, load_graph
+from tests.helpers import one_error_line, write_mlp_workload
 
 ROOT = Path(__file__).resolve().parents[1]
 MLP = ROOT / "workloads" / "zoo" / "digits_mlp.npz"
-DATA = ROOT / "workloads" / "data" / "digits_test.npz"
 
 
 def write_workload(folder: Path, **keys) -> Path:
-    doc = {
-        "name": "robust",
-        "model": str(MLP),
-        "dataset": {"path": str(DATA), "samples": 8},
-        "batch": 8,
-        "accelerator": {"array": {"rows": 8, "cols": 8}},
-        "faults": {"rate": 2e-6, "injections": 4},
-        **keys,
-    }
-    path = folder / "w.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def one_error_line(capsys) -> str:
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), lines
-    return lines[0]
+    return write_mlp_workload(folder, "robust", **keys)
 
 
 HOLD = """

@@ -11,35 +11,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import yaml
 
 from accelsim import runs
 from accelsim.cli import main
+from tests.helpers import one_error_line, write_mlp_workload
 
 ROOT = Path(__file__).resolve().parents[1]
-MLP = ROOT / "workloads" / "zoo" / "digits_mlp.npz"
-DATA = ROOT / "workloads" / "data" / "digits_test.npz"
 
 
 def write_workload(folder: Path, **keys) -> Path:
-    doc = {
-        "name": "folders",
-        "model": str(MLP),
-        "dataset": {"path": str(DATA), "samples": 8},
-        "batch": 8,
-        "accelerator": {"array": {"rows": 8, "cols": 8}},
-        "faults": {"rate": 2e-6, "injections": 4},
-        **keys,
-    }
-    path = folder / "w.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def error_line(capsys) -> str:
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), lines
-    return lines[0]
+    return write_mlp_workload(folder, "folders", **keys)
 
 
 def run_folders(root: Path) -> list[Path]:
@@ -84,7 +65,7 @@ def test_a_log_with_other_settings_names_the_options_that_help(tmp_path, monkeyp
     assert main(["inject", str(workload), "--out", str(out)]) == 0
     capsys.readouterr()
     assert main(["inject", str(workload), "--out", str(out), "--set", "faults.seed=3"]) == 2
-    line = error_line(capsys)
+    line = one_error_line(capsys)
     assert "--out NEW" in line and "--resume" in line and "without --out" in line
     assert main(["inject", str(workload), "--set", "faults.seed=3"]) == 0  # the way out works
 
@@ -95,17 +76,17 @@ def test_resume_refuses_a_folder_of_another_command_or_no_run(tmp_path, monkeypa
     assert main(["run", str(workload)]) == 0
     capsys.readouterr()
     assert main(["inject", str(workload), "--resume", "latest"]) == 2
-    assert "holds a 'run' run, not 'inject'" in error_line(capsys)
+    assert "holds a 'run' run, not 'inject'" in one_error_line(capsys)
     assert main(["inject", str(workload), "--resume", str(tmp_path)]) == 2
-    assert "no run.json" in error_line(capsys)
+    assert "no run.json" in one_error_line(capsys)
     assert main(["inject", str(workload), "--resume", "x", "--out", "y"]) == 2
-    assert "--out and --resume" in error_line(capsys)
+    assert "--out and --resume" in one_error_line(capsys)
 
 
 def test_no_latest_to_resume_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["inject", str(write_workload(tmp_path)), "--resume", "latest"]) == 2
-    assert "no latest run to resume" in error_line(capsys)
+    assert "no latest run to resume" in one_error_line(capsys)
 
 
 def test_a_run_that_fails_before_writing_leaves_no_folder_and_keeps_latest(
@@ -118,7 +99,7 @@ def test_a_run_that_fails_before_writing_leaves_no_folder_and_keeps_latest(
     (kept,) = run_folders(root)
     bare = write_workload(tmp_path, faults=None)
     assert main(["inject", str(bare)]) == 2  # no faults: section, refused after the claim
-    assert "no faults: section" in error_line(capsys)
+    assert "no faults: section" in one_error_line(capsys)
     assert run_folders(root) == [kept]
     assert runs.latest_target(root).resolve() == kept.resolve()
     mine = tmp_path / "mine"
