@@ -195,7 +195,7 @@ def register(subparsers) -> None:
         "which", nargs="?", default="sim", choices=["sim", "faults", "optimizer", "all"]
     )
     bench.add_argument(
-        "--quick", action="store_true", help="small sizes (seconds, for smoke tests)"
+        "--quick", action="store_true", help="small sizes, for smoke tests (3-16 s each here)"
     )
 
 
