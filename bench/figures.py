@@ -185,6 +185,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("dask_scaling", ("-m", "bench.dask_scaling"), 3),
     Figure("workers_speed", ("-m", "bench.workers_speed"), 3),
     Figure("cone_payoff", ("-m", "bench.cone_payoff"), 2),
+    Figure("startup", ("-m", "bench.startup"), 1),
 )
 
 

@@ -2,7 +2,7 @@
 
 Wall time is never asserted (the machine may be busy); what makes start-up fast is: no
 torch (a cached builtin model needs none), no GP stack, matplotlib or dask before the first
-simulated layer. The figure itself is printed by ``python -m accelsim bench startup``.
+simulated layer. The figure itself is printed by ``python -m bench.startup``.
 """
 
 from __future__ import annotations
