@@ -163,10 +163,18 @@ def layer_records(document: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def write_records_csv(records: list[dict[str, Any]], path: str | Path) -> Path:
     """Flat records as CSV with the csv module, written atomically; columns in first-seen order."""
-    columns = list(dict.fromkeys(key for record in records for key in record))
     path = Path(path)
+    first = tuple(records[0]) if records else ()
     with atomic_file(path, "w") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
+        if all(tuple(record) == first for record in records):
+            # every record has the same keys in the same order (tables built from one model):
+            # rows straight from the values, without DictWriter's per-row key checks
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(first)
+            writer.writerows(record.values() for record in records)
+        else:
+            columns = list(dict.fromkeys(key for record in records for key in record))
+            writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(records)
     return path
