@@ -11,7 +11,12 @@ from pathlib import Path
 
 
 class AccelsimError(Exception):
-    """A user-input error: names the file, the key path inside it, and what is allowed."""
+    """A user-input error: names the file, the key path inside it, and what is allowed.
+
+    ``details`` are the items of a list the message introduces (each unsupported op of a
+    model, say): one indented line each. Every part is escaped on its own, so nothing a
+    user typed can add a line; only ``details`` do.
+    """
 
     def __init__(
         self,
@@ -20,8 +25,10 @@ class AccelsimError(Exception):
         file: str | Path | None = None,
         key: str | None = None,
         allowed: str | Iterable[object] | None = None,
+        details: Iterable[str] = (),
     ) -> None:
         self.message = message
+        self.details = tuple(details)
         self.file = str(file) if file is not None else None
         self.key = key
         if allowed is not None and not isinstance(allowed, str):
@@ -32,9 +39,10 @@ class AccelsimError(Exception):
     def __str__(self) -> str:
         where = ": ".join(part for part in (self.file, self.key) if part)
         text = f"{where}: {self.message}" if where else self.message
+        lines = [one_line(text)] + [f"  - {one_line(item)}" for item in self.details]
         if self.allowed:
-            text += f" (allowed: {self.allowed})"
-        return one_line(text)
+            lines[-1] += f" (allowed: {one_line(self.allowed)})"
+        return "\n".join(lines)
 
 
 def one_line(text: str) -> str:

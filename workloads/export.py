@@ -198,21 +198,25 @@ SUPPORTED_SUMMARY = (
 FIRST_PLACES = 3  # places named per group of one unsupported op
 
 
-def unsupported_message(model: str, problems: list[tuple[str, str, str]]) -> str:
-    """One line per distinct (op, reason): how often, the first places, why."""
+def unsupported_error(
+    model: str, problems: list[tuple[str, str, str]], *, allowed: str
+) -> AccelsimError:
+    """The error listing a model's unsupported ops: one line per distinct (op, reason) with
+    how often, the first places, and why."""
     groups: dict[tuple[str, str], list[str]] = {}
     for op, why, where in problems:
         groups.setdefault((op, why), []).append(where)
-    lines = [
+    head = (
         f"model {model!r} uses {len(problems)} unsupported operation(s) ({len(groups)} distinct):"
-    ]
+    )
+    lines = []
     for (op, why), places in groups.items():
         unique = list(dict.fromkeys(places))
         named = ", ".join(unique[:FIRST_PLACES])
         more = f" and {len(unique) - FIRST_PLACES} more" if len(unique) > FIRST_PLACES else ""
         count = f" x{len(places)}" if len(places) > 1 else ""
-        lines.append(f"  - {op}{count} in {named}{more}: {why}")
-    return "\n".join(lines)
+        lines.append(f"{op}{count} in {named}{more}: {why}")
+    return AccelsimError(head, details=lines, allowed=allowed)
 
 
 _NORM_WHY = (
@@ -407,9 +411,7 @@ class _Walker:
                     )
                 )
         if self.problems:
-            raise AccelsimError(
-                unsupported_message(self.graph_name, self.problems), allowed=SUPPORTED_SUMMARY
-            )
+            raise unsupported_error(self.graph_name, self.problems, allowed=SUPPORTED_SUMMARY)
         if not isinstance(out, _Act) or out.name == "input":
             raise AccelsimError("model output is not computed from its input by supported ops")
         graph = Graph("float", self.graph_name, "input", out.name, self.tensors, self.nodes, {})

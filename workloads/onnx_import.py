@@ -198,11 +198,10 @@ class _Converter:
         for node in graph.node:
             self.visit(node)
         if self.problems:
-            from .export import unsupported_message
+            from .export import unsupported_error
 
-            raise AccelsimError(
-                unsupported_message(self.graph_name, self.problems),
-                allowed="the ops of docs/ops.md (ONNX section)",
+            raise unsupported_error(
+                self.graph_name, self.problems, allowed="the ops of docs/ops.md (ONNX section)"
             )
         if len(graph.output) != 1:
             raise AccelsimError(
