@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from importlib import import_module
 from pathlib import Path
 
@@ -321,8 +322,21 @@ def run_folder(args: argparse.Namespace, workload, command: str) -> Path:
         runs.point_latest(root, folder)
         if _claims is not None:  # a run that fails before writing anything leaves no folder
             _claims.callback(_forget_if_empty, root, folder, previous)
-    runs.record_run(folder, command, workload, _run_seed(args, workload, command))
+    before = runs.record_run(folder, command, workload, _run_seed(args, workload, command))
+    if before is not None and _claims is not None:
+        _claims.push(partial(_restore_if_refused, folder / runs.RUN_METADATA_NAME, before))
     return folder
+
+
+def _restore_if_refused(path: Path, before: str, exc_type, exc, traceback) -> bool:
+    """A resumed start the command then refused (a log with other settings, ...) is not a
+    start: run.json goes back to what it was."""
+    if exc_type is not None and issubclass(exc_type, AccelsimError):
+        from .jsonio import atomic_file
+
+        with atomic_file(path, "w") as f:
+            f.write(before)
+    return False
 
 
 def _run_seed(args: argparse.Namespace, workload, command: str) -> int:

@@ -182,11 +182,13 @@ def versions() -> dict[str, str]:
     return found
 
 
-def record_run(folder: Path, command: str, workload: Any, seed: int | None) -> None:
-    """Write ``folder/run.json`` for a new run, or add this start to a resumed run's."""
+def record_run(folder: Path, command: str, workload: Any, seed: int | None) -> str | None:
+    """Write ``folder/run.json`` for a new run, or add this start to a resumed run's; returns
+    the text it replaced (None for a new run), so a start that is then refused can be undone."""
     path = folder / RUN_METADATA_NAME
     now = utc_now().isoformat(timespec="seconds")
     if path.exists():
+        before = path.read_text(encoding="utf-8")
         data = read_run_metadata(folder)
         if data.get("command") == command:
             data["resumed_at"] = [*data.get("resumed_at", []), now]
@@ -194,7 +196,7 @@ def record_run(folder: Path, command: str, workload: Any, seed: int | None) -> N
             later = {"command": command, "argv": list(sys.argv[1:]), "started_at": now}
             data["other_commands"] = [*data.get("other_commands", []), later]
         write_json_atomic(path, data)
-        return
+        return before
     metadata = RunMetadata(
         command=command,
         workload=workload.name,
@@ -206,3 +208,4 @@ def record_run(folder: Path, command: str, workload: Any, seed: int | None) -> N
         started_at=now,
     )
     write_json_atomic(path, metadata.to_dict())
+    return None

@@ -64,7 +64,9 @@ def test_a_log_with_other_settings_names_the_options_that_help(tmp_path, monkeyp
     workload, out = write_workload(tmp_path), tmp_path / "mine"
     assert main(["inject", str(workload), "--out", str(out)]) == 0
     capsys.readouterr()
+    meta = (out / "run.json").read_text()
     assert main(["inject", str(workload), "--out", str(out), "--set", "faults.seed=3"]) == 2
+    assert (out / "run.json").read_text() == meta  # a refused start is not a resumption
     line = one_error_line(capsys)
     assert "--out NEW" in line and "--resume" in line and "without --out" in line
     assert main(["inject", str(workload), "--set", "faults.seed=3"]) == 0  # the way out works
