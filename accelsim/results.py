@@ -178,3 +178,158 @@ def write_records_csv(records: list[dict[str, Any]], path: str | Path) -> Path:
             writer.writeheader()
             writer.writerows(records)
     return path
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """A table column as codes into a few values: row ``i`` holds ``labels[codes[i]]``
+    (a str, bool, int, float or None) — how :func:`write_columns_csv` writes a column of
+    names or flags without a Python object per row."""
+
+    codes: np.ndarray
+    labels: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Nullable:
+    """An integer column with gaps: row ``i`` holds ``values[i]``, or None where ``missing``."""
+
+    values: np.ndarray
+    missing: np.ndarray
+
+
+# a column of write_columns_csv: integers, floats or bools as a numpy array, or the above
+Column = np.ndarray | Categorical | Nullable
+
+
+def column_values(column: Column) -> list[Any]:
+    """A column's cells as Python values (what a record holds: int, float, bool, str, None)."""
+    if isinstance(column, Categorical):
+        labels = column.labels
+        return [labels[c] for c in column.codes.tolist()]
+    if isinstance(column, Nullable):
+        return [
+            None if gap else value
+            for value, gap in zip(column.values.tolist(), column.missing.tolist(), strict=True)
+        ]
+    return np.asarray(column).tolist()
+
+
+def records_from_columns(columns: Mapping[str, Column]) -> list[dict[str, Any]]:
+    """The rows of ``columns`` as flat dicts, columns in order."""
+    names = list(columns)
+    return [
+        dict(zip(names, row, strict=True))
+        for row in zip(*(column_values(c) for c in columns.values()), strict=True)
+    ]
+
+
+def write_columns_csv(columns: Mapping[str, Column], path: str | Path) -> Path:
+    """Columns as CSV, written atomically: byte for byte what :func:`write_records_csv` writes
+    for :func:`records_from_columns` of them (tested), assembled with numpy: each cell's text
+    is a slice of a pool (the digits of every integer, the text of each distinct value of the
+    others: ``str`` of ints and bools, ``repr`` of floats, empty for None, quoted as the csv
+    module quotes), gathered in one pass — no Python work per row."""
+    path = Path(path)
+    names = list(columns)
+    rows = len(next(iter(columns.values()))) if names else 0
+    pools, starts, lengths = [], [], []
+    offset = 0
+    for column in columns.values():
+        pool, start, length = _cells(column)
+        if len(length) != rows:
+            raise ValueError("columns of different lengths")
+        pools.append(pool)
+        starts.append(start + offset)
+        lengths.append(length)
+        offset += len(pool)
+    separators = np.frombuffer(b",\n", dtype=np.uint8)
+    pools.append(separators)
+    pool = np.concatenate(pools) if pools else separators
+    # the cells row by row, each followed by "," (the last of a row by "\n")
+    width = 2 * len(names)
+    start = np.empty((rows, width), dtype=np.int64)
+    length = np.ones((rows, width), dtype=np.int64)
+    start[:, 0::2] = np.stack(starts, axis=1) if names else 0
+    length[:, 0::2] = np.stack(lengths, axis=1) if names else 0
+    start[:, 1::2] = offset
+    if names:
+        start[:, -1] = offset + 1
+    start, length = start.ravel(), length.ravel()
+    ends = np.cumsum(length)
+    source = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - length - start, length)
+    header = io_text_row(names)
+    with atomic_file(path, "wb") as f:
+        f.write(header.encode())
+        f.write(pool[source].tobytes())
+    return path
+
+
+def io_text_row(values: list[Any]) -> str:
+    """One CSV row as the csv module writes it (with ``lineterminator="\\n"``)."""
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
+
+
+def _cells(column: Column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A column's text: a byte pool, and each row's start and length in it."""
+    if isinstance(column, Nullable):
+        pool, start, length = _integer_cells(np.asarray(column.values, dtype=np.int64))
+        return pool, start, np.where(column.missing, 0, length)
+    if isinstance(column, Categorical):
+        return _label_cells(np.asarray(column.codes, dtype=np.int64), column.labels)
+    column = np.asarray(column)
+    if column.dtype == bool:
+        return _label_cells(column.astype(np.int64), (False, True))
+    if np.issubdtype(column.dtype, np.integer):
+        return _integer_cells(column.astype(np.int64))
+    distinct, codes = np.unique(column, return_inverse=True)  # floats: repr each distinct one
+    return _label_cells(codes.reshape(-1), tuple(distinct.tolist()))
+
+
+_QUOTED = frozenset(',"\r\n')  # what makes the csv module quote a str (QUOTE_MINIMAL)
+
+
+def _cell_text(value: Any) -> str:
+    """One cell as the csv module writes it inside a row of several."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        if _QUOTED.isdisjoint(value):
+            return value
+        return io_text_row([value, 0])[: -len(",0\n")]
+    return str(value)  # int, bool, float: str (a float's shortest repr)
+
+
+def _label_cells(codes: np.ndarray, labels: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
+    texts = [_cell_text(label).encode() for label in labels]
+    sizes = np.array([len(t) for t in texts], dtype=np.int64)
+    pool = np.frombuffer(b"".join(texts), dtype=np.uint8)
+    firsts = np.cumsum(sizes) - sizes
+    return pool, firsts[codes], sizes[codes]
+
+
+DIGITS = 20  # an int64's sign and 19 digits
+
+
+def _integer_cells(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decimal text of int64s: a right-aligned block of ``DIGITS`` characters per value."""
+    negative = values < 0
+    magnitude = np.abs(values).astype(np.uint64)  # int64's minimum wraps to its magnitude
+    block = np.full((len(values), DIGITS), ord("0"), dtype=np.uint8)
+    count = np.ones(len(values), dtype=np.int64)  # digits of each value (0 has one)
+    rest = magnitude.copy()
+    for place in range(DIGITS - 1, 0, -1):
+        block[:, place] += (rest % np.uint64(10)).astype(np.uint8)
+        rest //= np.uint64(10)
+        count += rest > 0
+        if not rest.any():
+            break
+    length = count + negative
+    first = DIGITS - length
+    block[np.flatnonzero(negative), first[negative]] = ord("-")
+    start = np.arange(len(values), dtype=np.int64) * DIGITS + first
+    return block.ravel(), start, length
