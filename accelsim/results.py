@@ -226,42 +226,29 @@ def records_from_columns(columns: Mapping[str, Column]) -> list[dict[str, Any]]:
 
 def write_columns_csv(columns: Mapping[str, Column], path: str | Path) -> Path:
     """Columns as CSV, written atomically: byte for byte what :func:`write_records_csv` writes
-    for :func:`records_from_columns` of them (tested), assembled with numpy: each cell's text
-    is a slice of a pool (the digits of every integer, the text of each distinct value of the
-    others: ``str`` of ints and bools, ``repr`` of floats, empty for None, quoted as the csv
-    module quotes), gathered in one pass — no Python work per row."""
+    for :func:`records_from_columns` of them (tested), assembled with numpy: each column's
+    cells as a fixed-width block of characters (the digits of every integer; the text of each
+    distinct value of the others — ``str`` of ints and bools, ``repr`` of floats, empty for
+    None, quoted as the csv module quotes) and, per row, the span of it that is text; the
+    blocks side by side with the separators, the spans selected in one pass — no Python work
+    per row."""
     path = Path(path)
     names = list(columns)
     rows = len(next(iter(columns.values()))) if names else 0
-    pools, starts, lengths = [], [], []
-    offset = 0
-    for column in columns.values():
-        pool, start, length = _cells(column)
-        if len(length) != rows:
+    blocks, keeps = [], []
+    for j, column in enumerate(columns.values()):
+        block, lo, hi = _cells(column)
+        if len(block) != rows:
             raise ValueError("columns of different lengths")
-        pools.append(pool)
-        starts.append(start + offset)
-        lengths.append(length)
-        offset += len(pool)
-    separators = np.frombuffer(b",\n", dtype=np.uint8)
-    pools.append(separators)
-    pool = np.concatenate(pools) if pools else separators
-    # the cells row by row, each followed by "," (the last of a row by "\n")
-    width = 2 * len(names)
-    start = np.empty((rows, width), dtype=np.int64)
-    length = np.ones((rows, width), dtype=np.int64)
-    start[:, 0::2] = np.stack(starts, axis=1) if names else 0
-    length[:, 0::2] = np.stack(lengths, axis=1) if names else 0
-    start[:, 1::2] = offset
-    if names:
-        start[:, -1] = offset + 1
-    start, length = start.ravel(), length.ravel()
-    ends = np.cumsum(length)
-    source = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - length - start, length)
-    header = io_text_row(names)
+        position = np.arange(block.shape[1])
+        blocks.append(block)
+        keeps.append((position >= lo[:, None]) & (position < hi[:, None]))
+        blocks.append(np.full((rows, 1), ord("\n" if j == len(names) - 1 else ","), np.uint8))
+        keeps.append(np.ones((rows, 1), dtype=bool))
+    text = np.concatenate(blocks, axis=1)[np.concatenate(keeps, axis=1)] if names else b""
     with atomic_file(path, "wb") as f:
-        f.write(header.encode())
-        f.write(pool[source].tobytes())
+        f.write(io_text_row(names).encode())
+        f.write(bytes(text))
     return path
 
 
@@ -275,10 +262,11 @@ def io_text_row(values: list[Any]) -> str:
 
 
 def _cells(column: Column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A column's text: a byte pool, and each row's start and length in it."""
+    """A column's text: a ``(rows, width)`` block of characters, and the span ``[lo, hi)``
+    of each row that is its cell."""
     if isinstance(column, Nullable):
-        pool, start, length = _integer_cells(np.asarray(column.values, dtype=np.int64))
-        return pool, start, np.where(column.missing, 0, length)
+        block, lo, hi = _integer_cells(np.asarray(column.values, dtype=np.int64))
+        return block, np.where(column.missing, hi, lo), hi
     if isinstance(column, Categorical):
         return _label_cells(np.asarray(column.codes, dtype=np.int64), column.labels)
     column = np.asarray(column)
@@ -306,30 +294,26 @@ def _cell_text(value: Any) -> str:
 
 def _label_cells(codes: np.ndarray, labels: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
     texts = [_cell_text(label).encode() for label in labels]
-    sizes = np.array([len(t) for t in texts], dtype=np.int64)
-    pool = np.frombuffer(b"".join(texts), dtype=np.uint8)
-    firsts = np.cumsum(sizes) - sizes
-    return pool, firsts[codes], sizes[codes]
-
-
-DIGITS = 20  # an int64's sign and 19 digits
+    width = max((len(t) for t in texts), default=0)
+    width = max(width, 1)
+    table = np.array(texts or [b""], dtype=f"S{width}").view(np.uint8).reshape(-1, width)
+    sizes = np.array([len(t) for t in texts] or [0], dtype=np.int64)
+    return table[codes], np.zeros(len(codes), dtype=np.int64), sizes[codes]
 
 
 def _integer_cells(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decimal text of int64s: a right-aligned block of ``DIGITS`` characters per value."""
+    """Decimal text of int64s, right-aligned in a block as wide as the longest."""
     negative = values < 0
     magnitude = np.abs(values).astype(np.uint64)  # int64's minimum wraps to its magnitude
-    block = np.full((len(values), DIGITS), ord("0"), dtype=np.uint8)
+    largest = int(magnitude.max()) if len(values) else 0
+    width = len(str(largest)) + 1  # the digits and a sign
+    block = np.full((len(values), width), ord("0"), dtype=np.uint8)
     count = np.ones(len(values), dtype=np.int64)  # digits of each value (0 has one)
-    rest = magnitude.copy()
-    for place in range(DIGITS - 1, 0, -1):
+    rest = magnitude
+    for place in range(width - 1, 0, -1):
         block[:, place] += (rest % np.uint64(10)).astype(np.uint8)
-        rest //= np.uint64(10)
+        rest = rest // np.uint64(10)
         count += rest > 0
-        if not rest.any():
-            break
-    length = count + negative
-    first = DIGITS - length
+    first = width - count - negative
     block[np.flatnonzero(negative), first[negative]] = ord("-")
-    start = np.arange(len(values), dtype=np.int64) * DIGITS + first
-    return block.ravel(), start, length
+    return block, first, np.full(len(values), width, dtype=np.int64)

@@ -40,7 +40,7 @@ from accelsim.results import write_columns_csv
 from accelsim.tables import dataframe
 from accelsim.workload import Workload
 
-from .batched import faulty_outputs
+from .batched import counted_faulty_outputs
 from .exposure import Exposure, LayerExposure
 from .fault import PE_REGISTERS, REGISTERS, Fault, FaultTable, mask_bits
 from .inject import Golden, golden_run
@@ -58,6 +58,7 @@ from .runner import (
     ResultColumns,
     TaskSpec,
     run_tasks,
+    task_indices,
     task_words,
     words_below,
     words_uniform,
@@ -226,13 +227,13 @@ def injection_columns(tasks: Sequence[TaskSpec], ctx: CampaignContext) -> Result
     """Faulty inferences of a chunk of injections and their outcomes, computed together
     (:mod:`faults.batched`), as columns: one row per injection (sample, outcome, counts) and
     one per fault (where it struck); each row depends only on its own task."""
-    index = np.array([t.index for t in tasks], dtype=np.int64)
+    index = task_indices(tasks)
     batch = len(index)
     if batch == 0:
         return _empty_columns()
-    samples, table = draw_batch(index.tolist(), tasks[0].seed, ctx)
+    samples, table = draw_batch(index, tasks[0].seed, ctx)
     golden = ctx.golden
-    outputs, stats = faulty_outputs(golden, samples, table, protected=ctx.protected)
+    outputs, counts = counted_faulty_outputs(golden, samples, table, protected=ctx.protected)
     reference = golden.values[golden.graph.output][samples]
     spec = golden.graph.tensors[golden.graph.output]
     diff = (dequantize(spec, outputs) - dequantize(spec, reference)).reshape(batch, -1)
@@ -244,10 +245,6 @@ def injection_columns(tasks: Sequence[TaskSpec], ctx: CampaignContext) -> Result
         labels = ctx.labels[samples]
         correct = (top1 == labels).astype(np.int8)
         golden_correct = (golden_top1 == labels).astype(np.int8)
-    counters = np.array(
-        [(s.masked_early, s.tiles_recomputed, s.layers_recomputed) for s in stats],
-        dtype=np.int64,
-    ).reshape(batch, 3)
     injections = {
         "task": index,
         "sample": samples.astype(np.int64),
@@ -257,9 +254,9 @@ def injection_columns(tasks: Sequence[TaskSpec], ctx: CampaignContext) -> Result
         "correct": correct,
         "golden_correct": golden_correct,
         "rmse": np.sqrt(np.mean(diff * diff, axis=1)).astype(np.float64),
-        "masked_early": counters[:, 0],
-        "tiles_recomputed": counters[:, 1],
-        "layers_recomputed": counters[:, 2],
+        "masked_early": counts.masked_early,
+        "tiles_recomputed": counts.tiles_recomputed,
+        "layers_recomputed": counts.layers_recomputed,
     }
     names = {name: i for i, name in enumerate(layer_names_of(ctx))}
     to_golden_layer = np.array([names[n] for n in table.layer_names], dtype=np.int64)

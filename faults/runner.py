@@ -255,13 +255,39 @@ def _is_columnar(fn: TaskFn) -> bool:
     return isinstance(fn, BatchTaskFn) and fn.columnar
 
 
+class TaskSpecs(Sequence):
+    """The tasks of one chunk, as a batch function receives them: a sequence of
+    :class:`TaskSpec` built on access, with their ``indices`` as one array (a batch function
+    that draws for the whole chunk at once needs no TaskSpec per task)."""
+
+    def __init__(self, indices: Sequence[int], seed: int) -> None:
+        self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item):
+        if isinstance(item, slice):
+            return TaskSpecs(self.indices[item], self.seed)
+        return TaskSpec(int(self.indices[item]), self.seed)
+
+
+def task_indices(tasks: Sequence[TaskSpec]) -> np.ndarray:
+    """The indices of ``tasks`` as an int64 array (without a loop for :class:`TaskSpecs`)."""
+    if isinstance(tasks, TaskSpecs):
+        return tasks.indices
+    return np.array([t.index for t in tasks], dtype=np.int64)
+
+
 def _run_chunk_with(fn: TaskFn, context: Any, seed: int, chunk: Sequence[int]) -> ChunkResult:
-    tasks = [TaskSpec(index, seed) for index in chunk]
     if _is_columnar(fn):
+        tasks = TaskSpecs(chunk, seed)
         columns = fn.fn(tasks, context)
-        if not np.array_equal(columns.tasks, [t.index for t in tasks]):
+        if not np.array_equal(columns.tasks, tasks.indices):
             raise ValueError(f"{fn.__qualname__} returned other tasks than it was given")
         return columns
+    tasks = [TaskSpec(index, seed) for index in chunk]
     if isinstance(fn, BatchTaskFn):
         results = fn.fn(tasks, context)
     else:
