@@ -235,20 +235,26 @@ def write_columns_csv(columns: Mapping[str, Column], path: str | Path) -> Path:
     path = Path(path)
     names = list(columns)
     rows = len(next(iter(columns.values()))) if names else 0
-    blocks, keeps = [], []
-    for j, column in enumerate(columns.values()):
-        block, lo, hi = _cells(column)
-        if len(block) != rows:
-            raise ValueError("columns of different lengths")
+    cells = [_cells(column) for column in columns.values()]
+    if any(len(block) != rows for block, _, _ in cells):
+        raise ValueError("columns of different lengths")
+    # every row: each column's block then its separator ("," or, after the last, "\n")
+    width = sum(block.shape[1] + 1 for block, _, _ in cells)
+    text = np.empty((rows, width), dtype=np.uint8)
+    keep = np.ones((rows, width), dtype=bool)
+    at = 0
+    for block, lo, hi in cells:
+        end = at + block.shape[1]
+        text[:, at:end] = block
         position = np.arange(block.shape[1])
-        blocks.append(block)
-        keeps.append((position >= lo[:, None]) & (position < hi[:, None]))
-        blocks.append(np.full((rows, 1), ord("\n" if j == len(names) - 1 else ","), np.uint8))
-        keeps.append(np.ones((rows, 1), dtype=bool))
-    text = np.concatenate(blocks, axis=1)[np.concatenate(keeps, axis=1)] if names else b""
+        keep[:, at:end] = (position >= lo[:, None]) & (position < hi[:, None])
+        text[:, end] = ord(",")
+        at = end + 1
+    if names:
+        text[:, -1] = ord("\n")
     with atomic_file(path, "wb") as f:
         f.write(io_text_row(names).encode())
-        f.write(bytes(text))
+        f.write(text[keep].tobytes())
     return path
 
 

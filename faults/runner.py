@@ -23,8 +23,9 @@ task index and returns the results in task order. Three promises:
 per fault) — instead of a value per task. Its log (format :data:`COLUMNS_FORMAT`) is the
 same JSON header line followed by one binary block per chunk, fsynced per chunk:
 ``length (8 bytes, little-endian) | CRC-32 of the payload (4 bytes) | payload``, the payload a
-sequence of ``.npy`` arrays (column names first, as a unicode array, then the columns), read
-back with ``np.load(..., allow_pickle=False)`` — never unpickled. A truncated last block (or
+sequence of ``.npy`` arrays (the column names ``table/column``, a unicode array; each column's
+group, int64; then per table and dtype one 2-D array of those columns, in order), read back
+with ``np.load(..., allow_pickle=False)`` — never unpickled. A truncated last block (or
 a last block whose CRC fails: a crash mid-append) is ignored and overwritten, exactly like a
 torn JSON line; a damaged block before the last is an error. ``run_tasks`` then returns the
 columns of every finished task in task order (a resumed run's are bit for bit a fresh
@@ -137,8 +138,8 @@ class ResultColumns:
 
     Table :data:`TASKS` has one row per task, its column ``task`` the task index; any other
     table (e.g. one row per fault) also has a ``task`` column naming the task each row belongs
-    to, its rows grouped by task in the task table's order. Equality is column by column,
-    dtypes included (bit for bit)."""
+    to, its rows grouped by task in the task table's order. Equality is column by column (names,
+    order and dtypes included: bit for bit)."""
 
     __slots__ = ("tables",)
 
@@ -157,13 +158,13 @@ class ResultColumns:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ResultColumns):
             return NotImplemented
-        return self.tables.keys() == other.tables.keys() and all(
-            self.tables[t].keys() == other.tables[t].keys()
+        return list(self.tables) == list(other.tables) and all(
+            list(mine) == list(theirs)
             and all(
-                a.dtype == b.dtype and np.array_equal(a, b)
-                for a, b in zip(self.tables[t].values(), other.tables[t].values(), strict=True)
+                mine[c].dtype == theirs[c].dtype and np.array_equal(mine[c], theirs[c])
+                for c in mine
             )
-            for t in self.tables
+            for mine, theirs in zip(self.tables.values(), other.tables.values(), strict=True)
         )
 
     def __repr__(self) -> str:
@@ -192,25 +193,46 @@ class ResultColumns:
         return cls(tables)
 
     def to_bytes(self) -> bytes:
-        """The payload of a log block: column names, then the columns, as ``.npy`` arrays."""
-        names = [f"{t}/{c}" for t, columns in self.tables.items() for c in columns]
+        """The payload of a log block, as ``.npy`` arrays: the column names (``table/column``,
+        in order), the group of each (int64), then each group — the columns of one table and
+        dtype, in order — as one 2-D array (a few arrays per block, not one per column: each
+        costs a header)."""
+        names, group_of, groups = [], [], []
+        for t, columns in self.tables.items():
+            by_dtype: dict[np.dtype, list[np.ndarray]] = {}
+            for c, column in columns.items():
+                members = by_dtype.setdefault(column.dtype, [])
+                if not members:
+                    groups.append(members)
+                members.append(column)
+                names.append(f"{t}/{c}")
+                group_of.append(next(i for i, g in enumerate(groups) if g is members))
         buffer = io.BytesIO()
         np.save(buffer, np.array(names, dtype=str), allow_pickle=False)
-        for columns in self.tables.values():
-            for column in columns.values():
-                np.save(buffer, np.ascontiguousarray(column), allow_pickle=False)
+        np.save(buffer, np.array(group_of, dtype=np.int64), allow_pickle=False)
+        for members in groups:
+            np.save(buffer, np.stack(members), allow_pickle=False)
         return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> ResultColumns:
         buffer = io.BytesIO(payload)
         names = np.load(buffer, allow_pickle=False).tolist()
-        tables: dict[str, dict[str, np.ndarray]] = {}
-        for name in names:
-            table, column = name.split("/", 1)
-            tables.setdefault(table, {})[column] = np.load(buffer, allow_pickle=False)
+        group_of = np.load(buffer, allow_pickle=False).tolist()
+        if len(group_of) != len(names):
+            raise ValueError("a group for every column name")
+        sizes = np.bincount(group_of).tolist() if group_of else []
+        groups = [np.load(buffer, allow_pickle=False) for _ in sizes]
+        if any(g.ndim != 2 or len(g) != size for g, size in zip(groups, sizes, strict=True)):
+            raise ValueError("column groups that do not match the names")
         if buffer.tell() != len(payload):
             raise ValueError("bytes after the last column")
+        taken = [0] * len(groups)
+        tables: dict[str, dict[str, np.ndarray]] = {}
+        for name, group in zip(names, group_of, strict=True):
+            table, column = name.split("/", 1)
+            tables.setdefault(table, {})[column] = groups[group][taken[group]]
+            taken[group] += 1
         return cls(tables)
 
 
@@ -501,6 +523,12 @@ def _auto_chunk(remaining: int, workers: int, preferred: int) -> int:
     return max(1, min(preferred, math.ceil(remaining / (4 * workers))))
 
 
+def chunk_for(fn: TaskFn, context: Any, remaining: int, workers: int = 1) -> int:
+    """Tasks per chunk when ``chunk`` is not given: what ``fn`` prefers
+    (:func:`_preferred_chunk`), fewer so that each worker gets several chunks."""
+    return _auto_chunk(remaining, workers, _preferred_chunk(fn, context))
+
+
 def _preferred_chunk(fn: TaskFn, context: Any) -> int:
     """Tasks per chunk at most: 64 for a per-task function, 256 for a batched one, or the
     batched function's own ``chunk`` (a number, or a function of the context)."""
@@ -671,7 +699,7 @@ def _drive(
         workers = _auto_workers(seconds_per_task, len(pending), usable_cores())
     elif workers == AUTO:
         workers = 1  # the executor given decides the parallelism
-    size = chunk or _auto_chunk(len(pending), workers, _preferred_chunk(fn, context))
+    size = chunk or chunk_for(fn, context, len(pending), workers)
     if size < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     chunks = deque(pending[i : i + size] for i in range(0, len(pending), size))
@@ -709,7 +737,7 @@ def _probe_serially(
 ) -> _Remaining:
     """Run chunks in this process for :data:`PROBE_SECONDS`, at least one (the same results
     as on any executor), and measure the time per task."""
-    size = chunk or _auto_chunk(len(pending), 1, _preferred_chunk(fn, context))
+    size = chunk or chunk_for(fn, context, len(pending))
     done, elapsed = 0, 0.0
     while done < len(pending) and (done == 0 or elapsed < PROBE_SECONDS):
         part = pending[done : done + size]
