@@ -17,7 +17,7 @@ one least disturbed), the CPU figure that run's; ours and the torch floor alike.
 2. **digits CNN, one single-bit fault per injection** (``CampaignSettings(mode="single")``):
    the campaign end to end and the batched computation alone
    (:func:`faults.batched.faulty_outputs` on the chunks the runner hands the campaign
-   (:func:`faults.runner.chunk_for`: 1024 here), and on the chunks of 2048 in which the
+   (:func:`faults.runner.chunk_for`, printed), and on the chunks of 2048 in which the
    vulnerability study computes its single-fault injections; no draw, outcome or log), each
    divided by the **torch floor** measured in this process
    (:func:`bench.torch_floor.torch_single_fault_floor`: the same float CNN, batches of 64,
@@ -233,7 +233,7 @@ def _main(argv: list[str] | None) -> int:
     one = measure_campaign(digits, [], single, samples=64, injections=n, repeats=repeats)
     floor = fastest_floor(repeats, "digits_cnn", injections=max(n, 6400), batch=64)
 
-    table = Table(title="fault-injection speed (serial, one run)", box=box.SIMPLE)
+    table = Table(title="fault-injection speed (serial, fastest of the runs)", box=box.SIMPLE)
     table.add_column("injections/s of", justify="left")
     table.add_column("wall", justify="right")
     table.add_column("CPU", justify="right")
@@ -248,7 +248,7 @@ def _main(argv: list[str] | None) -> int:
         "campaign",
         f"{demo['campaign'] / DEMO_RATE_TARGET:.2f} of target [>= 1]",
     )
-    add(f"  batched compute alone (chunks of {demo['runner_chunk']})", demo, "batched")
+    add(f"  batched compute ({demo['runner_chunk']}/chunk)", demo, "batched")
     add(
         "  one at a time",
         demo,
@@ -263,7 +263,7 @@ def _main(argv: list[str] | None) -> int:
         f"{one['campaign'] / floor_rate:.2f}x floor [>= {FLOOR_TARGET:g}x]",
     )
     add(
-        f"  batched compute alone (chunks of {one['runner_chunk']})",
+        f"  batched compute ({one['runner_chunk']}/chunk)",
         one,
         "batched",
         f"{one['batched'] / floor_rate:.2f}x floor [>= {FLOOR_TARGET:g}x]",
@@ -299,7 +299,7 @@ def _main(argv: list[str] | None) -> int:
             f"{resnet['campaign'] / RESNET_TARGET:.2f} of target [>= 1]",
         )
         add(
-            f"  batched compute alone (chunks of {resnet['runner_chunk']})",
+            f"  batched compute ({resnet['runner_chunk']}/chunk)",
             resnet,
             "batched",
             f"{resnet['batched'] / resnet_floor['injections_per_s']:.2f}x floor",

@@ -205,8 +205,9 @@ FAULT_COLUMNS = ("layer", "fold", "register", "row", "col", "cycle", "mask", "ki
 NO_LABEL = -1  # ``correct`` / ``golden_correct`` of an unlabelled sample (else 0 or 1)
 
 # the biggest chunk of injections computed together: where the batched kernels stop gaining
-# (digits CNN single fault, serial: 256 -> 99k/s, 1024 -> 150k/s, 2048 -> 80k/s: caches)
-MAX_CHUNK = 1024
+# (bench/faults_speed.py, digits CNN single fault, serial, fastest of 3: chunks of 256
+# 58-77k/s, 1024 205k/s, 2048 228k/s; noisy on a shared machine, so no finer optimum)
+MAX_CHUNK = 2048
 CHUNK_BYTES = 64 * 2**20  # and a chunk's copies of one layer's activations stay below this
 
 

@@ -597,10 +597,9 @@ def run_tasks(
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             log.truncate(state.valid_bytes)  # drop a torn last line before appending after it
-            if state.header is None:
+            if state.header is None:  # made durable with the first chunk (a torn header
+                # line is a torn last line: dropped and written again)
                 log.write((json.dumps({"header": expected_header}) + "\n").encode())
-                log.flush()
-                os.fsync(log.fileno())
             sink.log = log
             _drive(fn, pending, seed, sink, context, workers, chunk, executor)
     return sink.results(context)
