@@ -208,7 +208,10 @@ NO_LABEL = -1  # ``correct`` / ``golden_correct`` of an unlabelled sample (else 
 # (bench/faults_speed.py, digits CNN single fault, serial, fastest of 3: chunks of 256
 # 58-77k/s, 1024 205k/s, 2048 228k/s; noisy on a shared machine, so no finer optimum)
 MAX_CHUNK = 2048
-CHUNK_BYTES = 64 * 2**20  # and a chunk's copies of one layer's activations stay below this
+# and a chunk's copy of one activation tensor stays below this: ResNet-18 at 64x64 (512 KiB
+# per sample) gets 256 (batched compute alone: 128 1.0-1.1k/s, 256 1.15k/s, 512 1.24k/s;
+# copies of a few tensors are alive at once)
+CHUNK_BYTES = 128 * 2**20
 
 
 def preferred_chunk(ctx: CampaignContext) -> int:
