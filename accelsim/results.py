@@ -226,36 +226,56 @@ def records_from_columns(columns: Mapping[str, Column]) -> list[dict[str, Any]]:
 
 def write_columns_csv(columns: Mapping[str, Column], path: str | Path) -> Path:
     """Columns as CSV, written atomically: byte for byte what :func:`write_records_csv` writes
-    for :func:`records_from_columns` of them (tested), assembled with numpy: each column's
-    cells as a fixed-width block of characters (the digits of every integer; the text of each
-    distinct value of the others — ``str`` of ints and bools, ``repr`` of floats, empty for
-    None, quoted as the csv module quotes) and, per row, the span of it that is text; the
-    blocks side by side with the separators, the spans selected in one pass — no Python work
-    per row."""
+    for :func:`records_from_columns` of them (tested), assembled without Python work per
+    row: each column's cells as a fixed-width block of characters (the digits of every
+    integer; the text of each distinct value of the others — ``str`` of ints and bools,
+    ``repr`` of floats, empty for None, quoted as the csv module quotes) and, per row, the
+    span of it that is the cell; one compiled pass copies the spans, row by row, with the
+    separators."""
     path = Path(path)
     names = list(columns)
     rows = len(next(iter(columns.values()))) if names else 0
     cells = [_cells(column) for column in columns.values()]
     if any(len(block) != rows for block, _, _ in cells):
         raise ValueError("columns of different lengths")
-    # every row: each column's block then its separator ("," or, after the last, "\n")
-    width = sum(block.shape[1] + 1 for block, _, _ in cells)
-    text = np.empty((rows, width), dtype=np.uint8)
-    keep = np.ones((rows, width), dtype=bool)
-    at = 0
-    for block, lo, hi in cells:
-        end = at + block.shape[1]
-        text[:, at:end] = block
-        position = np.arange(block.shape[1])
-        keep[:, at:end] = (position >= lo[:, None]) & (position < hi[:, None])
-        text[:, end] = ord(",")
-        at = end + 1
+    text = b""
     if names:
-        text[:, -1] = ord("\n")
+        blocks = np.concatenate([block for block, _, _ in cells], axis=1)
+        offsets = np.cumsum([0] + [block.shape[1] for block, _, _ in cells])[:-1]
+        lo = np.stack([first for _, first, _ in cells], axis=1) + offsets
+        hi = np.stack([end for _, _, end in cells], axis=1) + offsets
+        size = int(np.sum(hi - lo)) + rows * len(names)
+        text = _copy_spans()(blocks, lo, hi, np.empty(size, dtype=np.uint8)).tobytes()
     with atomic_file(path, "wb") as f:
         f.write(io_text_row(names).encode())
-        f.write(text[keep].tobytes())
+        f.write(text)
     return path
+
+
+def _spans_into(blocks, lo, hi, out):  # compiled by _copy_spans (Numba, cached)
+    at = 0
+    rows, cols = lo.shape
+    for r in range(rows):
+        for c in range(cols):
+            for k in range(lo[r, c], hi[r, c]):
+                out[at] = blocks[r, k]
+                at += 1
+            out[at] = 44 if c < cols - 1 else 10  # "," between cells, "\n" after the last
+            at += 1
+    return out
+
+
+_COMPILED: list = []
+
+
+def _copy_spans():
+    """:func:`_spans_into` compiled on first use (tables are written after the work, so the
+    import of Numba stays off the start-up path)."""
+    if not _COMPILED:
+        from numba import njit
+
+        _COMPILED.append(njit(cache=True, nogil=True)(_spans_into))
+    return _COMPILED[0]
 
 
 def io_text_row(values: list[Any]) -> str:
