@@ -226,82 +226,117 @@ def records_from_columns(columns: Mapping[str, Column]) -> list[dict[str, Any]]:
 
 def write_columns_csv(columns: Mapping[str, Column], path: str | Path) -> Path:
     """Columns as CSV, written atomically: byte for byte what :func:`write_records_csv` writes
-    for :func:`records_from_columns` of them (tested), assembled without Python work per
-    row: each column's cells as a fixed-width block of characters (the digits of every
-    integer; the text of each distinct value of the others — ``str`` of ints and bools,
-    ``repr`` of floats, empty for None, quoted as the csv module quotes) and, per row, the
-    span of it that is the cell; one compiled pass copies the spans, row by row, with the
-    separators."""
+    for :func:`records_from_columns` of them (tested), without Python work per row. Each
+    column becomes int64 values and, unless it holds integers, a few labels its values index
+    (the text of each distinct value, formatted once: ``str`` of ints and bools, ``repr`` of
+    floats, empty for None, quoted as the csv module quotes); one compiled pass then writes
+    every row — the digits of integers, the labels' bytes, the separators."""
     path = Path(path)
     names = list(columns)
     rows = len(next(iter(columns.values()))) if names else 0
-    cells = [_cells(column) for column in columns.values()]
-    if any(len(block) != rows for block, _, _ in cells):
+    prepared = [_prepared(column) for column in columns.values()]
+    if any(len(values) != rows for values, _, _ in prepared):
         raise ValueError("columns of different lengths")
     text = b""
     if names:
-        blocks = np.concatenate([block for block, _, _ in cells], axis=1)
-        offsets = np.cumsum([0] + [block.shape[1] for block, _, _ in cells])[:-1]
-        lo = np.stack([first for _, first, _ in cells], axis=1) + offsets
-        hi = np.stack([end for _, _, end in cells], axis=1) + offsets
-        size = int(np.sum(hi - lo)) + rows * len(names)
-        text = _copy_spans()(blocks, lo, hi, np.empty(size, dtype=np.uint8)).tobytes()
+        values = np.stack([v for v, _, _ in prepared], axis=1)
+        missing = np.stack([m for _, m, _ in prepared], axis=1)
+        texts = [
+            [_cell_text(label).encode() for label in labels or ()] for _, _, labels in prepared
+        ]
+        label_base = np.cumsum([0] + [len(t) for t in texts])[:-1].astype(np.int64)
+        is_label = np.array([labels is not None for _, _, labels in prepared])
+        flat = [t for column in texts for t in column]
+        sizes = np.array([len(t) for t in flat], dtype=np.int64)
+        starts = np.cumsum(sizes) - sizes
+        pool = np.frombuffer(b"".join(flat), dtype=np.uint8)
+        widest = [max((len(t) for t in column), default=0) for column in texts]
+        bound = rows * sum(w if is_label[j] else 20 for j, w in enumerate(widest))
+        out = np.empty(bound + rows * len(names), dtype=np.uint8)
+        size = _row_writer()(values, missing, is_label, label_base, starts, sizes, pool, out)
+        text = out[:size].tobytes()
     with atomic_file(path, "wb") as f:
         f.write(io_text_row(names).encode())
         f.write(text)
     return path
 
 
-def _spans_into(blocks, lo, hi, out):  # compiled by _copy_spans (Numba, cached)
+def _prepared(column: Column) -> tuple[np.ndarray, np.ndarray, tuple[Any, ...] | None]:
+    """A column as int64 values, where they are missing, and the labels they index (None:
+    the values are the integers to write)."""
+    if isinstance(column, Nullable):
+        values = np.asarray(column.values, dtype=np.int64)
+        return values, np.asarray(column.missing, dtype=bool), None
+    if isinstance(column, Categorical):
+        codes = np.asarray(column.codes, dtype=np.int64)
+        return codes, np.zeros(len(codes), dtype=bool), tuple(column.labels)
+    column = np.asarray(column)
+    none = np.zeros(len(column), dtype=bool)
+    if column.dtype == bool:
+        return column.astype(np.int64), none, (False, True)
+    if np.issubdtype(column.dtype, np.integer):
+        return column.astype(np.int64), none, None
+    distinct, codes = np.unique(column, return_inverse=True)  # floats: repr each distinct one
+    return codes.reshape(-1).astype(np.int64), none, tuple(distinct.tolist())
+
+
+def _write_rows(values, missing, is_label, label_base, starts, sizes, pool, out):
+    # compiled by _row_writer (Numba, cached): every row's cells, "," between, "\n" after
     at = 0
-    rows, cols = lo.shape
+    digits = np.empty(20, dtype=np.uint8)
+    rows, cols = values.shape
     for r in range(rows):
         for c in range(cols):
-            for k in range(lo[r, c], hi[r, c]):
-                out[at] = blocks[r, k]
-                at += 1
-            out[at] = 44 if c < cols - 1 else 10  # "," between cells, "\n" after the last
+            if missing[r, c]:
+                pass
+            elif is_label[c]:
+                label = label_base[c] + values[r, c]
+                first = starts[label]
+                for k in range(sizes[label]):
+                    out[at] = pool[first + k]
+                    at += 1
+            else:
+                value = values[r, c]
+                if value < 0:
+                    out[at] = 45  # "-"
+                    at += 1
+                # the magnitude's digits, last first (unsigned: the int64 minimum too)
+                rest = np.uint64(0) - np.uint64(value) if value < 0 else np.uint64(value)
+                count = 0
+                while True:
+                    digits[count] = 48 + np.uint8(rest % np.uint64(10))
+                    rest = rest // np.uint64(10)
+                    count += 1
+                    if rest == 0:
+                        break
+                for k in range(count - 1, -1, -1):
+                    out[at] = digits[k]
+                    at += 1
+            out[at] = 44 if c < cols - 1 else 10
             at += 1
-    return out
+    return at
 
 
 _COMPILED: list = []
 
 
-def _copy_spans():
-    """:func:`_spans_into` compiled on first use (tables are written after the work, so the
+def _row_writer():
+    """:func:`_write_rows` compiled on first use (tables are written after the work, so the
     import of Numba stays off the start-up path)."""
     if not _COMPILED:
         from numba import njit
 
-        _COMPILED.append(njit(cache=True, nogil=True)(_spans_into))
+        _COMPILED.append(njit(cache=True, nogil=True)(_write_rows))
     return _COMPILED[0]
 
 
 def io_text_row(values: list[Any]) -> str:
-    """One CSV row as the csv module writes it (with ``lineterminator="\\n"``)."""
+    """One CSV row as the csv module writes it (with ``lineterminator="\n"``)."""
     import io
 
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(values)
     return buffer.getvalue()
-
-
-def _cells(column: Column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A column's text: a ``(rows, width)`` block of characters, and the span ``[lo, hi)``
-    of each row that is its cell."""
-    if isinstance(column, Nullable):
-        block, lo, hi = _integer_cells(np.asarray(column.values, dtype=np.int64))
-        return block, np.where(column.missing, hi, lo), hi
-    if isinstance(column, Categorical):
-        return _label_cells(np.asarray(column.codes, dtype=np.int64), column.labels)
-    column = np.asarray(column)
-    if column.dtype == bool:
-        return _label_cells(column.astype(np.int64), (False, True))
-    if np.issubdtype(column.dtype, np.integer):
-        return _integer_cells(column.astype(np.int64))
-    distinct, codes = np.unique(column, return_inverse=True)  # floats: repr each distinct one
-    return _label_cells(codes.reshape(-1), tuple(distinct.tolist()))
 
 
 _QUOTED = frozenset(',"\r\n')  # what makes the csv module quote a str (QUOTE_MINIMAL)
@@ -316,30 +351,3 @@ def _cell_text(value: Any) -> str:
             return value
         return io_text_row([value, 0])[: -len(",0\n")]
     return str(value)  # int, bool, float: str (a float's shortest repr)
-
-
-def _label_cells(codes: np.ndarray, labels: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
-    texts = [_cell_text(label).encode() for label in labels]
-    width = max((len(t) for t in texts), default=0)
-    width = max(width, 1)
-    table = np.array(texts or [b""], dtype=f"S{width}").view(np.uint8).reshape(-1, width)
-    sizes = np.array([len(t) for t in texts] or [0], dtype=np.int64)
-    return table[codes], np.zeros(len(codes), dtype=np.int64), sizes[codes]
-
-
-def _integer_cells(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decimal text of int64s, right-aligned in a block as wide as the longest."""
-    negative = values < 0
-    magnitude = np.abs(values).astype(np.uint64)  # int64's minimum wraps to its magnitude
-    largest = int(magnitude.max()) if len(values) else 0
-    width = len(str(largest)) + 1  # the digits and a sign
-    block = np.full((len(values), width), ord("0"), dtype=np.uint8)
-    count = np.ones(len(values), dtype=np.int64)  # digits of each value (0 has one)
-    rest = magnitude
-    for place in range(width - 1, 0, -1):
-        block[:, place] += (rest % np.uint64(10)).astype(np.uint8)
-        rest = rest // np.uint64(10)
-        count += rest > 0
-    first = width - count - negative
-    block[np.flatnonzero(negative), first[negative]] = ord("-")
-    return block, first, np.full(len(values), width, dtype=np.int64)
