@@ -205,10 +205,17 @@ def _gathered(
 
 
 def _differing(
-    golden: Golden, samples: np.ndarray, name: str, rows: np.ndarray, values: np.ndarray
+    golden: Golden,
+    samples: np.ndarray,
+    name: str,
+    rows: np.ndarray,
+    values: np.ndarray,
+    reference: np.ndarray | None = None,
 ) -> DirtyRows:
-    """The rows of ``values`` (injections ``rows``) that differ from the golden ``name``."""
-    reference = golden.values[name][samples[rows]]
+    """The rows of ``values`` (injections ``rows``) that differ from the golden ``name``
+    (``reference``: its rows for ``rows``, if the caller has them already)."""
+    if reference is None:
+        reference = golden.values[name][samples[rows]]
     differs = np.any((values != reference).reshape(len(rows), -1), axis=1)
     return DirtyRows(rows[differs], values[differs])
 
@@ -357,7 +364,7 @@ def _clean_layer(
     )
     if channels is not None and len(channels):
         values[:, channels] = reference[:, channels]  # the redundant units' fault-free values
-    return _differing(golden, samples, node.output, injections, values)
+    return _differing(golden, samples, node.output, injections, values, reference)
 
 
 def _tiles_into(

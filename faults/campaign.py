@@ -550,6 +550,7 @@ def campaign(
     on_chunk: Callable[[ResultColumns], None] | None = None,
     context: CampaignContext | None = None,
     executor: Any = None,
+    chunk: int | None = None,
 ) -> CampaignResult:
     """Run (or resume) a fault campaign on ``workload``; defaults come from its ``faults:``.
 
@@ -558,7 +559,9 @@ def campaign(
     neurons (output channels per layer) recomputed by the redundant units. ``on_chunk``:
     called with each chunk's columns (:func:`injection_columns`) as it is logged — the
     logged ones first — for a live display at O(1) per chunk; ``on_result(i, result)`` the
-    same per injection, as a dict (:func:`injection_dicts`: per-injection cost).
+    same per injection, as a dict (:func:`injection_dicts`: per-injection cost). ``chunk``:
+    injections per chunk (computed together, one log block, one fsync); by default what
+    :func:`preferred_chunk` says, fewer to give each worker several.
     """
     import tempfile
 
@@ -599,6 +602,7 @@ def campaign(
             on_result=on_result,
             on_chunk=on_chunk,
             executor=executor,
+            chunk=chunk,
         )
 
     if out_dir is None:

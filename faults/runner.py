@@ -518,8 +518,11 @@ def _auto_workers(seconds_per_task: float, remaining: int, cores: int) -> int:
 
 
 def _auto_chunk(remaining: int, workers: int, preferred: int) -> int:
-    # several chunks per worker balance the load; a crash loses at most one chunk (64 tasks,
-    # or what a batched function prefers: its batches gain from size, :func:`_preferred_chunk`)
+    # several chunks per worker balance the load (one worker has nothing to balance: each
+    # chunk costs an fsync); a crash loses at most one chunk (64 tasks, or what a batched
+    # function prefers: its batches gain from size, :func:`_preferred_chunk`)
+    if workers == 1:
+        return max(1, min(preferred, remaining))
     return max(1, min(preferred, math.ceil(remaining / (4 * workers))))
 
 

@@ -139,7 +139,9 @@ def log_blocks(path: Path) -> tuple[bytes, list[bytes]]:
 
 def test_interrupted_campaign_resumes_to_the_same_summary(tmp_path, digits_context):
     workload, ctx = digits_context
-    whole = campaign(workload, injections=30, seed=5, context=ctx, out_dir=tmp_path / "whole")
+    whole = campaign(
+        workload, injections=30, seed=5, context=ctx, out_dir=tmp_path / "whole", chunk=8
+    )
     # an interrupted run: its log holds the first block (chunk) and half of the second
     header, blocks = log_blocks(tmp_path / "whole" / LOG_NAME)
     assert len(blocks) > 2
@@ -172,7 +174,9 @@ def test_a_torn_last_block_of_zeros_is_recomputed_and_a_damaged_inner_one_refuse
     tmp_path, digits_context
 ):
     workload, ctx = digits_context
-    whole = campaign(workload, injections=20, seed=2, context=ctx, out_dir=tmp_path / "whole")
+    whole = campaign(
+        workload, injections=20, seed=2, context=ctx, out_dir=tmp_path / "whole", chunk=8
+    )
     header, blocks = log_blocks(tmp_path / "whole" / LOG_NAME)
     torn = tmp_path / "torn"
     torn.mkdir()
