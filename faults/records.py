@@ -1,12 +1,14 @@
 """A campaign as flat tables: one row per injection (its outcome), one row per fault (where it
 struck), joined on ``injection``.
 
-``faults.jsonl`` is the campaign's resume log (:mod:`faults.runner`): a header line, then
-each finished injection's outcome with its faults' registers, layers and bits merged. The
-tables here are what to analyse: :class:`InjectionRecord` rows go to ``injections.csv``,
-:class:`FaultRecord` rows to ``faults.csv``, both next to ``faults.json``. The faults are
-drawn again from (seed, injection) — the same counter-based draw the injection used
-(:func:`faults.campaign.draw_batch`), so they are the faults that produced each outcome.
+``faults.log`` is the campaign's resume log (:mod:`faults.runner`): a header line, then a
+binary block per chunk holding its columns — one row per injection (its outcome), one per
+fault (where it struck). The tables here are what to analyse, built from those columns
+(:func:`injection_record_columns`, :func:`fault_record_columns`; :func:`injection_records`
+and :func:`fault_records` build the same rows from per-injection dicts and a fault table):
+:class:`InjectionRecord` rows go to ``injections.csv``, :class:`FaultRecord` rows to
+``faults.csv``, both next to ``faults.json`` (written by
+:func:`accelsim.results.write_columns_csv`, byte for byte the csv module's text).
 
 Per PE fault, ``masked_early`` says whether the injector dropped it without computing: every
 bit it hits hardened, or its flip reaches no output of its fold (the same test the injector
