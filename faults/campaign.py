@@ -115,6 +115,18 @@ class CampaignContext:
     settings: CampaignSettings
     protected: Mapping[str, np.ndarray] = field(default_factory=dict)
     _sampler: SiteSampler | None = field(default=None, repr=False)
+    _graph_hash: tuple[Any, str] | None = field(default=None, repr=False, compare=False)
+
+    def graph_hash(self, graph: Any) -> str:
+        """``graph.content_hash()`` (sha256 over every weight: 0.1 s for ResNet-18), computed
+        once per context for the graph last asked of — a context serves many campaigns;
+        graphs are not changed in place (a content hash keys caches everywhere)."""
+        if self._graph_hash is None or self._graph_hash[0] is not graph:
+            self._graph_hash = (graph, graph.content_hash())
+        return self._graph_hash[1]
+
+    def __getstate__(self) -> dict[str, Any]:  # workers need no hash (nor a second graph)
+        return {**self.__dict__, "_graph_hash": None}
 
     def sampler(self) -> SiteSampler:
         if self._sampler is None:
@@ -499,11 +511,19 @@ def summarize(columns: ResultColumns, layer_names: Sequence[str]) -> tuple[Tally
     return tally_of(injections), per_register, per_layer
 
 
-def campaign_key(workload: Workload, settings: CampaignSettings, samples: int, seed: int) -> str:
-    """Identifies a campaign: a log written for another key is refused, never mixed in."""
+def campaign_key(
+    workload: Workload,
+    settings: CampaignSettings,
+    samples: int,
+    seed: int,
+    *,
+    graph_hash: str | None = None,
+) -> str:
+    """Identifies a campaign: a log written for another key is refused, never mixed in.
+    ``graph_hash``: ``workload.graph.content_hash()`` if the caller has it."""
     blob = json.dumps(
         {
-            "graph": workload.graph.content_hash(),
+            "graph": graph_hash or workload.graph.content_hash(),
             "accelerator": workload.config.accelerator.model_dump(mode="json"),
             "settings": settings.to_dict(),
             "samples": samples,
@@ -588,7 +608,9 @@ def campaign(
             what="faults per inference at this rate",
         )
     n_samples = ctx.golden.samples
-    key = campaign_key(workload, settings, n_samples, seed)
+    key = campaign_key(
+        workload, settings, n_samples, seed, graph_hash=ctx.graph_hash(workload.graph)
+    )
 
     def execute(log_dir: Path) -> ResultColumns:
         return run_tasks(

@@ -6,6 +6,7 @@ the per-injection dict path's."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from faults.campaign import (
     LOG_NAME,
     CampaignSettings,
     campaign,
+    campaign_key,
     draw_batch,
     injection_columns,
     prepare,
@@ -274,3 +276,12 @@ def test_inject_cli_runs_and_writes_results(tmp_path):
     summary = json.loads((tmp_path / "faults.json").read_text())
     assert summary["injections"] == 10
     assert "SDC" in proc.stdout
+
+
+def test_the_context_hashes_the_graph_once_and_the_key_is_the_same(digits_context):
+    workload, ctx = digits_context
+    direct = campaign_key(workload, ctx.settings, ctx.golden.samples, 3)
+    cached = ctx.graph_hash(workload.graph)
+    assert ctx.graph_hash(workload.graph) is cached  # not hashed again
+    assert campaign_key(workload, ctx.settings, ctx.golden.samples, 3, graph_hash=cached) == direct
+    assert pickle.loads(pickle.dumps(ctx))._graph_hash is None  # workers get no copy
