@@ -37,7 +37,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from accelsim import executor
 from accelsim.datapath import gemm_output, lower_operands
@@ -349,8 +348,8 @@ def _clean_layer(
     injections, group_row = np.unique(group_owner, return_inverse=True)
     group_row = group_row.reshape(-1)
     stats.tiles_recomputed[injections] += np.bincount(group_row)
-    values = golden.values[node.output][samples[injections]]  # a copy: the tiles go in it
-    group_tiles = tile[starts]
+    reference = golden.values[node.output][samples[injections]]
+    values = reference.copy()
     _tiles_into(
         golden,
         node,
@@ -358,53 +357,14 @@ def _clean_layer(
         values,
         group_row,
         samples[group_owner],
-        group_tiles,
+        tile[starts],
         starts,
         ends,
         chain_rows,
     )
     if channels is not None and len(channels):
-        reference = golden.values[node.output][samples[injections]]
         values[:, channels] = reference[:, channels]  # the redundant units' fault-free values
-        return _differing(golden, samples, node.output, injections, values, reference)
-    # only the recomputed tiles can differ from the golden run: compare those alone
-    changed = np.zeros(len(injections), dtype=bool)
-    _tiles_changed(
-        values.reshape(len(values), -1),
-        golden.values[node.output].reshape(golden.samples, -1),
-        samples[injections],
-        group_row,
-        group_tiles,
-        golden.folds(node.name).tiles,
-        golden.schedules[node.name].shape.N,
-        golden.schedules[node.name].shape.M,
-        changed,
-    )
-    return DirtyRows(injections[changed], values[changed])
-
-
-@njit(cache=True)
-def _tiles_changed(
-    values, reference, sample_of_row, group_row, group_tile, tiles, channels_per_group, m, out
-):
-    """``out[r]``: does any recomputed tile of row ``r`` of ``values`` (rows laid out
-    (channel, pixel) as :func:`faults.tile_kernels.recompute_tile_groups` writes them) differ
-    from ``reference[sample_of_row[r]]``? Tiles as there: (group, m0, m1, n0, n1)."""
-    for i in range(group_tile.shape[0]):
-        r = group_row[i]
-        if out[r]:
-            continue
-        t = group_tile[i]
-        g, m0, m1, n0, n1 = tiles[t, 0], tiles[t, 1], tiles[t, 2], tiles[t, 3], tiles[t, 4]
-        s = sample_of_row[r]
-        for n in range(n0, n1):
-            base = (g * channels_per_group + n) * m
-            for p in range(base + m0, base + m1):
-                if values[r, p] != reference[s, p]:
-                    out[r] = True
-                    break
-            if out[r]:
-                break
+    return _differing(golden, samples, node.output, injections, values, reference)
 
 
 def _tiles_into(
