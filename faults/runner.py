@@ -188,8 +188,10 @@ class ResultColumns:
         tables = {}
         for t, columns in first.tables.items():
             joined = {name: np.concatenate([p.tables[t][name] for p in parts]) for name in columns}
-            order = np.argsort(joined["task"], kind="stable")
-            tables[t] = _take(joined, order)
+            task = joined["task"]
+            if len(task) > 1 and np.any(task[1:] < task[:-1]):  # chunks finished out of order
+                joined = _take(joined, np.argsort(task, kind="stable"))
+            tables[t] = joined
         return cls(tables)
 
     def to_bytes(self) -> bytes:
