@@ -221,9 +221,9 @@ NO_LABEL = -1  # ``correct`` / ``golden_correct`` of an unlabelled sample (else 
 # 58-77k/s, 1024 205k/s, 2048 228k/s; noisy on a shared machine, so no finer optimum)
 MAX_CHUNK = 2048
 # and a chunk's copy of one activation tensor stays below this: ResNet-18 at 64x64 (512 KiB
-# per sample) gets 256 (batched compute alone: 128 1.0-1.1k/s, 256 1.15k/s, 512 1.24k/s;
-# copies of a few tensors are alive at once)
-CHUNK_BYTES = 128 * 2**20
+# per sample) gets 512 (batched compute alone: 128 1.0-1.1k/s, 256 1.15k/s, 512 1.24k/s;
+# peak RSS of a chunk of 512: 774 MiB, of 256: 749 MiB; at 224x224, 16x larger, 32)
+CHUNK_BYTES = 256 * 2**20
 
 
 def preferred_chunk(ctx: CampaignContext) -> int:
