@@ -178,3 +178,176 @@ def write_records_csv(records: list[dict[str, Any]], path: str | Path) -> Path:
             writer.writeheader()
             writer.writerows(records)
     return path
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """A table column as codes into a few values: row ``i`` holds ``labels[codes[i]]``
+    (a str, bool, int, float or None) — how :func:`write_columns_csv` writes a column of
+    names or flags without a Python object per row."""
+
+    codes: np.ndarray
+    labels: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Nullable:
+    """An integer column with gaps: row ``i`` holds ``values[i]``, or None where ``missing``."""
+
+    values: np.ndarray
+    missing: np.ndarray
+
+
+# a column of write_columns_csv: integers, floats or bools as a numpy array, or the above
+Column = np.ndarray | Categorical | Nullable
+
+
+def column_values(column: Column) -> list[Any]:
+    """A column's cells as Python values (what a record holds: int, float, bool, str, None)."""
+    if isinstance(column, Categorical):
+        labels = column.labels
+        return [labels[c] for c in column.codes.tolist()]
+    if isinstance(column, Nullable):
+        return [
+            None if gap else value
+            for value, gap in zip(column.values.tolist(), column.missing.tolist(), strict=True)
+        ]
+    return np.asarray(column).tolist()
+
+
+def records_from_columns(columns: Mapping[str, Column]) -> list[dict[str, Any]]:
+    """The rows of ``columns`` as flat dicts, columns in order."""
+    names = list(columns)
+    return [
+        dict(zip(names, row, strict=True))
+        for row in zip(*(column_values(c) for c in columns.values()), strict=True)
+    ]
+
+
+def write_columns_csv(columns: Mapping[str, Column], path: str | Path) -> Path:
+    """Columns as CSV, written atomically: byte for byte what :func:`write_records_csv` writes
+    for :func:`records_from_columns` of them (tested), without Python work per row. Each
+    column becomes int64 values and, unless it holds integers, a few labels its values index
+    (the text of each distinct value, formatted once: ``str`` of ints and bools, ``repr`` of
+    floats, empty for None, quoted as the csv module quotes); one compiled pass then writes
+    every row — the digits of integers, the labels' bytes, the separators."""
+    path = Path(path)
+    names = list(columns)
+    rows = len(next(iter(columns.values()))) if names else 0
+    prepared = [_prepared(column) for column in columns.values()]
+    if any(len(values) != rows for values, _, _ in prepared):
+        raise ValueError("columns of different lengths")
+    text = b""
+    if names:
+        values = np.stack([v for v, _, _ in prepared], axis=1)
+        missing = np.stack([m for _, m, _ in prepared], axis=1)
+        texts = [
+            [_cell_text(label).encode() for label in labels or ()] for _, _, labels in prepared
+        ]
+        label_base = np.cumsum([0] + [len(t) for t in texts])[:-1].astype(np.int64)
+        is_label = np.array([labels is not None for _, _, labels in prepared])
+        flat = [t for column in texts for t in column]
+        sizes = np.array([len(t) for t in flat], dtype=np.int64)
+        starts = np.cumsum(sizes) - sizes
+        pool = np.frombuffer(b"".join(flat), dtype=np.uint8)
+        widest = [max((len(t) for t in column), default=0) for column in texts]
+        bound = rows * sum(w if is_label[j] else 20 for j, w in enumerate(widest))
+        out = np.empty(bound + rows * len(names), dtype=np.uint8)
+        size = _row_writer()(values, missing, is_label, label_base, starts, sizes, pool, out)
+        text = out[:size].tobytes()
+    with atomic_file(path, "wb") as f:
+        f.write(io_text_row(names).encode())
+        f.write(text)
+    return path
+
+
+def _prepared(column: Column) -> tuple[np.ndarray, np.ndarray, tuple[Any, ...] | None]:
+    """A column as int64 values, where they are missing, and the labels they index (None:
+    the values are the integers to write)."""
+    if isinstance(column, Nullable):
+        values = np.asarray(column.values, dtype=np.int64)
+        return values, np.asarray(column.missing, dtype=bool), None
+    if isinstance(column, Categorical):
+        codes = np.asarray(column.codes, dtype=np.int64)
+        return codes, np.zeros(len(codes), dtype=bool), tuple(column.labels)
+    column = np.asarray(column)
+    none = np.zeros(len(column), dtype=bool)
+    if column.dtype == bool:
+        return column.astype(np.int64), none, (False, True)
+    if np.issubdtype(column.dtype, np.integer):
+        return column.astype(np.int64), none, None
+    distinct, codes = np.unique(column, return_inverse=True)  # floats: repr each distinct one
+    return codes.reshape(-1).astype(np.int64), none, tuple(distinct.tolist())
+
+
+def _write_rows(values, missing, is_label, label_base, starts, sizes, pool, out):
+    # compiled by _row_writer (Numba, cached): every row's cells, "," between, "\n" after
+    at = 0
+    digits = np.empty(20, dtype=np.uint8)
+    rows, cols = values.shape
+    for r in range(rows):
+        for c in range(cols):
+            if missing[r, c]:
+                pass
+            elif is_label[c]:
+                label = label_base[c] + values[r, c]
+                first = starts[label]
+                for k in range(sizes[label]):
+                    out[at] = pool[first + k]
+                    at += 1
+            else:
+                value = values[r, c]
+                if value < 0:
+                    out[at] = 45  # "-"
+                    at += 1
+                # the magnitude's digits, last first (unsigned: the int64 minimum too)
+                rest = np.uint64(0) - np.uint64(value) if value < 0 else np.uint64(value)
+                count = 0
+                while True:
+                    digits[count] = 48 + np.uint8(rest % np.uint64(10))
+                    rest = rest // np.uint64(10)
+                    count += 1
+                    if rest == 0:
+                        break
+                for k in range(count - 1, -1, -1):
+                    out[at] = digits[k]
+                    at += 1
+            out[at] = 44 if c < cols - 1 else 10
+            at += 1
+    return at
+
+
+_COMPILED: list = []
+
+
+def _row_writer():
+    """:func:`_write_rows` compiled on first use (tables are written after the work, so the
+    import of Numba stays off the start-up path)."""
+    if not _COMPILED:
+        from numba import njit
+
+        _COMPILED.append(njit(cache=True, nogil=True)(_write_rows))
+    return _COMPILED[0]
+
+
+def io_text_row(values: list[Any]) -> str:
+    """One CSV row as the csv module writes it (with ``lineterminator="\n"``)."""
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
+
+
+_QUOTED = frozenset(',"\r\n')  # what makes the csv module quote a str (QUOTE_MINIMAL)
+
+
+def _cell_text(value: Any) -> str:
+    """One cell as the csv module writes it inside a row of several."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        if _QUOTED.isdisjoint(value):
+            return value
+        return io_text_row([value, 0])[: -len(",0\n")]
+    return str(value)  # int, bool, float: str (a float's shortest repr)

@@ -51,7 +51,7 @@ from .inject import (
     InjectionStats,
     fault_tile_groups,
     faulty_layer_outputs,
-    live_faults,
+    reaches_output,
     requantization,
     sram_faulty_layer,
 )
@@ -64,6 +64,60 @@ def fast_path(table: FaultTable, batch: int) -> np.ndarray:
     fast = np.ones(batch, dtype=bool)
     fast[table.injection[table.register >= len(PE_REGISTERS)]] = False
     return fast
+
+
+@dataclass(frozen=True)
+class ShortcutCounts:
+    """What the shortcuts saved, per injection of a batch (the fields of
+    :class:`faults.inject.InjectionStats`, one int64 array each): counted with array
+    operations, never an object per injection."""
+
+    faults: np.ndarray
+    masked_early: np.ndarray
+    tiles_recomputed: np.ndarray
+    layers_recomputed: np.ndarray
+
+    @classmethod
+    def zeros(cls, batch: int) -> ShortcutCounts:
+        return cls(*(np.zeros(batch, dtype=np.int64) for _ in range(4)))
+
+    def __len__(self) -> int:
+        return len(self.faults)
+
+    def absorb(self, injection: int, stats: InjectionStats) -> None:
+        """Add one injection's :class:`InjectionStats` (from a one-at-a-time path)."""
+        self.faults[injection] += stats.faults
+        self.masked_early[injection] += stats.masked_early
+        self.tiles_recomputed[injection] += stats.tiles_recomputed
+        self.layers_recomputed[injection] += stats.layers_recomputed
+
+    def to_stats(self) -> list[InjectionStats]:
+        return [
+            InjectionStats(*values)
+            for values in zip(
+                self.faults.tolist(),
+                self.masked_early.tolist(),
+                self.tiles_recomputed.tolist(),
+                self.layers_recomputed.tolist(),
+                strict=True,
+            )
+        ]
+
+
+def _live(
+    golden: Golden,
+    node: Node,
+    owner: np.ndarray,
+    fold: np.ndarray,
+    faults: np.ndarray,
+    counts: ShortcutCounts,
+) -> np.ndarray:
+    """:func:`faults.inject.live_faults` counting into ``counts``: which kernel rows can
+    change an output (hardened bits removed in place); the others are masked early."""
+    live = reaches_output(golden, node.name, fold, faults)
+    counts.faults[:] += np.bincount(owner, minlength=len(counts))
+    counts.masked_early[:] += np.bincount(owner[~live], minlength=len(counts))
+    return live
 
 
 @dataclass(frozen=True)
@@ -91,11 +145,23 @@ def faulty_outputs(
 ) -> tuple[np.ndarray, list[InjectionStats]]:
     """Network outputs ``(B, ...)`` of injections ``0..B-1`` (sample ``samples[i]``, faults
     the rows of ``table`` with ``injection == i``) and what each one's shortcuts saved."""
+    outputs, counts = counted_faulty_outputs(golden, samples, table, protected=protected)
+    return outputs, counts.to_stats()
+
+
+def counted_faulty_outputs(
+    golden: Golden,
+    samples: np.ndarray,
+    table: FaultTable,
+    *,
+    protected: Mapping[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, ShortcutCounts]:
+    """:func:`faulty_outputs` with what the shortcuts saved as :class:`ShortcutCounts`."""
     samples = np.asarray(samples, dtype=np.int64)
     batch = len(samples)
     protected = protected or {}
     graph = golden.graph
-    stats = [InjectionStats() for _ in range(batch)]
+    stats = ShortcutCounts.zeros(batch)
     layer_ids = {name: i for i, name in enumerate(table.layer_names)}
     sram = table.register >= len(PE_REGISTERS)
     last_use = {name: i for i, node in enumerate(graph.nodes) for name in node.inputs}
@@ -139,10 +205,17 @@ def _gathered(
 
 
 def _differing(
-    golden: Golden, samples: np.ndarray, name: str, rows: np.ndarray, values: np.ndarray
+    golden: Golden,
+    samples: np.ndarray,
+    name: str,
+    rows: np.ndarray,
+    values: np.ndarray,
+    reference: np.ndarray | None = None,
 ) -> DirtyRows:
-    """The rows of ``values`` (injections ``rows``) that differ from the golden ``name``."""
-    reference = golden.values[name][samples[rows]]
+    """The rows of ``values`` (injections ``rows``) that differ from the golden ``name``
+    (``reference``: its rows for ``rows``, if the caller has them already)."""
+    if reference is None:
+        reference = golden.values[name][samples[rows]]
     differs = np.any((values != reference).reshape(len(rows), -1), axis=1)
     return DirtyRows(rows[differs], values[differs])
 
@@ -163,7 +236,7 @@ def _fault_free_node(
     node: Node,
     samples: np.ndarray,
     dirty: Mapping[str, DirtyRows],
-    stats: list[InjectionStats],
+    stats: ShortcutCounts,
 ) -> DirtyRows:
     """A layer without faults (no conv2d/linear) for every injection whose input differs."""
     inputs = [dirty.get(name) for name in node.inputs]
@@ -171,8 +244,7 @@ def _fault_free_node(
     if not touched:
         return DirtyRows.none()
     rows = np.unique(np.concatenate(touched)) if len(touched) > 1 else touched[0]
-    for i in rows.tolist():
-        stats[i].layers_recomputed += 1
+    stats.layers_recomputed[rows] += 1
     values = executor.run_node(
         golden.graph,
         node,
@@ -189,7 +261,7 @@ def _gemm_layer(
     pe_rows: np.ndarray,
     sram_injections: np.ndarray,
     dirty_in: DirtyRows,
-    stats: list[InjectionStats],
+    stats: ShortcutCounts,
     channels: np.ndarray | None,
 ) -> DirtyRows:
     """A conv2d/linear layer for every injection it concerns: faults here or a dirty input.
@@ -247,7 +319,7 @@ def _clean_layer(
     owner: np.ndarray,
     fold: np.ndarray,
     faults: np.ndarray,
-    stats: list[InjectionStats],
+    stats: ShortcutCounts,
     channels: np.ndarray | None,
 ) -> DirtyRows:
     """The layer for injections with PE faults here and a fault-free input: each live fault's
@@ -256,13 +328,16 @@ def _clean_layer(
     :func:`faults.inject.faulty_layer_outputs` where the stacked operands would not fit."""
     a = golden.stacked_inputs(node)
     if a is None:
+        one_by_one = [InjectionStats() for _ in range(len(stats))]
         outs, injections = faulty_layer_outputs(
-            golden, node, samples, owner, fold, faults, stats, channels
+            golden, node, samples, owner, fold, faults, one_by_one, channels
         )
+        for i in np.unique(owner).tolist():
+            stats.absorb(i, one_by_one[i])
         if not injections:
             return DirtyRows.none()
         return DirtyRows(np.array(injections, dtype=np.int64), np.concatenate(outs))
-    live = live_faults(golden, node, owner, fold, faults, stats)
+    live = _live(golden, node, owner, fold, faults, stats)
     if not live.any():
         return DirtyRows.none()
     owner, tile, chain_rows, starts, ends = fault_tile_groups(
@@ -271,8 +346,8 @@ def _clean_layer(
     starts, ends = np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)
     group_owner = owner[starts]
     injections, group_row = np.unique(group_owner, return_inverse=True)
-    for i, tiles in zip(injections.tolist(), np.bincount(group_row).tolist()):
-        stats[i].tiles_recomputed += tiles
+    group_row = group_row.reshape(-1)
+    stats.tiles_recomputed[injections] += np.bincount(group_row)
     reference = golden.values[node.output][samples[injections]]
     values = reference.copy()
     _tiles_into(
@@ -289,7 +364,7 @@ def _clean_layer(
     )
     if channels is not None and len(channels):
         values[:, channels] = reference[:, channels]  # the redundant units' fault-free values
-    return _differing(golden, samples, node.output, injections, values)
+    return _differing(golden, samples, node.output, injections, values, reference)
 
 
 def _tiles_into(
@@ -346,7 +421,7 @@ def _sram_layer(
     table: FaultTable,
     injections: np.ndarray,
     dirty_in: DirtyRows,
-    stats: list[InjectionStats],
+    stats: ShortcutCounts,
     channels: np.ndarray | None,
 ) -> DirtyRows:
     """The layer for each injection with SRAM faults in it, one at a time (its PE faults in
@@ -357,19 +432,20 @@ def _sram_layer(
         sample = int(samples[i])
         here = [f for f in table.faults(i, sample=sample) if f.layer == node.name]
         x = dirty_in.values[dirty_at[i] : dirty_at[i] + 1] if i in dirty_at else None
-        stats[i].layers_recomputed += x is not None
+        one = InjectionStats(layers_recomputed=int(x is not None))
         values.append(
             sram_faulty_layer(
                 golden,
                 node,
                 sample,
                 [f for f in here if f.is_sram],
-                stats[i],
+                one,
                 pe_faults=inference_faults([f for f in here if not f.is_sram]).get(node.name),
                 x=x,
                 channels=channels,
             )
         )
+        stats.absorb(i, one)
     return _differing(golden, samples, node.output, injections, np.concatenate(values))
 
 
@@ -381,7 +457,7 @@ def _dirty_layer(
     owner: np.ndarray,
     fold: np.ndarray,
     faults: np.ndarray,
-    stats: list[InjectionStats],
+    stats: ShortcutCounts,
     channels: np.ndarray | None,
 ) -> DirtyRows:
     """The layer for the injections whose input differs from the golden run.
@@ -393,15 +469,14 @@ def _dirty_layer(
     other tiles are fault-free.
     """
     rows = dirty_in.injections
-    for i in rows.tolist():
-        stats[i].layers_recomputed += 1
+    stats.layers_recomputed[rows] += 1
     shape = gemm_shape(golden.graph, node, len(rows))
     ops = lower_operands(node, dirty_in.values, shape)
     fault_free_psums(shape, ops)
     values = gemm_output(node, ops, shape)
     if len(owner) == 0:
         return _differing(golden, samples, node.output, rows, values)
-    live = live_faults(golden, node, owner, fold, faults, stats)
+    live = _live(golden, node, owner, fold, faults, stats)
     if live.any():
         fault_free = values.copy() if channels is not None and len(channels) else None
         _recompute_tiles(golden, node, ops, values, rows, owner[live], fold[live], faults[live])

@@ -6,8 +6,10 @@ of faults at the configured rate, exactly one fault (``single``: for vulnerabili
 or the explicit plan — from its own counter-based random stream (:func:`faults.runner.task_words`
 keyed by (seed, i)), so results never depend on the number of workers or the chunking. The
 runner hands whole chunks of injections to :func:`run_injections`, which computes them
-together (:mod:`faults.batched`). Each result is appended to ``faults.jsonl`` as it completes;
-a restarted campaign resumes from it and a finished one is never recomputed. The summary
+together (:mod:`faults.batched`) as numpy columns (:func:`injection_columns`: one row per
+injection, one per fault). Each chunk is appended to ``faults.log`` as one binary block as it
+completes (:mod:`faults.runner`); a restarted campaign resumes from it and a finished one is
+never recomputed; tallies and tables are computed over the columns. The summary
 (``faults.json``) is written atomically, and so are the flat tables for pandas:
 ``injections.csv`` (one row per injection, its outcome) and ``faults.csv`` (one row per fault:
 layer, fold, register, PE, cycle, bit), see :mod:`faults.records`.
@@ -33,10 +35,12 @@ from accelsim.cost import register_widths
 from accelsim.executor import dequantize
 from accelsim.jsonio import write_json_atomic
 from accelsim.limits import refuse_over
-from accelsim.tables import dataframe, write_records_csv
+from accelsim.results import records_from_columns as records_of
+from accelsim.results import write_columns_csv
+from accelsim.tables import dataframe
 from accelsim.workload import Workload
 
-from .batched import faulty_outputs
+from .batched import counted_faulty_outputs
 from .exposure import Exposure, LayerExposure
 from .fault import PE_REGISTERS, REGISTERS, Fault, FaultTable, mask_bits
 from .inject import Golden, golden_run
@@ -45,15 +49,25 @@ from .records import (
     CAMPAIGN_SCHEMA_VERSION,
     FAULTS_CSV,
     INJECTIONS_CSV,
-    fault_records,
-    injection_records,
+    fault_record_columns,
+    injection_record_columns,
 )
-from .runner import BatchTaskFn, TaskSpec, run_tasks, task_words, words_below, words_uniform
+from .runner import (
+    TASKS,
+    BatchTaskFn,
+    ResultColumns,
+    TaskSpec,
+    run_tasks,
+    task_indices,
+    task_words,
+    words_below,
+    words_uniform,
+)
 from .sampling import SiteSampler
 from .sram import sram_word_bits, sram_words
 from .stats import Tally
 
-LOG_NAME = "faults.jsonl"
+LOG_NAME = "faults.log"  # binary: a JSON header line, then a block per chunk (faults.runner)
 SUMMARY_NAME = "faults.json"
 
 
@@ -101,6 +115,18 @@ class CampaignContext:
     settings: CampaignSettings
     protected: Mapping[str, np.ndarray] = field(default_factory=dict)
     _sampler: SiteSampler | None = field(default=None, repr=False)
+    _graph_hash: tuple[Any, str] | None = field(default=None, repr=False, compare=False)
+
+    def graph_hash(self, graph: Any) -> str:
+        """``graph.content_hash()`` (sha256 over every weight: 0.1 s for ResNet-18), computed
+        once per context for the graph last asked of — a context serves many campaigns;
+        graphs are not changed in place (a content hash keys caches everywhere)."""
+        if self._graph_hash is None or self._graph_hash[0] is not graph:
+            self._graph_hash = (graph, graph.content_hash())
+        return self._graph_hash[1]
+
+    def __getstate__(self) -> dict[str, Any]:  # workers need no hash (nor a second graph)
+        return {**self.__dict__, "_graph_hash": None}
 
     def sampler(self) -> SiteSampler:
         if self._sampler is None:
@@ -184,59 +210,167 @@ def draw_faults(task: TaskSpec, ctx: CampaignContext) -> tuple[int, list[Fault]]
     return int(samples[0]), table.faults(0, sample=int(samples[0]))
 
 
-def run_injections(tasks: Sequence[TaskSpec], ctx: CampaignContext) -> list[dict[str, Any]]:
-    """Faulty inferences of a chunk of injections and their outcomes, computed together
-    (:mod:`faults.batched`); each result depends only on its own task."""
-    if not tasks:
-        return []
-    seed = tasks[0].seed
-    samples, table = draw_batch([t.index for t in tasks], seed, ctx)
+# a chunk's columns (faults.runner.ResultColumns): one row per injection, one per fault
+INJECTION_TABLE, FAULT_TABLE = TASKS, "faults"
+# faults' columns in the log: the FaultTable's, ``layer`` indexing the golden run's GEMM layers
+FAULT_COLUMNS = ("layer", "fold", "register", "row", "col", "cycle", "mask", "kind")
+NO_LABEL = -1  # ``correct`` / ``golden_correct`` of an unlabelled sample (else 0 or 1)
+
+# the biggest chunk of injections computed together: where the batched kernels stop gaining
+# (bench/faults_speed.py, digits CNN single fault, serial, fastest of 3: chunks of 256
+# 58-77k/s, 1024 205k/s, 2048 228k/s; noisy on a shared machine, so no finer optimum)
+MAX_CHUNK = 2048
+# and a chunk's copy of one activation tensor stays below this: ResNet-18 at 64x64 (512 KiB
+# per sample) gets 512 (batched compute alone: 128 1.0-1.1k/s, 256 1.15k/s, 512 1.24k/s;
+# peak RSS of a chunk of 512: 774 MiB, of 256: 749 MiB; at 224x224, 16x larger, 32)
+CHUNK_BYTES = 256 * 2**20
+
+
+def preferred_chunk(ctx: CampaignContext) -> int:
+    """Injections per chunk for ``ctx``'s network: :data:`MAX_CHUNK`, fewer where one
+    sample's largest activation tensor times the chunk would exceed :data:`CHUNK_BYTES`."""
     golden = ctx.golden
-    outputs, stats = faulty_outputs(golden, samples, table, protected=ctx.protected)
-    batch = len(tasks)
+    per_sample = max(golden.values[name][:1].nbytes for name in golden.values)
+    return max(16, min(MAX_CHUNK, CHUNK_BYTES // max(per_sample, 1)))
+
+
+def layer_names_of(ctx: CampaignContext) -> tuple[str, ...]:
+    """The names the log's fault ``layer`` column indexes: the golden run's GEMM layers."""
+    return tuple(ctx.golden.schedules)
+
+
+def injection_columns(tasks: Sequence[TaskSpec], ctx: CampaignContext) -> ResultColumns:
+    """Faulty inferences of a chunk of injections and their outcomes, computed together
+    (:mod:`faults.batched`), as columns: one row per injection (sample, outcome, counts) and
+    one per fault (where it struck); each row depends only on its own task."""
+    index = task_indices(tasks)
+    batch = len(index)
+    if batch == 0:
+        return _empty_columns()
+    samples, table = draw_batch(index, tasks[0].seed, ctx)
+    golden = ctx.golden
+    outputs, counts = counted_faulty_outputs(golden, samples, table, protected=ctx.protected)
     reference = golden.values[golden.graph.output][samples]
     spec = golden.graph.tensors[golden.graph.output]
     diff = (dequantize(spec, outputs) - dequantize(spec, reference)).reshape(batch, -1)
-    rmse = np.sqrt(np.mean(diff * diff, axis=1))
-    masked = np.all((outputs == reference).reshape(batch, -1), axis=1)
     top1 = outputs.reshape(batch, -1).argmax(axis=1)
     golden_top1 = reference.reshape(batch, -1).argmax(axis=1)
-    labels = [None] * batch if ctx.labels is None else ctx.labels[samples].tolist()
-    bounds = np.searchsorted(table.injection, np.arange(batch + 1)).tolist()
-    # plain Python lists: per-injection work below touches no numpy scalars
-    registers = [REGISTERS[r] for r in table.register.tolist()]
-    layers = [table.layer_names[x] for x in table.layer.tolist()]
-    masks = table.mask.tolist()
-    samples_, masked_, rmse_ = samples.tolist(), masked.tolist(), rmse.tolist()
-    top1_, golden_top1_ = top1.tolist(), golden_top1.tolist()
+    if ctx.labels is None:
+        correct = golden_correct = np.full(batch, NO_LABEL, dtype=np.int8)
+    else:
+        labels = ctx.labels[samples]
+        correct = (top1 == labels).astype(np.int8)
+        golden_correct = (golden_top1 == labels).astype(np.int8)
+    injections = {
+        "task": index,
+        "sample": samples.astype(np.int64),
+        "faults": np.bincount(table.injection, minlength=batch).astype(np.int64),
+        "masked": np.all((outputs == reference).reshape(batch, -1), axis=1),
+        "top1_changed": top1 != golden_top1,
+        "correct": correct,
+        "golden_correct": golden_correct,
+        "rmse": np.sqrt(np.mean(diff * diff, axis=1)).astype(np.float64),
+        "masked_early": counts.masked_early,
+        "tiles_recomputed": counts.tiles_recomputed,
+        "layers_recomputed": counts.layers_recomputed,
+    }
+    names = {name: i for i, name in enumerate(layer_names_of(ctx))}
+    to_golden_layer = np.array([names[n] for n in table.layer_names], dtype=np.int64)
+    faults = {"task": index[table.injection]}
+    for name in FAULT_COLUMNS:
+        column = getattr(table, name).astype(np.int64, copy=False)
+        faults[name] = to_golden_layer[column] if name == "layer" else column
+    return ResultColumns({INJECTION_TABLE: injections, FAULT_TABLE: faults})
+
+
+def _empty_columns() -> ResultColumns:
+    ints = np.zeros(0, dtype=np.int64)
+    flags, labels = np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int8)
+    injections = {
+        "task": ints,
+        "sample": ints,
+        "faults": ints,
+        "masked": flags,
+        "top1_changed": flags,
+        "correct": labels,
+        "golden_correct": labels,
+        "rmse": np.zeros(0, dtype=np.float64),
+        "masked_early": ints,
+        "tiles_recomputed": ints,
+        "layers_recomputed": ints,
+    }
+    faults = {"task": ints, **{name: ints for name in FAULT_COLUMNS}}
+    return ResultColumns({INJECTION_TABLE: injections, FAULT_TABLE: faults})
+
+
+def injection_dicts(
+    columns: ResultColumns, layer_names: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """The per-injection results of ``columns`` as the JSON-native dicts of the generic path:
+    sample, faults, the register classes, layers and bits its faults hit (merged), the
+    outcome and the shortcuts' counts. ``layer_names``: what the faults' ``layer`` indexes
+    (the golden run's GEMM layers, :func:`layer_names_of`)."""
+    inj, flt = columns.tables[INJECTION_TABLE], columns.tables[FAULT_TABLE]
+    bounds = np.searchsorted(flt["task"], inj["task"], side="left").tolist()
+    ends = np.searchsorted(flt["task"], inj["task"], side="right").tolist()
+    registers = [REGISTERS[r] for r in flt["register"].tolist()]
+    names = layer_names or ()
+    layers = [names[x] for x in flt["layer"].tolist()] if len(flt["layer"]) else []
+    masks = flt["mask"].tolist()
+    label = {NO_LABEL: None, 0: False, 1: True}
+    rows = zip(
+        inj["sample"].tolist(),
+        inj["masked"].tolist(),
+        inj["top1_changed"].tolist(),
+        inj["correct"].tolist(),
+        inj["golden_correct"].tolist(),
+        inj["rmse"].tolist(),
+        inj["masked_early"].tolist(),
+        inj["tiles_recomputed"].tolist(),
+        inj["layers_recomputed"].tolist(),
+        strict=True,
+    )
     results = []
-    for i in range(batch):
-        lo, hi = bounds[i], bounds[i + 1]
+    for i, (sample, masked, changed, correct, golden, rmse, early, tiles, later) in enumerate(rows):
+        lo, hi = bounds[i], ends[i]
         union = 0
         for mask in masks[lo:hi]:
             union |= mask
-        label = labels[i]
         results.append(
             {
-                "sample": samples_[i],
+                "sample": sample,
                 "faults": hi - lo,
                 "registers": sorted(set(registers[lo:hi])),
                 "layers": sorted(set(layers[lo:hi])),
                 "bits": list(mask_bits(union)),
-                "masked": masked_[i],
-                "top1_changed": top1_[i] != golden_top1_[i],
-                "correct": None if label is None else top1_[i] == label,
-                "golden_correct": None if label is None else golden_top1_[i] == label,
-                "rmse": rmse_[i],
-                "masked_early": stats[i].masked_early,
-                "tiles_recomputed": stats[i].tiles_recomputed,
-                "layers_recomputed": stats[i].layers_recomputed,
+                "masked": masked,
+                "top1_changed": changed,
+                "correct": label[correct],
+                "golden_correct": label[golden],
+                "rmse": rmse,
+                "masked_early": early,
+                "tiles_recomputed": tiles,
+                "layers_recomputed": later,
             }
         )
     return results
 
 
-run_injection = BatchTaskFn(run_injections)  # one injection, or whole chunks for the runner
+def run_injections(tasks: Sequence[TaskSpec], ctx: CampaignContext) -> list[dict[str, Any]]:
+    """:func:`injection_columns` as one dict per injection (:func:`injection_dicts`)."""
+    return injection_rows(injection_columns(tasks, ctx), ctx)
+
+
+def injection_rows(columns: ResultColumns, ctx: CampaignContext) -> list[dict[str, Any]]:
+    """:func:`injection_dicts` with ``ctx``'s layer names (the runner's ``rows``)."""
+    return injection_dicts(columns, layer_names_of(ctx))
+
+
+run_injection = BatchTaskFn(
+    injection_columns,
+    rows=injection_rows,
+    chunk=preferred_chunk,
+)  # one injection (a dict), or whole chunks (columns) for the runner
 
 
 @dataclass(frozen=True)
@@ -256,9 +390,18 @@ class CampaignResult:
     tiles_recomputed: int
     layers_recomputed: int
     golden_accuracy: float | None
-    results: tuple[dict[str, Any], ...] = field(repr=False, default=())
-    # what drew the faults (to list them again, :meth:`fault_records`); not part of the data
+    # every injection's outcome and faults (faults.runner.ResultColumns: what the log holds)
+    columns: ResultColumns | None = field(repr=False, default=None)
+    layer_names: tuple[str, ...] = field(repr=False, default=())  # what fault ``layer`` indexes
+    # what drew the faults (to tell which were masked early); not part of the data
     context: CampaignContext | None = field(repr=False, compare=False, default=None)
+
+    @property
+    def results(self) -> tuple[dict[str, Any], ...]:
+        """One dict per injection, task order (:func:`injection_dicts`): built on demand."""
+        if self.columns is None:
+            return ()
+        return tuple(injection_dicts(self.columns, self.layer_names))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -281,30 +424,38 @@ class CampaignResult:
 
     def to_records(self) -> list[dict[str, Any]]:
         """One flat dict per injection, its outcome (:class:`faults.records.InjectionRecord`)."""
-        return injection_records(self.results)
+        return records_of(self._record_columns("injections"))
 
     def fault_records(self) -> list[dict[str, Any]]:
         """One flat dict per fault: where it struck and its injection's outcome
-        (:class:`faults.records.FaultRecord`), drawn again from (seed, injection)."""
-        if self.context is None:
-            raise ValueError("this result holds no campaign context to draw its faults from")
-        _, table = draw_batch(range(len(self.results)), self.seed, self.context)
-        return fault_records(table, self.results, self.context.golden)
+        (:class:`faults.records.FaultRecord`), from the columns the campaign logged."""
+        return records_of(self._record_columns("faults"))
+
+    def _record_columns(self, table: str) -> dict[str, list[Any]]:
+        if self.columns is None:
+            raise ValueError("this result holds no injections")
+        if table == "injections":
+            return injection_record_columns(self.columns)
+        golden = None if self.context is None else self.context.golden
+        return fault_record_columns(self.columns, self.layer_names, golden)
 
     def to_dataframe(self, table: str = "injections") -> Any:
         """``table`` (``injections`` or ``faults``) as a ``pandas.DataFrame``."""
         return dataframe(self._table(table), what="CampaignResult")
 
     def to_csv(self, path: str | Path, table: str = "injections") -> Path:
-        """Write ``table`` (``injections`` or ``faults``) as CSV."""
-        return write_records_csv(self._table(table), path)
+        """Write ``table`` (``injections`` or ``faults``) as CSV (from the columns: the same
+        text as :func:`accelsim.tables.write_records_csv` of the records)."""
+        return write_columns_csv(self._record_columns(self._check_table(table)), path)
 
     def _table(self, table: str) -> list[dict[str, Any]]:
-        if table == "injections":
-            return self.to_records()
-        if table == "faults":
-            return self.fault_records()
-        raise ValueError(f"table {table!r} is not one of injections, faults")
+        return records_of(self._record_columns(self._check_table(table)))
+
+    @staticmethod
+    def _check_table(table: str) -> str:
+        if table not in ("injections", "faults"):
+            raise ValueError(f"table {table!r} is not one of injections, faults")
+        return table
 
     def write_tables(self, out_dir: str | Path) -> None:
         """``injections.csv`` and ``faults.csv`` in ``out_dir`` (atomically)."""
@@ -312,34 +463,65 @@ class CampaignResult:
         self.to_csv(Path(out_dir) / FAULTS_CSV, "faults")
 
 
-def _add(tally: Tally, r: Mapping[str, Any]) -> None:
-    tally.add(
-        masked=r["masked"],
-        top1_changed=r["top1_changed"],
-        rmse=r["rmse"],
-        correct=r["correct"],
-        golden_correct=r["golden_correct"],
+def tally_of(injections: Mapping[str, np.ndarray], rows: np.ndarray | slice = slice(None)) -> Tally:
+    """The :class:`faults.stats.Tally` of injections ``rows`` of an injection table, by
+    counting over its columns; the RMSE moments in two passes (mean, then the sum of squared
+    deviations) in task order, so the same rows give the same bits however they were chunked."""
+    masked = injections["masked"][rows]
+    changed = injections["top1_changed"][rows]
+    correct = injections["correct"][rows]
+    golden_correct = injections["golden_correct"][rows]
+    rmse = injections["rmse"][rows]
+    count = len(masked)
+    mean = float(np.mean(rmse)) if count else 0.0
+    return Tally(
+        count=count,
+        masked=int(np.count_nonzero(masked)),
+        corrupted=count - int(np.count_nonzero(masked)),
+        sdc=int(np.count_nonzero(changed)),
+        critical_sdc=int(np.count_nonzero(changed & (golden_correct == 1))),
+        labelled=int(np.count_nonzero(correct != NO_LABEL)),
+        correct=int(np.count_nonzero(correct == 1)),
+        rmse_mean=mean,
+        rmse_m2=float(np.sum((rmse - mean) ** 2)) if count else 0.0,
     )
 
 
-def summarize(results: Sequence[Mapping[str, Any]]) -> tuple[Tally, dict, dict]:
+def summarize(columns: ResultColumns, layer_names: Sequence[str]) -> tuple[Tally, dict, dict]:
     """Overall tally and per register class / per layer tallies (an injection with faults in
-    several classes or layers counts in each)."""
-    total, per_register, per_layer = Tally(), {}, {}
-    for r in results:
-        _add(total, r)
-        for name in r["registers"]:
-            _add(per_register.setdefault(name, Tally()), r)
-        for name in r["layers"]:
-            _add(per_layer.setdefault(name, Tally()), r)
-    return total, per_register, per_layer
+    several classes or layers counts in each once), over a campaign's columns."""
+    injections, faults = columns.tables[INJECTION_TABLE], columns.tables[FAULT_TABLE]
+    owner = np.searchsorted(injections["task"], faults["task"])  # injection row of each fault
+    n = max(len(injections["task"]), 1)
+
+    def grouped(codes: np.ndarray, names: Sequence[str]) -> dict[str, Tally]:
+        pairs = np.unique(codes * n + owner)  # (code, injection) once each, by code
+        code, row = np.divmod(pairs, n)
+        starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if len(code) else []
+        bounds = [*list(starts), len(code)]
+        return {
+            names[int(code[lo])]: tally_of(injections, row[lo:hi])
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+        }
+
+    per_register = grouped(faults["register"], REGISTERS)
+    per_layer = grouped(faults["layer"], layer_names)
+    return tally_of(injections), per_register, per_layer
 
 
-def campaign_key(workload: Workload, settings: CampaignSettings, samples: int, seed: int) -> str:
-    """Identifies a campaign: a log written for another key is refused, never mixed in."""
+def campaign_key(
+    workload: Workload,
+    settings: CampaignSettings,
+    samples: int,
+    seed: int,
+    *,
+    graph_hash: str | None = None,
+) -> str:
+    """Identifies a campaign: a log written for another key is refused, never mixed in.
+    ``graph_hash``: ``workload.graph.content_hash()`` if the caller has it."""
     blob = json.dumps(
         {
-            "graph": workload.graph.content_hash(),
+            "graph": graph_hash or workload.graph.content_hash(),
             "accelerator": workload.config.accelerator.model_dump(mode="json"),
             "settings": settings.to_dict(),
             "samples": samples,
@@ -383,14 +565,21 @@ def campaign(
     out_dir: str | Path | None = None,
     protected: Mapping[str, np.ndarray] | None = None,
     on_result: Callable[[int, dict[str, Any]], None] | None = None,
+    on_chunk: Callable[[ResultColumns], None] | None = None,
     context: CampaignContext | None = None,
     executor: Any = None,
+    chunk: int | None = None,
 ) -> CampaignResult:
     """Run (or resume) a fault campaign on ``workload``; defaults come from its ``faults:``.
 
-    ``out_dir``: where ``faults.jsonl`` (appended as injections finish) and ``faults.json``
+    ``out_dir``: where ``faults.log`` (appended as injections finish) and ``faults.json``
     go; without it the log lives in a temporary folder and nothing is kept. ``protected``:
-    neurons (output channels per layer) recomputed by the redundant units.
+    neurons (output channels per layer) recomputed by the redundant units. ``on_chunk``:
+    called with each chunk's columns (:func:`injection_columns`) as it is logged — the
+    logged ones first — for a live display at O(1) per chunk; ``on_result(i, result)`` the
+    same per injection, as a dict (:func:`injection_dicts`: per-injection cost). ``chunk``:
+    injections per chunk (computed together, one log block, one fsync); by default what
+    :func:`preferred_chunk` says, fewer to give each worker several.
     """
     import tempfile
 
@@ -417,9 +606,11 @@ def campaign(
             what="faults per inference at this rate",
         )
     n_samples = ctx.golden.samples
-    key = campaign_key(workload, settings, n_samples, seed)
+    key = campaign_key(
+        workload, settings, n_samples, seed, graph_hash=ctx.graph_hash(workload.graph)
+    )
 
-    def execute(log_dir: Path) -> list[dict[str, Any]]:
+    def execute(log_dir: Path) -> ResultColumns:
         return run_tasks(
             run_injection,
             injections,
@@ -429,15 +620,17 @@ def campaign(
             context=ctx,
             run_key=key,
             on_result=on_result,
+            on_chunk=on_chunk,
             executor=executor,
+            chunk=chunk,
         )
 
     if out_dir is None:
         with tempfile.TemporaryDirectory() as tmp:
-            results = execute(Path(tmp))
+            columns = execute(Path(tmp))
     else:
-        results = execute(Path(out_dir))
-    result = _result(workload, ctx, settings, seed, results)
+        columns = execute(Path(out_dir))
+    result = _result(workload, ctx, settings, seed, columns)
     if out_dir is not None:
         result.write_tables(out_dir)
         write_json_atomic(Path(out_dir) / SUMMARY_NAME, result.to_dict())
@@ -449,9 +642,11 @@ def _result(
     ctx: CampaignContext,
     settings: CampaignSettings,
     seed: int,
-    results: list[dict[str, Any]],
+    columns: ResultColumns,
 ) -> CampaignResult:
-    total, per_register, per_layer = summarize(results)
+    layer_names = layer_names_of(ctx)
+    total, per_register, per_layer = summarize(columns, layer_names)
+    injections = columns.tables[INJECTION_TABLE]
     golden_accuracy = None
     if ctx.labels is not None:
         predictions = ctx.golden.outputs.reshape(ctx.golden.samples, -1).argmax(axis=1)
@@ -459,20 +654,22 @@ def _result(
     expected = None
     if settings.mode == "rate":
         expected = settings.rate * ctx.sampler().total
+    count = len(columns)
     return CampaignResult(
         workload=workload.name,
-        injections=len(results),
+        injections=count,
         seed=seed,
         settings=settings,
         summary=total.summary(),
         per_register={k: v.summary() for k, v in sorted(per_register.items())},
         per_layer={k: per_layer[k].summary() for k in ctx.golden.schedules if k in per_layer},
-        faults_per_inference=float(np.mean([r["faults"] for r in results])) if results else 0.0,
+        faults_per_inference=float(np.mean(injections["faults"])) if count else 0.0,
         expected_faults_per_inference=expected,
-        masked_early=sum(r["masked_early"] for r in results),
-        tiles_recomputed=sum(r["tiles_recomputed"] for r in results),
-        layers_recomputed=sum(r["layers_recomputed"] for r in results),
+        masked_early=int(np.sum(injections["masked_early"])),
+        tiles_recomputed=int(np.sum(injections["tiles_recomputed"])),
+        layers_recomputed=int(np.sum(injections["layers_recomputed"])),
         golden_accuracy=golden_accuracy,
-        results=tuple(results),
+        columns=columns,
+        layer_names=layer_names,
         context=ctx,
     )

@@ -36,6 +36,13 @@ class LiveTally:
             masked=result["masked"], top1_changed=result["top1_changed"], rmse=result["rmse"]
         )
 
+    def add_chunk(self, columns) -> None:
+        """A chunk of a campaign's columns (:func:`faults.campaign.injection_columns`): its
+        counts at once, O(1) Python work per chunk."""
+        from .campaign import INJECTION_TABLE, tally_of
+
+        self.tally = self.tally.merge(tally_of(columns.tables[INJECTION_TABLE]))
+
     def sdc_text(self) -> str:
         """``1.98% [1.63%, 2.40%]``: the SDC rate so far with its Wilson interval."""
         from .report import rate_text
@@ -77,7 +84,7 @@ def run_campaign_with_progress(
         TimeRemainingColumn,
     )
 
-    from .campaign import CampaignSettings, campaign, prepare
+    from .campaign import LOG_NAME, CampaignSettings, campaign, prepare
     from .report import render_campaign
 
     cfg = workload.config.faults
@@ -98,13 +105,13 @@ def run_campaign_with_progress(
         context = prepare(workload, settings, samples=cfg.samples, protected=protected)
         progress.update(task, description="faulty inferences")
 
-        def on_result(index: int, result: dict[str, Any]) -> None:
-            running.add(result)
+        def on_chunk(columns) -> None:
+            running.add_chunk(columns)
             sdc = running.sdc_text_if_due()
             if sdc is None:
-                progress.advance(task)
+                progress.advance(task, len(columns))
             else:
-                progress.update(task, advance=1, sdc=sdc)
+                progress.update(task, advance=len(columns), sdc=sdc)
 
         from .campaign import run_injection
         from .dask_executor import executor_from_options
@@ -120,7 +127,7 @@ def run_campaign_with_progress(
                 workers=workers,
                 out_dir=out_dir,
                 context=context,
-                on_result=on_result,
+                on_chunk=on_chunk,
                 executor=executor,
             )
         finally:
@@ -129,8 +136,8 @@ def run_campaign_with_progress(
         progress.update(task, sdc=running.sdc_text())  # the last figure, whenever it came
     console.print(render_campaign(result))
     console.print(
-        f"wrote [bold]{Path(out_dir) / 'faults.json'}[/] and the per-injection log "
-        f"[bold]{Path(out_dir) / 'faults.jsonl'}[/]"
+        f"wrote [bold]{Path(out_dir) / 'faults.json'}[/] and the resume log "
+        f"[bold]{Path(out_dir) / LOG_NAME}[/]"
     )
     return result.to_dict()
 

@@ -13,9 +13,10 @@ each chunk of task indices to a Dask worker as one *shard*. The design:
   do not depend on which worker ran what. The Dask key of a shard is derived from the same
   data, so a shard resubmitted while its result is still held is not recomputed.
 * **Results stream back through the runner.** Each shard resolves a
-  ``concurrent.futures.Future`` of ``[(index, result JSON text), ...]``; ``run_tasks`` appends
-  it to the same JSONL log as the serial and process-pool executors do, so a campaign started
-  on one executor resumes on another.
+  ``concurrent.futures.Future`` of its chunk's results (``[(index, result JSON text), ...]``,
+  or a columnar function's :class:`faults.runner.ResultColumns`); ``run_tasks`` appends it to
+  the same log as the serial and process-pool executors do, so a campaign started on one
+  executor resumes on another.
 * **Workers may die.** A shard whose worker dies is rescheduled by the scheduler on another
   worker (up to ``distributed.scheduler.allowed-failures`` deaths); shards are submitted with
   ``retries=2`` so a task that raises (e.g. a worker out of memory) is also re-run. A shard
@@ -117,7 +118,8 @@ class DaskExecutor:
         return f"accelsim-shard-{self.run_key or 'run'}-{shard.indices[0]}-{token}"
 
     def submit(self, chunk: Sequence[int]) -> Future[ChunkResult]:
-        """Send ``chunk`` as one shard; the returned future yields its ``(index, json)`` pairs."""
+        """Send ``chunk`` as one shard; the returned future yields its results (``(index,
+        json)`` pairs, or columns)."""
         shard = Shard(seed=self.seed, indices=tuple(int(i) for i in chunk), run_key=self.run_key)
         result: Future[ChunkResult] = Future()
         if not shard.indices:

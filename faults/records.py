@@ -1,12 +1,14 @@
 """A campaign as flat tables: one row per injection (its outcome), one row per fault (where it
 struck), joined on ``injection``.
 
-``faults.jsonl`` is the campaign's resume log (:mod:`faults.runner`): a header line, then
-each finished injection's outcome with its faults' registers, layers and bits merged. The
-tables here are what to analyse: :class:`InjectionRecord` rows go to ``injections.csv``,
-:class:`FaultRecord` rows to ``faults.csv``, both next to ``faults.json``. The faults are
-drawn again from (seed, injection) — the same counter-based draw the injection used
-(:func:`faults.campaign.draw_batch`), so they are the faults that produced each outcome.
+``faults.log`` is the campaign's resume log (:mod:`faults.runner`): a header line, then a
+binary block per chunk holding its columns — one row per injection (its outcome), one per
+fault (where it struck). The tables here are what to analyse, built from those columns
+(:func:`injection_record_columns`, :func:`fault_record_columns`; :func:`injection_records`
+and :func:`fault_records` build the same rows from per-injection dicts and a fault table):
+:class:`InjectionRecord` rows go to ``injections.csv``, :class:`FaultRecord` rows to
+``faults.csv``, both next to ``faults.json`` (written by
+:func:`accelsim.results.write_columns_csv`, byte for byte the csv module's text).
 
 Per PE fault, ``masked_early`` says whether the injector dropped it without computing: every
 bit it hits hardened, or its flip reaches no output of its fold (the same test the injector
@@ -23,10 +25,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from accelsim.results import Categorical, Column, Nullable
 from accelsim.schemas import Document
 
 from .fault import REGISTERS, SRAM_REGISTERS, FaultTable, mask_bits
 from .inject import Golden, reaches_output
+from .runner import TASKS
 
 INJECTIONS_CSV = "injections.csv"
 FAULTS_CSV = "faults.csv"
@@ -122,16 +126,9 @@ def injection_records(results: Sequence[Mapping[str, Any]]) -> list[dict[str, An
 
 def masked_early(golden: Golden, table: FaultTable) -> list[bool | None]:
     """Per fault of ``table``: could it not reach an output (None for SRAM faults)?"""
-    early: list[bool | None] = [None] * len(table.injection)
-    pe = ~np.isin(table.register, [REGISTERS.index(r) for r in SRAM_REGISTERS])
-    for layer_index in np.unique(table.layer[pe]):
-        rows = np.flatnonzero(pe & (table.layer == layer_index))
-        live = reaches_output(
-            golden, table.layer_names[layer_index], table.fold[rows], table.kernel_rows(rows)
-        )
-        for j, is_live in zip(rows.tolist(), live.tolist(), strict=True):
-            early[j] = not is_live
-    return early
+    sram = np.isin(table.register, [REGISTERS.index(r) for r in SRAM_REGISTERS])
+    flags = masked_early_flags(golden, table).astype(bool).tolist()
+    return [None if s else f for s, f in zip(sram.tolist(), flags, strict=True)]
 
 
 def fault_records(
@@ -191,6 +188,97 @@ def fault_records(
         )
         records.append(dict(zip(FAULT_COLUMNS, values, strict=True)))
     return records
+
+
+def injection_record_columns(columns: Any) -> dict[str, Column]:
+    """The :class:`InjectionRecord` table of a campaign's columns
+    (:class:`faults.runner.ResultColumns`, :func:`faults.campaign.injection_columns`), column
+    by column: the rows :func:`injection_records` builds from the per-injection dicts."""
+    inj = columns.tables[TASKS]
+    golden = inj["golden_correct"].astype(np.int64)
+    changed = inj["top1_changed"]
+    critical = np.where(golden < 0, 0, 1 + (changed & (golden == 1)))
+    values = (
+        inj["task"],
+        inj["sample"],
+        inj["faults"],
+        inj["masked"],
+        changed,
+        Categorical(critical, _NULLABLE_BOOL),
+        Categorical(inj["correct"].astype(np.int64) + 1, _NULLABLE_BOOL),
+        Categorical(golden + 1, _NULLABLE_BOOL),
+        inj["rmse"],
+        inj["masked_early"],
+        inj["tiles_recomputed"],
+        inj["layers_recomputed"],
+    )
+    return dict(zip(INJECTION_COLUMNS, values, strict=True))
+
+
+_NULLABLE_BOOL = (None, False, True)  # codes 0, 1, 2
+
+
+def fault_record_columns(
+    columns: Any, layer_names: Sequence[str], golden: Golden | None = None
+) -> dict[str, Column]:
+    """The :class:`FaultRecord` table of a campaign's columns (as :func:`fault_records` builds
+    it from a fault table and the per-injection dicts), column by column. ``layer_names``:
+    what the faults' ``layer`` column indexes; ``golden``: to tell which faults were masked
+    early (else None in that column)."""
+    from .fault import FAULT_KINDS
+
+    inj, flt = columns.tables[TASKS], columns.tables["faults"]
+    owner = np.searchsorted(inj["task"], flt["task"])  # injection row of each fault
+    nth = np.arange(len(owner)) - np.searchsorted(owner, owner)  # rows grouped by injection
+    register = flt["register"]
+    in_sram = np.isin(register, [REGISTERS.index(r) for r in SRAM_REGISTERS])
+    masks, mask_code = np.unique(flt["mask"], return_inverse=True)
+    bits = [mask_bits(m) for m in masks.tolist()]
+    mask_code = mask_code.reshape(-1)
+    if golden is None:
+        early = Categorical(np.zeros(len(owner), dtype=np.int64), _NULLABLE_BOOL)
+    else:
+        table = FaultTable(
+            **{name: flt[name] for name in FaultTable.__dataclass_fields__ if name in flt},
+            injection=owner,
+            layer_names=tuple(layer_names),
+        )
+        live = masked_early_flags(golden, table)
+        early = Categorical(np.where(in_sram, 0, 1 + live), _NULLABLE_BOOL)
+    values = (
+        flt["task"],
+        nth,
+        inj["sample"][owner],
+        Categorical(flt["layer"], tuple(layer_names)),
+        flt["fold"],
+        Categorical(in_sram.astype(np.int64), ("pe", "sram")),
+        Categorical(register, REGISTERS),
+        Nullable(flt["row"], in_sram),
+        Nullable(flt["col"], in_sram),
+        Nullable(flt["cycle"], in_sram),
+        Nullable(flt["cycle"], ~in_sram),
+        Categorical(mask_code, tuple(b[0] for b in bits)),
+        Categorical(mask_code, tuple(" ".join(map(str, b)) for b in bits)),
+        Categorical(mask_code, tuple(len(b) for b in bits)),
+        Categorical(flt["kind"], FAULT_KINDS),
+        early,
+        inj["top1_changed"][owner],
+        inj["masked"][owner],
+    )
+    return dict(zip(FAULT_COLUMNS, values, strict=True))
+
+
+def masked_early_flags(golden: Golden, table: FaultTable) -> np.ndarray:
+    """Per fault of ``table``: could it not reach an output? (False for SRAM faults.)"""
+    early = np.zeros(len(table.injection), dtype=np.int64)
+    pe = ~np.isin(table.register, [REGISTERS.index(r) for r in SRAM_REGISTERS])
+    for layer_index in np.unique(table.layer[pe]):
+        rows = np.flatnonzero(pe & (table.layer == layer_index))
+        live = reaches_output(
+            golden, table.layer_names[layer_index], table.fold[rows], table.kernel_rows(rows)
+        )
+        early[rows] = ~np.asarray(live, dtype=bool)
+    return early
 
 
 def baseline_records(document: Mapping[str, Any]) -> list[dict[str, Any]]:

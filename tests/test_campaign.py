@@ -1,19 +1,37 @@
 """Fault campaigns: the shortcut injector equals a full faulty re-run; campaigns are seeded,
-resumable and identical serial or parallel."""
+resumable (their columnar log: torn last block recomputed, resumed == fresh bit for bit) and
+identical serial or parallel, whatever the chunking; records and CSV from the columns equal
+the per-injection dict path's."""
 
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from accelsim import load_workload, mapping
+from accelsim.errors import AccelsimError
 from accelsim.executor import execute
-from faults.campaign import CampaignSettings, campaign, prepare
+from accelsim.results import write_records_csv
+from faults.campaign import (
+    LOG_NAME,
+    CampaignSettings,
+    campaign,
+    campaign_key,
+    draw_batch,
+    injection_columns,
+    prepare,
+    run_injection,
+    run_injections,
+)
 from faults.fault import inference_faults
 from faults.inject import InjectionStats, faulty_inference, full_faulty_inference
+from faults.records import FAULTS_CSV, INJECTIONS_CSV, fault_records, injection_records
+from faults.runner import BLOCK_PREFIX, ResultColumns, TaskSpec, read_task_log, run_tasks
+from faults.stats import Tally
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "workloads" / "digits_cnn.yaml"
@@ -109,14 +127,30 @@ def test_same_seed_same_results_serial_or_parallel(tmp_path, digits_context):
     assert other.results != serial.results
 
 
+def log_blocks(path: Path) -> tuple[bytes, list[bytes]]:
+    """A columnar log's header line and its blocks (length and CRC prefix included)."""
+    data = path.read_bytes()
+    position = data.index(b"\n") + 1
+    header, blocks = data[:position], []
+    while position < len(data):
+        end = position + BLOCK_PREFIX + int.from_bytes(data[position : position + 8], "little")
+        blocks.append(data[position:end])
+        position = end
+    return header, blocks
+
+
 def test_interrupted_campaign_resumes_to_the_same_summary(tmp_path, digits_context):
     workload, ctx = digits_context
-    whole = campaign(workload, injections=30, seed=5, context=ctx, out_dir=tmp_path / "whole")
-    # an interrupted run: its log holds the first 13 injections and half of the 14th line
-    log = (tmp_path / "whole" / "faults.jsonl").read_text().splitlines(keepends=True)
+    whole = campaign(
+        workload, injections=30, seed=5, context=ctx, out_dir=tmp_path / "whole", chunk=8
+    )
+    # an interrupted run: its log holds the first block (chunk) and half of the second
+    header, blocks = log_blocks(tmp_path / "whole" / LOG_NAME)
+    assert len(blocks) > 2
     cut = tmp_path / "cut"
     cut.mkdir()
-    (cut / "faults.jsonl").write_text("".join(log[:14]) + log[14][: len(log[14]) // 2])
+    (cut / LOG_NAME).write_bytes(header + blocks[0] + blocks[1][: len(blocks[1]) // 2])
+    first_block = read_task_log(cut / LOG_NAME).columns.tasks.tolist()
     computed = []
     resumed = campaign(
         workload,
@@ -127,9 +161,90 @@ def test_interrupted_campaign_resumes_to_the_same_summary(tmp_path, digits_conte
         on_result=lambda i, r: computed.append(i),
     )
     assert resumed.to_dict() == whole.to_dict()
-    lines = [json.loads(x) for x in (cut / "faults.jsonl").read_text().splitlines()[1:]]
-    assert sorted(x["task"] for x in lines) == list(range(30))  # each injection exactly once
+    assert resumed.columns == whole.columns  # bit for bit, columns and dtypes
+    assert sorted(computed) == list(range(30))  # logged ones reported too
+    logged = read_task_log(cut / LOG_NAME).columns.tasks.tolist()
+    assert logged == list(range(30))  # each injection exactly once
+    assert log_blocks(cut / LOG_NAME)[1][0] == blocks[0]  # the torn block was overwritten
+    assert first_block == list(range(len(first_block)))
     assert json.loads((cut / "faults.json").read_text()) == whole.to_dict()
+    for table in (INJECTIONS_CSV, FAULTS_CSV):
+        assert (cut / table).read_bytes() == (tmp_path / "whole" / table).read_bytes()
+
+
+def test_a_torn_last_block_of_zeros_is_recomputed_and_a_damaged_inner_one_refused(
+    tmp_path, digits_context
+):
+    workload, ctx = digits_context
+    whole = campaign(
+        workload, injections=20, seed=2, context=ctx, out_dir=tmp_path / "whole", chunk=8
+    )
+    header, blocks = log_blocks(tmp_path / "whole" / LOG_NAME)
+    torn = tmp_path / "torn"
+    torn.mkdir()
+    # a crash after the file grew but before the data reached the disk: a block of zeros
+    last = blocks[-1][:BLOCK_PREFIX] + bytes(len(blocks[-1]) - BLOCK_PREFIX)
+    (torn / LOG_NAME).write_bytes(header + b"".join(blocks[:-1]) + last)
+    again = campaign(workload, injections=20, seed=2, context=ctx, out_dir=torn)
+    assert again.columns == whole.columns
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    inner = blocks[0][:-3] + b"xyz"
+    (damaged / LOG_NAME).write_bytes(header + inner + b"".join(blocks[1:]))
+    with pytest.raises(AccelsimError, match="damaged block"):
+        campaign(workload, injections=20, seed=2, context=ctx, out_dir=damaged)
+
+
+def test_columns_round_trip_through_a_block_without_pickle(digits_context):
+    _, ctx = digits_context
+    columns = injection_columns([TaskSpec(i, 4) for i in range(12)], ctx)
+    again = ResultColumns.from_bytes(columns.to_bytes())
+    assert again == columns
+    assert [c.dtype for c in again.tables["faults"].values()] == [
+        c.dtype for c in columns.tables["faults"].values()
+    ]
+    assert again != injection_columns([TaskSpec(i, 5) for i in range(12)], ctx)
+
+
+def test_chunking_and_workers_do_not_change_the_columns(tmp_path, digits_context):
+    _, ctx = digits_context
+    runs = [
+        run_tasks(run_injection, 40, seed=6, log_path=tmp_path / f"{i}.log", context=ctx, **kw)
+        for i, kw in enumerate([{}, {"chunk": 7}, {"chunk": 5, "workers": 2}])
+    ]
+    assert runs[0] == runs[1] == runs[2]
+    assert len(runs[0]) == 40 and runs[0].tasks.tolist() == list(range(40))
+
+
+def test_records_and_csv_from_columns_equal_the_dict_path(tmp_path, digits_context):
+    workload, ctx = digits_context
+    result = campaign(workload, injections=40, seed=3, context=ctx, out_dir=tmp_path)
+    results = result.results  # the generic path's dicts, from the same columns
+    assert list(results) == run_injections([TaskSpec(i, 3) for i in range(40)], ctx)
+    assert result.to_records() == injection_records(results)
+    _, table = draw_batch(range(40), 3, ctx)
+    assert result.fault_records() == fault_records(table, results, ctx.golden)
+    write_records_csv(injection_records(results), tmp_path / "dict_injections.csv")
+    write_records_csv(fault_records(table, results, ctx.golden), tmp_path / "dict_faults.csv")
+    assert (tmp_path / INJECTIONS_CSV).read_bytes() == (
+        tmp_path / "dict_injections.csv"
+    ).read_bytes()
+    assert (tmp_path / FAULTS_CSV).read_bytes() == (tmp_path / "dict_faults.csv").read_bytes()
+    # the tallies over columns are the per-injection ones, counted one by one
+    total = Tally()
+    for r in results:
+        total.add(
+            masked=r["masked"],
+            top1_changed=r["top1_changed"],
+            rmse=r["rmse"],
+            correct=r["correct"],
+            golden_correct=r["golden_correct"],
+        )
+    counted = result.summary
+    assert {k: counted[k] for k in ("count", "sdc", "masked", "accuracy")} == {
+        k: total.summary()[k] for k in ("count", "sdc", "masked", "accuracy")
+    }
+    assert counted["rmse"]["mean"] == pytest.approx(total.rmse_mean, rel=1e-12)
 
 
 def test_inject_cli_runs_and_writes_results(tmp_path):
@@ -161,3 +276,12 @@ def test_inject_cli_runs_and_writes_results(tmp_path):
     summary = json.loads((tmp_path / "faults.json").read_text())
     assert summary["injections"] == 10
     assert "SDC" in proc.stdout
+
+
+def test_the_context_hashes_the_graph_once_and_the_key_is_the_same(digits_context):
+    workload, ctx = digits_context
+    direct = campaign_key(workload, ctx.settings, ctx.golden.samples, 3)
+    cached = ctx.graph_hash(workload.graph)
+    assert ctx.graph_hash(workload.graph) is cached  # not hashed again
+    assert campaign_key(workload, ctx.settings, ctx.golden.samples, 3, graph_hash=cached) == direct
+    assert pickle.loads(pickle.dumps(ctx))._graph_hash is None  # workers get no copy

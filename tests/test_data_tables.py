@@ -16,9 +16,17 @@ from accelsim import app, schemas
 from accelsim.cli import main
 from accelsim.tables import read_records_csv
 from accelsim.workload import load_workload
-from faults.campaign import CampaignSettings, campaign, draw_faults, prepare
+from faults.campaign import (
+    LOG_NAME,
+    CampaignSettings,
+    campaign,
+    draw_faults,
+    injection_dicts,
+    layer_names_of,
+    prepare,
+)
 from faults.records import FAULTS_CSV, INJECTIONS_CSV
-from faults.runner import TaskSpec
+from faults.runner import TaskSpec, read_task_log
 from tests.helpers import write_mlp_workload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,10 +68,9 @@ def optimize_folder(tmp_path_factory) -> Path:
     return out
 
 
-def log_records(folder: Path) -> list[dict]:
-    lines = (folder / "faults.jsonl").read_text().splitlines()[1:]
-    by_task = {r["task"]: r["result"] for r in map(json.loads, lines)}
-    return [by_task[i] for i in range(len(by_task))]
+def log_records(folder: Path, ctx) -> list[dict]:
+    """The resume log's injections as the per-injection dicts (merged lists)."""
+    return injection_dicts(read_task_log(folder / LOG_NAME).columns, layer_names_of(ctx))
 
 
 def test_every_fault_row_is_a_fault_the_injection_had(inject_folder):
@@ -71,12 +78,12 @@ def test_every_fault_row_is_a_fault_the_injection_had(inject_folder):
     log's merged lists, and each injection's own draw (draw_faults)."""
     injections = read_records_csv(inject_folder / INJECTIONS_CSV)
     faults = read_records_csv(inject_folder / FAULTS_CSV)
-    logged = log_records(inject_folder)
-    assert [int(r["injection"]) for r in injections] == list(range(24)) == list(range(len(logged)))
-    assert sum(int(r["faults"]) for r in injections) == len(faults) > 24  # several per injection
     workload = load_workload(write_workload(inject_folder.parent))
     cfg = workload.config.faults
     ctx = prepare(workload, CampaignSettings.from_config(cfg), samples=cfg.samples)
+    logged = log_records(inject_folder, ctx)
+    assert [int(r["injection"]) for r in injections] == list(range(24)) == list(range(len(logged)))
+    assert sum(int(r["faults"]) for r in injections) == len(faults) > 24  # several per injection
     for i, (row, log) in enumerate(zip(injections, logged, strict=True)):
         mine = [f for f in faults if int(f["injection"]) == i]
         assert int(row["sample"]) == log["sample"] and int(row["faults"]) == log["faults"]

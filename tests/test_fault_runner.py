@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from accelsim.errors import AccelsimError
-from faults.runner import TaskSpec, read_task_log, run_tasks, task_seed_sequence
+from faults.runner import (
+    BatchTaskFn,
+    ResultColumns,
+    TaskSpec,
+    read_task_log,
+    run_tasks,
+    task_indices,
+    task_seed_sequence,
+    task_words,
+)
 from tests.helpers import CountingContext
 
 
@@ -188,3 +197,70 @@ def test_auto_runs_short_campaigns_here_and_long_ones_on_a_pool_with_the_same_re
     values = [r["value"] for r in serial]
     assert [r["value"] for r in short] == values and [r["value"] for r in long] == values
     assert sorted(logged_tasks(tmp_path / "long.jsonl")) == list(range(300))  # each once
+
+
+def columnar_chunk(tasks, context) -> ResultColumns:
+    """A columnar batch function: per task a draw from its counter-based words, and a
+    variable number of item rows (like faults per injection)."""
+    index = task_indices(tasks)
+    seed = tasks[0].seed if len(tasks) else 0
+    words = task_words(seed, index, np.zeros(len(index), dtype=np.int64))
+    items = (words % np.uint64(3)).astype(np.int64)
+    owner = np.repeat(index, items)
+    return ResultColumns(
+        {
+            "tasks": {"task": index, "value": words.astype(np.float64) * 2.0**-64},
+            "items": {
+                "task": owner,
+                "nth": np.arange(len(owner)) - np.repeat(np.cumsum(items) - items, items),
+            },
+        }
+    )
+
+
+def columnar_rows(columns: ResultColumns, context) -> list[dict]:
+    return [{"value": v} for v in columns.tables["tasks"]["value"].tolist()]
+
+
+columnar_task = BatchTaskFn(columnar_chunk, rows=columnar_rows, chunk=4)
+
+
+def test_columnar_results_resume_from_a_torn_block_as_if_uninterrupted(tmp_path):
+    reference = run_tasks(columnar_task, 18, seed=3, log_path=tmp_path / "ref.log")
+    assert isinstance(reference, ResultColumns) and reference.tasks.tolist() == list(range(18))
+    log = tmp_path / "log.log"
+    chunks = []
+    partial = run_tasks(columnar_task, 18, seed=3, log_path=log, max_new=8, on_chunk=chunks.append)
+    assert [len(c) for c in chunks] == [4, 4] and partial.tasks.tolist() == list(range(8))
+    data = log.read_bytes()
+    log.write_bytes(data[: len(data) - 5])  # the second block cut short: tasks 4-7 lost
+    assert read_task_log(log).tasks == set(range(4))
+    seen = []
+    resumed = run_tasks(
+        columnar_task, 18, seed=3, log_path=log, on_result=lambda i, r: seen.append(i)
+    )
+    assert resumed == reference and sorted(seen) == list(range(18))
+    assert list(read_task_log(log).logged) == list(range(18))  # each task logged once
+    assert (
+        columnar_task(TaskSpec(5, 3), None)
+        == columnar_rows(reference.select(reference.tasks == 5), None)[0]
+    )
+
+
+def test_a_columnar_log_refuses_a_damaged_inner_block_and_keeps_a_task_once(tmp_path):
+    log = tmp_path / "log.log"
+    reference = run_tasks(columnar_task, 8, seed=1, log_path=log)
+    data = log.read_bytes()
+    header_end = data.index(b"\n") + 1
+    first_end = header_end + 12 + int.from_bytes(data[header_end : header_end + 8], "little")
+    doubled = data + data[header_end:first_end]  # a block logged twice: the first one counts
+    log.write_bytes(doubled)
+    assert run_tasks(columnar_task, 8, seed=1, log_path=log) == reference
+    damaged = bytearray(data)
+    damaged[first_end - 1] ^= 0xFF
+    log.write_bytes(bytes(damaged))
+    with pytest.raises(AccelsimError, match="damaged block"):
+        run_tasks(columnar_task, 8, seed=1, log_path=log)
+    (tmp_path / "copy.log").write_bytes(data)
+    with pytest.raises(AccelsimError, match="format"):  # a columnar log is not a JSON one
+        run_tasks(noisy_task, 8, seed=1, log_path=tmp_path / "copy.log")

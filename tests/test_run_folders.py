@@ -14,6 +14,8 @@ import pytest
 
 from accelsim import runs
 from accelsim.cli import main
+from faults.campaign import LOG_NAME
+from faults.runner import read_task_log
 from tests.helpers import one_error_line, write_mlp_workload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +39,7 @@ def test_each_run_gets_its_own_folder_and_latest_names_the_newest(tmp_path, monk
     assert first != second and first.name.startswith("inject-")
     assert runs.latest_target(root).resolve() == second.resolve()
     for folder in (first, second):
-        assert {"run.json", "faults.json", "faults.jsonl"} <= {p.name for p in folder.iterdir()}
+        assert {"run.json", "faults.json", LOG_NAME} <= {p.name for p in folder.iterdir()}
     meta = json.loads((second / "run.json").read_text())
     assert meta["schema_version"] == runs.RUN_SCHEMA_VERSION and meta["command"] == "inject"
     assert meta["workload"] == "folders" and meta["seed"] == 0
@@ -50,11 +52,12 @@ def test_resume_latest_continues_the_newest_run_without_recomputing(tmp_path, mo
     assert main(["inject", str(workload)]) == 0
     root = tmp_path / "out" / "folders"
     (folder,) = run_folders(root)
-    log = (folder / "faults.jsonl").read_text()
+    log = (folder / LOG_NAME).read_bytes()
+    logged = read_task_log(folder / LOG_NAME).logged
     assert main(["inject", str(workload), "--resume", "latest", "--injections", "6"]) == 0
     assert run_folders(root) == [folder]  # no new folder
-    grown = (folder / "faults.jsonl").read_text()
-    assert grown.startswith(log) and len(grown.splitlines()) == len(log.splitlines()) + 2
+    grown = (folder / LOG_NAME).read_bytes()
+    assert grown.startswith(log) and read_task_log(folder / LOG_NAME).logged == (*logged, 4, 5)
     assert len(json.loads((folder / "run.json").read_text())["resumed_at"]) == 1
     assert main(["inject", str(workload), "--resume", str(folder)]) == 0  # by its path too
 
