@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 from numba import njit
@@ -142,11 +142,9 @@ def lower_operands(
         if not lazy_a:
             a_groups = list(a_groups)
         if any(shape.pads):
-            # where padding zeros sit depends on the pixel and the kernel offset only
-            ones = np.ones((x.shape[0], 1, *x.shape[2:]), np.int64)
-            padding_window = mapping.lower_conv_transposed(
-                ones, (1, 1, kh, kw), stride, padding, 1, shape.dilation, dtype=np.int64
-            )[0].T
+            padding_window = _padding_window(
+                tuple(x.shape), (int(kh), int(kw)), stride, padding, tuple(shape.dilation)
+            )
     n = shape.N
     return GemmOperands(
         a=a_groups,
@@ -155,6 +153,26 @@ def lower_operands(
         bias=[bias[g * n : (g + 1) * n] for g in range(shape.groups)],
         padding_window=padding_window,
     )
+
+
+@lru_cache(maxsize=256)
+def _padding_window(x_shape, kernel, stride, padding, dilation) -> np.ndarray:
+    """Where padding zeros sit in A: fixed by the pixel and the kernel offset only (the same
+    for every channel), so one read-only table per layer geometry. Separable: offset (i, j)
+    of output pixel (y, x) reads the input iff its row and its column are inside."""
+    batch, _, height, width = x_shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    ph, pw = padding[0], padding[1]
+    oh = (height + padding[0] + padding[2] - (dh * (kh - 1) + 1)) // sh + 1
+    ow = (width + padding[1] + padding[3] - (dw * (kw - 1) + 1)) // sw + 1
+    rows = np.arange(oh)[:, None] * sh - ph + np.arange(kh)[None, :] * dh  # (OH, KH)
+    cols = np.arange(ow)[:, None] * sw - pw + np.arange(kw)[None, :] * dw  # (OW, KW)
+    rows_in = (rows >= 0) & (rows < height)
+    cols_in = (cols >= 0) & (cols < width)
+    window = rows_in[:, None, :, None] & cols_in[None, :, None, :]  # (OH, OW, KH, KW)
+    window = np.tile(window.reshape(oh * ow, kh * kw), (batch, 1)).astype(np.int64)
+    window.flags.writeable = False
+    return window
 
 
 def weight_matrices(node: Node) -> list[np.ndarray]:

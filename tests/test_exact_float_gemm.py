@@ -198,3 +198,27 @@ def test_output_stage_and_lazy_lowering_equal_the_numpy_forms(resnet_graph):
         np.testing.assert_array_equal(got_out, want_out)
         np.testing.assert_array_equal(got_out, values[node.output])
     assert seen > 10
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batch=st.integers(1, 2),
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    kh=st.integers(1, 4),
+    kw=st.integers(1, 4),
+    sh=st.integers(1, 3),
+    sw=st.integers(1, 3),
+    pads=st.tuples(*[st.integers(0, 3)] * 4),
+    dh=st.integers(1, 2),
+    dw=st.integers(1, 2),
+)
+def test_the_padding_window_equals_the_lowering_of_ones(batch, h, w, kh, kw, sh, sw, pads, dh, dw):
+    from accelsim.datapath import _padding_window
+
+    if h + pads[0] + pads[2] < dh * (kh - 1) + 1 or w + pads[1] + pads[3] < dw * (kw - 1) + 1:
+        return  # no output pixel
+    ones = np.ones((batch, 1, h, w), np.int64)
+    (want,) = mapping.lower_conv(ones, (1, 1, kh, kw), (sh, sw), pads, 1, (dh, dw))
+    got = _padding_window((batch, 3, h, w), (kh, kw), (sh, sw), pads, (dh, dw))
+    np.testing.assert_array_equal(got, want)
