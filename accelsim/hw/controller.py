@@ -33,7 +33,6 @@ from functools import cached_property
 
 import numpy as np
 import simpy
-from numba import njit
 
 from ..datapath import GemmOperands
 from ..derived import derived
@@ -92,27 +91,24 @@ def real_operand_counts(table: np.ndarray, ops: GemmOperands) -> np.ndarray:
     if window is None:
         return (m1 - m0) * (k1 - k0)
     offsets = window.shape[1]
-    real_rows = _real_rows_prefix(np.ascontiguousarray(window))
     m_ranges, m_of = np.unique(m0 * (window.shape[0] + 1) + m1, return_inverse=True)
     k_ranges, k_of = np.unique(k0 * (ops.k_extent + 1) + k1, return_inverse=True)
     um0, um1 = np.divmod(m_ranges, window.shape[0] + 1)
     uk0, uk1 = np.divmod(k_ranges, ops.k_extent + 1)
-    per_offset_rows = real_rows[um1] - real_rows[um0]  # (m ranges, offsets)
+    # prefix sums of real rows only at the m-range bounds (a few): one row-wise sum per
+    # segment between bounds, where a prefix over every row would cost a pass of M x offsets
+    bounds = np.unique(np.concatenate([um0, um1]))
+    at_bounds = np.zeros((len(bounds), offsets), dtype=np.int64)
+    if len(bounds) > 1:
+        segments = np.add.reduceat(window[: bounds[-1]], bounds[:-1], axis=0, dtype=np.int64)
+        np.cumsum(segments, axis=0, out=at_bounds[1:])
+    per_offset_rows = (  # (m ranges, offsets): real rows of each range per kernel offset
+        at_bounds[np.searchsorted(bounds, um1)] - at_bounds[np.searchsorted(bounds, um0)]
+    )
     o = np.arange(offsets)
     # k in [k0, k1) with k % offsets == o: ceil((k1 - o) / offsets) - ceil((k0 - o) / offsets)
     per_offset_ks = -((o - uk1[:, None]) // offsets) + ((o - uk0[:, None]) // offsets)
     return (per_offset_rows @ per_offset_ks.T)[m_of.ravel(), k_of.ravel()]
-
-
-@njit(cache=True)
-def _real_rows_prefix(window):
-    """``prefix[m, o]`` = rows before m whose kernel offset o reads the input (not padding);
-    a row's pass is contiguous here, where numpy's cumsum down axis 0 is not."""
-    prefix = np.zeros((window.shape[0] + 1, window.shape[1]), dtype=np.int64)
-    for m in range(window.shape[0]):
-        for o in range(window.shape[1]):
-            prefix[m + 1, o] = prefix[m, o] + (window[m, o] != 0)
-    return prefix
 
 
 @dataclass
