@@ -55,7 +55,7 @@ class LoweredInput(Sequence):
         return self.shape.groups
 
     def max_abs(self) -> int:
-        """max |A|: the input's (padding adds zeros only)."""
+        """max |x|, a bound of max |A| (A holds input values and padding zeros)."""
         return int(kernels.max_abs(self.x))
 
     def float32(self, g: int) -> np.ndarray:
@@ -111,7 +111,7 @@ class GemmOperands:
         return self.a[g].astype(np.float32)
 
     def a_max_abs(self) -> int:
-        """max |A| over every group."""
+        """A bound of max |A| over every group (exact unless A is still to be lowered)."""
         if isinstance(self.a, LoweredInput):
             return self.a.max_abs()
         return max((int(kernels.max_abs(a)) for a in self.a), default=0)

@@ -5,8 +5,10 @@ Two paths, one semantics (docs/semantics.md sections 3-4, docs/dataflows.md):
 * **fault-free** — every dataflow accumulates ``acc = overflow(acc + a*w)`` in ascending k
   starting at ``psum_in`` (bubbles and idle rows add exact zeros, which change nothing), so
   the fold is a GEMM with the overflow rule. A tight m-k-n loop (n contiguous) does it;
-  ``run_gemm`` (whole layers) uses float64 BLAS instead when every partial sum is an integer
-  below 2**53 — exact in any summation order — and the overflow rule cannot bite early.
+  whole layers (``run_gemm``, ``exact_float32_gemm_into``) use float32 BLAS instead, K cut
+  into chunks whose partial sums are integers below 2**24 (exact in any summation order),
+  the chunks summed in int64 — or float64 BLAS below 2**53 where float32 chunks would be too
+  short (wide operands) — when the overflow rule cannot bite early.
 * **faulty** — the fold is emulated register by register and cycle by cycle over the block of
   PEs that can influence its outputs (``mapping.emulated_extent``), with exactly the clocking
   of ``accelsim/refmodel.py``. ws/is emulation with transient flips only is restricted to the

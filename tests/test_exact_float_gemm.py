@@ -222,3 +222,38 @@ def test_the_padding_window_equals_the_lowering_of_ones(batch, h, w, kh, kw, sh,
     (want,) = mapping.lower_conv(ones, (1, 1, kh, kw), (sh, sw), pads, 1, (dh, dw))
     got = _padding_window((batch, 3, h, w), (kh, kw), (sh, sw), pads, (dh, dw))
     np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    groups=st.integers(1, 3),
+    c_per_group=st.integers(1, 3),
+    size=st.integers(3, 8),
+    stride=st.integers(1, 2),
+    pad=st.integers(0, 2),
+    dilation=st.integers(1, 2),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_lowered_input_groups_equal_the_eager_lowering(
+    groups, c_per_group, size, stride, pad, dilation, seed
+):
+    from accelsim.schedule import GemmShape
+
+    kh = kw = 2
+    out = (size + 2 * pad - (dilation * (kh - 1) + 1)) // stride + 1
+    shape = GemmShape(
+        layer="g", op="conv2d", batch=2, groups=groups, M=2 * out * out, K=c_per_group * kh * kw,
+        N=2, in_channels=groups * c_per_group, in_h=size, in_w=size, out_h=out, out_w=out,
+        kernel=(kh, kw), stride=(stride, stride), padding=(pad, pad), a_bits=8, a_signed=True,
+        w_bits=8, acc_bits=32, overflow="wrap", out_bits=8, dilation=(dilation, dilation),
+    )  # fmt: skip
+    x = np.random.default_rng(seed).integers(-128, 128, (2, groups * c_per_group, size, size))
+    weight_shape = (2 * groups, c_per_group, kh, kw)
+    lazy = LoweredInput(x, weight_shape, shape)
+    want = mapping.lower_conv(x, weight_shape, shape.stride, shape.pads, groups, shape.dilation)
+    assert lazy.max_abs() >= max(int(np.abs(a).max()) for a in want)
+    for g in range(groups):
+        np.testing.assert_array_equal(lazy.float32(g), want[g])  # before the int64 A exists
+    assert lazy._groups is None and len(lazy) == groups
+    for got, a in zip(list(lazy), want):
+        np.testing.assert_array_equal(got, a)
