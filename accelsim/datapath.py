@@ -79,8 +79,8 @@ class GemmOperands:
     w: list[np.ndarray]  # (K, N) per group
     psum: list[np.ndarray]  # (M, N) per group, starts at the bias, updated in place
     bias: list[np.ndarray]  # (N,) per group: where every accumulator starts
-    # (M, KH*KW): 1 where a kernel offset of an output pixel reads the input, 0 where it reads
-    # padding (the same for every channel); None: A holds no padding
+    # (M, KH*KW) uint8: 1 where a kernel offset of an output pixel reads the input, 0 where it
+    # reads padding (the same for every channel); None: A holds no padding
     padding_window: np.ndarray | None = None
 
     def with_psum(self, psum: list[np.ndarray]) -> GemmOperands:
@@ -172,7 +172,9 @@ def _padding_window(x_shape, kernel, stride, padding, dilation) -> np.ndarray:
     rows_in = (rows >= 0) & (rows < height)
     cols_in = (cols >= 0) & (cols < width)
     window = rows_in[:, None, :, None] & cols_in[None, :, None, :]  # (OH, OW, KH, KW)
-    window = np.tile(window.reshape(oh * ow, kh * kw), (batch, 1)).astype(np.int64)
+    window = window.reshape(oh * ow, kh * kw).view(np.uint8)  # 0/1 bytes: 8x less than int64
+    if batch > 1:
+        window = np.tile(window, (batch, 1))
     window.flags.writeable = False
     return window
 
