@@ -48,7 +48,7 @@ def run_layer(
         return executor.run_node(graph, node, [x])
     if not faults:  # fault-free values do not depend on the tiling: no schedule needed
         shape = sched.shape if sched is not None else gemm_shape(graph, node, int(x.shape[0]))
-        ops = lower_operands(node, x, shape)
+        ops = lower_operands(node, x, shape, lazy_a=True)
         compute_fault_free(shape, ops)
         return gemm_output(node, ops, shape)
     sched = sched or schedule_layer(graph, node, accel, batch=int(x.shape[0]))

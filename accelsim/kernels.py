@@ -5,8 +5,10 @@ Two paths, one semantics (docs/semantics.md sections 3-4, docs/dataflows.md):
 * **fault-free** — every dataflow accumulates ``acc = overflow(acc + a*w)`` in ascending k
   starting at ``psum_in`` (bubbles and idle rows add exact zeros, which change nothing), so
   the fold is a GEMM with the overflow rule. A tight m-k-n loop (n contiguous) does it;
-  ``run_gemm`` (whole layers) uses float64 BLAS instead when every partial sum is an integer
-  below 2**53 — exact in any summation order — and the overflow rule cannot bite early.
+  whole layers (``run_gemm``, ``exact_float32_gemm_into``) use float32 BLAS instead, K cut
+  into chunks whose partial sums are integers below 2**24 (exact in any summation order),
+  the chunks summed in int64 — or float64 BLAS below 2**53 where float32 chunks would be too
+  short (wide operands) — when the overflow rule cannot bite early.
 * **faulty** — the fold is emulated register by register and cycle by cycle over the block of
   PEs that can influence its outputs (``mapping.emulated_extent``), with exactly the clocking
   of ``accelsim/refmodel.py``. ws/is emulation with transient flips only is restricted to the
@@ -101,7 +103,8 @@ def _wrap_all(values, bits):
 
 
 @njit(cache=True)
-def _max_abs(x):
+def max_abs(x):
+    """max |x| over an integer array (0 when empty), without a temporary."""
     best = 0
     for v in x.ravel():
         best = max(best, abs(v))
@@ -120,8 +123,8 @@ def _gemm_overflow(a, w, psum_in, acc_bits, overflow):
     and no add can clamp, so the exact sum is the answer; otherwise clamp at every add.
     """
     K = a.shape[1]
-    psum_max = _max_abs(psum_in)
-    max_a, max_w = _max_abs(a), _max_abs(w)
+    psum_max = max_abs(psum_in)
+    max_a, max_w = max_abs(a), max_abs(w)
     limit = 1 << 62
     if max_a == 0 or max_w == 0 or max_w <= (limit // max(K, 1)) // max_a:
         bound = psum_max + K * max_a * max_w  # cannot overflow int64: each term <= 2**62
@@ -145,17 +148,28 @@ def run_gemm(
     """Fault-free ``overflow``-accumulated ``psum_in + a @ w`` (k ascending), int64 (M, N).
 
     ``psum_in`` may be (M, N) or a bias row (N,) broadcast over M. Used by the redundant units
-    to recompute protected neurons; identical to a fault-free fold of any dataflow.
+    to recompute protected neurons; identical to a fault-free fold of any dataflow. Float32
+    BLAS where exact (:func:`exact_float32_gemm_into`), else float64 BLAS where exact, else
+    the int64 loops.
     """
     a = np.ascontiguousarray(a, dtype=np.int64)
     w = np.ascontiguousarray(w, dtype=np.int64)
-    psum = np.ascontiguousarray(
+    psum = np.array(  # a new array: the result
         np.broadcast_to(np.asarray(psum_in, dtype=np.int64), (a.shape[0], w.shape[1]))
     )
     if a.size and w.size:
+        if exact_float32_gemm_into(
+            psum,
+            lambda: a.astype(np.float32),
+            w,
+            int(max_abs(a)),
+            acc_bits=acc_bits,
+            overflow=overflow,
+        ):
+            return psum
         static = not w.flags.writeable  # a layer's weight matrix: its facts are kept
-        w_max = derived(w, "max_abs", _max_abs) if static else _max_abs(w)
-        bound = _max_abs(psum) + a.shape[1] * _max_abs(a) * w_max
+        w_max = derived(w, "max_abs", max_abs) if static else max_abs(w)
+        bound = max_abs(psum) + a.shape[1] * max_abs(a) * w_max
         # below 2**53 every product and partial sum is an integer a float64 holds exactly, in
         # any summation order, so BLAS gives the exact sum; the overflow rule then acts as in
         # _gemm_overflow (wrap once; saturate only if no partial sum can reach the limits)
@@ -170,10 +184,96 @@ def run_gemm(
 
 
 FLOAT64_EXACT = 1 << 53  # integers up to here are exact in float64
+FLOAT32_EXACT = 1 << 24  # and in float32
+# below this many products per float32 GEMM the chunks get too short to pay: float64 instead
+MIN_FLOAT32_CHUNK = 64
 
 
 def _as_float64(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float64)
+
+
+def _as_float32(array: np.ndarray) -> np.ndarray:
+    return array.astype(np.float32)
+
+
+def _as_float32_transposed(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array.T, dtype=np.float32)
+
+
+def float32_exact_chunk(max_product: int) -> int:
+    """The most products whose every partial sum float32 holds exactly, in any order.
+
+    A partial sum of ``k`` products, each an integer of magnitude at most ``max_product``, is
+    an integer of magnitude at most ``k * max_product``; float32 holds every integer up to
+    2**24, so ``k <= 2**24 // max_product`` keeps each product, each partial sum and each
+    fused multiply-add exact. ``max_product`` comes from the operands' magnitudes (at most
+    2**(a_bits-1) * 2**(w_bits-1) for signed registers: 1,024 products for int8 x int8, none
+    for 16-bit operands).
+    """
+    return FLOAT32_EXACT // max_product if max_product else FLOAT32_EXACT
+
+
+def exact_float32_gemm_into(
+    psum: np.ndarray,
+    a_float32,
+    w: np.ndarray,
+    max_a: int,
+    *,
+    acc_bits: int,
+    overflow: int,
+) -> bool:
+    """``psum`` (M, N) int64 := fault-free ``overflow(psum + a @ w)`` in float32 BLAS, if exact.
+
+    K is cut into the fewest equal chunks of at most :func:`float32_exact_chunk` products;
+    each chunk is one float32 GEMM (exact: its partial sums are integers below 2**24), the
+    chunks are added in int64 (exact). The overflow rule then acts as in :func:`run_gemm`:
+    wrap once (a ring homomorphism), saturate only when no partial sum can reach the limits.
+    ``a_float32()`` gives A (M, K) in float32 and is called only when the path applies
+    (``max_a`` = max|A| decides it). Returns False, ``psum`` untouched, when it does not.
+    """
+    K = w.shape[0]
+    max_w = int(derived(w, "max_abs", max_abs))  # kept for a layer's read-only weights
+    max_product = int(max_a) * max_w
+    chunk = float32_exact_chunk(max_product)
+    if chunk < min(K, MIN_FLOAT32_CHUNK):
+        return False
+    bound = int(max_abs(psum)) + K * max_product
+    limit = 1 << (int(acc_bits) - 1)
+    if bound >= 1 << 62 or (overflow != OVERFLOW_WRAP and bound >= limit):
+        return False  # the int64 sum could overflow, or saturation could bite mid-sum
+    a32 = a_float32()
+    chunks = -(-K // chunk) if K else 0
+    step = -(-K // chunks) if chunks else 0
+    M, N = psum.shape
+    # BLAS runs a short, wide product faster as its transpose W^T A^T (measured on ResNet-18's
+    # shapes: up to 1.8x for M=49, N=512); A^T is the layout the conv lowering writes
+    transposed = M <= N
+    if transposed:
+        w32 = derived(w, "float32_transposed", _as_float32_transposed)
+        product = np.empty((N, M), dtype=np.float32)
+    else:
+        w32 = derived(w, "float32", _as_float32)
+        product = np.empty((M, N), dtype=np.float32)
+    for i in range(chunks):
+        k0, k1 = i * step, min((i + 1) * step, K)
+        if transposed:
+            np.matmul(w32[:, k0:k1], a32[:, k0:k1].T, out=product)
+        else:
+            np.matmul(a32[:, k0:k1], w32[k0:k1], out=product)
+        wrap_bits = int(acc_bits) if (i == chunks - 1 and bound >= limit) else 0
+        _add_float_into(psum, product.T if transposed else product, wrap_bits)
+    return True
+
+
+@njit(cache=True)
+def _add_float_into(psum, product, wrap_bits):
+    """``psum += product`` (integers held in float32), then wrapped to ``wrap_bits`` if > 0."""
+    for m in range(psum.shape[0]):
+        row, add = psum[m], product[m]
+        for n in range(row.shape[0]):
+            v = row[n] + np.int64(add[n])
+            row[n] = wrap(v, wrap_bits) if wrap_bits > 0 else v
 
 
 # ---- faulty fold: register-level emulation ----------------------------------------------

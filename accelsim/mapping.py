@@ -82,6 +82,74 @@ def lower_conv(
     return out
 
 
+def lower_conv_transposed(
+    x: np.ndarray,
+    weight_shape: tuple[int, ...],
+    stride: tuple[int, int],
+    padding: tuple[int, ...],
+    groups: int,
+    dilation: tuple[int, int] = (1, 1),
+    dtype: type = np.float32,
+) -> list[np.ndarray]:
+    """:func:`lower_conv`'s ``A`` transposed, ``A^T`` (K, M) C-contiguous per group, in
+    ``dtype`` (float32: the exact float GEMM's operand, written straight from ``x``).
+
+    Row k of ``A^T`` is one kernel offset of one channel over all output pixels, so one
+    Numba pass writes it in long contiguous runs that read input rows contiguously (a
+    (M, K) layout would write runs of KW, several times slower).
+    """
+    x = np.ascontiguousarray(x)
+    batch, channels, height, width = (int(v) for v in x.shape)
+    _, c_per_group, kh, kw = (int(v) for v in weight_shape)
+    ph, pw, eh, ew = (*padding, *padding)[:4] if len(padding) == 2 else padding
+    sh, sw = (int(v) for v in stride)
+    dh, dw = (int(v) for v in dilation)
+    if c_per_group * groups != channels:
+        raise ValueError(f"weight expects {c_per_group}x{groups} channels, input has {channels}")
+    oh = (height + int(ph) + int(eh) - (dh * (kh - 1) + 1)) // sh + 1
+    ow = (width + int(pw) + int(ew) - (dw * (kw - 1) + 1)) // sw + 1
+    out = []
+    for g in range(groups):
+        a_t = np.empty((c_per_group * kh * kw, batch * oh * ow), dtype)
+        _im2col_transposed_into(
+            x, a_t, g * c_per_group, kh, kw, sh, sw, int(ph), int(pw), dh, dw, oh, ow
+        )
+        out.append(a_t)
+    return out
+
+
+@njit(cache=True)
+def _im2col_transposed_into(x, a_t, c0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """``a_t[k, m]`` = the input element A[m, k] reads (0 for padding), one group."""
+    height, width = x.shape[2], x.shape[3]
+    c_per_group = a_t.shape[0] // (kh * kw)
+    for c in range(c_per_group):
+        for i in range(kh):
+            for j in range(kw):
+                k = (c * kh + i) * kw + j
+                dest = a_t[k]
+                # output columns whose input column is inside the image: [lo, hi)
+                first = j * dw - pw  # input column of output column 0
+                lo = 0 if first >= 0 else (-first + sw - 1) // sw
+                hi = min(ow, (width - 1 - first) // sw + 1) if width - 1 >= first else 0
+                lo = min(lo, hi)
+                for b in range(x.shape[0]):
+                    for y in range(oh):
+                        base = (b * oh + y) * ow
+                        yy = y * sh - ph + i * dh
+                        if yy < 0 or yy >= height:
+                            for xo in range(ow):
+                                dest[base + xo] = 0
+                            continue
+                        line = x[b, c0 + c, yy]
+                        for xo in range(lo):
+                            dest[base + xo] = 0
+                        for xo in range(lo, hi):
+                            dest[base + xo] = line[first + xo * sw]
+                        for xo in range(hi, ow):
+                            dest[base + xo] = 0
+
+
 def weight_matrices(weight: np.ndarray, groups: int) -> list[np.ndarray]:
     """Conv weights (N, C/g, KH, KW) as one ``W`` (K, N/g) int64 matrix per group."""
     weight = np.asarray(weight, dtype=np.int64)

@@ -64,6 +64,8 @@ def gemm_floor_macs_per_s(shapes: list[tuple[int, int, int]], repeats: int) -> f
 
 def bench_simulator(*, quick: bool) -> Table:
     """Simulated MAC/s against a single-core float32 GEMM floor measured in this run."""
+    from threadpoolctl import threadpool_limits
+
     from accelsim import load_workload, simulate
     from accelsim.ops import GEMM_OPS
     from accelsim.schedule import gemm_shape
@@ -101,9 +103,10 @@ def bench_simulator(*, quick: bool) -> Table:
         walls, ratios = [], []
         for _ in range(repeats):
             floor_rate = floor.pass_macs_per_s()  # the floor next to each run: the same load
-            start = time.perf_counter()
-            result = simulate(workload, samples=1)
-            wall = time.perf_counter() - start
+            with threadpool_limits(limits=1, user_api="blas"):  # one core, as the floor
+                start = time.perf_counter()
+                result = simulate(workload, samples=1)
+                wall = time.perf_counter() - start
             macs = result.totals()["macs"]
             walls.append(wall)
             floors.append(floor_rate)
@@ -139,7 +142,8 @@ def bench_simulator(*, quick: bool) -> Table:
         f"median \\[min, max] of {repeats} runs. Floor: 1-core float32 numpy GEMM on the same "
         f"shapes, BLAS pinned to 1 thread (threadpoolctl), one pass beside each run: "
         f"{floor_median / 1e9:.1f} \\[{floor_lo / 1e9:.1f}, {floor_hi / 1e9:.1f}] GMAC/s; "
-        f"÷ floor is per run (simulated MAC/s over the floor pass next to it)"
+        f"÷ floor is per run (simulated MAC/s over the floor pass next to it); the simulator "
+        f"runs with BLAS pinned to 1 thread too"
     )
     for col in ("array", "timing", "wall s", "sim MAC/s", "÷ floor", "µs/fold", "folds"):
         table.add_column(col, justify="right")

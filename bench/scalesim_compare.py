@@ -4,8 +4,16 @@ SCALE-Sim runs in its own virtualenv (see tools/scalesim_reference.py), one subp
 layer, 16x16 weight-stationary array, CALC mode. Printed per layer: SCALE-Sim's compute cycles
 and wall time, accelsim's SCALE-Sim-compatible count (``timing_scalesim``) and, when the
 simulator runs, the compute cycles and wall time of ``Accelerator`` in ``timing: scalesim``
-(values computed). Without the venv, SCALE-Sim is skipped with a message. Every figure is
-measured by this run; nothing is hard-coded.
+(values computed) and SCALE-Sim's wall time over it. Without the venv, SCALE-Sim is skipped
+with a message. Every figure is measured by this run; nothing is hard-coded.
+
+The comparison is of warm processes on both sides: SCALE-Sim's wall time is its own run of
+the layer (its process start-up and imports are printed apart), and accelsim's process is
+warmed once by a tiny layer before any ResNet-18 layer is timed (that one-off start-up — Numba
+cache loads, first calls — is printed apart too). Each ResNet-18 layer is then timed on its
+first run in the process: its tiling and weights are new, nothing of it is cached (that is the
+ratio printed against the target); the median of a few repeats is printed beside it. BLAS is
+pinned to one thread while accelsim runs (SCALE-Sim is single-threaded).
 
     python bench/scalesim_compare.py [--venv /tmp/scalesim-venv] [--no-sim]
 """
@@ -34,6 +42,11 @@ LAYERS = [
     ("layer1.0.conv1", 58, 58, 3, 3, 64, 64, 1),
     ("layer2.0.conv1", 58, 58, 3, 3, 64, 128, 2),
 ]
+# the warm-up layer: tiny, of another shape than every timed layer (so it caches none of them),
+# strided with an overhang, so that it pads as conv1 does and runs the same kernels
+WARM_UP = ("warm_up", 12, 12, 3, 3, 4, 8, 2)
+REPEATS = 4  # runs of each layer after its first (printed: the machine is shared, runs vary)
+TARGET_RATIO = 2000  # issue 14: per ResNet-18 layer, >= 2,000x SCALE-Sim (printed, not asserted)
 
 
 def gemm_of(layer: tuple) -> tuple[int, int, int]:
@@ -91,14 +104,20 @@ def run_accelsim(layer: tuple) -> dict | str:
         )
         graph = load_scalesim_topology(csv, seed=0, weight_bits=8, activation_bits=8, acc_bits=32)
     x = np.random.default_rng(0).integers(0, 256, size=(1, *graph.tensors[graph.input].shape))
-    start = time.perf_counter()
-    _, runs = Accelerator(config).run(graph, x)
-    wall = time.perf_counter() - start
+    from threadpoolctl import threadpool_limits
+
+    walls = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(1 + REPEATS):
+            start = time.perf_counter()
+            _, runs = Accelerator(config).run(graph, x)
+            walls.append(time.perf_counter() - start)
     (run,) = [r for r in runs if r.node.name == layer[0]]
     return {
         "cycles": int(run.counters.compute_cycles),
         "span": run.end_cycle - run.start_cycle,
-        "wall_s": wall,
+        "wall_s": walls[0],  # the first run: the layer's tiling and weights new to the process
+        "repeat_median_s": sorted(walls[1:])[len(walls[1:]) // 2] if REPEATS else walls[0],
     }
 
 
@@ -116,6 +135,13 @@ def main() -> int:
             '"numpy<2.4")'
         )
     print(f"ResNet-18 224x224, {ROWS}x{COLS} {DATAFLOW}, batch 1")
+    if not args.no_sim:
+        warm = run_accelsim(WARM_UP)
+        print(
+            f"accelsim start-up (one-off, the process's first simulated layer "
+            f"{WARM_UP[1]}x{WARM_UP[2]}x{WARM_UP[5]} -> {WARM_UP[6]}): {warm['wall_s']:.2f} s; "
+            "every layer below runs in the warmed process"
+        )
     for layer in LAYERS:
         M, K, N = gemm_of(layer)
         start = time.perf_counter()
@@ -137,6 +163,11 @@ def main() -> int:
                     f"(process {ref['process_wall_s']:.1f} s)"
                 )
         print(line, flush=True)
+        if have_scalesim and not isinstance(ref, str):
+            print(
+                f"{'':16s} SCALE-Sim process start-up and imports (one-off): "
+                f"{ref['process_wall_s'] - ref['wall_s']:.1f} s"
+            )
         if not args.no_sim:
             try:
                 sim = run_accelsim(layer)
@@ -147,8 +178,17 @@ def main() -> int:
                 print(
                     f"{'':16s} accelsim simulator (timing: scalesim): compute cycles "
                     f"{sim['cycles']} ({same} timing_scalesim), layer span {sim['span']:.0f},"
-                    f" wall {sim['wall_s']:.2f} s"
+                    f" wall {sim['wall_s'] * 1e3:.1f} ms (first run; median of {REPEATS} "
+                    f"repeats {sim['repeat_median_s'] * 1e3:.1f} ms)"
                 )
+                if have_scalesim and not isinstance(ref, str):
+                    ratio = ref["wall_s"] / sim["wall_s"]
+                    verdict = "met" if ratio >= TARGET_RATIO else "MISSED"
+                    print(
+                        f"{'':16s} SCALE-Sim wall / accelsim first-run wall = {ratio:,.0f}x "
+                        f"(target >= {TARGET_RATIO:,}x: {verdict}; over the repeats' median "
+                        f"{ref['wall_s'] / sim['repeat_median_s']:,.0f}x)"
+                    )
     return 0
 
 

@@ -157,7 +157,7 @@ class Accelerator(Module):
                 inputs = [values[name] for name in node.inputs]
                 if node.op in GEMM_OPS:
                     sched = schedule_layer(graph, node, self.config, batch=batch)
-                    ops = lower_operands(node, inputs[0], sched.shape)
+                    ops = lower_operands(node, inputs[0], sched.shape, lazy_a=True)
                     redundancy = None
                     if self.redundancy is not None:
                         redundancy = self.redundancy.for_layer(node, sched, ops)

@@ -29,11 +29,13 @@ rules compiled into one call. The per-fold event model both replace is kept as t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import simpy
 
 from ..datapath import GemmOperands
+from ..derived import derived
 from ..schedule import (
     F_BLOCK,
     F_FIRST_K,
@@ -89,13 +91,20 @@ def real_operand_counts(table: np.ndarray, ops: GemmOperands) -> np.ndarray:
     if window is None:
         return (m1 - m0) * (k1 - k0)
     offsets = window.shape[1]
-    real_rows = np.zeros((window.shape[0] + 1, offsets), dtype=np.int64)
-    np.cumsum(window != 0, axis=0, dtype=np.int64, out=real_rows[1:])
     m_ranges, m_of = np.unique(m0 * (window.shape[0] + 1) + m1, return_inverse=True)
-    k_ranges, k_of = np.unique(k0 * (ops.a[0].shape[1] + 1) + k1, return_inverse=True)
+    k_ranges, k_of = np.unique(k0 * (ops.k_extent + 1) + k1, return_inverse=True)
     um0, um1 = np.divmod(m_ranges, window.shape[0] + 1)
-    uk0, uk1 = np.divmod(k_ranges, ops.a[0].shape[1] + 1)
-    per_offset_rows = real_rows[um1] - real_rows[um0]  # (m ranges, offsets)
+    uk0, uk1 = np.divmod(k_ranges, ops.k_extent + 1)
+    # prefix sums of real rows only at the m-range bounds (a few): one row-wise sum per
+    # segment between bounds, where a prefix over every row would cost a pass of M x offsets
+    bounds = np.unique(np.concatenate([um0, um1]))
+    at_bounds = np.zeros((len(bounds), offsets), dtype=np.int64)
+    if len(bounds) > 1:
+        segments = np.add.reduceat(window[: bounds[-1]], bounds[:-1], axis=0, dtype=np.int64)
+        np.cumsum(segments, axis=0, out=at_bounds[1:])
+    per_offset_rows = (  # (m ranges, offsets): real rows of each range per kernel offset
+        at_bounds[np.searchsorted(bounds, um1)] - at_bounds[np.searchsorted(bounds, um0)]
+    )
     o = np.arange(offsets)
     # k in [k0, k1) with k % offsets == o: ceil((k1 - o) / offsets) - ceil((k0 - o) / offsets)
     per_offset_ks = -((o - uk1[:, None]) // offsets) + ((o - uk0[:, None]) // offsets)
@@ -116,42 +125,111 @@ class LayerTiming:
         self.fold_end = np.zeros(len(self.base_cycles), dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class FoldPlan:
+    """The per-fold facts of a layer's tiling that no timing changes, as arrays: built once
+    per tiling (kept with its read-only fold table, which schedules of one layer shape share)
+    and read by every run of a layer of that shape."""
+
+    weight_tile: np.ndarray  # per fold: id of its weight tile (distinct group, k- and n-range)
+    weight_loads: np.ndarray  # folds that fetch a weight tile, in issue order
+    weight_tile_bytes: np.ndarray  # per fold: its weight tile's bytes
+    last_of_block: np.ndarray  # per fold: the last fold of its m-block (frees an input slot)
+    hands_over: np.ndarray  # per fold: another process may act after it (a run ends there)
+    tile_acc_bytes: np.ndarray  # per fold: its output tile in the output buffer (acc words)
+    tile_out_bytes: np.ndarray  # per fold: its output tile written to DRAM (out words)
+
+    @staticmethod
+    def of(sched: LayerSchedule) -> FoldPlan:
+        """The plan of ``sched``'s tiling (built on the first call for its fold table)."""
+        shape = sched.shape
+        name = (
+            f"fold_plan/{sched.weights_resident}/{shape.w_bits}/{shape.acc_bits}/{shape.out_bits}"
+        )
+        return derived(sched.fold_table, name, lambda table: FoldPlan.build(sched))
+
+    @staticmethod
+    def build(sched: LayerSchedule) -> FoldPlan:
+        table, shape = sched.fold_table, sched.shape
+        key = flat_key(table, (F_GROUP, F_K0, F_K1, F_N0, F_N1))
+        _, first_use, tile_of = np.unique(key, return_index=True, return_inverse=True)
+        if sched.weights_resident:
+            loads = np.sort(first_use)  # each tile once, in issue order
+        else:
+            loads = np.arange(len(table))
+        kt, nt = table[:, F_K1] - table[:, F_K0], table[:, F_N1] - table[:, F_N0]
+        last_of_block = np.ones(len(table), dtype=bool)
+        last_of_block[:-1] = table[1:, F_BLOCK] != table[:-1, F_BLOCK]
+        elements = (table[:, F_M1] - table[:, F_M0]) * nt
+        plan = FoldPlan(
+            weight_tile=tile_of.ravel().astype(np.int64),
+            weight_loads=loads.astype(np.int64),
+            weight_tile_bytes=-(-(kt * nt * shape.w_bits) // 8),
+            last_of_block=last_of_block,
+            hands_over=last_of_block | table[:, F_LAST_K].astype(bool),
+            tile_acc_bytes=-(-(elements * shape.acc_bits) // 8),
+            tile_out_bytes=-(-(elements * shape.out_bits) // 8),
+        )
+        for array in vars(plan).values():
+            array.flags.writeable = False
+        return plan
+
+
 class LayerJob:
-    """What the controller's processes share while they run one GEMM layer."""
+    """What the controller's processes share while they run one GEMM layer (the per-fold
+    facts as Python lists, for the per-fold SimPy processes, made when first read)."""
 
     def __init__(self, env: simpy.Environment, sched: LayerSchedule, ops, timing, redundancy):
         table = sched.fold_table
         self.sched = sched
+        self.plan = FoldPlan.of(sched)
         self.ops = ops
         self.timing = timing
         self.redundancy = redundancy
         self.done = env.event()
         self.blocks_ready = [env.event() for _ in sched.blocks]
-        # weight tiles: one id per distinct (group, k-range, n-range)
-        key = flat_key(table, (F_GROUP, F_K0, F_K1, F_N0, F_N1))
-        _, first_use, tile_of = np.unique(key, return_index=True, return_inverse=True)
-        self.weight_tile = tile_of.ravel().tolist()
-        if sched.weights_resident:
-            self.weight_loads = np.sort(first_use).tolist()  # each tile once, in issue order
-        else:
-            self.weight_loads = range(len(table))
-        kt, nt = table[:, F_K1] - table[:, F_K0], table[:, F_N1] - table[:, F_N0]
-        self.weight_tile_bytes = (-(-(kt * nt * sched.shape.w_bits) // 8)).tolist()
         self.loaded_at: dict[int, float] = {}  # weight tile -> cycle it arrived
         self._weight_events: dict[int, simpy.Event] = {}
         self.env = env
-        self.block = table[:, F_BLOCK].tolist()
-        self.first_k = table[:, F_FIRST_K].astype(bool).tolist()
         self.last_k_array = table[:, F_LAST_K].astype(bool)
-        self.last_k = self.last_k_array.tolist()
+        self.hands_over_array = self.plan.hands_over
         self.all_weights_in = False  # ideal memory: the whole layer's weights, at once
-        last_of_block = np.ones(len(table), dtype=bool)
-        last_of_block[:-1] = table[1:, F_BLOCK] != table[:-1, F_BLOCK]
-        self.last_of_block = last_of_block.tolist()
-        # a fold after which another process may act: the run of folds must end there
-        self.hands_over_array = last_of_block | table[:, F_LAST_K].astype(bool)
-        self.hands_over = self.hands_over_array.tolist()
-        self.base = timing.base_cycles.tolist()
+
+    @cached_property
+    def weight_tile(self) -> list[int]:
+        return self.plan.weight_tile.tolist()
+
+    @cached_property
+    def weight_loads(self) -> list[int]:
+        return self.plan.weight_loads.tolist()
+
+    @cached_property
+    def weight_tile_bytes(self) -> list[int]:
+        return self.plan.weight_tile_bytes.tolist()
+
+    @cached_property
+    def block(self) -> list[int]:
+        return self.sched.fold_table[:, F_BLOCK].tolist()
+
+    @cached_property
+    def first_k(self) -> list[bool]:
+        return self.sched.fold_table[:, F_FIRST_K].astype(bool).tolist()
+
+    @cached_property
+    def last_k(self) -> list[bool]:
+        return self.last_k_array.tolist()
+
+    @cached_property
+    def last_of_block(self) -> list[bool]:
+        return self.plan.last_of_block.tolist()
+
+    @cached_property
+    def hands_over(self) -> list[bool]:
+        return self.plan.hands_over.tolist()
+
+    @cached_property
+    def base(self) -> list[int]:
+        return self.timing.base_cycles.tolist()
 
     def weight_event(self, fold: int) -> simpy.Event:
         """The weight DMA's handshake for the tile fold ``fold`` loads (made when first
@@ -239,12 +317,10 @@ class Controller(Module):
 
     def _compiled_layer(self, job: LayerJob):
         sched, timing, env, dram = job.sched, job.timing, self.env, self.dram
-        table, shape = sched.fold_table, sched.shape
+        table, shape, plan = sched.fold_table, sched.shape, job.plan
         folds = len(table)
-        elements = (table[:, F_M1] - table[:, F_M0]) * (table[:, F_N1] - table[:, F_N0])
         block_bytes = np.array([b.input_bytes for b in sched.blocks], dtype=np.int64)
-        tile_bytes = np.asarray(job.weight_tile_bytes, dtype=np.int64)
-        loads = np.asarray(job.weight_loads, dtype=np.int64)
+        tile_bytes, loads = plan.weight_tile_bytes, plan.weight_loads
         fold_start = np.zeros(folds, dtype=np.float64)
         fold_end = np.zeros(folds, dtype=np.float64)
         transfers = np.zeros((len(block_bytes) + len(loads) + folds, 4), dtype=np.float64)
@@ -267,13 +343,13 @@ class Controller(Module):
             table[:, F_BLOCK],
             table[:, F_FIRST_K],
             table[:, F_LAST_K],
-            np.asarray(job.last_of_block, dtype=np.int64),
+            plan.last_of_block,
             timing.base_cycles,
-            np.asarray(job.weight_tile, dtype=np.int64),
+            plan.weight_tile,
             tile_bytes,
             loads,
-            -(-(elements * shape.acc_bits) // 8),
-            -(-(elements * shape.out_bits) // 8),
+            plan.tile_acc_bytes,
+            plan.tile_out_bytes,
             bool(sched.weights_resident),
             int(timing.preload_cycles),
             bool(self.overlap_preload),
@@ -330,7 +406,7 @@ class Controller(Module):
             resident = job.sched.weights_resident
             if self.ideal_memory:
                 # transfers take no time and slots are never short: every tile is in now
-                moved = int(np.sum(np.asarray(job.weight_tile_bytes)[job.weight_loads]))
+                moved = int(np.sum(job.plan.weight_tile_bytes[job.plan.weight_loads]))
                 yield from self.dram.transfer(moved, write=False, what="weights")
                 self.weight_buffer.written_bytes.value += moved
                 job.all_weights_in = True
@@ -480,19 +556,34 @@ class Controller(Module):
 
     def count_array_traffic(self, sched: LayerSchedule, ops: GemmOperands) -> None:
         """SRAM traffic of the array and PE occupancy: fixed by the schedule, not by timing,
-        so tallied for all folds at once, as arrays."""
+        so tallied for all folds at once, as arrays (once per tiling: kept with its fold
+        table, as the padding pattern of A is fixed by the layer's shape too)."""
+        shape = sched.shape
+        name = f"array_traffic/{shape.a_bits}/{shape.w_bits}/{shape.acc_bits}"
+        traffic = derived(sched.fold_table, name, lambda table: self._array_traffic(sched, ops))
+        input_read, weight_read, output_written, output_read, pe_fraction_sum = traffic
+        self.input_buffer.read_bytes.value += input_read
+        self.weight_buffer.read_bytes.value += weight_read
+        self.output_buffer.written_bytes.value += output_written
+        self.output_buffer.read_bytes.value += output_read
+        self.array.record_folds(pe_fraction_sum, sched.fold_count)
+
+    def _array_traffic(
+        self, sched: LayerSchedule, ops: GemmOperands
+    ) -> tuple[int, int, int, int, float]:
+        """(input, weight buffer bytes read, output buffer bytes written, read, Σ PE fraction)."""
         shape, table = sched.shape, sched.fold_table
         mt = table[:, F_M1] - table[:, F_M0]
         kt = table[:, F_K1] - table[:, F_K0]
         nt = table[:, F_N1] - table[:, F_N0]
-        self.input_buffer.read_bytes.value += packed_bytes(
-            real_operand_counts(table, ops), shape.a_bits
-        )
-        self.weight_buffer.read_bytes.value += packed_bytes(kt * nt, shape.w_bits)
-        self.output_buffer.written_bytes.value += packed_bytes(mt * nt, shape.acc_bits)
         not_first = table[:, F_FIRST_K] == 0
-        self.output_buffer.read_bytes.value += packed_bytes((mt * nt)[not_first], shape.acc_bits)
-        self.array.count_folds(mt, kt, nt)
+        return (
+            packed_bytes(real_operand_counts(table, ops), shape.a_bits),
+            packed_bytes(kt * nt, shape.w_bits),
+            packed_bytes(mt * nt, shape.acc_bits),
+            packed_bytes((mt * nt)[not_first], shape.acc_bits),
+            self.array.mapped_pe_fraction_sum_of(mt, kt, nt),
+        )
 
     def vector(self):
         while True:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import simpy
 
@@ -63,8 +64,8 @@ class Module:
             self.env = env
             self.tracer = tracer or Tracer()
 
-    @property
-    def path(self) -> str:
+    @cached_property
+    def path(self) -> str:  # name and parent are fixed at elaboration
         return self.name if self.parent is None else f"{self.parent.path}.{self.name}"
 
     def statistic(self, name: str, description: str, *, initial: int | float = 0) -> Statistic:

@@ -45,11 +45,15 @@ class PEArray(Module):
         """The array as the kernels see it when it runs the layer ``shape``."""
         return PESpec.for_layer(self.config, shape)
 
-    def count_folds(self, mt: np.ndarray, kt: np.ndarray, nt: np.ndarray) -> None:
-        """Occupancy of a layer's folds (tile extents per fold): fixed by the schedule."""
+    def mapped_pe_fraction_sum_of(self, mt: np.ndarray, kt: np.ndarray, nt: np.ndarray) -> float:
+        """Σ over folds (tile extents per fold) of the fraction of PEs holding work."""
         used = np.multiply(*dataflow_spec(self.dataflow).spatial(mt, kt, nt))
-        self.mapped_pe_fraction_sum.value += float(np.sum(used)) / (self.rows * self.cols)
-        self.folds.value += len(mt)
+        return float(np.sum(used)) / (self.rows * self.cols)
+
+    def record_folds(self, pe_fraction_sum: float, folds: int) -> None:
+        """Count ``folds`` folds whose PE fractions sum to ``pe_fraction_sum``."""
+        self.mapped_pe_fraction_sum.value += pe_fraction_sum
+        self.folds.value += folds
 
     def run(self, cycles: int, layer: str, first: int, starts, ends):
         """Occupy the array for ``cycles``: the folds ``first, first + 1, ...`` of ``layer``
