@@ -214,6 +214,66 @@ def float32_exact_chunk(max_product: int) -> int:
     return FLOAT32_EXACT // max_product if max_product else FLOAT32_EXACT
 
 
+def column_abs_prefix(w: np.ndarray) -> np.ndarray:
+    """``prefix[k, n] = sum_{k' < k} |w[k', n]|``, shape (K + 1, N) (int32 where it fits)."""
+    magnitude = np.abs(w)
+    total = int(magnitude.sum(axis=0).max()) if w.size else 0
+    dtype = np.int32 if total < 2**31 else np.int64
+    prefix = np.zeros((w.shape[0] + 1, w.shape[1]), dtype=dtype)
+    np.cumsum(magnitude, axis=0, dtype=dtype, out=prefix[1:])
+    return prefix
+
+
+def k_chunks(prefix: np.ndarray, max_a: int) -> list[tuple[int, int]] | None:
+    """The fewest consecutive k ranges over which every column's partial sums stay below
+    2**24 when ``|a| <= max_a`` (greedy, each as long as it can be); None if one row of w
+    alone can exceed it. One range when the whole of K fits."""
+    k_total = prefix.shape[0] - 1
+    limit = (FLOAT32_EXACT - 1) // max(int(max_a), 1)  # a chunk's column sums may reach this
+
+    def fits(k0: int, k1: int) -> bool:
+        return int((prefix[k1] - prefix[k0]).max()) <= limit
+
+    chunks, k0 = [], 0
+    while k0 < k_total:
+        if not fits(k0, k0 + 1):
+            return None
+        lo, hi = k0 + 1, k_total  # fits(k0, lo) holds; find the largest k1 that fits
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if fits(k0, mid) else (lo, mid - 1)
+        chunks.append((k0, lo))
+        k0 = lo
+    return chunks
+
+
+def prepare_weights(w: np.ndarray) -> None:
+    """Compute and keep what :func:`exact_float32_gemm_into` needs of a read-only weight
+    matrix (a golden run does it for every layer, so no injection pays it)."""
+    if not w.flags.writeable:
+        derived(w, "column_abs_prefix", column_abs_prefix)
+        derived(w, "float32", _as_float32)
+        derived(w, "float32_transposed", _as_float32_transposed)
+
+
+def _float32_k_ranges(w: np.ndarray, max_a: int) -> tuple[list[tuple[int, int]] | None, int]:
+    """K ranges whose float32 sums are exact, and the most any output's sum can reach.
+
+    A layer's read-only weights keep their column sums, so every partial sum of column n is
+    bounded by ``max|a| * sum_k |w[k, n]|`` — far tighter than ``K * max|a| * max|w|``, the
+    bound (with equal chunks) for weights that may change."""
+    K = w.shape[0]
+    if not w.flags.writeable:
+        prefix = derived(w, "column_abs_prefix", column_abs_prefix)
+        return k_chunks(prefix, max_a), int(max_a) * int(prefix[-1].max())
+    max_product = int(max_a) * int(max_abs(w))
+    chunk = float32_exact_chunk(max_product)
+    if chunk == 0:
+        return None, K * max_product
+    step = -(-K // -(-K // chunk)) if K else 0  # the fewest equal chunks
+    return [(k0, min(k0 + step, K)) for k0 in range(0, K, step)], K * max_product
+
+
 def exact_float32_gemm_into(
     psum: np.ndarray,
     a_float32,
@@ -225,26 +285,23 @@ def exact_float32_gemm_into(
 ) -> bool:
     """``psum`` (M, N) int64 := fault-free ``overflow(psum + a @ w)`` in float32 BLAS, if exact.
 
-    K is cut into the fewest equal chunks of at most :func:`float32_exact_chunk` products;
-    each chunk is one float32 GEMM (exact: its partial sums are integers below 2**24), the
-    chunks are added in int64 (exact). The overflow rule then acts as in :func:`run_gemm`:
-    wrap once (a ring homomorphism), saturate only when no partial sum can reach the limits.
-    ``a_float32()`` gives A (M, K) in float32 and is called only when the path applies
-    (``max_a`` = max|A| decides it). Returns False, ``psum`` untouched, when it does not.
+    K is cut into the fewest ranges whose partial sums are integers below 2**24 in any
+    summation order (FMA included: the products are integers too), each range one float32
+    GEMM, the ranges added in int64 (exact). The overflow rule then acts as in
+    :func:`run_gemm`: wrap once (a ring homomorphism), saturate only when no partial sum can
+    reach the limits. ``a_float32()`` gives A (M, K) in float32 and is called only when the
+    path applies (``max_a`` = max|A| decides it). Returns False, ``psum`` untouched, when it
+    does not.
     """
     K = w.shape[0]
-    max_w = int(derived(w, "max_abs", max_abs))  # kept for a layer's read-only weights
-    max_product = int(max_a) * max_w
-    chunk = float32_exact_chunk(max_product)
-    if chunk < min(K, MIN_FLOAT32_CHUNK):
-        return False
-    bound = int(max_abs(psum)) + K * max_product
+    ranges, reach = _float32_k_ranges(w, max_a)
+    if ranges is None or len(ranges) > max(1, -(-K // MIN_FLOAT32_CHUNK)):
+        return False  # a row alone passes 2**24, or the chunks would be too short to pay
+    bound = int(max_abs(psum)) + reach
     limit = 1 << (int(acc_bits) - 1)
     if bound >= 1 << 62 or (overflow != OVERFLOW_WRAP and bound >= limit):
         return False  # the int64 sum could overflow, or saturation could bite mid-sum
     a32 = a_float32()
-    chunks = -(-K // chunk) if K else 0
-    step = -(-K // chunks) if chunks else 0
     M, N = psum.shape
     # BLAS runs a short, wide product faster as its transpose W^T A^T (measured on ResNet-18's
     # shapes: up to 1.8x for M=49, N=512); A^T is the layout the conv lowering writes
@@ -255,13 +312,12 @@ def exact_float32_gemm_into(
     else:
         w32 = derived(w, "float32", _as_float32)
         product = np.empty((M, N), dtype=np.float32)
-    for i in range(chunks):
-        k0, k1 = i * step, min((i + 1) * step, K)
+    for i, (k0, k1) in enumerate(ranges):
         if transposed:
             np.matmul(w32[:, k0:k1], a32[:, k0:k1].T, out=product)
         else:
             np.matmul(a32[:, k0:k1], w32[k0:k1], out=product)
-        wrap_bits = int(acc_bits) if (i == chunks - 1 and bound >= limit) else 0
+        wrap_bits = int(acc_bits) if (i == len(ranges) - 1 and bound >= limit) else 0
         _add_float_into(psum, product.T if transposed else product, wrap_bits)
     return True
 

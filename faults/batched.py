@@ -12,7 +12,7 @@ layer once for every injection it concerns:
    fold kernel with the faults inside);
 2. injections whose input already differs from the golden run (a fault upstream): the
    layer's fault-free values for all of them at once (one lowering, float32 GEMMs where
-   provably exact, :mod:`faults.exact_gemm`: fault-free arithmetic does not depend on the
+   provably exact, :func:`accelsim.datapath.compute_fault_free`: fault-free arithmetic does not depend on the
    tiling), then, for those with faults here too, their faulty tiles as in 1 on their own
    lowered operands;
 3. injections with SRAM faults in the layer: :func:`faults.inject.sram_faulty_layer`, one
@@ -39,12 +39,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelsim import executor
-from accelsim.datapath import gemm_output, lower_operands
+from accelsim.datapath import compute_fault_free, gemm_output, lower_operands
 from accelsim.ir import Node
 from accelsim.ops import GEMM_OPS
 from accelsim.schedule import gemm_shape
 
-from .exact_gemm import fault_free_psums
 from .fault import PE_REGISTERS, FaultTable, inference_faults
 from .inject import (
     Golden,
@@ -472,7 +471,7 @@ def _dirty_layer(
     stats.layers_recomputed[rows] += 1
     shape = gemm_shape(golden.graph, node, len(rows))
     ops = lower_operands(node, dirty_in.values, shape)
-    fault_free_psums(shape, ops)
+    compute_fault_free(shape, ops)
     values = gemm_output(node, ops, shape)
     if len(owner) == 0:
         return _differing(golden, samples, node.output, rows, values)

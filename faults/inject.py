@@ -53,12 +53,11 @@ from accelsim.datapath import (
 )
 from accelsim.intmath import requantize
 from accelsim.ir import Graph, Node
-from accelsim.kernels import chain_values
+from accelsim.kernels import chain_values, prepare_weights
 from accelsim.ops import GEMM_OPS
 from accelsim.pe_spec import PESpec
 from accelsim.schedule import LayerSchedule, gemm_shape, schedule_layer
 
-from .exact_gemm import prepare_weights
 from .fault import Fault
 from .sram import layer_effects, lowered_index, recompute_psums
 from .tile_kernels import chain_table

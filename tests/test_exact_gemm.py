@@ -1,8 +1,10 @@
-"""float32 BLAS where exact == the datapath's fault-free GEMM, bit for bit.
+"""The fault-free layer GEMM (float32 BLAS where exact) == the int64 GEMM, bit for bit.
 
-``faults.exact_gemm.fault_free_psums`` must equal ``accelsim.datapath.compute_fault_free``
-whatever the operands: inside the float32 bound (the fast path), just outside it (the
-fallback), under wrap and saturate, with groups and with a bias near the accumulator's limit.
+``accelsim.datapath.compute_fault_free`` on a layer's read-only weights (K cut by their column
+sums, ``kernels.k_chunks``) must equal ``kernels._gemm_overflow`` (int64 loops, the overflow
+rule at every add) whatever the operands: inside the float32 bound (the fast path), just
+outside it (the fallback), under wrap and saturate, with groups and with a bias near the
+accumulator's limit.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import numpy as np
 import pytest
 
 from accelsim import load_workload
+from accelsim.codes import OVERFLOW_CODES
 from accelsim.datapath import GemmOperands, compute_fault_free, lower_operands
+from accelsim.kernels import FLOAT32_EXACT, _gemm_overflow, k_chunks
 from accelsim.schedule import gemm_shape
-from faults.exact_gemm import FLOAT32_EXACT, fault_free_psums, k_chunks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,10 +41,11 @@ def _operands(rng, m, k, n, groups, a_max, w_max, bias_max):
 
 def _both(shape, ops):
     ours = replace(ops, psum=[p.copy() for p in ops.psum])
-    reference = replace(ops, psum=[p.copy() for p in ops.psum])
-    fault_free_psums(shape, ours)
-    compute_fault_free(shape, reference)
-    for got, want in zip(ours.psum, reference.psum):
+    compute_fault_free(shape, ours)
+    code = OVERFLOW_CODES[shape.overflow]
+    for g, got in enumerate(ours.psum):
+        a = np.ascontiguousarray(ops.a[g], dtype=np.int64)
+        want = _gemm_overflow(a, ops.w[g], ops.psum[g], int(shape.acc_bits), code)
         np.testing.assert_array_equal(got, want)
 
 
