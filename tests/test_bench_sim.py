@@ -3,6 +3,8 @@ one thread and restore the thread pool after; the interval is the median and ran
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -30,3 +32,20 @@ def test_the_wall_time_interval_is_median_min_max():
 
     assert _median_interval([3.0, 1.0, 2.0, 5.0, 4.0]) == (3.0, 1.0, 5.0)
     assert _median_interval([2.0]) == (2.0, 2.0, 2.0)
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_the_simulator_table_fits_without_cutting_a_cell(width):
+    from rich.console import Console
+
+    from bench.run import simulator_table
+
+    row = ("16×16", "accurate", "0.20\n[0.20, 0.21]", "9.04", "35.9%\n[33.4%, 37.1%]")
+    rows = [(*row, "3.9", "51,816", "MISSED"), (*row, "1.2", "206,184", "met")]
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(simulator_table(rows, [25e9, 24e9], size=224, repeats=5, quick=False))
+    text = console.export_text()
+    print(text)
+    assert "…" not in text and max(map(len, text.splitlines())) <= width
+    for cell in ("accurate", "[33.4%, 37.1%]", "206,184", "MISSED", "≤ 3 µs/fold"):
+        assert cell in text
