@@ -32,11 +32,13 @@ import numpy as np
 
 from accelsim.config import FaultsConfig
 from accelsim.cost import register_widths
+from accelsim.errors import AccelsimError
 from accelsim.executor import dequantize
 from accelsim.jsonio import write_json_atomic
 from accelsim.limits import refuse_over
 from accelsim.results import records_from_columns as records_of
 from accelsim.results import write_columns_csv
+from accelsim.runs import OTHER_SETTINGS_HINT
 from accelsim.tables import dataframe
 from accelsim.workload import Workload
 
@@ -68,6 +70,7 @@ from .sram import sram_word_bits, sram_words
 from .stats import Tally
 
 LOG_NAME = "faults.log"  # binary: a JSON header line, then a block per chunk (faults.runner)
+EARLIER_LOG_NAME = "faults.jsonl"  # the JSON-lines log of accelsim before the columnar one
 SUMMARY_NAME = "faults.json"
 
 
@@ -611,6 +614,12 @@ def campaign(
     )
 
     def execute(log_dir: Path) -> ResultColumns:
+        if (log_dir / EARLIER_LOG_NAME).exists() and not (log_dir / LOG_NAME).exists():
+            raise AccelsimError(  # say so rather than quietly start again from nothing
+                f"holds the {EARLIER_LOG_NAME} of an earlier accelsim, which this version "
+                f"cannot resume; {OTHER_SETTINGS_HINT}",
+                file=log_dir,
+            )
         return run_tasks(
             run_injection,
             injections,

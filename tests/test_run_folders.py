@@ -196,3 +196,15 @@ def test_resume_latest_finds_the_newest_run_of_the_same_command(tmp_path):
     with pytest.raises(AccelsimError, match="holds a 'run' run, not 'inject'") as info:
         resume_folder(str(run), root, "inject")
     assert "an inject run" in str(info.value.allowed)
+
+
+def test_resuming_a_folder_with_an_earlier_json_lines_log_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    workload, out = write_workload(tmp_path), tmp_path / "old"
+    assert main(["inject", str(workload), "--out", str(out)]) == 0
+    (out / "faults.log").rename(out / "faults.jsonl")  # as an earlier accelsim left it
+    capsys.readouterr()
+    assert main(["inject", str(workload), "--out", str(out)]) == 2
+    line = one_error_line(capsys)
+    assert "faults.jsonl of an earlier accelsim" in line and "--out NEW" in line
+    assert not (out / "faults.log").exists()  # nothing recomputed into it
