@@ -157,16 +157,30 @@ def run_gemm(
     psum = np.array(  # a new array: the result
         np.broadcast_to(np.asarray(psum_in, dtype=np.int64), (a.shape[0], w.shape[1]))
     )
-    if a.size and w.size:
-        if exact_float32_gemm_into(
+    if (
+        a.size
+        and w.size
+        and exact_float32_gemm_into(
             psum,
             lambda: a.astype(np.float32),
             w,
             int(max_abs(a)),
             acc_bits=acc_bits,
             overflow=overflow,
-        ):
-            return psum
+        )
+    ):
+        return psum
+    return run_gemm_without_float32(a, w, psum, acc_bits=acc_bits, overflow=overflow)
+
+
+def run_gemm_without_float32(
+    a: np.ndarray, w: np.ndarray, psum: np.ndarray, *, acc_bits: int, overflow: int
+) -> np.ndarray:
+    """:func:`run_gemm` where the float32 path already declined: float64 BLAS where exact,
+    else the int64 loops (``psum`` int64 of shape (M, N))."""
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    w = np.ascontiguousarray(w, dtype=np.int64)  # the same array when it already is
+    if a.size and w.size:
         static = not w.flags.writeable  # a layer's weight matrix: its facts are kept
         w_max = derived(w, "max_abs", max_abs) if static else max_abs(w)
         bound = max_abs(psum) + a.shape[1] * max_abs(a) * w_max

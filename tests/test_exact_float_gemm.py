@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from accelsim import kernels, load_workload, mapping
@@ -107,28 +107,34 @@ def test_the_float32_path_is_taken_with_several_chunks_and_declined_beyond_its_b
     assert run(a, w, psum, acc_bits=16, overflow=saturate)[0] is False
 
 
+@st.composite
+def conv_geometries(draw):
+    """(h, w, kh, kw, stride, pads, dilation) of a conv with at least one output pixel."""
+    h, w, kh, kw = (
+        draw(st.integers(1, 9)),
+        draw(st.integers(1, 9)),
+        *draw(st.tuples(*[st.integers(1, 4)] * 2)),
+    )
+    stride = draw(st.tuples(*[st.integers(1, 3)] * 2))
+    dilation = draw(st.tuples(*[st.integers(1, 2)] * 2))
+    pads = draw(st.tuples(*[st.integers(0, 3)] * 4))
+    assume(h + pads[0] + pads[2] >= dilation[0] * (kh - 1) + 1)
+    assume(w + pads[1] + pads[3] >= dilation[1] * (kw - 1) + 1)
+    return h, w, kh, kw, stride, pads, dilation
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     batch=st.integers(1, 2),
     groups=st.integers(1, 3),
     c_per_group=st.integers(1, 3),
-    h=st.integers(1, 9),
-    w=st.integers(1, 9),
-    kh=st.integers(1, 4),
-    kw=st.integers(1, 4),
-    sh=st.integers(1, 3),
-    sw=st.integers(1, 3),
-    pads=st.tuples(*[st.integers(0, 3)] * 4),
-    dh=st.integers(1, 2),
-    dw=st.integers(1, 2),
+    geometry=conv_geometries(),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_numba_im2col_transposed_equals_the_numpy_lowering(
-    batch, groups, c_per_group, h, w, kh, kw, sh, sw, pads, dh, dw, seed
+    batch, groups, c_per_group, geometry, seed
 ):
-    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    if h + pads[0] + pads[2] < span_h or w + pads[1] + pads[3] < span_w:
-        return  # no output pixel
+    h, w, kh, kw, (sh, sw), pads, (dh, dw) = geometry
     rng = np.random.default_rng(seed)
     x = rng.integers(-300, 300, size=(batch, groups * c_per_group, h, w), dtype=np.int64)
     weight_shape = (groups * 2, c_per_group, kh, kw)
@@ -201,23 +207,11 @@ def test_output_stage_and_lazy_lowering_equal_the_numpy_forms(resnet_graph):
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    batch=st.integers(1, 2),
-    h=st.integers(1, 9),
-    w=st.integers(1, 9),
-    kh=st.integers(1, 4),
-    kw=st.integers(1, 4),
-    sh=st.integers(1, 3),
-    sw=st.integers(1, 3),
-    pads=st.tuples(*[st.integers(0, 3)] * 4),
-    dh=st.integers(1, 2),
-    dw=st.integers(1, 2),
-)
-def test_the_padding_window_equals_the_lowering_of_ones(batch, h, w, kh, kw, sh, sw, pads, dh, dw):
+@given(batch=st.integers(1, 2), geometry=conv_geometries())
+def test_the_padding_window_equals_the_lowering_of_ones(batch, geometry):
     from accelsim.datapath import _padding_window
 
-    if h + pads[0] + pads[2] < dh * (kh - 1) + 1 or w + pads[1] + pads[3] < dw * (kw - 1) + 1:
-        return  # no output pixel
+    h, w, kh, kw, (sh, sw), pads, (dh, dw) = geometry
     ones = np.ones((batch, 1, h, w), np.int64)
     (want,) = mapping.lower_conv(ones, (1, 1, kh, kw), (sh, sw), pads, 1, (dh, dw))
     got = _padding_window((batch, 3, h, w), (kh, kw), (sh, sw), pads, (dh, dw))
