@@ -470,7 +470,8 @@ def _dirty_layer(
     rows = dirty_in.injections
     stats.layers_recomputed[rows] += 1
     shape = gemm_shape(golden.graph, node, len(rows))
-    ops = lower_operands(node, dirty_in.values, shape)
+    # A in int64 only if a live fault here needs it: the fault-free GEMM lowers to float32
+    ops = lower_operands(node, dirty_in.values, shape, lazy_a=True)
     compute_fault_free(shape, ops)
     values = gemm_output(node, ops, shape)
     if len(owner) == 0:
