@@ -39,23 +39,29 @@ def _requantised_add(a, b, multiplier_a, multiplier_b, shift, zero_point, lo, hi
 def _maxpool(x, kh, kw, sh, sw, ph, pw, oh, ow):
     """Max over each window of ``x`` (B, C, H, W); positions outside the input are padding,
     which holds int64's minimum (the executor's pad value), so it never beats a real value
-    and a window with no real value gives that minimum."""
+    and a window with no real value gives that minimum.
+
+    Separable: per output row, the max over the window's input rows column by column (a
+    contiguous pass the compiler vectorises), then the max over each window's columns."""
     n, c, h, w = x.shape
     out = np.empty((n, c, oh, ow), dtype=np.int64)
+    column_max = np.empty(w, dtype=np.int64)
     for b in range(n):
         for ch in range(c):
+            plane = x[b, ch]
             for oy in range(oh):
                 top = oy * sh - ph
                 r0, r1 = max(top, 0), min(top + kh, h)
+                column_max[:] = _INT64_MIN
+                for r in range(r0, r1):
+                    row = plane[r]
+                    for col in range(w):
+                        column_max[col] = max(column_max[col], row[col])
                 for ox in range(ow):
                     left = ox * sw - pw
-                    c0, c1 = max(left, 0), min(left + kw, w)
                     best = _INT64_MIN
-                    for r in range(r0, r1):
-                        for col in range(c0, c1):
-                            v = x[b, ch, r, col]
-                            if v > best:
-                                best = v
+                    for col in range(max(left, 0), min(left + kw, w)):
+                        best = max(best, column_max[col])
                     out[b, ch, oy, ox] = best
     return out
 
