@@ -17,7 +17,8 @@ layer once for every injection it concerns:
    lowered operands;
 3. injections with SRAM faults in the layer: :func:`faults.inject.sram_faulty_layer`, one
    injection at a time for that layer only;
-4. any other layer (pooling, adds, ...): one call for every injection whose input differs.
+4. any other layer (pooling, adds, ...): one call for every injection whose input differs
+   (:func:`accelsim.vector_kernels.run_vector_node`: Numba kernels for adds and max-pooling).
 
 A tensor is carried only for the injections where it differs from the golden run, so an
 injection whose faults are all masked costs nothing after its faulty layer. Later layers are
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim import executor
+from accelsim import vector_kernels
 from accelsim.datapath import compute_fault_free, gemm_output, lower_operands
 from accelsim.ir import Node
 from accelsim.ops import GEMM_OPS
@@ -244,7 +245,7 @@ def _fault_free_node(
         return DirtyRows.none()
     rows = np.unique(np.concatenate(touched)) if len(touched) > 1 else touched[0]
     stats.layers_recomputed[rows] += 1
-    values = executor.run_node(
+    values = vector_kernels.run_vector_node(
         golden.graph,
         node,
         [_gathered(golden, samples, n, d, rows) for n, d in zip(node.inputs, inputs)],

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from .. import executor, mapping
+from .. import mapping, vector_kernels
 from ..config import AcceleratorConfig
 from ..datapath import compute_layer, gemm_output, lower_operands
 from ..ir import Graph, Node
@@ -175,7 +175,7 @@ class Accelerator(Module):
                         redundancy.finish(ops)
                     values[node.output] = gemm_output(node, ops, sched.shape)
                 else:
-                    out = executor.run_node(graph, node, inputs)
+                    out = vector_kernels.run_vector_node(graph, node, inputs)
                     spec = graph.tensors[node.output]
                     in_bytes = sum(
                         bytes_for(v.size, graph.tensors[n].bits)
