@@ -384,13 +384,9 @@ def _clamp_float(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarr
 # ---- public API ----------------------------------------------------------------------------
 
 
-def run_node(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
-    """Compute one node on batched inputs (leading batch axis).
-
-    Integer graphs: int64 in, int64 out. Float graphs: float64. The simulator uses this as its
-    vector unit for the non-GEMM ops, so the signature is stable. Input shapes are checked
-    against the graph's tensor specs (a mismatch is a caller bug: ValueError).
-    """
+def checked_inputs(graph: Graph, node: Node, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """``node``'s inputs as arrays of the graph's dtype (int64 or float64; no copy where they
+    already are), each shape checked against its tensor spec (a mismatch: ValueError)."""
     dtype = np.int64 if graph.kind == "integer" else np.float64
     arrays = []
     for name, value in zip(node.inputs, inputs, strict=True):
@@ -402,6 +398,18 @@ def run_node(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
                 f"expected (batch, *{expected})"
             )
         arrays.append(value.astype(dtype, copy=False))
+    return arrays
+
+
+def run_node(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+    """Compute one node on batched inputs (leading batch axis).
+
+    Integer graphs: int64 in, int64 out. Float graphs: float64. The simulator uses this as its
+    vector unit for the non-GEMM ops, so the signature is stable. Input shapes are checked
+    against the graph's tensor specs (a mismatch is a caller bug: ValueError).
+    """
+    dtype = np.int64 if graph.kind == "integer" else np.float64
+    arrays = checked_inputs(graph, node, inputs)
     run = OP_SPECS[node.op].run.get(graph.kind) if node.op in OP_SPECS else None
     if run is None:
         raise ValueError(f"{graph.kind} executor has no op {node.op!r}")

@@ -126,22 +126,6 @@ def fast_path_op(graph: Graph, node: Node) -> bool:
 # ---- the entry point -------------------------------------------------------------------------
 
 
-def _checked_inputs(graph: Graph, node: Node, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """``run_node``'s input check and conversion (its error, word for word), arrays made
-    C-contiguous int64 for the kernels (no copy when they already are)."""
-    arrays = []
-    for name, value in zip(node.inputs, inputs, strict=True):
-        value = np.asarray(value)
-        expected = graph.tensors[name].shape
-        if value.shape[1:] != expected:
-            raise ValueError(
-                f"node {node.name!r}: input {name!r} has shape {value.shape}, "
-                f"expected (batch, *{expected})"
-            )
-        arrays.append(np.ascontiguousarray(value, dtype=np.int64))
-    return arrays
-
-
 def _run_add(node: Node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     at = node.attrs
     out = _requantised_add(
@@ -172,7 +156,8 @@ def run_vector_node(graph: Graph, node: Node, inputs: list[np.ndarray]) -> np.nd
     ``maxpool2d``; the executor computes everything else (and any input it would reject)."""
     if not fast_path_op(graph, node):
         return executor.run_node(graph, node, inputs)
-    arrays = _checked_inputs(graph, node, inputs)
+    # the executor's own check; C-contiguous for the kernels (no copy when already)
+    arrays = [np.ascontiguousarray(a) for a in executor.checked_inputs(graph, node, inputs)]
     if node.op == "add":
         a, b = arrays
         if a.shape != b.shape:  # batch broadcasting (or an invalid graph's specs): numpy's job

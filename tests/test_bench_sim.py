@@ -50,5 +50,9 @@ def test_the_simulator_table_fits_without_cutting_a_cell(width):
     for cell in ("accurate", "[33.4%, 37.1%]", "206,184", "MISSED"):
         assert cell in text
     words = " ".join(text.split())  # the notes wrap at words: every phrase survives whole
-    for phrase in ("float32 numpy GEMM on the same shapes", "≤ 3 µs/fold", "25.0 [24.0, 25.0] GMAC/s"):
+    for phrase in (
+        "float32 numpy GEMM on the same shapes",
+        "≤ 3 µs/fold",
+        "25.0 [24.0, 25.0] GMAC/s",
+    ):
         assert phrase in words
