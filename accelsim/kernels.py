@@ -783,3 +783,18 @@ def _chain_values(pe, a, w, bias, m0, m1, n0, n1, k_bounds, faults):
             link_faults,
         )
     return psum
+
+
+@njit(cache=True)
+def segment_column_sums(table, bounds):
+    """(len(bounds) - 1, columns) int64: row ``i`` sums ``table``'s rows in
+    [bounds[i], bounds[i + 1]) column by column (``np.add.reduceat`` over axis 0 for
+    ascending bounds, without its int64 copy of the table: 2.5 ms on conv1's window)."""
+    out = np.zeros((len(bounds) - 1, table.shape[1]), dtype=np.int64)
+    for i in range(len(bounds) - 1):
+        dest = out[i]
+        for r in range(bounds[i], bounds[i + 1]):
+            row = table[r]
+            for c in range(row.shape[0]):
+                dest[c] += row[c]
+    return out

@@ -265,6 +265,20 @@ def test_real_operand_counts_equal_the_prefix_sums(seed):
         np.testing.assert_array_equal(real_operand_counts(t, ops), want)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_segment_column_sums_equal_numpy_reduceat(seed):
+    from accelsim.kernels import segment_column_sums
+
+    rng = np.random.default_rng(seed)
+    rows, cols = int(rng.integers(1, 60)), int(rng.integers(1, 10))
+    table = rng.integers(0, 2, size=(rows, cols)).astype(np.uint8)
+    bounds = np.unique(rng.integers(0, rows + 1, size=int(rng.integers(2, 8))))
+    if len(bounds) < 2:
+        bounds = np.array([0, rows])
+    want = np.add.reduceat(table[: bounds[-1]], bounds[:-1], axis=0, dtype=np.int64)
+    np.testing.assert_array_equal(segment_column_sums(table, bounds), want)
+
+
 def test_the_trace_shows_every_fold_and_transfer_as_the_per_fold_model_did():
     """Runs of folds are one transaction but still one ``fold`` span each; the vector unit is
     its own module now (it was the controller's track)."""

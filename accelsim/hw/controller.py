@@ -34,6 +34,7 @@ from functools import cached_property
 import numpy as np
 import simpy
 
+from .. import kernels
 from ..datapath import GemmOperands
 from ..derived import derived
 from ..schedule import (
@@ -100,8 +101,7 @@ def real_operand_counts(table: np.ndarray, ops: GemmOperands) -> np.ndarray:
     bounds = np.unique(np.concatenate([um0, um1]))
     at_bounds = np.zeros((len(bounds), offsets), dtype=np.int64)
     if len(bounds) > 1:
-        segments = np.add.reduceat(window[: bounds[-1]], bounds[:-1], axis=0, dtype=np.int64)
-        np.cumsum(segments, axis=0, out=at_bounds[1:])
+        np.cumsum(kernels.segment_column_sums(window, bounds), axis=0, out=at_bounds[1:])
     per_offset_rows = (  # (m ranges, offsets): real rows of each range per kernel offset
         at_bounds[np.searchsorted(bounds, um1)] - at_bounds[np.searchsorted(bounds, um0)]
     )
