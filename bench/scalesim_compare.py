@@ -28,6 +28,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -151,6 +152,20 @@ def _median(values: list[float]) -> float:
     return sorted(values)[len(values) // 2]
 
 
+def say(text: str, *, indent: int = 0) -> None:
+    """One report line, wrapped at 80 columns (continuations indented two more)."""
+    print(
+        textwrap.fill(
+            text,
+            width=80,
+            initial_indent=" " * indent,
+            subsequent_indent=" " * (indent + 2),
+            break_on_hyphens=False,
+        ),
+        flush=True,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, default=Path("/tmp/scalesim-venv"))
@@ -167,14 +182,14 @@ def main() -> int:
     python = args.venv / "bin" / "python"
     have_scalesim = python.exists()
     if not have_scalesim:
-        print(
+        say(
             f"SCALE-Sim venv not found at {args.venv}: skipping SCALE-Sim (create it with "
             f"python3 -m venv {args.venv} && {args.venv}/bin/pip install scalesim==3.0.0 "
             '"numpy<2.4")'
         )
-    print(f"ResNet-18 224x224, {ROWS}x{COLS} {DATAFLOW}, batch 1")
+    say(f"ResNet-18 224x224, {ROWS}x{COLS} {DATAFLOW}, batch 1")
     if not args.no_sim:
-        print(
+        say(
             f"accelsim: each layer in {args.first_runs} fresh processes, each first warmed on "
             f"a {WARM_UP[1]}x{WARM_UP[2]}x{WARM_UP[5]} -> {WARM_UP[6]} layer (its one-off "
             "start-up printed per layer)"
@@ -184,33 +199,31 @@ def main() -> int:
         start = time.perf_counter()
         ours = scalesim_layer_cycles(DATAFLOW, M, K, N, ROWS, COLS)
         formula_s = time.perf_counter() - start
-        line = (
-            f"{layer[0]:16s} M={M:6d} K={K:4d} N={N:4d}  timing_scalesim={ours:9d} "
-            f"({formula_s * 1e6:.0f} us)"
-        )
+        line = f"{layer[0]}: M={M} K={K} N={N}, timing_scalesim={ours} ({formula_s * 1e6:.0f} us)"
         if have_scalesim:
             ref = run_scalesim(layer, python)
             if isinstance(ref, str):
-                line += f"  {ref}"
+                line += f", {ref}"
             else:
                 same = "==" if ref["total_cycles"] == ours else "!="
                 line += (
-                    f"  SCALE-Sim={ref['total_cycles']:9d} ({same})  "
+                    f", SCALE-Sim={ref['total_cycles']} ({same}), "
                     f"SCALE-Sim wall {ref['wall_s']:.1f} s "
                     f"(process {ref['process_wall_s']:.1f} s)"
                 )
-        print(line, flush=True)
+        say(line)
         if have_scalesim and not isinstance(ref, str):
-            print(
-                f"{'':16s} SCALE-Sim process start-up and imports (one-off): "
-                f"{ref['process_wall_s'] - ref['wall_s']:.1f} s"
+            say(
+                f"SCALE-Sim process start-up and imports (one-off): "
+                f"{ref['process_wall_s'] - ref['wall_s']:.1f} s",
+                indent=2,
             )
         if not args.no_sim:
             try:
                 sims = first_runs(layer, args.first_runs)
             except subprocess.CalledProcessError as exc:  # the bench reports, it does not stop
                 tail = (exc.stderr or "").strip().splitlines()[-1:]
-                print(f"{'':16s} accelsim simulator: failed ({tail})")
+                say(f"accelsim simulator: failed ({tail})", indent=2)
             else:
                 cycles = {sim["cycles"] for sim in sims}
                 same = "==" if cycles == {ours} else "!="
@@ -218,22 +231,24 @@ def main() -> int:
                 first, fastest, slowest = _median(walls), min(walls), max(walls)
                 repeats = _median([sim["repeat_median_s"] for sim in sims])
                 warm = _median([sim["warm_up_s"] for sim in sims])
-                print(
-                    f"{'':16s} accelsim simulator (timing: scalesim): compute cycles "
+                say(
+                    f"accelsim simulator (timing: scalesim): compute cycles "
                     f"{', '.join(map(str, sorted(cycles)))} ({same} timing_scalesim), layer span "
                     f"{sims[0]['span']:.0f}; first run {first * 1e3:.1f} ms "
                     f"[{fastest * 1e3:.1f}, {slowest * 1e3:.1f}] over {len(sims)} processes "
                     f"(median of their {REPEATS} repeats {repeats * 1e3:.1f} ms; warm-up "
-                    f"{warm:.2f} s)"
+                    f"{warm:.2f} s)",
+                    indent=2,
                 )
                 if have_scalesim and not isinstance(ref, str):
                     ratio = ref["wall_s"] / first
                     verdict = "met" if ratio >= TARGET_RATIO else "MISSED"
-                    print(
-                        f"{'':16s} SCALE-Sim wall / accelsim first-run wall = {ratio:,.0f}x "
+                    say(
+                        f"SCALE-Sim wall / accelsim first-run wall = {ratio:,.0f}x "
                         f"[{ref['wall_s'] / slowest:,.0f}, {ref['wall_s'] / fastest:,.0f}] "
                         f"(target >= {TARGET_RATIO:,}x on the median: {verdict}; over the "
-                        f"repeats {ref['wall_s'] / repeats:,.0f}x)"
+                        f"repeats {ref['wall_s'] / repeats:,.0f}x)",
+                        indent=2,
                     )
     return 0
 

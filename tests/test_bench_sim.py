@@ -56,3 +56,14 @@ def test_the_simulator_table_fits_without_cutting_a_cell(width):
         "25.0 [24.0, 25.0] GMAC/s",
     ):
         assert phrase in words
+
+
+def test_the_scalesim_comparison_lines_fit_80_columns(capsys):
+    import bench.scalesim_compare as compare
+
+    long = "SCALE-Sim wall / accelsim first-run wall = 2,107x [1,917, 2,548] " * 4
+    compare.say(long, indent=2)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 1 and max(map(len, lines)) <= 80
+    assert all(line.startswith("  ") for line in lines)
+    assert " ".join(" ".join(lines).split()) == " ".join(long.split())
