@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     workload = load_workload(ROOT / "workloads" / "digits_cnn.yaml")
     settings = CampaignSettings.from_config(workload.config.faults, source=workload.source)
     context = prepare(workload, settings)
+    # the Numba kernels and what a campaign imports lazily, loaded before anything is timed
+    # (else the first cell, 1 worker, pays them: 1.15 s against auto's 0.14 s for 2,000)
+    campaign(workload, injections=64, workers=1, context=context, seed=999)
     cores = usable_cores()
     table = Table(title=f"digits CNN campaign wall time (s), {cores} usable cores")
     for column in ("injections", "1 worker", f"{cores} workers", "auto", "auto / best"):
