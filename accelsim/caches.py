@@ -1,4 +1,5 @@
-"""Where accelsim keeps what it can recompute: exported builtin graphs, vulnerability records.
+"""Where accelsim keeps what it can recompute: exported builtin graphs, quantised integer graphs,
+vulnerability records.
 
 One folder per user — platformdirs' cache folder (``~/.cache/accelsim`` on Linux), or
 ``$ACCELSIM_CACHE_DIR`` — never the current directory or the workload's folder, so a run
