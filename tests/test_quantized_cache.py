@@ -203,3 +203,35 @@ def test_the_second_load_of_a_workload_does_not_quantise(tmp_path, monkeypatch):
     assert_same_graph(again.graph, first.graph)
     assert again.float_graph is not None and again.float_graph.kind == "float"
     np.testing.assert_array_equal(again.inputs, first.inputs)
+
+
+def test_the_optimizer_hashes_its_float_graph_once_and_requantises_from_the_cache(
+    tmp_path, monkeypatch
+):
+    from accelsim import load_workload
+    from optimizer.config import parse_optimize
+    from optimizer.evaluate import DesignEvaluator
+
+    monkeypatch.setattr(accelsim.quantize, "QUANTIZED_CACHE", tmp_path)
+    workload = load_workload(ROOT / "workloads" / "digits_optimize.yaml", ["faults.rate=0"])
+    section = {"variables": {"array_rows": [4, 8], "weight_bits": [6, 8]}, "constraints": {}}
+    opt = parse_optimize(section, workload=workload.config, file="test.yaml")
+    designs = DesignEvaluator(workload, opt).designs
+    hashed = []
+    real = type(workload.float_graph).content_hash
+    monkeypatch.setattr(
+        type(workload.float_graph),
+        "content_hash",
+        lambda graph: hashed.append(graph is workload.float_graph) or real(graph),
+    )
+    keys = {designs._quantisation_key(designs.base_config(d)) for d in _designs()}
+    assert len(keys) == 2 and hashed.count(True) == 1  # four designs, two quantisations
+
+    quantised = designs.quantised(designs.base_config({"array_rows": 4, "weight_bits": 6}))
+    assert len(_entries(tmp_path)) == 2  # the workload's own 8 bits, and 6 bits
+    want = quantize(workload.float_graph, quantised.config.quantization)
+    assert_same_graph(quantised.graph, want)
+
+
+def _designs() -> list[dict]:
+    return [{"array_rows": r, "weight_bits": b} for r in (4, 8) for b in (6, 8)]
