@@ -703,6 +703,13 @@ def _parse(
             key="format",
             allowed=f"[{FORMAT!r}] (python -m accelsim export, or accelsim.ir.save_graph)",
         )
+    if fmt == FORMAT and narrow:
+        _fail(
+            f"format {fmt!r}: a graph file, not a narrowed cache entry",
+            file=file,
+            key="format",
+            allowed=[NARROW_FORMAT],
+        )
     if fmt != expected:
         _fail(f"format {fmt!r}: not an accelsim graph", file=file, key="format", allowed=[expected])
     version = top.get("version", _is_int, "an integer")

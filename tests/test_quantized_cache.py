@@ -69,7 +69,7 @@ def test_a_narrowed_file_is_refused_as_a_graph_file_and_vice_versa(tiny_graph, t
     with pytest.raises(AccelsimError, match="quantised-graph cache") as err:
         load_graph(narrow)
     assert err.value.key == "format" and NARROW_FORMAT in str(err.value)
-    with pytest.raises(AccelsimError, match="not an accelsim graph"):
+    with pytest.raises(AccelsimError, match="a graph file, not a narrowed cache entry"):
         load_graph(plain, narrow=True)
 
 
