@@ -1,4 +1,5 @@
-"""Where accelsim keeps what it can recompute: exported builtin graphs, vulnerability records.
+"""Where accelsim keeps what it can recompute: exported builtin graphs, quantised integer graphs,
+vulnerability records.
 
 One folder per user — platformdirs' cache folder (``~/.cache/accelsim`` on Linux), or
 ``$ACCELSIM_CACHE_DIR`` — never the current directory or the workload's folder, so a run
@@ -10,7 +11,14 @@ safely, and deleting the folder costs only time.
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+from .errors import AccelsimError
+
+T = TypeVar("T")
 
 CACHE_ENV = "ACCELSIM_CACHE_DIR"
 
@@ -26,7 +34,8 @@ def cache_root() -> Path:
 
 
 def cache_dir(kind: str) -> Path:
-    """The folder of one kind of entry (``models``, ``vf``); created when first written."""
+    """The folder of one kind of entry (``models``, ``quantized``, ``vf``); created when first
+    written."""
     return cache_root() / kind
 
 
@@ -42,3 +51,30 @@ class UserCache:
 
     def __repr__(self) -> str:
         return f"UserCache({self.kind!r})"
+
+
+def cached_entry(
+    path: Path,
+    build: Callable[[], T],
+    *,
+    load: Callable[[Path], T],
+    save: Callable[[T, Path], None],
+) -> T:
+    """``load(path)`` if that works, else ``build()``, saved to ``path`` for the next run.
+
+    An entry ``load`` refuses (:class:`AccelsimError`: damaged, truncated, another format) is
+    rebuilt without a word; a ``save`` that fails with an OSError (read-only or missing
+    folder, full disk) is a RuntimeWarning: a cache costs time, never the run. ``save`` must
+    write atomically (``accelsim.jsonio.atomic_file``) so that no reader sees half an entry.
+    """
+    if path.is_file():
+        try:
+            return load(path)
+        except AccelsimError:
+            pass  # a damaged cache entry is rebuilt, not reported
+    value = build()
+    try:
+        save(value, path)
+    except OSError as exc:
+        warnings.warn(f"not cached: {path}: {exc.strerror or exc}", RuntimeWarning, stacklevel=3)
+    return value

@@ -59,6 +59,10 @@ from .ops import is_int as _is_int
 from .ops import is_number as _is_number
 
 FORMAT = "accelsim-graph"
+# accelsim's own cache entries (save_graph(narrow=True)): integer params stored in the smallest
+# signed dtype that holds them; a different format name so neither file passes for the other
+NARROW_FORMAT = "accelsim-graph-narrowed"
+NARROW_DTYPES = (np.int8, np.int16, np.int32, np.int64)
 VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 GRAPH_KEY = "__graph__"
@@ -578,11 +582,33 @@ def _to_header(graph: Graph) -> tuple[dict, dict[str, np.ndarray]]:
     return header, arrays
 
 
-def save_graph(graph: Graph, path: str | Path) -> None:
-    """Validate ``graph`` and write it as one ``.npz`` atomically (temp file + os.replace)."""
+def narrowest_int(values: np.ndarray) -> np.ndarray:
+    """``values`` (integers) in the smallest signed dtype of :data:`NARROW_DTYPES` holding them."""
+    if values.size == 0:
+        return values.astype(NARROW_DTYPES[0])
+    lo, hi = int(values.min()), int(values.max())
+    for dtype in NARROW_DTYPES:
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return values.astype(dtype, copy=False)
+    raise AssertionError("int64 values always fit int64")
+
+
+def save_graph(graph: Graph, path: str | Path, *, narrow: bool = False) -> None:
+    """Validate ``graph`` and write it as one ``.npz`` atomically (temp file + os.replace).
+
+    ``narrow=True`` (integer graphs only; for accelsim's caches, not for users): each param is
+    stored in its smallest signed dtype (:func:`narrowest_int`, an int8 weight takes 1 byte,
+    not 8) under the format :data:`NARROW_FORMAT`, read back only by ``load_graph(narrow=True)``.
+    """
     path = Path(path)
     validate_graph(graph)
+    if narrow and graph.kind != "integer":
+        raise ValueError(f"narrow storage is for integer graphs, not a {graph.kind} graph")
     header, arrays = _to_header(graph)
+    if narrow:
+        header["format"] = NARROW_FORMAT
+        arrays = {key: narrowest_int(value) for key, value in arrays.items()}
     blob = np.frombuffer(_dumps(header).encode("utf-8"), dtype=np.uint8)
     with atomic_file(path, "wb") as f:
         np.savez(f, **{GRAPH_KEY: blob}, **arrays)
@@ -663,11 +689,29 @@ def _read_header(raw: np.ndarray, file: Path) -> dict:
         raise AccelsimError(f"bad JSON: {exc}", file=file, key=GRAPH_KEY) from None
 
 
-def _parse(header: Any, arrays: Callable[[str, str], np.ndarray], file: Path) -> Graph:
+def _parse(
+    header: Any, arrays: Callable[[str, str], np.ndarray], file: Path, *, narrow: bool = False
+) -> Graph:
     top = _Fields(header, "", file)
-    fmt = top.get("format", _is_str, f"{FORMAT!r}")
-    if fmt != FORMAT:
-        _fail(f"format {fmt!r}: not an accelsim graph", file=file, key="format", allowed=[FORMAT])
+    expected = NARROW_FORMAT if narrow else FORMAT
+    fmt = top.get("format", _is_str, f"{expected!r}")
+    if fmt == NARROW_FORMAT and not narrow:
+        _fail(
+            f"format {fmt!r}: an entry of accelsim's quantised-graph cache (parameters stored "
+            "narrowed), not a graph file",
+            file=file,
+            key="format",
+            allowed=f"[{FORMAT!r}] (python -m accelsim export, or accelsim.ir.save_graph)",
+        )
+    if fmt == FORMAT and narrow:
+        _fail(
+            f"format {fmt!r}: a graph file, not a narrowed cache entry",
+            file=file,
+            key="format",
+            allowed=[NARROW_FORMAT],
+        )
+    if fmt != expected:
+        _fail(f"format {fmt!r}: not an accelsim graph", file=file, key="format", allowed=[expected])
     version = top.get("version", _is_int, "an integer")
     if version not in SUPPORTED_VERSIONS:
         _fail(
@@ -749,12 +793,14 @@ def _parse(header: Any, arrays: Callable[[str, str], np.ndarray], file: Path) ->
     )
 
 
-def load_graph(path: str | Path) -> Graph:
+def load_graph(path: str | Path, *, narrow: bool = False) -> Graph:
     """Read and validate a graph file written by :func:`save_graph`.
 
     Never unpickles. Any problem (not a zip, truncated, CRC error, missing ``__graph__``, bad
     JSON, wrong format/version, unknown op, inconsistent params or shapes) raises
-    :class:`AccelsimError` naming the file and the key path.
+    :class:`AccelsimError` naming the file and the key path. ``narrow=True`` reads only files
+    of ``save_graph(narrow=True)``: an integer graph whose signed-integer params are widened
+    back to int64 before the same validation (and ``narrow=False`` refuses such a file).
     """
     path = Path(path)
     if not path.is_file():
@@ -810,8 +856,17 @@ def load_graph(path: str | Path) -> Graph:
             raise AccelsimError(
                 f"no {GRAPH_KEY} entry: not an accelsim graph file", file=path, key=GRAPH_KEY
             )
+
+        def read_widened(entry: str, key: str) -> np.ndarray:
+            value = read(entry, key)
+            if value.dtype.kind != "i":
+                _fail(f"dtype {value.dtype}", file=path, key=key, allowed="a signed integer dtype")
+            return value.astype(np.int64, copy=False)
+
         header = _read_header(read(GRAPH_KEY, GRAPH_KEY), path)
-        graph = _parse(header, read, path)
+        graph = _parse(header, read_widened if narrow else read, path, narrow=narrow)
+        if narrow and graph.kind != "integer":
+            _fail(f"a {graph.kind} graph", file=path, key="kind", allowed="integer")
         extra = sorted(set(npz.files) - used)
         if extra:
             raise AccelsimError(

@@ -113,10 +113,10 @@ def build_workload(config: WorkloadConfig, *, base_dir: Path, source: Path | Non
     graph = load_float_or_integer_model(config, base_dir=base_dir, source=source)
     float_graph = None
     if graph.kind == "float":
-        from .quantize import quantize
+        from .quantize import quantize_cached
 
-        float_graph = graph
-        graph = quantize(float_graph, config.quantization, source=source)
+        float_graph = graph  # kept: the optimizer re-quantises it under other settings
+        graph = quantize_cached(float_graph, config.quantization, source=source)
     elif not hasattr(config.model, "scalesim_topology"):
         check_quantization_matches(graph, config, source)
     check_against_graph(config, graph, source)

@@ -94,3 +94,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def session_quantized_cache(tmp_path_factory):
+    """Integer graphs cached by one test session only: a quantiser edited since the last run
+    is tested, never an entry it made before (the exported float models stay shared)."""
+    import accelsim.quantize
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            accelsim.quantize, "QUANTIZED_CACHE", tmp_path_factory.mktemp("quantized-cache")
+        )
+        yield

@@ -46,13 +46,13 @@ import inspect
 import math
 import operator
 import sys
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from accelsim.caches import cached_entry
 from accelsim.errors import AccelsimError
 from accelsim.ir import (
     GEMM_OPS,
@@ -1240,17 +1240,9 @@ def builtin_graph_cached(name: str, input_size: int | None, seed: int, cache_dir
         _builtin_factory(name)
     size = DEFAULT_INPUT_SIZE[name] if input_size is None else int(input_size)
     path = Path(cache_dir) / f"{name}-{size}-s{seed}-v{EXPORT_VERSION}.npz"
-    if path.is_file():
-        try:
-            return load_graph(path)
-        except AccelsimError:
-            pass  # a damaged cache entry is rebuilt, not reported
-    graph = export_builtin(name, size, seed)
-    try:
-        save_graph(graph, path)
-    except OSError as exc:  # a cache that cannot be written costs time next run, not this run
-        warnings.warn(f"not cached: {path}: {exc.strerror or exc}", RuntimeWarning, stacklevel=2)
-    return graph
+    return cached_entry(
+        path, lambda: export_builtin(name, size, seed), load=load_graph, save=save_graph
+    )
 
 
 def _load_factory(spec: str):
