@@ -10,6 +10,7 @@ safely, and deleting the folder costs only time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Callable
@@ -59,6 +60,7 @@ def cached_entry(
     *,
     load: Callable[[Path], T],
     save: Callable[[T, Path], None],
+    folder_limit_bytes: int | None = None,
 ) -> T:
     """``load(path)`` if that works, else ``build()``, saved to ``path`` for the next run.
 
@@ -66,15 +68,57 @@ def cached_entry(
     rebuilt without a word; a ``save`` that fails with an OSError (read-only or missing
     folder, full disk) is a RuntimeWarning: a cache costs time, never the run. ``save`` must
     write atomically (``accelsim.jsonio.atomic_file``) so that no reader sees half an entry.
+    ``folder_limit_bytes``: after a save, the least recently used entries of the folder are
+    deleted until it holds at most that much (a hit marks its entry used).
     """
     if path.is_file():
         try:
-            return load(path)
+            value = load(path)
         except AccelsimError:
             pass  # a damaged cache entry is rebuilt, not reported
+        else:
+            if folder_limit_bytes is not None:
+                _mark_used(path)
+            return value
     value = build()
     try:
         save(value, path)
     except OSError as exc:
         warnings.warn(f"not cached: {path}: {exc.strerror or exc}", RuntimeWarning, stacklevel=3)
+    else:
+        if folder_limit_bytes is not None:
+            prune_least_recently_used(path.parent, folder_limit_bytes, keep=path)
     return value
+
+
+def _mark_used(path: Path) -> None:
+    with contextlib.suppress(OSError):  # a read-only cache still serves; eviction order aside
+        os.utime(path)
+
+
+def prune_least_recently_used(folder: Path, limit_bytes: int, *, keep: Path) -> None:
+    """Delete ``folder``'s entries (files named like ``keep``'s suffix), least recently used
+    (modified) first, until they take at most ``limit_bytes``; ``keep`` (the entry just
+    written) stays. Entries another run deletes
+    meanwhile, or that cannot be deleted, are skipped: eviction is best effort."""
+    entries = []
+    for entry in folder.iterdir():
+        try:
+            stat = entry.stat()
+        except OSError:
+            continue
+        # entries only: a ".name.tmp" is another run's write in progress (atomic_file)
+        if entry.is_file() and entry.suffix == keep.suffix and entry.name != keep.name:
+            entries.append((stat.st_mtime, stat.st_size, entry))
+    try:
+        total = keep.stat().st_size + sum(size for _, size, _ in entries)
+    except OSError:
+        return
+    for _, size, entry in sorted(entries):
+        if total <= limit_bytes:
+            break
+        try:
+            entry.unlink()
+        except OSError:
+            continue
+        total -= size

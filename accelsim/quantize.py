@@ -77,6 +77,9 @@ SCHEME_VERSION = 2  # part of quantization_key: bump when the arithmetic below c
 # integer graphs of quantize_cached, one file per quantization_key (a path-like resolved at
 # each use, so ACCELSIM_CACHE_DIR set later still counts; tests point it elsewhere)
 QUANTIZED_CACHE = UserCache("quantized")
+# an optimisation over bit widths writes one entry per combination (ResNet-18: 12 MB each,
+# VGG-16 at 224: ~140 MB): the least recently used go beyond this
+QUANTIZED_CACHE_LIMIT_BYTES = 1 << 30
 PASS_THROUGH_OPS = (
     "maxpool2d",
     "avgpool2d",
@@ -588,4 +591,5 @@ def quantize_cached(
         lambda: quantize(float_graph, settings, source=source, float_graph_hash=graph_hash),
         load=load,
         save=lambda graph, path: save_graph(graph, path, narrow=True),
+        folder_limit_bytes=QUANTIZED_CACHE_LIMIT_BYTES,
     )

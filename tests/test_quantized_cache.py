@@ -235,3 +235,31 @@ def test_the_optimizer_hashes_its_float_graph_once_and_requantises_from_the_cach
 
 def _designs() -> list[dict]:
     return [{"array_rows": r, "weight_bits": b} for r in (4, 8) for b in (6, 8)]
+
+
+def test_the_cache_keeps_within_its_limit_evicting_the_least_recently_used(
+    float_graph, tmp_path, monkeypatch
+):
+    """Bit-width sweeps write one entry per combination: beyond the folder's limit the least
+    recently used go (a hit counts as a use), never the entry just written."""
+    import os
+
+    def entry(bits: int) -> Path:
+        key = quantization_key(float_graph, QuantizationConfig(weight_bits=bits))
+        return tmp_path / f"{key}.npz"
+
+    for bits in (4, 5):
+        quantize_cached(float_graph, QuantizationConfig(weight_bits=bits), cache_dir=tmp_path)
+    for bits, age in ((4, 300), (5, 200)):  # 4 the older of the two
+        stat = entry(bits).stat()
+        os.utime(entry(bits), (stat.st_atime - age, stat.st_mtime - age))
+    limit = int(entry(4).stat().st_size * 2.5)  # the entries are about the same size
+    monkeypatch.setattr(accelsim.quantize, "QUANTIZED_CACHE_LIMIT_BYTES", limit)
+    quantize_cached(float_graph, QuantizationConfig(weight_bits=4), cache_dir=tmp_path)  # a hit
+    assert entry(4).stat().st_mtime > entry(5).stat().st_mtime
+    in_progress = tmp_path / ".other.npz.tmp"  # another run's atomic write, not an entry
+    in_progress.write_bytes(b"x" * limit)
+    quantize_cached(float_graph, QuantizationConfig(weight_bits=6), cache_dir=tmp_path)
+    assert set(_entries(tmp_path)) == {entry(4), entry(6)}  # 5, least recently used, went
+    assert in_progress.exists()
+    assert sum(p.stat().st_size for p in _entries(tmp_path)) <= limit
