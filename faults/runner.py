@@ -501,12 +501,13 @@ def _check_header(header: dict[str, Any] | None, expected: dict[str, Any], path:
 # ---- the runner --------------------------------------------------------------------------------
 
 
-# What starting a process pool costs before the first result (spawn, imports, the shared
-# context pickled to each worker): ~1.5-2 s for the digits CNN's campaign on the 2-core
-# development machine (2,000 injections: serial 1.6 s, 2 workers 2.1 s; 20,000: 9.1 s vs
-# 6.1 s). ``workers="auto"`` starts the pool only when the rest would take, serially, more
-# than this cost times W/(W-1) — when W workers would finish sooner.
-POOL_START_SECONDS = 2.0
+# What starting a process pool costs before the first result (spawn, imports, Numba cache
+# loads, the shared context pickled to each worker): ~4-5 s for the digits CNN's campaign on
+# the 2-core development machine (``python -m bench.workers_speed``: 2,000 injections serial
+# 0.10 s, 2 workers 4.10 s; 100,000: 4.72 s vs 7.40 s). ``workers="auto"`` starts the pool
+# only when the rest would take, serially, more than this cost times W/(W-1) — when W
+# workers would finish sooner.
+POOL_START_SECONDS = 4.0
 PROBE_SECONDS = 0.25  # serial work measured before deciding
 
 
