@@ -695,23 +695,17 @@ def _parse(
     top = _Fields(header, "", file)
     expected = NARROW_FORMAT if narrow else FORMAT
     fmt = top.get("format", _is_str, f"{expected!r}")
-    if fmt == NARROW_FORMAT and not narrow:
-        _fail(
-            f"format {fmt!r}: an entry of accelsim's quantised-graph cache (parameters stored "
-            "narrowed), not a graph file",
-            file=file,
-            key="format",
-            allowed=f"[{FORMAT!r}] (python -m accelsim export, or accelsim.ir.save_graph)",
-        )
-    if fmt == FORMAT and narrow:
-        _fail(
-            f"format {fmt!r}: a graph file, not a narrowed cache entry",
-            file=file,
-            key="format",
-            allowed=[NARROW_FORMAT],
-        )
     if fmt != expected:
-        _fail(f"format {fmt!r}: not an accelsim graph", file=file, key="format", allowed=[expected])
+        # each format's reader names the other, so a user handed a cache entry learns what it is
+        what, allowed = {
+            NARROW_FORMAT: (
+                "an entry of accelsim's quantised-graph cache (parameters stored narrowed), "
+                "not a graph file",
+                f"[{FORMAT!r}] (python -m accelsim export, or accelsim.ir.save_graph)",
+            ),
+            FORMAT: ("a graph file, not a narrowed cache entry", [NARROW_FORMAT]),
+        }.get(fmt, ("not an accelsim graph", [expected]))
+        _fail(f"format {fmt!r}: {what}", file=file, key="format", allowed=allowed)
     version = top.get("version", _is_int, "an integer")
     if version not in SUPPORTED_VERSIONS:
         _fail(

@@ -201,6 +201,7 @@ def main() -> int:
         formula_s = time.perf_counter() - start
         line = f"{layer[0]}: M={M} K={K} N={N}, timing_scalesim={ours} ({formula_s * 1e6:.0f} us)"
         if have_scalesim:
+            say(f"{layer[0]}: SCALE-Sim running (tens of seconds) …")
             ref = run_scalesim(layer, python)
             if isinstance(ref, str):
                 line += f", {ref}"
@@ -219,6 +220,7 @@ def main() -> int:
                 indent=2,
             )
         if not args.no_sim:
+            say(f"accelsim: {args.first_runs} fresh processes …", indent=2)
             try:
                 sims = first_runs(layer, args.first_runs)
             except subprocess.CalledProcessError as exc:  # the bench reports, it does not stop

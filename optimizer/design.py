@@ -96,9 +96,7 @@ class DesignConfigurator:
             return "integer"
         from accelsim.quantize import quantization_key
 
-        if (
-            self._float_graph_hash is None
-        ):  # hashed once, not per design (0.04-0.07 s for ResNet-18)
+        if self._float_graph_hash is None:  # once, not per design (0.04-0.07 s, ResNet-18)
             self._float_graph_hash = float_graph.content_hash()
         return quantization_key(float_graph, config.quantization, graph_hash=self._float_graph_hash)
 

@@ -119,22 +119,6 @@ def add_case(draw, *, beyond_ir: bool = False):
     return graph, node, arrays
 
 
-@SETTINGS
-@given(add_case())
-def test_add_equals_the_executor(case):
-    graph, node, inputs = case
-    assert fast_path_op(graph, node)
-    assert_same_as_executor(graph, node, inputs)
-
-
-@SETTINGS
-@given(add_case(beyond_ir=True))
-def test_add_wraps_int64_like_the_executor(case):
-    graph, node, inputs = case
-    assert fast_path_op(graph, node)
-    assert_same_as_executor(graph, node, inputs)
-
-
 def test_add_of_unsigned_32_bit_inputs_overflows_int64_the_same_way():
     """Inside the IR's ranges: (2**32 - 1) * (2**31 - 1) twice is beyond int64."""
     top, m = (1 << 32) - 1, MULTIPLIER_LIMIT - 1
@@ -211,18 +195,16 @@ def maxpool_case(draw, *, any_padding: bool = False):
     return graph, node, [x]
 
 
+@pytest.mark.parametrize(
+    "cases",
+    [add_case(), add_case(beyond_ir=True), maxpool_case(), maxpool_case(any_padding=True)],
+    ids=["add", "add-int64-wrap-beyond-the-ir", "maxpool", "maxpool-padding-beyond-the-ir"],
+)
 @SETTINGS
-@given(maxpool_case())
-def test_maxpool_equals_the_executor(case):
-    graph, node, inputs = case
+@given(data=st.data())
+def test_the_kernels_equal_the_executor(cases, data):
+    graph, node, inputs = data.draw(cases)
     assert fast_path_op(graph, node)
-    assert_same_as_executor(graph, node, inputs)
-
-
-@SETTINGS
-@given(maxpool_case(any_padding=True))
-def test_maxpool_with_padding_beyond_the_ir_equals_the_executor(case):
-    graph, node, inputs = case
     assert_same_as_executor(graph, node, inputs)
 
 
